@@ -1,0 +1,114 @@
+// swift-tools-version:6.0
+// Downpour: distributed training with a parameter server, on libuv.
+//
+// Layering (imports point one way):
+//   CLibUV      <- Reactor                       (event loop, TCP, framing; knows nothing of ML)
+//   WireCodec   <- Messages                      (protobuf wire format; Messages is generated from Schemas/)
+//   CZlib       <- Learning                      (MNIST, tensors, models, optimisers; no networking)
+//   Reactor + Messages + Learning <- ParameterServer <- executables
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = []
+
+let package = Package(
+    name: "Downpour",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "WireCodec", targets: ["WireCodec"]),
+        .library(name: "Learning", targets: ["Learning"]),
+        .library(name: "ParameterServer", targets: ["ParameterServer"]),
+        .executable(name: "ps-server", targets: ["ps-server"]),
+        .executable(name: "ps-worker", targets: ["ps-worker"]),
+        .executable(name: "ps-train", targets: ["ps-train"]),
+        .executable(name: "ps-codegen", targets: ["ps-codegen"]),
+        .executable(name: "ps-bench", targets: ["ps-bench"]),
+        .executable(name: "ps-fleet", targets: ["ps-fleet"]),
+        .executable(name: "ps-soak", targets: ["ps-soak"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: System libraries
+        .systemLibrary(
+            name: "CLibUV",
+            path: "Sources/CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+
+        // MARK: Stand-alone libraries
+        .target(name: "Reactor", dependencies: ["CLibUV"], swiftSettings: swiftSettings),
+        .target(name: "WireCodec", swiftSettings: swiftSettings),
+        .target(name: "Messages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
+        .target(name: "Learning", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(name: "SchemaCompiler", path: "Tools/SchemaCompiler", swiftSettings: swiftSettings),
+
+        // MARK: The parameter server
+        .target(
+            name: "ParameterServer",
+            dependencies: ["Reactor", "WireCodec", "Messages", "Learning"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Executables
+        .executableTarget(
+            name: "ps-server",
+            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ps-worker",
+            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ps-train",
+            dependencies: ["Learning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ps-codegen",
+            dependencies: ["SchemaCompiler", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/ps-codegen",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ps-bench",
+            dependencies: [
+                "Reactor", "WireCodec", "Messages", "Learning", "ParameterServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tools/ps-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ps-fleet",
+            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/ps-fleet",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ps-soak",
+            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/ps-soak",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor"], swiftSettings: swiftSettings),
+        .testTarget(name: "WireCodecTests", dependencies: ["WireCodec", "Messages"], swiftSettings: swiftSettings),
+        .testTarget(name: "SchemaCompilerTests", dependencies: ["SchemaCompiler"], swiftSettings: swiftSettings),
+        .testTarget(name: "LearningTests", dependencies: ["Learning"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParameterServerTests", dependencies: ["ParameterServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["ParameterServer"], swiftSettings: swiftSettings),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// Placeholder until the Learning module lands; replaced by its implementation.

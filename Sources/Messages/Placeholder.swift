@@ -1,0 +1,1 @@
+// Placeholder until the Messages module lands; replaced by its implementation.

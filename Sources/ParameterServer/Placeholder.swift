@@ -1,0 +1,1 @@
+// Placeholder until the ParameterServer module lands; replaced by its implementation.

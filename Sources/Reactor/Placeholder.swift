@@ -1,0 +1,1 @@
+// Placeholder until the Reactor module lands; replaced by its implementation.

@@ -1,0 +1,1 @@
+// Placeholder until the WireCodec module lands; replaced by its implementation.

@@ -1,0 +1,1 @@
+print("ps-server: not built yet")

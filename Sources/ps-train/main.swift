@@ -1,0 +1,1 @@
+print("ps-train: not built yet")

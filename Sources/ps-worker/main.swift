@@ -1,0 +1,1 @@
+print("ps-worker: not built yet")

@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// `ps-bench`: Downpour's benchmarks. Each subcommand measures one layer in a release build and
+/// prints one line per figure, ending with a single machine-readable summary line.
+@main
+struct PSBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ps-bench",
+        abstract: "Benchmarks: echo server and client, codec, training, fleet.",
+        subcommands: [
+            EchoServerCommand.self,
+            EchoClientCommand.self,
+            CodecBenchmarkCommand.self,
+            TrainingBenchmarkCommand.self,
+            FleetBenchmarkCommand.self,
+        ]
+    )
+}

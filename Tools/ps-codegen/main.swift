@@ -1,0 +1,1 @@
+print("ps-codegen: not built yet")

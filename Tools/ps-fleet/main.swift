@@ -1,0 +1,1 @@
+print("ps-fleet: not built yet")

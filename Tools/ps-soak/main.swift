@@ -1,0 +1,1 @@
+print("ps-soak: not built yet")
