@@ -1,1 +1,0 @@
-// Placeholder until the ParameterServer module lands; replaced by its implementation.

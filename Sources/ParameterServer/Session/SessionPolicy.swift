@@ -1,0 +1,32 @@
+/// The rules a session's coordinator follows: how updates become versions and how work is handed out.
+///
+/// It holds no learning hyper-parameters: the coordinator only decides *whether* and *with what scale*
+/// an update is applied; the model host applies it.
+public struct SessionPolicy: Sendable, Equatable {
+    public var mode: TrainingMode
+    public var stalenessPolicy: StalenessPolicy
+    /// K: the staleness bound for `bound`, and the clock lead allowed in `ssp` mode.
+    public var maxStaleness: Int
+    /// Workers connected before training starts (the original tool's "number of clients").
+    public var workersToStart: Int
+    /// Units a worker may hold at once in async and ssp modes, so it never waits on a round trip.
+    public var unitsAhead: Int
+    /// A worker silent for longer than this is dropped and its units requeued.
+    public var heartbeatTimeout: Duration
+
+    public init(
+        mode: TrainingMode,
+        stalenessPolicy: StalenessPolicy = .none,
+        maxStaleness: Int = 4,
+        workersToStart: Int = 1,
+        unitsAhead: Int = 2,
+        heartbeatTimeout: Duration = .seconds(10)
+    ) {
+        self.mode = mode
+        self.stalenessPolicy = stalenessPolicy
+        self.maxStaleness = maxStaleness
+        self.workersToStart = workersToStart
+        self.unitsAhead = unitsAhead
+        self.heartbeatTimeout = heartbeatTimeout
+    }
+}

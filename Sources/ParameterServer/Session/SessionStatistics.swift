@@ -1,0 +1,41 @@
+/// What a session has done so far, for progress lines, the summary and metrics.
+public struct SessionStatistics: Sendable, Equatable {
+    /// Updates applied to the model (in sync mode, pushes taken into applied rounds).
+    public var updatesApplied: UInt64 = 0
+    /// Updates not applied, by reason (`stale`, `wrong_dimensions`, `not_finite`, `unknown_unit`).
+    public var rejected: [String: UInt64] = [:]
+    /// Training samples behind applied updates.
+    public var samplesTrained: UInt64 = 0
+    /// Staleness of applied updates.
+    public var staleness = StalenessStatistics()
+    /// Sync rounds closed.
+    public var rounds: UInt64 = 0
+    public var joins: UInt64 = 0
+    public var leaves: UInt64 = 0
+    /// Sample-weighted training loss since the last call to `takeEpochLoss()`.
+    private var lossSum: Double = 0
+    private var lossSamples: Double = 0
+
+    public init() {}
+
+    /// All rejections, whatever the reason.
+    public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
+
+    mutating func recordApplied(samples: Int, loss: Float?, staleness value: UInt64) {
+        updatesApplied += 1
+        samplesTrained += UInt64(samples)
+        staleness.record(value)
+        if let loss { recordLoss(loss, samples: samples) }
+    }
+
+    mutating func recordLoss(_ loss: Float, samples: Int) {
+        lossSum += Double(loss) * Double(samples)
+        lossSamples += Double(samples)
+    }
+
+    /// The mean training loss reported by pushes since the last call, and starts a new period.
+    public mutating func takeEpochLoss() -> Double? {
+        defer { lossSum = 0; lossSamples = 0 }
+        return lossSamples > 0 ? lossSum / lossSamples : nil
+    }
+}

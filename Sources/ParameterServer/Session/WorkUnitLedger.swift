@@ -1,0 +1,248 @@
+/// The book of work units for a session: which samples each unit holds, who holds it, which are done.
+///
+/// A unit is the samples behind one push: `samplesPerUnit` consecutive indices of an epoch's seeded
+/// permutation (the last unit of an epoch may be shorter). Unit identifiers are unique within the
+/// session: `epoch * unitsPerEpoch + index`.
+///
+/// The ledger guarantees that each epoch trains on every sample exactly once, whatever the churn:
+/// a unit counts as done only when its update is applied; a unit whose holder leaves goes back to the
+/// front of the queue; a push for a unit that is already done is reported as a duplicate.
+///
+/// Epochs overlap only at their edges: once every unit of the current epoch has been handed out, the
+/// next epoch's units become available, so that no worker idles while the last units of an epoch are
+/// being computed.
+public struct WorkUnitLedger: Sendable {
+    /// What became of a completed unit.
+    public enum Completion: Equatable, Sendable {
+        /// The unit is now done. `finishedEpoch` is set when this completed its epoch.
+        case accepted(finishedEpoch: Int?)
+        /// The unit was already done; the update must not be applied again.
+        case duplicate
+        /// No such unit in this session.
+        case unknown
+    }
+
+    /// A unit handed to a worker.
+    public struct Assignment: Equatable, Sendable {
+        public let unitID: UInt64
+        public let epoch: Int
+        public let indices: [UInt32]
+    }
+
+    private enum UnitState: Sendable {
+        case pending
+        case held(WorkerID)
+        case done
+    }
+
+    /// Samples in one unit: batch size times local steps.
+    public let samplesPerUnit: Int
+    /// Training samples an epoch covers.
+    public let sampleCount: Int
+    /// Epochs in the session.
+    public let epochs: Int
+    /// Units in each epoch.
+    public let unitsPerEpoch: Int
+
+    private let permutation: @Sendable (_ epoch: Int) -> [UInt32]
+    private var permutations: [Int: [UInt32]] = [:]
+    private var states: [UInt64: UnitState] = [:]
+    private var queue: [UInt64] = []
+    private var queueHead = 0
+    private var doneInEpoch: [Int: Int] = [:]
+    /// The highest epoch whose units have been opened for assignment.
+    private var openedEpoch = -1
+
+    /// Units that went back to the queue because their holder left, went silent or was refused.
+    public private(set) var requeuedCount = 0
+    /// Pushes for units that were already done.
+    public private(set) var duplicateCount = 0
+    /// Units applied so far.
+    public private(set) var completedCount = 0
+    /// Epochs fully trained so far.
+    public private(set) var finishedEpochs = 0
+
+    /// Creates the ledger.
+    /// - Parameters:
+    ///   - sampleCount: training samples per epoch; must be positive.
+    ///   - samplesPerUnit: samples behind one push (batch size x local steps); must be positive.
+    ///   - epochs: epochs in the session; must be positive.
+    ///   - permutation: the epoch's order of sample indices, a permutation of `0..<sampleCount`.
+    ///     It must be deterministic, since units are rebuilt from it after a requeue.
+    public init(
+        sampleCount: Int,
+        samplesPerUnit: Int,
+        epochs: Int,
+        permutation: @escaping @Sendable (_ epoch: Int) -> [UInt32]
+    ) {
+        precondition(sampleCount > 0 && samplesPerUnit > 0 && epochs > 0, "ledger sizes must be positive")
+        self.sampleCount = sampleCount
+        self.samplesPerUnit = samplesPerUnit
+        self.epochs = epochs
+        self.unitsPerEpoch = (sampleCount + samplesPerUnit - 1) / samplesPerUnit
+        self.permutation = permutation
+    }
+
+    /// Total units in the session.
+    public var totalUnits: Int { unitsPerEpoch * epochs }
+
+    /// Whether every unit of every epoch is done.
+    public var isFinished: Bool { finishedEpochs == epochs }
+
+    /// Units waiting in the queue, not counting epochs not yet opened.
+    public var pendingCount: Int { queue.count - queueHead }
+
+    /// The epoch that training is in: the lowest epoch not yet finished.
+    public var currentEpoch: Int { min(finishedEpochs, epochs - 1) }
+
+    /// Whether a unit could be handed out now.
+    public var hasAvailableUnit: Bool {
+        pendingCount > 0 || openedEpoch + 1 < epochs
+    }
+
+    /// Hands the next unit to `worker`, or returns nil when none is available right now.
+    public mutating func assignNext(to worker: WorkerID) -> Assignment? {
+        if pendingCount == 0 {
+            guard openedEpoch + 1 < epochs else { return nil }
+            openEpoch(openedEpoch + 1)
+        }
+        let unitID = queue[queueHead]
+        queueHead += 1
+        compactQueueIfNeeded()
+        states[unitID] = .held(worker)
+        return assignment(for: unitID)
+    }
+
+    /// Records that `unitID`'s update is being applied.
+    ///
+    /// The first completion of a unit wins, whoever held it; any later one is a duplicate.
+    public mutating func complete(_ unitID: UInt64) -> Completion {
+        guard let state = states[unitID] else { return .unknown }
+        switch state {
+        case .done:
+            duplicateCount += 1
+            return .duplicate
+        case .pending:
+            // A unit that went back to the queue but whose first holder still delivered: take it and
+            // drop it from the queue, so it is not trained twice.
+            removeFromQueue(unitID)
+        case .held:
+            break
+        }
+        states[unitID] = .done
+        completedCount += 1
+        let epoch = Int(unitID) / unitsPerEpoch
+        let done = doneInEpoch[epoch, default: 0] + 1
+        doneInEpoch[epoch] = done
+        guard done == unitsPerEpoch else { return .accepted(finishedEpoch: nil) }
+        // Epochs finish in order in the common case; an epoch that completes before an earlier one
+        // is counted when the earlier one completes.
+        var finished: Int?
+        while finishedEpochs < epochs, doneInEpoch[finishedEpochs, default: 0] == unitsPerEpoch {
+            finished = finishedEpochs
+            permutations[finishedEpochs] = nil
+            finishedEpochs += 1
+        }
+        return .accepted(finishedEpoch: finished)
+    }
+
+    /// Puts a held unit back at the front of the queue, for example after its update was refused.
+    /// - Returns: whether the unit was held (and so was requeued).
+    @discardableResult
+    public mutating func requeue(_ unitID: UInt64) -> Bool {
+        guard case .held = states[unitID] else { return false }
+        states[unitID] = .pending
+        pushFront(unitID)
+        requeuedCount += 1
+        return true
+    }
+
+    /// Puts every unit `worker` holds back at the front of the queue, in their original order.
+    /// - Returns: the units requeued.
+    @discardableResult
+    public mutating func requeueAll(heldBy worker: WorkerID) -> [UInt64] {
+        let held = states.compactMap { id, state -> UInt64? in
+            if case .held(let holder) = state, holder == worker { return id }
+            return nil
+        }.sorted()
+        for unitID in held.reversed() {
+            requeue(unitID)
+        }
+        return held
+    }
+
+    /// Whether `unitID` is a unit of this session that is not done yet.
+    public func isOutstanding(_ unitID: UInt64) -> Bool {
+        switch states[unitID] {
+        case .pending?, .held?: return true
+        case .done?, nil: return false
+        }
+    }
+
+    /// Whether `unitID` has been applied already.
+    public func isDone(_ unitID: UInt64) -> Bool {
+        if case .done? = states[unitID] { return true }
+        return false
+    }
+
+    /// The units `worker` holds now, in order.
+    public func units(heldBy worker: WorkerID) -> [UInt64] {
+        states.compactMap { id, state -> UInt64? in
+            if case .held(let holder) = state, holder == worker { return id }
+            return nil
+        }.sorted()
+    }
+
+    /// Samples behind a unit.
+    public func sampleCount(of unitID: UInt64) -> Int {
+        let index = Int(unitID) % unitsPerEpoch
+        return min(samplesPerUnit, sampleCount - index * samplesPerUnit)
+    }
+
+    // MARK: Private
+
+    private mutating func openEpoch(_ epoch: Int) {
+        openedEpoch = epoch
+        let first = UInt64(epoch * unitsPerEpoch)
+        for offset in 0..<UInt64(unitsPerEpoch) {
+            states[first + offset] = .pending
+            queue.append(first + offset)
+        }
+    }
+
+    private mutating func assignment(for unitID: UInt64) -> Assignment {
+        let epoch = Int(unitID) / unitsPerEpoch
+        let index = Int(unitID) % unitsPerEpoch
+        if permutations[epoch] == nil {
+            let order = permutation(epoch)
+            precondition(order.count == sampleCount, "permutation must cover every sample")
+            permutations[epoch] = order
+        }
+        let start = index * samplesPerUnit
+        let end = min(start + samplesPerUnit, sampleCount)
+        return Assignment(unitID: unitID, epoch: epoch, indices: Array(permutations[epoch]![start..<end]))
+    }
+
+    private mutating func pushFront(_ unitID: UInt64) {
+        if queueHead > 0 {
+            queueHead -= 1
+            queue[queueHead] = unitID
+        } else {
+            queue.insert(unitID, at: 0)
+        }
+    }
+
+    private mutating func removeFromQueue(_ unitID: UInt64) {
+        if let position = queue[queueHead...].firstIndex(of: unitID) {
+            queue.remove(at: position)
+        }
+    }
+
+    /// Drops consumed entries once they dominate, so the queue's memory stays proportional to what is pending.
+    private mutating func compactQueueIfNeeded() {
+        if queueHead > 1024, queueHead * 2 > queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+    }
+}
