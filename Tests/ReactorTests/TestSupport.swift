@@ -1,4 +1,4 @@
-import Reactor
+@testable import Reactor
 import Synchronization
 import Testing
 
@@ -10,7 +10,8 @@ final class Promise<Value: Sendable>: Sendable {
         var nextWaiter = 0
     }
 
-    private let state = Mutex(State())
+    // A pthread mutex (Reactor's Locked) rather than Synchronization.Mutex, which TSan cannot see.
+    private let state = Locked(State())
 
     init() {}
 
