@@ -1,7 +1,237 @@
 import ArgumentParser
+import Reactor
 
-// Placeholder: replaced by the real benchmark.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ps-bench echo`: drives an echo server and measures it.
+///
+/// Ping-pong keeps one frame in flight per connection and reports round trips per second and latency
+/// percentiles; pipelined keeps `--window` frames in flight per connection and reports frames and
+/// megabytes (10⁶ payload bytes, one direction) per second. A warm-up comes first. The last line is
+/// one machine-readable summary of key=value pairs.
 struct EchoClientCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "echo", abstract: "Not built yet.")
-    func run() throws { throw ValidationError("echo is not built yet") }
+    enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable {
+        case pingpong, pipelined
+    }
+
+    static let configuration = CommandConfiguration(
+        commandName: "echo",
+        abstract: "Measure an echo server: round trips and latency (pingpong) or throughput (pipelined).",
+        discussion: "The last line of output is a machine-readable summary (key=value pairs)."
+    )
+
+    @OptionGroup var endpoint: EchoEndpointOptions
+
+    @Option(help: "How many connections to drive at once.")
+    var connections = 1
+
+    @Option(help: "The payload size of each frame, in bytes.")
+    var size = 64
+
+    @Option(help: "pingpong (one frame in flight per connection) or pipelined (--window frames in flight).")
+    var mode = Mode.pingpong
+
+    @Option(help: "Frames in flight per connection in pipelined mode.")
+    var window = 128
+
+    @Option(help: "How long to measure, in seconds.")
+    var seconds = 5.0
+
+    @Option(help: "How long to warm up before measuring, in seconds.")
+    var warmup = 1.0
+
+    func validate() throws {
+        guard endpoint.port > 0 else { throw ValidationError("--port must be within 1...65535") }
+        guard (1...10_000).contains(connections) else { throw ValidationError("--connections must be within 1...10000") }
+        guard (0...(64 << 20)).contains(size) else { throw ValidationError("--size must be within 0...67108864") }
+        guard (1...100_000).contains(window) else { throw ValidationError("--window must be within 1...100000") }
+        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive and --warmup not negative") }
+    }
+
+    func run() throws {
+        let loop = try EventLoop()
+        let benchmark = EchoBenchmark(loop: loop, options: self)
+        benchmark.start()
+        try loop.run()
+        try benchmark.report()
+    }
+}
+
+/// One echo benchmark run on one loop.
+///
+/// - Warning: Loop thread only (the program's main thread, which runs the loop).
+final class EchoBenchmark {
+    private enum Phase { case connecting, warmingUp, measuring, done }
+
+    private let loop: EventLoop
+    private let options: EchoClientCommand
+    private var phase = Phase.connecting
+    private var connections: [FrameConnection] = []
+    private var sentAt: [UInt64]
+    private var frames = 0
+    private var measureStart: UInt64 = 0
+    private var measureEnd: UInt64 = 0
+    private var latencies = LatencyHistogram()
+    private var failure: String?
+    private var wrongSizes = 0
+
+    init(loop: EventLoop, options: EchoClientCommand) {
+        self.loop = loop
+        self.options = options
+        sentAt = Array(repeating: 0, count: options.connections)
+    }
+
+    func start() {
+        var configuration = FrameConnection.Configuration()
+        configuration.maxFrameLength = max(options.size, 1)
+        for index in 0..<options.connections {
+            FrameConnection.connect(loop: loop, host: options.endpoint.host, port: options.endpoint.port, configuration: configuration,
+                                    retryInterval: .milliseconds(200), deadline: .now + .seconds(10)) { [self] result in
+                switch result {
+                case .success(let connection):
+                    connected(connection, index: index)
+                case .failure(let error):
+                    fail("connect: \(error)")
+                }
+            }
+        }
+    }
+
+    private func connected(_ connection: FrameConnection, index: Int) {
+        guard phase == .connecting else { return connection.closeNow() }
+        connections.append(connection)
+        let pingPong = options.mode == .pingpong
+        let size = options.size
+        // The benchmark outlives every connection (the process ends with the loop): unowned(unsafe)
+        // keeps reference counting out of the per-frame path.
+        connection.onFrame = { [unowned(unsafe) self, unowned(unsafe) connection] payload in
+            if payload.count != size { wrongSizes &+= 1 }
+            if pingPong {
+                let now = monotonicNanoseconds()
+                if phase == .measuring {
+                    latencies.record(now &- sentAt[index])
+                    frames &+= 1
+                }
+                sentAt[index] = now
+            } else if phase == .measuring {
+                frames &+= 1
+            }
+            // Send the payload straight back: for a large frame this hands its buffer over, no copy.
+            connection.send(frame: payload)
+        }
+        connection.onClose = { [unowned(unsafe) self] error in
+            if phase != .done { fail("connection \(index) closed: \(error.map { "\($0)" } ?? "by the server")") }
+        }
+        if connections.count == options.connections { begin() }
+    }
+
+    private func begin() {
+        let template = [UInt8](repeating: 0xA5, count: options.size)
+        let inFlight = options.mode == .pingpong ? 1 : options.window
+        phase = .warmingUp
+        let now = monotonicNanoseconds()
+        for (index, connection) in connections.enumerated() {
+            sentAt[index] = now
+            for _ in 0..<inFlight { connection.send(frame: template) }
+        }
+        loop.scheduleTimer(after: .milliseconds(Int64(options.warmup * 1000))) { [self] in
+            phase = .measuring
+            frames = 0
+            latencies = LatencyHistogram()
+            measureStart = monotonicNanoseconds()
+            loop.scheduleTimer(after: .milliseconds(Int64(options.seconds * 1000))) { [self] in
+                measureEnd = monotonicNanoseconds()
+                phase = .done
+                loop.stop()
+            }
+        }
+    }
+
+    private func fail(_ message: String) {
+        guard failure == nil else { return }
+        failure = message
+        phase = .done
+        loop.stop()
+    }
+
+    func report() throws {
+        if let failure { throw ValidationError("echo failed: \(failure)") }
+        let elapsed = Double(measureEnd - measureStart) / 1e9
+        let rate = Double(frames) / elapsed
+        let megabytes = rate * Double(options.size) / 1e6
+        let p50 = latencies.percentile(0.50)
+        let p99 = latencies.percentile(0.99)
+        print("echo: mode=\(options.mode.rawValue) server=\(options.endpoint.host):\(options.endpoint.port) connections=\(options.connections) size=\(options.size)"
+              + (options.mode == .pipelined ? " window=\(options.window)" : ""))
+        switch options.mode {
+        case .pingpong:
+            print("ping_pongs: \(format(rate, 0)) roundtrips/s")
+            print("latency_p50: \(format(p50, 1)) us")
+            print("latency_p99: \(format(p99, 1)) us")
+        case .pipelined:
+            print("frames: \(format(rate, 0)) frames/s")
+            print("throughput: \(format(megabytes, 1)) MB/s")
+        }
+        if wrongSizes > 0 { print("warning: \(wrongSizes) frames came back with the wrong size") }
+        var summary = "summary mode=\(options.mode.rawValue) connections=\(options.connections) size=\(options.size)"
+        summary += " window=\(options.mode == .pingpong ? 1 : options.window) seconds=\(format(elapsed, 3)) frames=\(frames)"
+        summary += " frames_per_s=\(format(rate, 0)) mb_per_s=\(format(megabytes, 1))"
+        if options.mode == .pingpong { summary += " p50_us=\(format(p50, 1)) p99_us=\(format(p99, 1))" }
+        summary += " wrong_sizes=\(wrongSizes)"
+        print(summary)
+    }
+}
+
+/// Round-trip times, in buckets of 0.1 µs up to 10 ms and of 100 µs up to 10 s.
+struct LatencyHistogram {
+    private static let fineBuckets = 100_000
+    private static let coarseBuckets = 100_000
+    private var buckets = [UInt32](repeating: 0, count: fineBuckets + coarseBuckets + 1)
+    private var count = 0
+
+    @inline(__always)
+    mutating func record(_ nanoseconds: UInt64) {
+        let fine = Int(nanoseconds / 100)
+        let index = fine < Self.fineBuckets
+            ? fine
+            : Self.fineBuckets + min(Int(nanoseconds / 100_000), Self.coarseBuckets)
+        buckets[index] &+= 1
+        count += 1
+    }
+
+    /// The `fraction` percentile in microseconds (0 when empty).
+    func percentile(_ fraction: Double) -> Double {
+        guard count > 0 else { return 0 }
+        let target = max(1, Int((Double(count) * fraction).rounded(.up)))
+        var seen = 0
+        for (index, bucketCount) in buckets.enumerated() {
+            seen += Int(bucketCount)
+            if seen >= target {
+                return index < Self.fineBuckets ? Double(index) / 10 : Double(index - Self.fineBuckets) * 100
+            }
+        }
+        return Double(Self.coarseBuckets) * 100
+    }
+}
+
+@inline(__always)
+func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
+/// `value` with `digits` decimals, without Foundation.
+func format(_ value: Double, _ digits: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = (value * scale).rounded()
+    if digits == 0 { return String(Int64(scaled)) }
+    let whole = Int64(scaled / scale)
+    let fraction = Int64(abs(scaled) - abs(Double(whole)) * scale)
+    let fractionText = String(fraction)
+    return "\(value < 0 && whole == 0 ? "-" : "")\(whole).\(String(repeating: "0", count: digits - fractionText.count))\(fractionText)"
 }

@@ -1,7 +1,42 @@
 import ArgumentParser
+import Reactor
 
-// Placeholder: replaced by the real benchmark.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ps-bench echo-server`: serves the echo protocol (each frame sent back unchanged) on the Reactor,
+/// on the main thread, until SIGINT or SIGTERM.
 struct EchoServerCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "echo-server", abstract: "Not built yet.")
-    func run() throws { throw ValidationError("echo-server is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "echo-server",
+        abstract: "Serve the framed echo protocol on the Reactor until SIGINT or SIGTERM.",
+        discussion: "A frame is a 4-byte little-endian length N followed by N bytes; every frame is sent back unchanged."
+    )
+
+    @OptionGroup var endpoint: EchoEndpointOptions
+
+    @Option(help: "The largest frame payload accepted, in bytes.")
+    var maxFrameLength = 64 << 20
+
+    func validate() throws {
+        guard maxFrameLength > 0 else { throw ValidationError("--max-frame-length must be positive") }
+    }
+
+    func run() throws {
+        let loop = try EventLoop()
+        let configuration = FrameConnection.Configuration(maxFrameLength: maxFrameLength)
+        let listener = try FrameListener(loop: loop, host: endpoint.host, port: endpoint.port, configuration: configuration) { connection in
+            // The connection outlives this closure (its socket retains it); unowned(unsafe) avoids a
+            // retain cycle and reference counting per frame.
+            connection.onFrame = { [unowned(unsafe) connection] payload in connection.send(frame: payload) }
+        }
+        let stop = { loop.stop() }
+        let interrupt = try loop.watchSignal(SIGINT, stop)
+        let terminate = try loop.watchSignal(SIGTERM, stop)
+        print("echo-server listening on \(listener.localAddress)")
+        fflush(nil)  // flushes stdout, so a script waiting for this line sees it
+        try loop.run()
+        _ = (interrupt, terminate)
+    }
 }

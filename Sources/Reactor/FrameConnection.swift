@@ -1,0 +1,303 @@
+import CLibUV
+
+/// A TCP connection that carries length-prefixed frames: a 4-byte little-endian length N, then N bytes.
+///
+/// ```swift
+/// connection.onFrame = { payload in connection.send(frame: payload) }   // echo
+/// connection.onClose = { error in if let error { print(error) } }
+/// ```
+///
+/// Frames that arrive whole are handed over straight from the read buffer; others are gathered with
+/// at most one copy. A length prefix above ``Configuration/maxFrameLength`` closes the connection with
+/// `.frameTooLong` (other connections carry on). Sends queue up and are coalesced into one `uv_write`
+/// before the loop next waits; see ``TCPConnection`` for the write queue's bounds.
+///
+/// - Warning: Loop thread only, every property and method, and every callback runs there. The
+///   connection stays alive while its socket is open, even with no reference kept to it.
+public final class FrameConnection: StreamReadSink {
+    /// Limits and options for one framed connection.
+    public struct Configuration: Sendable {
+        /// The largest frame payload accepted from the peer.
+        public var maxFrameLength: Int
+        /// Above this many queued write bytes ``FrameConnection/onWritabilityChanged`` says `false`.
+        public var writeHighWaterMark: Int
+        /// At or below this many queued write bytes it says `true` again.
+        public var writeLowWaterMark: Int
+        /// The hard bound on queued write bytes; a send past it closes the connection with an error.
+        public var maxQueuedWriteBytes: Int
+        /// Close the connection with `.idleTimeout` when nothing was read or written for this long.
+        public var idleTimeout: Duration?
+        /// Whether to set `TCP_NODELAY`.
+        public var noDelay: Bool
+
+        /// Creates a configuration.
+        ///
+        /// - Parameters:
+        ///   - maxFrameLength: The largest payload accepted (64 MiB).
+        ///   - writeHighWaterMark: Queued bytes above which the connection is not writable (4 MiB).
+        ///   - writeLowWaterMark: Queued bytes at or below which it is writable again (half the high-water mark).
+        ///   - maxQueuedWriteBytes: The hard bound on queued bytes (256 MiB).
+        ///   - idleTimeout: Close a connection idle this long, or `nil` never to.
+        ///   - noDelay: Whether to set `TCP_NODELAY` (yes).
+        public init(maxFrameLength: Int = 64 << 20, writeHighWaterMark: Int = 4 << 20,
+                    writeLowWaterMark: Int? = nil, maxQueuedWriteBytes: Int = 256 << 20,
+                    idleTimeout: Duration? = nil, noDelay: Bool = true) {
+            self.maxFrameLength = maxFrameLength
+            self.writeHighWaterMark = writeHighWaterMark
+            self.writeLowWaterMark = writeLowWaterMark ?? writeHighWaterMark / 2
+            self.maxQueuedWriteBytes = max(maxQueuedWriteBytes, writeHighWaterMark)
+            self.idleTimeout = idleTimeout
+            self.noDelay = noDelay
+        }
+
+        var stream: TCPConnection.Configuration {
+            .init(writeHighWaterMark: writeHighWaterMark, writeLowWaterMark: writeLowWaterMark,
+                  maxQueuedWriteBytes: maxQueuedWriteBytes, idleTimeout: idleTimeout, noDelay: noDelay)
+        }
+    }
+
+    /// A direct read into a gathered frame is worth it when at least this much of it is missing.
+    private static let directReadMinimum = 16 * 1024
+
+    /// The byte stream underneath.
+    public let stream: TCPConnection
+    private var decoder: FrameDecoder
+    private var delivering = true
+    /// The payload of the gathered frame ``onFrame`` is being given now, which ``send(frame:)`` may take over.
+    private var gatheredPayload: UnsafeRawPointer?
+    private var gatheredTaken = false
+
+    /// Runs with each frame's payload, valid only during the call (copy it to keep it).
+    public var onFrame: ((UnsafeRawBufferPointer) -> Void)?
+
+    /// Runs exactly once when the connection has closed: `nil` for a clean close (by the peer between
+    /// frames, or by us), else the reason (`.frameTooLong`, `.truncatedFrame`, `.idleTimeout`, ...).
+    public var onClose: ((ReactorError?) -> Void)? {
+        get { stream.onClose }
+        set { stream.onClose = newValue }
+    }
+
+    /// Runs with `false` when queued writes pass the high-water mark, `true` when they drain below the
+    /// low-water mark.
+    public var onWritabilityChanged: ((Bool) -> Void)? {
+        get { stream.onWritabilityChanged }
+        set { stream.onWritabilityChanged = newValue }
+    }
+
+    init(stream: TCPConnection, maxFrameLength: Int) {
+        self.stream = stream
+        self.decoder = FrameDecoder(maxFrameLength: maxFrameLength)
+        stream.readSink = self
+    }
+
+    /// The loop this connection lives on.
+    public var loop: EventLoop { stream.loop }
+    /// The peer's address, as `"127.0.0.1:5000"` or `"[::1]:5000"`.
+    public var remoteAddress: String { stream.remoteAddress }
+    /// The bytes queued for writing and not yet taken by the kernel.
+    public var queuedWriteBytes: Int { stream.queuedWriteBytes }
+    /// Whether queued writes are below the high-water mark.
+    public var isWritable: Bool { stream.isWritable }
+
+    // MARK: Reading (StreamReadSink)
+
+    func readTarget(_ connection: TCPConnection) -> UnsafeMutableRawBufferPointer {
+        decoder.directReadTarget(minimum: Self.directReadMinimum) ?? connection.loop.readBuffer
+    }
+
+    func didRead(_ connection: TCPConnection, base: UnsafeMutableRawPointer, count: Int) {
+        guard let onFrame, delivering else { return }
+        if base == connection.loop.readBuffer.baseAddress {
+            do {
+                try decoder.decodeFrames(UnsafeRawBufferPointer(start: base, count: count)) { [unowned(unsafe) self] payload, gathered in
+                    deliver(payload, gathered: gathered, to: onFrame)
+                }
+            } catch {
+                delivering = false
+                stream.fail(error)
+            }
+        } else {
+            decoder.didReadDirectly(count) { [unowned(unsafe) self] payload, gathered in
+                deliver(payload, gathered: gathered, to: onFrame)
+            }
+        }
+    }
+
+    /// Gives one payload to `onFrame`; returns whether ``send(frame:)`` took its gathering buffer over.
+    @inline(__always)
+    private func deliver(_ payload: UnsafeRawBufferPointer, gathered: Bool,
+                         to onFrame: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        // Frames already read are not delivered once the connection began closing.
+        guard delivering else { return false }
+        guard gathered else {
+            onFrame(payload)
+            return false
+        }
+        gatheredPayload = payload.baseAddress
+        onFrame(payload)
+        gatheredPayload = nil
+        defer { gatheredTaken = false }
+        return gatheredTaken
+    }
+
+    func didReadEnd(_ connection: TCPConnection) -> ReactorError? {
+        guard decoder.isMidFrame else { return nil }
+        return ReactorError(.truncatedFrame, operation: "read from \(connection.remoteAddress)",
+                            message: "the peer closed the connection mid-frame (\(decoder.bufferedDescription) received)")
+    }
+
+    /// Stops reading until ``resumeReading()``. Frames already read are still delivered.
+    ///
+    /// - Warning: Loop thread only.
+    public func pauseReading() { stream.pauseReading() }
+
+    /// Resumes reading after ``pauseReading()``.
+    ///
+    /// - Warning: Loop thread only.
+    public func resumeReading() { stream.resumeReading() }
+
+    // MARK: Writing
+
+    /// Queues one frame with `payload`.
+    ///
+    /// When `payload` is the frame ``onFrame`` is delivering right now and it was gathered in a buffer
+    /// of its own (a large frame), the buffer is handed over instead of copied.
+    ///
+    /// - Parameter payload: The payload; copied (at most once) before this returns.
+    /// - Warning: Loop thread only. Dropped if the connection is closing; closes it with
+    ///   `.writeQueueOverflow` if the queue would pass ``Configuration/maxQueuedWriteBytes``.
+    @inline(__always)
+    public func send(frame payload: UnsafeRawBufferPointer) {
+        if let gatheredPayload, gatheredPayload == payload.baseAddress, !gatheredTaken,
+           payload.count >= Self.directReadMinimum, stream.acceptsWrites {
+            // Echoing (or forwarding) the large frame being delivered: its buffer already holds the
+            // length prefix and payload, so hand it to the write queue instead of copying it.
+            gatheredTaken = true
+            let buffer = UnsafeMutableRawPointer(mutating: gatheredPayload - 4)
+            stream.writeOwned(buffer, capacity: payload.count + 4, byteCount: payload.count + 4)
+            return
+        }
+        let count = payload.count
+        sendFrame(payloadSize: count) { target in
+            if count > 0 { target.baseAddress!.copyMemory(from: payload.baseAddress!, byteCount: count) }
+        }
+    }
+
+    /// Queues one frame with `payload`. See ``send(frame:)-(UnsafeRawBufferPointer)``.
+    ///
+    /// - Warning: Loop thread only.
+    public func send(frame payload: [UInt8]) {
+        payload.withUnsafeBytes { send(frame: $0) }
+    }
+
+    /// Queues one frame of `payloadSize` bytes that `fill` writes straight into the outgoing buffer.
+    ///
+    /// The length prefix is written for you; `fill` gets exactly `payloadSize` bytes to fill. Nothing is
+    /// copied afterwards: this is the way to send large encoded messages.
+    ///
+    /// - Parameters:
+    ///   - payloadSize: The payload's exact size.
+    ///   - fill: Writes the payload.
+    /// - Warning: Loop thread only. `fill` is not called if the frame is dropped (connection closing).
+    @inline(__always)
+    public func sendFrame(payloadSize: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        precondition(payloadSize >= 0 && payloadSize <= Int(UInt32.max), "frame payload size out of range")
+        guard let target = stream.reserve(payloadSize + 4) else { return }
+        target.storeBytes(of: UInt32(truncatingIfNeeded: payloadSize).littleEndian, as: UInt32.self)
+        fill(UnsafeMutableRawBufferPointer(start: target + 4, count: payloadSize))
+    }
+
+    // MARK: Closing
+
+    /// Half-closes after queued frames are written; frames keep arriving until the peer closes too.
+    ///
+    /// - Warning: Loop thread only.
+    public func shutdownWrite() { stream.shutdownWrite() }
+
+    /// Closes gracefully: stops reading and delivering, writes queued frames, then closes.
+    ///
+    /// - Warning: Loop thread only.
+    public func close() {
+        delivering = false
+        stream.close()
+    }
+
+    /// Closes at once, dropping queued frames.
+    ///
+    /// - Warning: Loop thread only.
+    public func closeNow() {
+        delivering = false
+        stream.closeNow()
+    }
+
+    /// Connects with retry and wraps the connection in frames. See
+    /// ``TCPConnection/connect(loop:host:port:configuration:retryInterval:deadline:onAttemptFailed:completion:)``.
+    ///
+    /// ```swift
+    /// FrameConnection.connect(loop: loop, host: "server", port: 7000, configuration: .init(),
+    ///                         retryInterval: .seconds(1), deadline: .now + .seconds(60),
+    ///                         onAttemptFailed: { error, attempt in print("attempt \(attempt) failed: \(error)") }) { result in
+    ///     guard case .success(let connection) = result else { return }
+    ///     connection.onFrame = { payload in ... }
+    ///     connection.send(frame: [1, 2, 3])
+    /// }
+    /// ```
+    ///
+    /// - Warning: Loop thread only; every callback runs on the loop thread.
+    public static func connect(loop: EventLoop, host: String, port: Int,
+                               configuration: Configuration = .init(),
+                               retryInterval: Duration = .seconds(1),
+                               deadline: ContinuousClock.Instant? = nil,
+                               onAttemptFailed: @escaping (ReactorError, Int) -> Void = { _, _ in },
+                               completion: @escaping (Result<FrameConnection, ReactorError>) -> Void) {
+        let maxFrameLength = configuration.maxFrameLength
+        TCPConnection.connect(loop: loop, host: host, port: port, configuration: configuration.stream,
+                              retryInterval: retryInterval, deadline: deadline,
+                              onAttemptFailed: onAttemptFailed) { result in
+            completion(result.map { FrameConnection(stream: $0, maxFrameLength: maxFrameLength) })
+        }
+    }
+}
+
+/// A listening socket whose accepted connections carry frames.
+///
+/// ```swift
+/// let listener = try FrameListener(loop: loop, host: "0.0.0.0", port: 7000, configuration: .init()) { connection in
+///     connection.onFrame = { payload in connection.send(frame: payload) }
+/// }
+/// ```
+///
+/// - Warning: Loop thread only.
+public final class FrameListener {
+    /// The raw listener underneath.
+    public let listener: TCPListener
+
+    /// Binds and listens on `host`:`port`.
+    ///
+    /// - Parameters:
+    ///   - loop: The loop to accept on.
+    ///   - host: A numeric IPv4 or IPv6 address, or a resolvable name.
+    ///   - port: The port, or 0 for an ephemeral one (read it back from ``localPort``).
+    ///   - configuration: The configuration of each accepted connection.
+    ///   - onConnection: Runs on the loop thread with each accepted connection; install its callbacks
+    ///     here, as reading starts when this returns.
+    /// - Throws: ``ReactorError`` if the address cannot be resolved, bound or listened on.
+    /// - Warning: Loop thread only.
+    public init(loop: EventLoop, host: String, port: Int, configuration: FrameConnection.Configuration = .init(),
+                onConnection: @escaping (FrameConnection) -> Void) throws {
+        let maxFrameLength = configuration.maxFrameLength
+        listener = try TCPListener(loop: loop, host: host, port: port, configuration: configuration.stream) { stream in
+            onConnection(FrameConnection(stream: stream, maxFrameLength: maxFrameLength))
+        }
+    }
+
+    /// The bound port (the kernel's choice when created with port 0).
+    public var localPort: Int { listener.localPort }
+    /// The bound address, as `"127.0.0.1:5000"` or `"[::1]:5000"`.
+    public var localAddress: String { listener.localAddress }
+
+    /// Stops listening. Accepted connections stay open.
+    ///
+    /// - Warning: Loop thread only.
+    public func close() { listener.close() }
+}

@@ -1,0 +1,169 @@
+/// Splits a byte stream into frames: a 4-byte little-endian unsigned length N, then N payload bytes.
+///
+/// Frames that arrive whole in one read are delivered in place, straight from the read buffer. A frame
+/// split across reads is gathered into a buffer of exactly its size, so each payload byte is copied at
+/// most once (and not at all when ``directReadTarget(minimum:)`` lets the socket read into that buffer).
+/// The gathering buffer starts with 4 bytes holding the frame's own length prefix, so a receiver that
+/// echoes or forwards a gathered frame can take the buffer over and write it as is.
+/// A length is checked against ``maxFrameLength`` before anything is allocated for it.
+///
+/// ```swift
+/// var decoder = FrameDecoder(maxFrameLength: 1 << 20)
+/// try decoder.decode(bytes) { payload in print(payload.count) }
+/// ```
+///
+/// The decoder is a value with a buffer of its own, so it cannot be copied.
+public struct FrameDecoder: ~Copyable {
+    /// The largest payload accepted; a longer length prefix is an error.
+    public let maxFrameLength: Int
+    /// Gathered frames up to this size keep their buffer for the next frame; bigger ones free it.
+    private static let retainedCapacity = 8 << 20
+
+    /// Bytes of a length prefix split across reads.
+    private var header: UInt32 = 0
+    private var headerCount = 0
+    /// The buffer of the frame being gathered: 4 bytes of room for its length prefix, then the payload.
+    private var buffer: UnsafeMutableRawPointer?
+    private var capacity = 0
+    /// The payload length of the frame being gathered, and how much of it arrived.
+    private var frameLength = 0
+    private var filled = 0
+    private var gathering = false
+
+    /// Creates a decoder.
+    ///
+    /// - Parameter maxFrameLength: The largest payload to accept (at most 2³² − 1).
+    public init(maxFrameLength: Int) {
+        self.maxFrameLength = min(maxFrameLength, Int(UInt32.max))
+    }
+
+    deinit {
+        buffer?.deallocate()
+    }
+
+    /// Whether the decoder holds part of a frame (the stream ending now would cut a frame short).
+    public var isMidFrame: Bool { gathering || headerCount > 0 }
+
+    /// How many bytes of a partly received frame are held (for error messages).
+    public var bufferedDescription: String {
+        gathering ? "\(filled) of \(frameLength) payload bytes" : "\(headerCount) of 4 length-prefix bytes"
+    }
+
+    /// Decodes `bytes`, calling `onFrame` with each complete payload in order.
+    ///
+    /// - Parameters:
+    ///   - bytes: The next bytes of the stream.
+    ///   - onFrame: Runs with each payload; it is valid only during the call.
+    /// - Throws: ``ReactorError`` of kind `.frameTooLong` for a length prefix above ``maxFrameLength``;
+    ///   the decoder must not be used after that.
+    public mutating func decode(_ bytes: UnsafeRawBufferPointer,
+                                _ onFrame: (UnsafeRawBufferPointer) -> Void) throws(ReactorError) {
+        try decodeFrames(bytes) { payload, _ in
+            onFrame(payload)
+            return false
+        }
+    }
+
+    /// Decodes `bytes`; `onFrame` gets each payload and whether it was gathered in the decoder's own
+    /// buffer, and returns `true` if it took that buffer over (see ``takeOver(_:)``).
+    @inline(__always)
+    mutating func decodeFrames(_ bytes: UnsafeRawBufferPointer,
+                               _ onFrame: (UnsafeRawBufferPointer, Bool) -> Bool) throws(ReactorError) {
+        guard var cursor = bytes.baseAddress else { return }
+        let end = cursor + bytes.count
+        while cursor < end {
+            if gathering {
+                let take = min(end - cursor, frameLength - filled)
+                (buffer! + 4 + filled).copyMemory(from: cursor, byteCount: take)
+                filled += take
+                cursor += take
+                if filled == frameLength { deliverGathered(onFrame) }
+            } else if headerCount > 0 || end - cursor < 4 {
+                // A length prefix split across reads: take it a byte at a time.
+                header |= UInt32(cursor.load(as: UInt8.self)) << (8 * UInt32(headerCount))
+                headerCount += 1
+                cursor += 1
+                if headerCount == 4 {
+                    let length = Int(header)
+                    header = 0
+                    headerCount = 0
+                    try begin(length, onFrame)
+                }
+            } else {
+                // The fast path: a whole length prefix in this read.
+                let length = Int(UInt32(littleEndian: cursor.loadUnaligned(as: UInt32.self)))
+                cursor += 4
+                if length <= end - cursor && length <= maxFrameLength {
+                    _ = onFrame(UnsafeRawBufferPointer(start: cursor, count: length), false)
+                    cursor += length
+                } else {
+                    try begin(length, onFrame)
+                }
+            }
+        }
+    }
+
+    /// Starts gathering a frame of `length` payload bytes, after checking the limit.
+    private mutating func begin(_ length: Int, _ onFrame: (UnsafeRawBufferPointer, Bool) -> Bool) throws(ReactorError) {
+        guard length <= maxFrameLength else {
+            throw ReactorError(.frameTooLong, operation: "frame decoder",
+                               message: "length prefix \(length) exceeds the maximum frame length \(maxFrameLength)")
+        }
+        if length == 0 {
+            _ = onFrame(UnsafeRawBufferPointer(start: nil, count: 0), false)
+            return
+        }
+        if capacity < length {
+            buffer?.deallocate()
+            buffer = .allocate(byteCount: length + 4, alignment: 16)
+            capacity = length
+        }
+        buffer!.storeBytes(of: UInt32(length).littleEndian, as: UInt32.self)
+        frameLength = length
+        filled = 0
+        gathering = true
+    }
+
+    @inline(__always)
+    private mutating func deliverGathered(_ onFrame: (UnsafeRawBufferPointer, Bool) -> Bool) {
+        gathering = false
+        if onFrame(UnsafeRawBufferPointer(start: buffer! + 4, count: frameLength), true) {
+            // The receiver took the buffer over (to write the frame back as is).
+            buffer = nil
+            capacity = 0
+        } else if capacity > Self.retainedCapacity {
+            buffer?.deallocate()
+            buffer = nil
+            capacity = 0
+        }
+    }
+
+    /// Where the socket may read directly: the rest of a frame being gathered, if at least `minimum`
+    /// bytes of it are missing. Reading there saves the one copy.
+    ///
+    /// - Parameter minimum: The least number of missing bytes worth a direct read.
+    /// - Returns: The missing part of the payload, or `nil` to read into a shared buffer.
+    public func directReadTarget(minimum: Int) -> UnsafeMutableRawBufferPointer? {
+        guard gathering, frameLength - filled >= minimum else { return nil }
+        return UnsafeMutableRawBufferPointer(start: buffer! + 4 + filled, count: frameLength - filled)
+    }
+
+    /// Records that `count` bytes were read into ``directReadTarget(minimum:)``'s buffer.
+    ///
+    /// - Parameters:
+    ///   - count: How many bytes arrived there.
+    ///   - onFrame: Runs with the payload if the frame is now complete.
+    public mutating func didReadDirectly(_ count: Int, _ onFrame: (UnsafeRawBufferPointer) -> Void) {
+        didReadDirectly(count) { payload, _ in
+            onFrame(payload)
+            return false
+        }
+    }
+
+    @inline(__always)
+    mutating func didReadDirectly(_ count: Int, _ onFrame: (UnsafeRawBufferPointer, Bool) -> Bool) {
+        precondition(gathering && count <= frameLength - filled, "direct read past the frame being gathered")
+        filled += count
+        if filled == frameLength { deliverGathered(onFrame) }
+    }
+}

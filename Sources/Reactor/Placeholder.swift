@@ -1,1 +1,0 @@
-// Placeholder until the Reactor module lands; replaced by its implementation.

@@ -1,0 +1,108 @@
+import Reactor
+import Testing
+
+@Suite("Connect with retry", .timeLimit(.minutes(1)))
+struct ConnectTests {
+    /// A port nobody listens on (bound, read back, closed).
+    private func freePort(_ loop: EventLoop) async throws -> Int {
+        try await loop.submit {
+            let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { _ in }
+            defer { listener.close() }
+            return listener.localPort
+        }
+    }
+
+    @Test("succeeds once a server appears two seconds later")
+    func serverAppearsLater() async throws {
+        try await withLoop { loop in
+            let port = try await freePort(loop)
+            let failures = Counter()
+            let result = Promise<Result<String, ReactorError>>()
+            let clock = ContinuousClock()
+            let start = clock.now
+            loop.execute {
+                FrameConnection.connect(loop: loop, host: "localhost", port: port, retryInterval: .milliseconds(250),
+                                        deadline: .now + .seconds(20),
+                                        onAttemptFailed: { error, attempt in
+                                            #expect(error.code != nil)
+                                            #expect(attempt == failures.value + 1)
+                                            failures.increment()
+                                        }) { outcome in
+                    result.succeed(outcome.map { $0.remoteAddress })
+                }
+                loop.scheduleTimer(after: .seconds(2)) {
+                    _ = try? FrameListener(loop: loop, host: "127.0.0.1", port: port) { _ in }
+                }
+            }
+            let address = try await result.get().get()
+            #expect(address == "127.0.0.1:\(port)")
+            #expect(clock.now - start >= .seconds(2))
+            #expect(failures.value >= 4)
+        }
+    }
+
+    @Test("gives up at its deadline")
+    func givesUp() async throws {
+        try await withLoop { loop in
+            let port = try await freePort(loop)
+            let failures = Counter()
+            let result = Promise<Result<Int, ReactorError>>()
+            let clock = ContinuousClock()
+            let start = clock.now
+            loop.execute {
+                FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port, retryInterval: .milliseconds(100),
+                                        deadline: .now + .milliseconds(700),
+                                        onAttemptFailed: { _, _ in failures.increment() }) { outcome in
+                    result.succeed(outcome.map { _ in 0 })
+                }
+            }
+            let outcome = try await result.get()
+            let elapsed = clock.now - start
+            guard case .failure(let error) = outcome else {
+                Issue.record("connected to a port nobody listens on")
+                return
+            }
+            #expect(error.kind == .deadlineExceeded)
+            #expect(error.message.contains("connection refused"))
+            #expect(elapsed >= .milliseconds(690))
+            #expect(elapsed < .seconds(3))
+            #expect(failures.value >= 3)
+            let observed1 = try await loop.submit { loop.openHandleCount }
+            #expect(observed1 == 0)
+        }
+    }
+
+    @Test("an unresolvable host fails each attempt with the resolver's error")
+    func badHost() async throws {
+        try await withLoop { loop in
+            let result = Promise<ReactorError>()
+            loop.execute {
+                FrameConnection.connect(loop: loop, host: "no-such-host.invalid", port: 1, retryInterval: .milliseconds(50),
+                                        deadline: .now + .milliseconds(300)) { outcome in
+                    if case .failure(let error) = outcome { result.succeed(error) }
+                }
+            }
+            let error = try await result.get()
+            #expect(error.kind == .deadlineExceeded)
+        }
+    }
+
+    @Test("stopping the loop fails a pending connect with loopStopped")
+    func stoppedLoop() async throws {
+        let loop = try EventLoop.startOnNewThread(name: "connect-stop")
+        let port = try await freePort(loop)
+        let result = Promise<ReactorError>()
+        let firstFailure = Promise<Void>()
+        loop.execute {
+            FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port, retryInterval: .seconds(60),
+                                    onAttemptFailed: { _, _ in firstFailure.succeed(()) }) { outcome in
+                if case .failure(let error) = outcome { result.succeed(error) }
+            }
+        }
+        try await firstFailure.get()
+        loop.stop()
+        try loop.join()
+        let observed2 = try await result.get().kind
+        #expect(observed2 == .loopStopped)
+    }
+}
