@@ -5,7 +5,7 @@
 /// - Enum cases: the prefix every value shares (normally the enum's name in SCREAMING_SNAKE_CASE) is
 ///   dropped, then the rest is camel-cased (`UPDATE_KIND_GRADIENT` → `gradient`, `CODE_NOT_FINITE` → `notFinite`).
 /// - Oneofs: the property keeps the camel-cased name, its enum type is capitalised (`body` → `Body`).
-/// - Swift keywords are escaped with backticks.
+/// - Swift keywords are escaped with backticks; `self`, `Type`, `init` and the like get a `_` suffix.
 enum SwiftNaming {
     private static let acronyms: Set<String> = ["id", "url", "uri", "uuid", "http", "json", "ip", "tcp", "api"]
 
@@ -18,9 +18,13 @@ enum SwiftNaming {
         "try", "Type", "some", "any", "consume", "copy", "borrowing", "consuming",
     ]
 
-    /// `worker_id` → `workerID`.
+    /// Names that mean something after a dot even in backticks (`message.self`); they get a `_` suffix.
+    private static let reservedMemberNames: Set<String> = ["self", "Self", "Type", "Protocol", "init", "deinit", "subscript"]
+
+    /// `worker_id` → `workerID`; `self` → `self_`.
     static func propertyName(_ name: String) -> String {
-        camelCase(name.split(separator: "_").map { $0.lowercased() }, capitalizeFirst: false)
+        let name = camelCase(name.split(separator: "_").map { $0.lowercased() }, capitalizeFirst: false)
+        return reservedMemberNames.contains(name) ? name + "_" : name
     }
 
     /// `work_unit` → `WorkUnit`.
@@ -38,7 +42,8 @@ enum SwiftNaming {
     static func enumCaseNames(_ values: [String], enumName: String) -> [String] {
         let prefix = commonPrefix(values, enumName: enumName)
         return values.map { value in
-            camelCase(value.dropFirst(prefix.count).split(separator: "_").map { $0.lowercased() }, capitalizeFirst: false)
+            let name = camelCase(value.dropFirst(prefix.count).split(separator: "_").map { $0.lowercased() }, capitalizeFirst: false)
+            return reservedMemberNames.contains(name) ? name + "_" : name
         }
     }
 
