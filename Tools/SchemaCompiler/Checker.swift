@@ -37,13 +37,15 @@ struct Checker {
         for file in files {
             declare(file)
         }
-        var topLevel: [String: SourceLocation] = [:]
+        var topLevel: [String: TypeDecl] = [:]
         for file in files {
-            for (name, location) in file.messages.map({ ($0.name, $0.location) }) + file.enums.map({ ($0.name, $0.location) }) {
-                if let previous = topLevel[name], previous != location {
-                    report("'\(name)' is already a top-level type at \(previous); generated Swift types share one module", at: location)
+            let declarations: [TypeDecl] = file.messages + file.enums
+            for decl in declarations {
+                // The same full name is already reported as a duplicate definition.
+                if let previous = topLevel[decl.name], previous.fullName != decl.fullName {
+                    report("'\(decl.name)' is already a top-level type at \(previous.location); generated Swift types share one module", at: decl.location)
                 }
-                topLevel[name] = location
+                topLevel[decl.name] = decl
             }
             for message in file.messages { check(message, in: file) }
             for decl in file.enums { check(decl) }

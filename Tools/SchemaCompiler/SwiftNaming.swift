@@ -23,7 +23,11 @@ enum SwiftNaming {
 
     /// `worker_id` → `workerID`; `self` → `self_`.
     static func propertyName(_ name: String) -> String {
-        let name = camelCase(name.split(separator: "_").map { $0.lowercased() }, capitalizeFirst: false)
+        let words = name.split(separator: "_").map { word in
+            // `worker_id` and `WORKER_ID` are lowercased word by word; `workerID` keeps its inner capitals.
+            word.allSatisfy { !$0.isLowercase } ? word.lowercased() : word.prefix(1).lowercased() + word.dropFirst()
+        }
+        let name = camelCase(words, capitalizeFirst: false)
         return reservedMemberNames.contains(name) ? name + "_" : name
     }
 
