@@ -48,6 +48,8 @@ let package = Package(
         .target(name: "Reactor", dependencies: ["CLibUV"], swiftSettings: swiftSettings),
         .target(name: "WireCodec", swiftSettings: swiftSettings),
         .target(name: "Messages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
+        // Generated from Schemas/Benchmark for `ps-bench codec`; not the protocol's messages.
+        .target(name: "BenchMessages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
         .target(name: "Learning", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         .target(name: "SchemaCompiler", path: "Tools/SchemaCompiler", swiftSettings: swiftSettings),
 
@@ -83,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "ps-bench",
             dependencies: [
-                "Reactor", "WireCodec", "Messages", "Learning", "ParameterServer",
+                "Reactor", "WireCodec", "Messages", "BenchMessages", "Learning", "ParameterServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/ps-bench",
@@ -105,7 +107,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"], swiftSettings: swiftSettings),
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec", "Messages"], swiftSettings: swiftSettings),
-        .testTarget(name: "SchemaCompilerTests", dependencies: ["SchemaCompiler"], swiftSettings: swiftSettings),
+        .testTarget(name: "SchemaCompilerTests", dependencies: ["SchemaCompiler", "ps-codegen"], swiftSettings: swiftSettings),
         .testTarget(name: "LearningTests", dependencies: ["Learning"], swiftSettings: swiftSettings),
         .testTarget(name: "ParameterServerTests", dependencies: ["ParameterServer"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["ParameterServer"], swiftSettings: swiftSettings),

@@ -1,1 +1,0 @@
-// Placeholder until the Messages module lands; replaced by its implementation.

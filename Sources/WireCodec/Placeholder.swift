@@ -1,1 +1,0 @@
-// Placeholder until the WireCodec module lands; replaced by its implementation.

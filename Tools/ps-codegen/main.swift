@@ -1,1 +1,0 @@
-print("ps-codegen: not built yet")
