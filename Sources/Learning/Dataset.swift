@@ -70,3 +70,50 @@ public struct Dataset: Sendable {
         }
     }
 }
+
+/// Reusable storage for one mini-batch, so a training loop allocates nothing per batch.
+///
+/// ```swift
+/// var batch = MiniBatch(capacity: 64, imageSize: train.imageSize)
+/// batch.load(from: train, indices: permutation.indices[0..<64])
+/// let loss = batch.withBuffers { images, labels in model.lossAndGradient(..., batchSize: batch.count, ...) }
+/// ```
+public struct MiniBatch: Sendable {
+    public private(set) var images: [Float]
+    public private(set) var labels: [UInt8]
+    /// How many samples the last `load` copied.
+    public private(set) var count = 0
+    public let capacity: Int
+    public let imageSize: Int
+
+    public init(capacity: Int, imageSize: Int) {
+        self.capacity = capacity
+        self.imageSize = imageSize
+        images = [Float](repeating: 0, count: capacity * imageSize)
+        labels = [UInt8](repeating: 0, count: capacity)
+    }
+
+    /// Copies the samples at `indices` (at most `capacity`) from `dataset`.
+    public mutating func load(from dataset: Dataset, indices: ArraySlice<Int32>) {
+        precondition(indices.count <= capacity && dataset.imageSize == imageSize, "batch does not fit")
+        images.withUnsafeMutableBufferPointer { images in
+            labels.withUnsafeMutableBufferPointer { labels in
+                dataset.gather(indices: indices, into: images, labels: labels)
+            }
+        }
+        count = indices.count
+    }
+
+    /// Calls `body` with the images and labels of the loaded samples.
+    public func withBuffers<Result>(
+        _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<UInt8>) throws -> Result
+    ) rethrows -> Result {
+        try images.withUnsafeBufferPointer { images in
+            try labels.withUnsafeBufferPointer { labels in
+                try body(
+                    UnsafeBufferPointer(rebasing: images[0..<(count * imageSize)]),
+                    UnsafeBufferPointer(rebasing: labels[0..<count]))
+            }
+        }
+    }
+}

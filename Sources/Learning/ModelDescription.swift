@@ -25,8 +25,9 @@ public struct ModelDescription: Sendable, Hashable, CustomStringConvertible {
         self.classes = classes
     }
 
-    /// The default MLP, 784-1024-10: reaches 98% test accuracy within 5 epochs with `ps-train`'s defaults.
-    public static let defaultMLP = ModelDescription(.mlp(hidden: [1024]))
+    /// The default MLP, 784-512-10: 98.3-98.4% test accuracy after 5 epochs with `ps-train`'s defaults
+    /// (Nesterov momentum 0.9, lr 0.05, cosine schedule, batch 64), where 784-128-10 stops near 98.0%.
+    public static let defaultMLP = ModelDescription(.mlp(hidden: [512]))
     /// The classic 784-128-10 MLP, kept for comparison with other frameworks.
     public static let smallMLP = ModelDescription(.mlp(hidden: [128]))
     /// Conv32-3x3, pool, Conv64-3x3, pool, Dense128, Dense10.
@@ -41,7 +42,7 @@ public struct ModelDescription: Sendable, Hashable, CustomStringConvertible {
     /// How many `Float`s the parameter buffer holds.
     public var parameterCount: Int { layout.last.map { $0.offset + $0.count } ?? 0 }
 
-    /// A compact name that `init?(name:)` parses back: `mlp:1024`, `mlp:256,256`, `cnn:32,64:128`.
+    /// A compact name that `init?(name:)` parses back: `mlp:512`, `mlp:256,256`, `cnn:32,64:128`.
     public var name: String {
         func list(_ values: [Int]) -> String { values.map(String.init).joined(separator: ",") }
         switch architecture {
