@@ -55,19 +55,14 @@ final class ConvolutionLayer: Layer {
         parameterGradient: UnsafeMutablePointer<Float>, batch: Int
     ) {
         let n = batch * outHeight * outWidth
-        if relu { maskReLUGradient(outputGradient, output: output, count: filters * n) }
+        maskAndSumRows(
+            outputGradient, output: output, rows: filters, columns: n, relu: relu,
+            sums: parameterGradient + filters * patchSize)
         // dW = dY columns^T
         BLAS.sgemm(
             transposeA: false, transposeB: true, m: filters, n: patchSize, k: n,
             alpha: 1, a: outputGradient, lda: n, b: columns.pointer, ldb: n,
             beta: 0, c: parameterGradient, ldc: patchSize)
-        let biasGradient = parameterGradient + filters * patchSize
-        for filter in 0..<filters {
-            let line = outputGradient + filter * n
-            var sum: Float = 0
-            for index in 0..<n { sum += line[index] }
-            biasGradient[filter] = sum
-        }
         guard let inputGradient else { return }
         // dColumns = W^T dY, written over the columns (no longer needed), then scattered back.
         BLAS.sgemm(
@@ -149,17 +144,20 @@ final class MaxPoolLayer: Layer {
         let indices = argmax.pointer
         var out = 0
         for plane in 0..<(channels * batch) {
-            let base = plane * height * width
+            let base = plane &* height &* width
             for y in 0..<outHeight {
-                let top = base + 2 * y * width
+                let top = base &+ 2 &* y &* width
+                let upper = input + top, lower = upper + width
                 for x in 0..<outWidth {
-                    let a = top + 2 * x, b = a + 1, c = a + width, d = c + 1
-                    let ab = input[b] > input[a] ? b : a
-                    let cd = input[d] > input[c] ? d : c
-                    let best = input[cd] > input[ab] ? cd : ab
-                    output[out] = input[best]
-                    indices[out] = Int32(best)
-                    out += 1
+                    // Branch-free arg-max of the 2x2 window, as offsets from `top`.
+                    let a = 2 &* x, c = a &+ width
+                    let ab = upper[a + 1] > upper[a] ? a &+ 1 : a
+                    let cd = lower[a + 1] > lower[a] ? c &+ 1 : c
+                    let abValue = input[top &+ ab], cdValue = input[top &+ cd]
+                    let best = cdValue > abValue ? cd : ab
+                    output[out] = max(abValue, cdValue)
+                    indices[out] = Int32(truncatingIfNeeded: top &+ best)
+                    out &+= 1
                 }
             }
         }
@@ -171,9 +169,32 @@ final class MaxPoolLayer: Layer {
         parameterGradient: UnsafeMutablePointer<Float>, batch: Int
     ) {
         guard let inputGradient else { return }
-        inputGradient.update(repeating: 0, count: batch * inputSize)
+        // Windows do not overlap, so each input gets written once: the window's maximum receives the
+        // gradient, the other three zero; the rows and columns that no window covers are zeroed.
         let indices = argmax.pointer
-        for index in 0..<(batch * outputSize) { inputGradient[Int(indices[index])] += outputGradient[index] }
+        var out = 0
+        for plane in 0..<(channels * batch) {
+            let base = plane &* height &* width
+            for y in 0..<outHeight {
+                let top = base &+ 2 &* y &* width
+                let upper = inputGradient + top, lower = upper + width
+                for x in 0..<outWidth {
+                    let a = 2 &* x
+                    let best = Int(indices[out]) &- top
+                    let gradient = outputGradient[out]
+                    upper[a] = best == a ? gradient : 0
+                    upper[a + 1] = best == a &+ 1 ? gradient : 0
+                    lower[a] = best == a &+ width ? gradient : 0
+                    lower[a + 1] = best == a &+ width &+ 1 ? gradient : 0
+                    out &+= 1
+                }
+                if width % 2 == 1 {
+                    upper[width - 1] = 0
+                    lower[width - 1] = 0
+                }
+            }
+            if height % 2 == 1 { (inputGradient + base + (height - 1) * width).update(repeating: 0, count: width) }
+        }
     }
 }
 

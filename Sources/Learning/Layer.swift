@@ -89,3 +89,37 @@ func addBiasAndActivate(
 func maskReLUGradient(_ gradient: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, count: Int) {
     for index in 0..<count { gradient[index] = output[index] > 0 ? gradient[index] : 0 }
 }
+
+/// Zeroes each row's gradient where the ReLU output was not positive (when `relu`), and writes each row's
+/// sum into `sums`: the bias gradient of a layer whose bias is per row. Vectorised by hand, since a
+/// Float sum is otherwise kept in strict order and runs one element at a time.
+func maskAndSumRows(
+    _ gradient: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, rows: Int, columns: Int, relu: Bool,
+    sums: UnsafeMutablePointer<Float>
+) {
+    typealias Vector = SIMD16<Float>
+    let width = Vector.scalarCount
+    for row in 0..<rows {
+        let line = gradient + row * columns
+        let outputs = output + row * columns
+        var accumulator = Vector()
+        var column = 0
+        while column + width <= columns {
+            var values = UnsafeRawPointer(line + column).loadUnaligned(as: Vector.self)
+            if relu {
+                let activations = UnsafeRawPointer(outputs + column).loadUnaligned(as: Vector.self)
+                values.replace(with: 0, where: activations .<= 0)
+                UnsafeMutableRawPointer(line + column).storeBytes(of: values, as: Vector.self)
+            }
+            accumulator += values
+            column += width
+        }
+        var sum = accumulator.sum()
+        while column < columns {
+            if relu && outputs[column] <= 0 { line[column] = 0 }
+            sum += line[column]
+            column += 1
+        }
+        sums[row] = sum
+    }
+}

@@ -37,7 +37,7 @@ struct PSTrain: ParsableCommand {
     @Option(help: "sgd, momentum, nesterov or adam.")
     var optimizer: OptimizerKind = .nesterov
 
-    @Option(help: "Peak learning rate (default 0.05 for SGD variants, 0.001 for Adam).")
+    @Option(help: "Peak learning rate (default: Adam 0.001; SGD variants 0.05 for the MLP, 0.01 for the CNN).")
     var lr: Float?
 
     @Option(help: "Momentum for momentum and nesterov.")
@@ -104,7 +104,7 @@ struct PSTrain: ParsableCommand {
         case .mlp: description = hidden == nil ? .defaultMLP : ModelDescription(.mlp(hidden: try hiddenWidths()))
         case .cnn: description = .defaultCNN
         }
-        let rate = lr ?? (optimizer == .adam ? 0.001 : 0.05)
+        let rate = lr ?? (optimizer == .adam ? 0.001 : (model == .mlp ? 0.05 : 0.01))
         let stepsPerEpoch = Trainer.stepsPerEpoch(count: train.count, batchSize: batchSize)
         let totalSteps = epochs * stepsPerEpoch
         var rateSchedule: LearningRateSchedule
@@ -152,6 +152,7 @@ struct PSTrain: ParsableCommand {
                     + "train loss \(format(result.loss, 4)), test loss \(format(evaluation.loss, 4)), "
                     + "test accuracy \(format(100 * evaluation.accuracy, 2))%, "
                     + "elapsed \(format((clock.now - start).seconds, 1)) s")
+            fflush(nil)  // one line per epoch even when stdout is a pipe
         }
         let summary: KeyValuePairs<String, String> = [
             "model": description.name,

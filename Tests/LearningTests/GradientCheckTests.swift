@@ -73,8 +73,9 @@ import Testing
         Self.check(ConvolutionLayer(channels: 2, filters: 3, kernel: 3, height: 5, width: 6, relu: relu), batch: 2)
     }
 
-    @Test func maxPool() {
-        Self.check(MaxPoolLayer(channels: 2, height: 5, width: 4), batch: 2)
+    @Test(arguments: [(5, 4), (4, 5), (6, 6)])
+    func maxPool(height: Int, width: Int) {
+        Self.check(MaxPoolLayer(channels: 2, height: height, width: width), batch: 2)
     }
 
     @Test func flatten() {
