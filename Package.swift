@@ -4,7 +4,7 @@
 // Layering (imports point one way):
 //   CLibUV      <- Reactor                       (event loop, TCP, framing; knows nothing of ML)
 //   WireCodec   <- Messages                      (protobuf wire format; Messages is generated from Schemas/)
-//   CZlib       <- Learning                      (MNIST, tensors, models, optimisers; no networking)
+//   CZlib+CBLAS <- Learning                      (MNIST, tensors, models, optimisers; no networking)
 //   Reactor + Messages + Learning <- ParameterServer <- executables
 import PackageDescription
 
@@ -43,6 +43,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // dlopen/dlsym and cpuid; OpenBLAS itself is loaded at run time (see Learning's BLAS.swift).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
 
         // MARK: Stand-alone libraries
         .target(name: "Reactor", dependencies: ["CLibUV"], swiftSettings: swiftSettings),
@@ -50,7 +52,7 @@ let package = Package(
         .target(name: "Messages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
         // Generated from Schemas/Benchmark for `ps-bench codec`; not the protocol's messages.
         .target(name: "BenchMessages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
-        .target(name: "Learning", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(name: "Learning", dependencies: ["CZlib", "CBLAS"], swiftSettings: swiftSettings),
         .target(name: "SchemaCompiler", path: "Tools/SchemaCompiler", swiftSettings: swiftSettings),
 
         // MARK: The parameter server

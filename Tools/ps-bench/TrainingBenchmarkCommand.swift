@@ -1,7 +1,116 @@
 import ArgumentParser
+import Foundation
+import Learning
 
-// Placeholder: replaced by the real benchmark.
+/// `ps-bench training`: the Swift side of the NumPy/TensorFlow comparison.
+///
+/// Measures sgemm GFLOP/s and training samples/s of the 784-128-10 MLP and the CNN at one batch size and
+/// BLAS thread count, each the median of several timed runs after a warm-up. One line per figure, then a
+/// key=value summary line.
 struct TrainingBenchmarkCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "training", abstract: "Not built yet.")
-    func run() throws { throw ValidationError("training is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "training",
+        abstract: "Training throughput: sgemm GFLOP/s, MLP 784-128-10 and CNN samples/s.",
+        discussion: """
+            Set OPENBLAS_CORETYPE (e.g. Prescott) to measure a kernel other than the one Downpour picks.
+            """)
+
+    @Option(help: "Images per mini-batch.")
+    var batchSize = 64
+
+    @Option(help: "OpenBLAS threads.")
+    var threads = 1
+
+    @Option(help: "Timed runs per figure (the median is reported).")
+    var runs = 5
+
+    @Option(help: "Mini-batches per timed MLP run.")
+    var mlpBatches = 900
+
+    @Option(help: "Mini-batches per timed CNN run.")
+    var cnnBatches = 60
+
+    @Option(help: "MNIST directory (default: Data/mnist found automatically).")
+    var data: String?
+
+    @Flag(help: "Skip the CNN (it takes longest).")
+    var skipCNN = false
+
+    func validate() throws {
+        guard batchSize >= 1, threads >= 1, runs >= 1, mlpBatches >= 1, cnnBatches >= 1 else {
+            throw ValidationError("sizes, threads, runs and batch counts must be at least 1")
+        }
+    }
+
+    func run() throws {
+        BLAS.configure(threads: threads)
+        print("blas_kernel: \(BLAS.kernelName) (requested \(BLAS.requestedCoreType ?? "none")), threads \(threads)")
+        var summary: [(String, String)] = [("blas_kernel", BLAS.kernelName), ("threads", "\(threads)")]
+
+        for size in [512, 64] {
+            let gflops = sgemmGFLOPs(m: size == 64 ? 64 : size, n: size == 64 ? 128 : size, k: size == 64 ? 784 : size)
+            let name = size == 64 ? "sgemm_64x784x128" : "sgemm_512"
+            print("\(name): \(format(gflops, 1)) GFLOP/s (median of \(runs))")
+            summary.append(("\(name)_gflops", format(gflops, 1)))
+        }
+
+        let train = try MNIST.load(directory: try MNIST.dataDirectory(override: data)).train
+        let mlp = samplesPerSecond(.smallMLP, train: train, batches: mlpBatches)
+        print("mlp_784_128_10: \(Int(mlp)) samples/s (batch \(batchSize), median of \(runs))")
+        summary.append(("mlp_samples_per_second", "\(Int(mlp))"))
+        if !skipCNN {
+            let cnn = samplesPerSecond(.defaultCNN, train: train, batches: cnnBatches)
+            print("cnn_32_64_128: \(Int(cnn)) samples/s (batch \(batchSize), median of \(runs))")
+            summary.append(("cnn_samples_per_second", "\(Int(cnn))"))
+        }
+        summary.append(("batch_size", "\(batchSize)"))
+        print(summary.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+    }
+
+    /// Median training throughput over `runs` timed runs of `batches` mini-batches, after one warm-up run.
+    func samplesPerSecond(_ description: ModelDescription, train: Dataset, batches: Int) -> Double {
+        let trainer = Trainer(
+            description: description, optimizer: SGD(momentum: 0.9, nesterov: true), schedule: .constant(0.01),
+            batchSize: batchSize, totalSteps: (runs + 1) * batches, seed: 1)
+        return median(
+            (0...runs).map { run in
+                let clock = ContinuousClock()
+                let start = clock.now
+                let result = trainer.trainEpoch(on: train, epoch: run, limit: batches)
+                return Double(result.samples) / (clock.now - start).seconds
+            }.dropFirst())
+    }
+
+    /// Median GFLOP/s of `C = A B` with `A` m x k and `B` k x n.
+    func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
+        var generator = Xoshiro256(seed: 3)
+        let a = (0..<(m * k)).map { _ in Float(generator.nextUnit()) }
+        let b = (0..<(k * n)).map { _ in Float(generator.nextUnit()) }
+        var c = [Float](repeating: 0, count: m * n)
+        let flops = 2.0 * Double(m * n * k)
+        let repetitions = max(3, Int(2e9 / flops))
+        return median(
+            (0...runs).map { _ in
+                let clock = ContinuousClock()
+                let start = clock.now
+                for _ in 0..<repetitions {
+                    BLAS.sgemm(
+                        transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n,
+                        beta: 0, c: &c, ldc: n)
+                }
+                return flops * Double(repetitions) / (clock.now - start).seconds / 1e9
+            }.dropFirst())
+    }
+}
+
+private func median(_ values: some Collection<Double>) -> Double {
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+private func format(_ value: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", value) }
+
+extension Duration {
+    fileprivate var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

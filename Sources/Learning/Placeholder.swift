@@ -1,1 +1,0 @@
-// Placeholder until the Learning module lands; replaced by its implementation.

@@ -1,0 +1,198 @@
+import ArgumentParser
+import Foundation
+import Learning
+
+/// `ps-train`: trains one model on MNIST in this process, evaluating on the test set after each epoch.
+@main
+struct PSTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ps-train",
+        abstract: "Train an MLP or CNN on MNIST in a single process.",
+        discussion: """
+            Trains on the 60,000 training images and evaluates on the 10,000 test images after each epoch, \
+            printing samples/s, loss, test accuracy and elapsed time. The last line is a machine-readable \
+            summary of key=value pairs (model=, epochs=, seconds=, samples_per_second=, test_accuracy=, ...).
+
+            Defaults reach 98% (MLP, 5 epochs) and 99% (CNN, 4 epochs) test accuracy:
+              ps-train --model mlp --epochs 5
+              ps-train --model cnn --epochs 4
+            """)
+
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn }
+    enum OptimizerKind: String, ExpressibleByArgument, CaseIterable { case sgd, momentum, nesterov, adam }
+    enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case constant, step, cosine }
+
+    @Option(help: "The model: mlp or cnn.")
+    var model: ModelKind = .mlp
+
+    @Option(help: "Hidden layer widths of the MLP, comma-separated (default 512; 128 for 784-128-10).")
+    var hidden: String?
+
+    @Option(help: "Passes over the training set.")
+    var epochs = 5
+
+    @Option(help: "Images per mini-batch.")
+    var batchSize = 64
+
+    @Option(help: "sgd, momentum, nesterov or adam.")
+    var optimizer: OptimizerKind = .nesterov
+
+    @Option(help: "Peak learning rate (default: Adam 0.001; SGD variants 0.05 for the MLP, 0.01 for the CNN).")
+    var lr: Float?
+
+    @Option(help: "Momentum for momentum and nesterov.")
+    var momentum: Float = 0.9
+
+    @Option(help: "L2 weight decay (decoupled for Adam).")
+    var weightDecay: Float = 0
+
+    @Option(help: "Learning-rate schedule: constant, step (x0.1 after each third of the run) or cosine.")
+    var schedule: ScheduleKind = .cosine
+
+    @Option(help: "Linear warm-up steps before the schedule.")
+    var warmupSteps = 0
+
+    @Option(help: "OpenBLAS threads.")
+    var threads = 1
+
+    @Option(help: "Seed for initialisation and batch order.")
+    var seed: UInt64 = 42
+
+    @Option(help: "MNIST directory (default: Data/mnist found from the executable, the source or the current directory).")
+    var data: String?
+
+    @Option(help: "Train on only the first N training images.")
+    var trainLimit: Int?
+
+    @Option(help: "Evaluate on only the first N test images.")
+    var testLimit: Int?
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard (lr ?? 1) > 0 else { throw ValidationError("--lr must be positive") }
+        guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must not be negative") }
+        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if hidden != nil {
+            guard model == .mlp else { throw ValidationError("--hidden applies to --model mlp only") }
+            _ = try hiddenWidths()
+        }
+    }
+
+    func hiddenWidths() throws -> [Int] {
+        guard let hidden else { return [] }
+        let widths = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--hidden takes positive widths separated by commas, e.g. 256,128")
+        }
+        return widths.map { $0! }
+    }
+
+    func run() throws {
+        BLAS.configure(threads: threads)
+        print("BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(threads) thread\(threads == 1 ? "" : "s") (\(BLAS.libraryPath))")
+
+        let directory = try MNIST.dataDirectory(override: data)
+        let loaded = try MNIST.load(directory: directory)
+        let train = trainLimit.map { loaded.train.prefix($0) } ?? loaded.train
+        let test = testLimit.map { loaded.test.prefix($0) } ?? loaded.test
+
+        let description: ModelDescription
+        switch model {
+        case .mlp: description = hidden == nil ? .defaultMLP : ModelDescription(.mlp(hidden: try hiddenWidths()))
+        case .cnn: description = .defaultCNN
+        }
+        let rate = lr ?? (optimizer == .adam ? 0.001 : (model == .mlp ? 0.05 : 0.01))
+        let stepsPerEpoch = Trainer.stepsPerEpoch(count: train.count, batchSize: batchSize)
+        let totalSteps = epochs * stepsPerEpoch
+        var rateSchedule: LearningRateSchedule
+        switch schedule {
+        case .constant: rateSchedule = .constant(rate)
+        case .step: rateSchedule = .step(rate, factor: 0.1, every: max(totalSteps / 3, 1))
+        case .cosine: rateSchedule = .cosine(rate)
+        }
+        if warmupSteps > 0 { rateSchedule = .warmup(steps: warmupSteps, then: rateSchedule) }
+        let update: any Optimizer
+        switch optimizer {
+        case .sgd: update = SGD(weightDecay: weightDecay)
+        case .momentum: update = SGD(momentum: momentum, weightDecay: weightDecay)
+        case .nesterov: update = SGD(momentum: momentum, nesterov: true, weightDecay: weightDecay)
+        case .adam: update = Adam(weightDecay: weightDecay)
+        }
+
+        print("data: \(train.count) training and \(test.count) test images from \(directory)")
+        print(
+            "model: \(description) (\(description.parameterCount) parameters); \(optimizer.rawValue) lr \(rate), "
+                + "\(schedule.rawValue) schedule, batch \(batchSize), seed \(seed)")
+
+        let trainer = Trainer(
+            description: description, optimizer: update, schedule: rateSchedule, batchSize: batchSize,
+            totalSteps: totalSteps, seed: seed)
+        let progress = isatty(STDOUT_FILENO) != 0 ? ProgressBar() : nil
+        let clock = ContinuousClock()
+        let start = clock.now
+        var trainingSeconds = 0.0
+        var samples = 0
+        var last: (trainLoss: Double, testLoss: Double, accuracy: Double) = (0, 0, 0)
+        for epoch in 0..<epochs {
+            let epochStart = clock.now
+            let result = trainer.trainEpoch(on: train, epoch: epoch) { done, total, loss in
+                progress?.show(epoch: epoch + 1, of: epochs, done: done, total: total, loss: loss)
+            }
+            let seconds = (clock.now - epochStart).seconds
+            trainingSeconds += seconds
+            samples += result.samples
+            progress?.clear()
+            let evaluation = trainer.evaluate(on: test)
+            last = (result.loss, evaluation.loss, evaluation.accuracy)
+            print(
+                "epoch \(epoch + 1)/\(epochs): \(Int(Double(result.samples) / seconds)) samples/s, "
+                    + "train loss \(format(result.loss, 4)), test loss \(format(evaluation.loss, 4)), "
+                    + "test accuracy \(format(100 * evaluation.accuracy, 2))%, "
+                    + "elapsed \(format((clock.now - start).seconds, 1)) s")
+            fflush(nil)  // one line per epoch even when stdout is a pipe
+        }
+        let summary: KeyValuePairs<String, String> = [
+            "model": description.name,
+            "epochs": "\(epochs)",
+            "batch_size": "\(batchSize)",
+            "optimizer": optimizer.rawValue,
+            "lr": "\(rate)",
+            "schedule": schedule.rawValue,
+            "threads": "\(threads)",
+            "blas_kernel": BLAS.kernelName,
+            "train_images": "\(train.count)",
+            "seconds": format((clock.now - start).seconds, 2),
+            "training_seconds": format(trainingSeconds, 2),
+            "samples_per_second": "\(Int(Double(samples) / trainingSeconds))",
+            "train_loss": format(last.trainLoss, 4),
+            "test_loss": format(last.testLoss, 4),
+            "test_accuracy": format(last.accuracy, 4),
+        ]
+        print(summary.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+    }
+}
+
+/// A one-line progress bar redrawn in place, for terminals only.
+final class ProgressBar {
+    func show(epoch: Int, of epochs: Int, done: Int, total: Int, loss: Double) {
+        let width = 30
+        let filled = width * done / max(total, 1)
+        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+        print("\repoch \(epoch)/\(epochs) [\(bar)] \(done)/\(total) loss \(format(loss, 4))", terminator: "")
+        fflush(nil)
+    }
+
+    func clear() {
+        print("\r\u{1B}[2K", terminator: "")
+        fflush(nil)
+    }
+}
+
+func format(_ value: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", value) }
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

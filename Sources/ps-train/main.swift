@@ -1,1 +1,0 @@
-print("ps-train: not built yet")

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+/// Runs the built `ps-train` executable (built next to this test bundle by `swift build --build-tests`).
+@Suite struct PSTrainTests {
+    static var executable: URL? {
+        var candidates: [URL] = []
+        if let bundle = Bundle.main.executableURL { candidates.append(bundle.deletingLastPathComponent()) }
+        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug"))
+        return candidates.map { $0.appendingPathComponent("ps-train") }
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        guard let executable = Self.executable else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "ps-train is not built; run swift build --build-tests"])
+        }
+        process.executableURL = executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func trainsOnASubsetAndPrintsTheSummaryLast() throws {
+        let (status, output) = try Self.run([
+            "--model", "mlp", "--hidden", "32", "--epochs", "2", "--train-limit", "1000", "--test-limit", "500",
+        ])
+        #expect(status == 0, "\(output)")
+        let lines = output.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("BLAS: OpenBLAS ") == true)
+        #expect(lines.filter { $0.hasPrefix("epoch ") }.count == 2)
+        let summary = Dictionary(
+            uniqueKeysWithValues: try #require(lines.last).split(separator: " ").map { pair in
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+            })
+        #expect(summary["model"] == "mlp:32")
+        #expect(summary["epochs"] == "2")
+        #expect(summary["train_images"] == "1000")
+        #expect(Double(summary["seconds"] ?? "") != nil)
+        #expect((Double(summary["samples_per_second"] ?? "") ?? 0) > 0)
+        let accuracy = try #require(Double(summary["test_accuracy"] ?? ""))
+        #expect(accuracy > 0.7 && accuracy <= 1)
+    }
+
+    @Test func helpListsEveryOption() throws {
+        let (status, output) = try Self.run(["--help"])
+        #expect(status == 0)
+        for option in [
+            "--model", "--hidden", "--epochs", "--batch-size", "--optimizer", "--lr", "--schedule", "--threads",
+            "--seed", "--data", "--train-limit", "USAGE: ps-train",
+        ] {
+            #expect(output.contains(option), "--help lacks \(option)")
+        }
+    }
+
+    @Test func rejectsBadOptions() throws {
+        let (status, output) = try Self.run(["--model", "cnn", "--hidden", "64"])
+        #expect(status != 0)
+        #expect(output.contains("--hidden applies to --model mlp only"))
+    }
+}
