@@ -126,12 +126,19 @@ public struct Welcome: WireMessage, Hashable {
 public struct ModelSpec: WireMessage, Hashable {
     /// "mlp" or "cnn".
     public var architecture: String = ""
-    /// Hidden layer widths for an MLP; channel and dense sizes for a CNN.
+    /// Widths of the hidden dense layers (with ReLU), before the output layer.
     public var hiddenSizes: [UInt32] = []
     /// Length of the parameter buffer that Weights and Push carry.
     public var parameterCount: UInt64 = 0
     /// The named views into that buffer, in order.
     public var tensors: [TensorSpec] = []
+    /// For a CNN: filters of each 3x3 convolution (each followed by ReLU and 2x2 max-pool), before the
+    /// hidden dense layers.
+    public var convolutionFilters: [UInt32] = []
+    /// Input image height and width, and the number of classes.
+    public var inputHeight: UInt32 = 0
+    public var inputWidth: UInt32 = 0
+    public var classes: UInt32 = 0
     /// Fields this schema does not know, kept so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
@@ -139,11 +146,15 @@ public struct ModelSpec: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(architecture: String = "", hiddenSizes: [UInt32] = [], parameterCount: UInt64 = 0, tensors: [TensorSpec] = []) {
+    public init(architecture: String = "", hiddenSizes: [UInt32] = [], parameterCount: UInt64 = 0, tensors: [TensorSpec] = [], convolutionFilters: [UInt32] = [], inputHeight: UInt32 = 0, inputWidth: UInt32 = 0, classes: UInt32 = 0) {
         self.architecture = architecture
         self.hiddenSizes = hiddenSizes
         self.parameterCount = parameterCount
         self.tensors = tensors
+        self.convolutionFilters = convolutionFilters
+        self.inputHeight = inputHeight
+        self.inputWidth = inputWidth
+        self.classes = classes
     }
 }
 
@@ -688,6 +699,10 @@ extension ModelSpec {
         size &+= WireSize.packed(ProtoUInt32.self, self.hiddenSizes, tagSize: 1)
         if self.parameterCount != 0 { size &+= WireSize.field(ProtoUInt64.self, self.parameterCount, tagSize: 1) }
         size &+= WireSize.repeated(ProtoMessage<TensorSpec>.self, self.tensors, tagSize: 1)
+        size &+= WireSize.packed(ProtoUInt32.self, self.convolutionFilters, tagSize: 1)
+        if self.inputHeight != 0 { size &+= WireSize.field(ProtoUInt32.self, self.inputHeight, tagSize: 1) }
+        if self.inputWidth != 0 { size &+= WireSize.field(ProtoUInt32.self, self.inputWidth, tagSize: 1) }
+        if self.classes != 0 { size &+= WireSize.field(ProtoUInt32.self, self.classes, tagSize: 1) }
         return size
     }
 
@@ -696,6 +711,10 @@ extension ModelSpec {
         writer.writePacked(ProtoUInt32.self, self.hiddenSizes, tag: 18)
         if self.parameterCount != 0 { writer.writeField(ProtoUInt64.self, self.parameterCount, tag: 24) }
         writer.writeRepeated(ProtoMessage<TensorSpec>.self, self.tensors, tag: 34)
+        writer.writePacked(ProtoUInt32.self, self.convolutionFilters, tag: 42)
+        if self.inputHeight != 0 { writer.writeField(ProtoUInt32.self, self.inputHeight, tag: 48) }
+        if self.inputWidth != 0 { writer.writeField(ProtoUInt32.self, self.inputWidth, tag: 56) }
+        if self.classes != 0 { writer.writeField(ProtoUInt32.self, self.classes, tag: 64) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -707,9 +726,14 @@ extension ModelSpec {
             case 16: self.hiddenSizes.append(try reader.read(ProtoUInt32.self))
             case 24: self.parameterCount = try reader.read(ProtoUInt64.self)
             case 34: self.tensors.append(try reader.read(ProtoMessage<TensorSpec>.self))
+            case 42: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.convolutionFilters)
+            case 40: self.convolutionFilters.append(try reader.read(ProtoUInt32.self))
+            case 48: self.inputHeight = try reader.read(ProtoUInt32.self)
+            case 56: self.inputWidth = try reader.read(ProtoUInt32.self)
+            case 64: self.classes = try reader.read(ProtoUInt32.self)
             default:
                 switch tag.fieldNumber {
-                case 1, 2, 3, 4: throw reader.wrongWireType(tag)
+                case 1, 2, 3, 4, 5, 6, 7, 8: throw reader.wrongWireType(tag)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+
+/// One of the package's executables, started for a test and ended by PID when the test is done.
+///
+/// Output is collected line by line on a background thread; tests wait for a line to appear (an event),
+/// never for a fixed time. Every wait has a deadline, and `deinit` kills the process if the test forgot.
+final class RunningProcess: @unchecked Sendable {
+    // Safe to share: `lines` and `exited` are only touched with `condition` locked; `process` is set
+    // before any other thread sees this object.
+    private let process = Process()
+    private let condition = NSCondition()
+    private var lines: [String] = []
+    private var partial = Data()
+    private var terminated = false
+    private var outputClosed = false
+    /// The process ended and everything it printed has been read.
+    private var exited: Bool { terminated && outputClosed }
+    let name: String
+
+    /// The directory holding the built executables: the one the test bundle was built into.
+    static let productsDirectory: URL = {
+        var directory = Bundle.main.bundleURL
+        // The test runner is `.build/<triple>/<config>/DownpourPackageTests.xctest` on Linux.
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("ps-server").path) {
+            let parent = directory.deletingLastPathComponent()
+            if parent.path == directory.path { break }
+            directory = parent
+        }
+        return directory
+    }()
+
+    /// Starts `executable` (a product name such as `ps-server`) with `arguments`.
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        name = executable
+        process.executableURL = Self.productsDirectory.appendingPathComponent(executable)
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { $1 }
+        process.environment = merged
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                self?.markOutputClosed()
+            } else {
+                self?.append(data)
+            }
+        }
+        process.terminationHandler = { [weak self] _ in
+            guard let self else { return }
+            self.condition.lock()
+            self.terminated = true
+            self.condition.broadcast()
+            self.condition.unlock()
+        }
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Everything printed so far.
+    var output: [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return lines
+    }
+
+    /// Waits until a line containing `text` has been printed, and returns it.
+    /// - Throws: `ProcessTestError.timedOut` after `timeout`, or `.exited` if the process ended first.
+    @discardableResult
+    func waitForLine(containing text: String, timeout: Duration = .seconds(60)) throws -> String {
+        try waitForLine(timeout: timeout, description: text) { $0.contains(text) }
+    }
+
+    /// Waits until a printed line satisfies `predicate`, and returns it.
+    @discardableResult
+    func waitForLine(timeout: Duration, description: String, _ predicate: (String) -> Bool) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout.seconds)
+        condition.lock()
+        defer { condition.unlock() }
+        var checked = 0
+        while true {
+            while checked < lines.count {
+                if predicate(lines[checked]) { return lines[checked] }
+                checked += 1
+            }
+            if exited { throw ProcessTestError.exited(name, waitingFor: description, output: lines) }
+            if !condition.wait(until: deadline) {
+                throw ProcessTestError.timedOut(name, waitingFor: description, output: lines)
+            }
+        }
+    }
+
+    /// Waits for the process to exit and returns its status.
+    func waitForExit(timeout: Duration = .seconds(120)) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout.seconds)
+        condition.lock()
+        while !exited {
+            if !condition.wait(until: deadline) {
+                let snapshot = lines
+                condition.unlock()
+                throw ProcessTestError.timedOut(name, waitingFor: "exit", output: snapshot)
+            }
+        }
+        condition.unlock()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Sends a signal to the process (SIGKILL to crash it, SIGINT or SIGTERM to stop it gracefully).
+    func send(_ signal: Int32) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// Kills the process if it is still running and waits for it.
+    func end() {
+        send(SIGKILL)
+        process.waitUntilExit()
+    }
+
+    private func markOutputClosed() {
+        condition.lock()
+        if !partial.isEmpty {
+            lines.append(String(decoding: partial, as: UTF8.self))
+            partial.removeAll()
+        }
+        outputClosed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func append(_ data: Data) {
+        condition.lock()
+        defer { condition.unlock() }
+        partial.append(data)
+        while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
+            let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
+            lines.append(line)
+            partial.removeSubrange(partial.startIndex...newline)
+        }
+        condition.broadcast()
+    }
+}
+
+/// Why a process test gave up, with what the process printed.
+enum ProcessTestError: Error, CustomStringConvertible {
+    case timedOut(String, waitingFor: String, output: [String])
+    case exited(String, waitingFor: String, output: [String])
+
+    var description: String {
+        switch self {
+        case .timedOut(let name, let text, let output):
+            return "\(name): timed out waiting for \"\(text)\"; output:\n" + output.suffix(40).joined(separator: "\n")
+        case .exited(let name, let text, let output):
+            return "\(name): exited while waiting for \"\(text)\"; output:\n" + output.suffix(40).joined(separator: "\n")
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
