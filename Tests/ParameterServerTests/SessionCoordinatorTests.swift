@@ -62,12 +62,13 @@ struct CoordinatorHarness {
     @discardableResult
     mutating func pushOldest(_ id: UInt64, values: [Float]? = nil, base: UInt64? = nil) -> Bool {
         let worker = WorkerID(id)
-        guard var held = inbox[worker], !held.isEmpty else { return false }
+        // A real worker cannot compute before it has weights.
+        guard var held = inbox[worker], !held.isEmpty, weightsVersion[worker] != nil else { return false }
         let unit = held.removeFirst()
         inbox[worker] = held
         inFlight[unit.unitID] = unit
         let input = SessionCoordinator.PushInput(
-            unitID: unit.unitID, baseVersion: base ?? weightsVersion[worker] ?? 0, kind: .gradient,
+            unitID: unit.unitID, baseVersion: base ?? weightsVersion[worker]!, kind: .gradient,
             loss: 1, sampleCount: unit.indices.count,
             values: values ?? Array(repeating: Float(id), count: coordinator.parameterCount))
         run(coordinator.push(from: worker, input))
@@ -90,6 +91,7 @@ struct CoordinatorHarness {
         #expect(h.coordinator.phase == .training)
         #expect(h.trainingStarted == 1)
         #expect(h.inbox[WorkerID(1)]?.count == 2 && h.inbox[WorkerID(2)]?.count == 2)
+        #expect(h.weightsVersion[WorkerID(1)] == 0 && h.weightsVersion[WorkerID(2)] == 0)
     }
 
     @Test(arguments: [TrainingMode.async, .ssp, .sync])

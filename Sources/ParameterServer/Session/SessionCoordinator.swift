@@ -144,9 +144,9 @@ public struct SessionCoordinator: Sendable {
     /// The name a worker gave at its handshake.
     public func name(of worker: WorkerID) -> String? { members[worker]?.name }
 
-    /// The mean training loss reported since the last call, and starts a new period.
-    public mutating func takeEpochLoss() -> Double? {
-        statistics.takeEpochLoss()
+    /// The mean training loss and the staleness since the last call, and starts a new period.
+    public mutating func takeEpochFigures() -> (loss: Double?, staleness: StalenessStatistics) {
+        statistics.takeEpochFigures()
     }
 
     /// Units a worker holds now.
@@ -173,6 +173,10 @@ public struct SessionCoordinator: Sendable {
             if members.count >= policy.workersToStart {
                 phase = .training
                 actions.append(.startTraining)
+                if policy.mode != .sync {
+                    // Sync rounds send the round's weights with each unit; the other modes send them once here.
+                    actions += members.keys.sorted().map { Action.sendWeights($0) }
+                }
                 actions += dispatchAll()
             } else {
                 actions.append(.log("waiting for \(policy.workersToStart - members.count) more worker(s)"))

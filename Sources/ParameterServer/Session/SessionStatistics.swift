@@ -12,7 +12,9 @@ public struct SessionStatistics: Sendable, Equatable {
     public var rounds: UInt64 = 0
     public var joins: UInt64 = 0
     public var leaves: UInt64 = 0
-    /// Sample-weighted training loss since the last call to `takeEpochLoss()`.
+    /// Staleness of updates applied since the last call to `takeEpochFigures()`.
+    private var periodStaleness = StalenessStatistics()
+    /// Sample-weighted training loss since the last call to `takeEpochFigures()`.
     private var lossSum: Double = 0
     private var lossSamples: Double = 0
 
@@ -25,6 +27,7 @@ public struct SessionStatistics: Sendable, Equatable {
         updatesApplied += 1
         samplesTrained += UInt64(samples)
         staleness.record(value)
+        periodStaleness.record(value)
         if let loss { recordLoss(loss, samples: samples) }
     }
 
@@ -33,9 +36,14 @@ public struct SessionStatistics: Sendable, Equatable {
         lossSamples += Double(samples)
     }
 
-    /// The mean training loss reported by pushes since the last call, and starts a new period.
-    public mutating func takeEpochLoss() -> Double? {
-        defer { lossSum = 0; lossSamples = 0 }
-        return lossSamples > 0 ? lossSum / lossSamples : nil
+    /// The mean training loss reported by pushes and the staleness of updates applied since the last
+    /// call, and starts a new period.
+    public mutating func takeEpochFigures() -> (loss: Double?, staleness: StalenessStatistics) {
+        defer {
+            lossSum = 0
+            lossSamples = 0
+            periodStaleness = StalenessStatistics()
+        }
+        return (lossSamples > 0 ? lossSum / lossSamples : nil, periodStaleness)
     }
 }

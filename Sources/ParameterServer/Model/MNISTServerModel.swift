@@ -1,0 +1,78 @@
+import Learning
+import Synchronization
+
+/// The server's model over the Learning core: the parameter buffer, an optimiser with its schedule,
+/// and a test set to evaluate on.
+public final class MNISTServerModel: ServerModel, @unchecked Sendable {
+    // Why @unchecked Sendable is safe: `parameters`, `optimizer` and `steps` are touched only by
+    // `apply` and the `parameters` getter, which run on the server's event loop; `evaluate` runs on
+    // another thread but only reads its argument and uses `evaluator`, guarded by its mutex.
+
+    public let specification: ModelSpecification
+    public private(set) var parameters: [Float]
+    private var optimizer: any Optimizer
+    private let schedule: LearningRateSchedule
+    private let totalSteps: Int
+    private var steps = 0
+    private let evaluator: Mutex<EvaluationModel>
+    private let testSet: Dataset
+
+    /// A model with scratch buffers of its own, used only for evaluation.
+    private struct EvaluationModel: @unchecked Sendable {
+        // Only ever used while holding the mutex around it.
+        let model: any Model
+    }
+
+    /// Creates the server's model.
+    /// - Parameters:
+    ///   - description: the architecture.
+    ///   - seed: the initialisation seed.
+    ///   - optimizer: the optimiser applied to gradients.
+    ///   - schedule: the learning rate by applied gradient step.
+    ///   - totalSteps: the steps the session will take, for schedules that need it (cosine).
+    ///   - testSet: the data `evaluate` measures on.
+    ///   - initialParameters: parameters to start from instead of a fresh initialisation.
+    public init(
+        description: ModelDescription, seed: UInt64, optimizer: any Optimizer, schedule: LearningRateSchedule,
+        totalSteps: Int, testSet: Dataset, initialParameters: [Float]? = nil
+    ) {
+        let model = description.makeModel()
+        self.specification = description.specification
+        self.parameters = initialParameters ?? model.initialParameters(seed: seed)
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.totalSteps = totalSteps
+        self.testSet = testSet
+        self.evaluator = Mutex(EvaluationModel(model: model))
+    }
+
+    /// The learning rate the next gradient step will use, before any staleness scaling.
+    public var currentLearningRate: Float {
+        schedule.rate(atStep: steps, totalSteps: totalSteps)
+    }
+
+    public func apply(_ update: SessionCoordinator.Update) {
+        precondition(update.values.count == parameters.count, "the coordinator checks dimensions")
+        switch update.kind {
+        case .gradient:
+            let rate = currentLearningRate * update.scale
+            steps += 1
+            parameters.withUnsafeMutableBufferPointer { p in
+                update.values.withUnsafeBufferPointer { g in
+                    optimizer.step(parameters: p, gradient: g, learningRate: rate)
+                }
+            }
+        case .delta:
+            let scale = update.scale
+            parameters.withUnsafeMutableBufferPointer { p in
+                update.values.withUnsafeBufferPointer { d in
+                    for i in 0..<p.count { p[i] += scale * d[i] }
+                }
+            }
+        }
+    }
+
+    public func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double) {
+        evaluator.withLock { $0.model.evaluate(parameters: parameters, on: testSet) }
+    }
+}

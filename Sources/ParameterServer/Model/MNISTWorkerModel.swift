@@ -1,0 +1,79 @@
+import Learning
+
+/// A worker's model over the Learning core: gradients and local SGD steps on its copy of the
+/// training set.
+///
+/// - Warning: Not thread-safe: owned by the worker's compute thread.
+public final class MNISTWorkerModel: WorkerModel {
+    public let specification: ModelSpecification
+    private let model: any Model
+    private let trainSet: Dataset
+    private var gradient: [Float]
+    private var batchImages: [Float] = []
+    private var batchLabels: [UInt8] = []
+
+    /// Builds the model for `description` over `trainSet`.
+    public init(description: ModelDescription, trainSet: Dataset) {
+        self.model = description.makeModel()
+        self.specification = description.specification
+        self.trainSet = trainSet
+        self.gradient = [Float](repeating: 0, count: model.parameterCount)
+    }
+
+    public func train(
+        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float
+    ) -> (kind: UpdateKind, values: [Float], loss: Float) {
+        let positions = indices.map { Int32(bitPattern: $0) }
+        precondition(weights.count == model.parameterCount, "weights are checked against the model on arrival")
+        if localSteps <= 1 || positions.count <= batchSize {
+            let loss = lossAndGradient(positions[...], parameters: weights)
+            return (.gradient, gradient, loss)
+        }
+        var local = weights
+        var lossSum: Float = 0
+        var batches = 0
+        for start in stride(from: 0, to: positions.count, by: batchSize) {
+            let batch = positions[start..<min(start + batchSize, positions.count)]
+            lossSum += lossAndGradient(batch, parameters: local)
+            batches += 1
+            let rate = learningRate
+            local.withUnsafeMutableBufferPointer { p in
+                gradient.withUnsafeBufferPointer { g in
+                    for i in 0..<p.count { p[i] -= rate * g[i] }
+                }
+            }
+        }
+        local.withUnsafeMutableBufferPointer { p in
+            weights.withUnsafeBufferPointer { w in
+                for i in 0..<p.count { p[i] -= w[i] }
+            }
+        }
+        return (.delta, local, lossSum / Float(max(1, batches)))
+    }
+
+    /// Runs one batch forward and backward into `gradient`, and returns its mean loss.
+    private func lossAndGradient(_ batch: ArraySlice<Int32>, parameters: [Float]) -> Float {
+        let size = trainSet.imageSize
+        if batchImages.count < batch.count * size {
+            batchImages = [Float](repeating: 0, count: batch.count * size)
+            batchLabels = [UInt8](repeating: 0, count: batch.count)
+        }
+        batchImages.withUnsafeMutableBufferPointer { images in
+            batchLabels.withUnsafeMutableBufferPointer { labels in
+                trainSet.gather(indices: batch, into: images, labels: labels)
+            }
+        }
+        return parameters.withUnsafeBufferPointer { p in
+            batchImages.withUnsafeBufferPointer { images in
+                batchLabels.withUnsafeBufferPointer { labels in
+                    gradient.withUnsafeMutableBufferPointer { g in
+                        model.lossAndGradient(
+                            parameters: p, images: UnsafeBufferPointer(rebasing: images[0..<(batch.count * size)]),
+                            labels: UnsafeBufferPointer(rebasing: labels[0..<batch.count]),
+                            batchSize: batch.count, gradient: g)
+                    }
+                }
+            }
+        }
+    }
+}

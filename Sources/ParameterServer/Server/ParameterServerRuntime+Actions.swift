@@ -1,0 +1,168 @@
+import Messages
+import Reactor
+
+extension ParameterServerRuntime {
+    /// Carries out the coordinator's actions, in order.
+    func run(_ actions: [SessionCoordinator.Action]) {
+        for action in actions {
+            switch action {
+            case .sendWeights(let worker):
+                if let peer = peers[worker], peer.state == .joined { sendWeights(to: peer) }
+            case .sendUnit(let worker, let assignment, let minVersion):
+                guard let peer = peers[worker], peer.state == .joined else { continue }
+                var unit = Messages.WorkUnit()
+                unit.unitID = assignment.unitID
+                unit.epoch = UInt32(assignment.epoch)
+                unit.indices = assignment.indices
+                unit.minVersion = minVersion
+                peer.connection.send(Envelope(body: .workUnit(unit)))
+            case .apply(let update, _):
+                model.apply(update)
+            case .acknowledge(let worker, let ack):
+                guard let peer = peers[worker], peer.state == .joined else { continue }
+                peer.connection.send(Envelope(body: .pushAck(PushAck(
+                    unitID: ack.unitID, applied: ack.applied, serverVersion: ack.serverVersion,
+                    staleness: ack.staleness, reason: ack.reason))))
+            case .refuse(let worker, let refusal):
+                guard let peer = peers[worker] else { continue }
+                reporter.line("refused an update from \(peer.label): \(refusal.message)")
+                peer.connection.sendError(refusal.reason.wireCode, refusal.message, fatal: refusal.fatal)
+            case .disconnect(let worker):
+                guard let peer = peers[worker] else { continue }
+                peer.state = .gone
+                peer.connection.closeNow()
+            case .startTraining:
+                startedAt = clock.now
+                lastEpochAt = startedAt
+                reporter.line("training started with \(coordinator.activeWorkers.count) worker(s)")
+            case .finishEpoch(let epoch):
+                finishEpoch(epoch)
+            case .finishSession:
+                finishing = true
+            case .log(let text):
+                reporter.line(text)
+            }
+        }
+    }
+
+    /// Evaluates a snapshot of the model on the evaluation thread and prints the epoch's line.
+    private func finishEpoch(_ epoch: Int) {
+        let now = clock.now
+        let statistics = coordinator.statistics
+        let seconds = max(1e-9, (now - (lastEpochAt ?? now)).seconds)
+        let updates = statistics.updatesApplied - lastEpochUpdates
+        let samples = statistics.samplesTrained - lastEpochSamples
+        lastEpochAt = now
+        lastEpochUpdates = statistics.updatesApplied
+        lastEpochSamples = statistics.samplesTrained
+        let (trainLoss, staleness) = coordinator.takeEpochFigures()
+        let line = ProgressReporter.EpochLine(
+            epoch: epoch, epochs: configuration.epochs,
+            updatesPerSecond: Double(updates) / seconds, samplesPerSecond: Double(samples) / seconds,
+            activeWorkers: coordinator.activeWorkers.count,
+            stalenessMean: staleness.mean, stalenessMax: staleness.maximum, trainLoss: trainLoss,
+            testLoss: 0, testAccuracy: 0, elapsedSeconds: (now - (startedAt ?? now)).seconds)
+        let parameters = model.parameters
+        let model = self.model
+        let loop = self.loop
+        evaluationsInFlight += 1
+        evaluation.submit { [self] in
+            let result = model.evaluate(parameters: parameters)
+            loop.execute { [self] in
+                var line = line
+                line.testLoss = result.loss
+                line.testAccuracy = result.accuracy
+                self.lastEvaluation = result
+                self.evaluationsInFlight -= 1
+                self.reporter.line(line.text)
+                if self.finishing { self.endSession() }
+            }
+        }
+    }
+
+    /// Once the last evaluation is in: tells every worker the session is over and closes them.
+    private func endSession() {
+        guard finishing, evaluationsInFlight == 0, !finished, let result = lastEvaluation else { return }
+        let statistics = coordinator.statistics
+        let seconds = (clock.now - (startedAt ?? clock.now)).seconds
+        reporter.line("final test accuracy \(SummaryLine.format(result.accuracy * 100, digits: 2))% "
+            + "(loss \(SummaryLine.format(result.loss, digits: 4))) after \(configuration.epochs) epoch(s), "
+            + "\(statistics.updatesApplied) updates in \(SummaryLine.format(seconds, digits: 1)) s")
+        var end = SessionEnd()
+        end.testAccuracy = result.accuracy
+        end.testLoss = result.loss
+        end.epochs = UInt32(configuration.epochs)
+        end.updates = statistics.updatesApplied
+        end.finalVersion = coordinator.version
+        for peer in peers.values {
+            if peer.state == .joined { peer.connection.send(Envelope(body: .sessionEnd(end))) }
+            peer.state = .gone
+            peer.connection.close()
+        }
+        listener?.close()
+        listener = nil
+        finished = true
+        stopWhenDrained()
+    }
+
+    /// Reports the result once every connection has flushed and closed.
+    func stopWhenDrained() {
+        guard finished, peers.isEmpty, let onFinished else { return }
+        self.onFinished = nil
+        for timer in timers { timer.cancel() }
+        timers.removeAll()
+        evaluation.stop()
+        reporter.clearBar()
+        onFinished(makeResult())
+    }
+
+    private func makeResult() -> SessionResult {
+        let statistics = coordinator.statistics
+        let result = lastEvaluation ?? (loss: .nan, accuracy: 0)
+        let seconds = (clock.now - (startedAt ?? clock.now)).seconds
+        var summary = SummaryLine()
+        summary.add("mode", configuration.policy.mode.rawValue)
+        summary.add("workers", configuration.policy.workersToStart)
+        summary.add("epochs", configuration.epochs)
+        summary.add("updates", statistics.updatesApplied)
+        summary.add("samples", statistics.samplesTrained)
+        summary.add("seconds", seconds, digits: 2)
+        summary.add("test_accuracy", result.accuracy)
+        summary.add("test_loss", result.loss)
+        summary.add("staleness_mean", statistics.staleness.mean, digits: 3)
+        summary.add("staleness_max", statistics.staleness.maximum)
+        summary.add("samples_per_second", Double(statistics.samplesTrained) / max(seconds, 1e-9), digits: 0)
+        summary.add("units", coordinator.ledger.completedCount)
+        summary.add("units_expected", coordinator.ledger.totalUnits)
+        summary.add("requeued", coordinator.ledger.requeuedCount)
+        summary.add("duplicates", coordinator.ledger.duplicateCount)
+        summary.add("rejected", statistics.rejectedTotal)
+        summary.add("joins", statistics.joins)
+        summary.add("leaves", statistics.leaves)
+        summary.add("final_version", coordinator.version)
+        return SessionResult(summary: summary, testAccuracy: result.accuracy, testLoss: result.loss, statistics: statistics)
+    }
+
+    /// Redraws the live progress bar (a terminal only).
+    func drawBar() {
+        guard startedAt != nil, !finished else { return }
+        let ledger = coordinator.ledger
+        let fraction = Double(ledger.completedCount) / Double(max(1, ledger.totalUnits))
+        let seconds = max(1e-9, (clock.now - (startedAt ?? clock.now)).seconds)
+        let statistics = coordinator.statistics
+        reporter.bar(fraction: fraction, detail: "epoch \(ledger.currentEpoch + 1)/\(configuration.epochs)  "
+            + "\(statistics.updatesApplied) updates  \(SummaryLine.format(Double(statistics.samplesTrained) / seconds, digits: 0)) samples/s  "
+            + "\(coordinator.activeWorkers.count) workers")
+    }
+}
+
+extension SessionCoordinator.Refusal.Reason {
+    /// The protocol's error code for this reason.
+    var wireCode: ErrorReport.Code {
+        switch self {
+        case .wrongDimensions: .wrongDimensions
+        case .notFinite: .notFinite
+        case .unknownUnit: .malformed
+        }
+    }
+}

@@ -1,0 +1,296 @@
+import Foundation
+import Messages
+import Reactor
+import WireCodec
+
+/// One training session of the parameter server, on an event loop: it listens, admits workers,
+/// decodes their messages, feeds the `SessionCoordinator`, and carries out what it decides.
+///
+/// ```swift
+/// let loop = try EventLoop()
+/// let server = ParameterServerRuntime(configuration: configuration, model: model, loop: loop,
+///                                     permutation: { epoch in ... })
+/// loop.execute {
+///     do { try server.start() } catch { ... }
+/// }
+/// server.onFinished = { result in print(result.summary); loop.stop() }
+/// try loop.run()
+/// ```
+///
+/// - Warning: Every method runs on the loop's thread. Evaluation runs on a thread of its own, with a
+///   snapshot of the parameters, and reports back through `EventLoop.execute`.
+public final class ParameterServerRuntime: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: every stored property is touched on the loop thread only. The
+    // one other thread (evaluation) captures this object solely to hand it back to the loop through
+    // `EventLoop.execute`, and touches nothing of it.
+    /// A connection and what the session knows of it.
+    final class Peer {
+        enum State {
+            case handshaking
+            case joined
+            /// Removed from the session (left, refused or dropped); the socket may still be flushing.
+            case gone
+        }
+
+        let connection: FrameConnection
+        let worker: WorkerID
+        let connectedAt: ContinuousClock.Instant
+        var state = State.handshaking
+        var name = "?"
+
+        init(connection: FrameConnection, worker: WorkerID, connectedAt: ContinuousClock.Instant) {
+            self.connection = connection
+            self.worker = worker
+            self.connectedAt = connectedAt
+        }
+
+        /// How the peer is named in logs: its name once known, and its address.
+        var label: String { "\(worker) (\(name) at \(connection.remoteAddress))" }
+    }
+
+    public let configuration: ServerConfiguration
+    public let loop: EventLoop
+    let model: ServerModel
+    let reporter: ProgressReporter
+    var coordinator: SessionCoordinator
+    var listener: FrameListener?
+    var peers: [WorkerID: Peer] = [:]
+    var nextWorker: UInt64 = 1
+    var timers: [TimerHandle] = []
+    let evaluation = ComputeThread(name: "evaluation")
+    var clock = ContinuousClock()
+    var startedAt: ContinuousClock.Instant?
+    var lastEpochAt: ContinuousClock.Instant?
+    var lastEpochUpdates: UInt64 = 0
+    var lastEpochSamples: UInt64 = 0
+    /// Evaluations handed to the evaluation thread and not yet reported.
+    var evaluationsInFlight = 0
+    var lastEvaluation: (loss: Double, accuracy: Double)?
+    var finishing = false
+    var finished = false
+
+    /// Called once, on the loop thread, when the session is over and every connection is closed.
+    public var onFinished: ((SessionResult) -> Void)?
+
+    /// Creates the session.
+    /// - Parameters:
+    ///   - configuration: ports, limits and the session's rules.
+    ///   - model: the model to train; its parameter count fixes every update's length.
+    ///   - loop: the event loop to run on.
+    ///   - reporter: where progress goes.
+    ///   - permutation: each epoch's order of the first `configuration.trainSamples` sample indices.
+    public init(
+        configuration: ServerConfiguration, model: ServerModel, loop: EventLoop,
+        reporter: ProgressReporter = ProgressReporter(),
+        permutation: @escaping @Sendable (_ epoch: Int) -> [UInt32]
+    ) {
+        self.configuration = configuration
+        self.model = model
+        self.loop = loop
+        self.reporter = reporter
+        let ledger = WorkUnitLedger(
+            sampleCount: configuration.trainSamples, samplesPerUnit: configuration.samplesPerUnit,
+            epochs: configuration.epochs, permutation: permutation)
+        self.coordinator = SessionCoordinator(
+            policy: configuration.policy, ledger: ledger, parameterCount: model.specification.parameterCount)
+    }
+
+    /// The port the server listens on (after `start()`).
+    public var port: Int { listener?.localPort ?? 0 }
+
+    /// The coordinator's figures so far.
+    public var statistics: SessionStatistics { coordinator.statistics }
+
+    /// Binds, listens and starts the session's timers.
+    /// - Throws: `ReactorError` when the address cannot be bound.
+    /// - Warning: Call on the loop thread, or before the loop first runs.
+    public func start() throws {
+        var connectionConfiguration = FrameConnection.Configuration(maxFrameLength: configuration.maxFrameBytes)
+        connectionConfiguration.maxQueuedWriteBytes = configuration.maxQueuedWriteBytes
+        listener = try FrameListener(
+            loop: loop, host: configuration.host, port: configuration.port, configuration: connectionConfiguration
+        ) { [unowned self] connection in
+            self.accept(connection)
+        }
+        timers.append(loop.scheduleTimer(after: .seconds(1), repeating: .seconds(1)) { [unowned self] in
+            self.tick()
+        })
+        timers.append(loop.scheduleTimer(after: .milliseconds(250), repeating: .milliseconds(250)) { [unowned self] in
+            self.drawBar()
+        })
+        let policy = configuration.policy
+        var rules = "mode \(policy.mode.rawValue)"
+        if policy.mode == .async { rules += ", staleness policy \(policy.stalenessPolicy.rawValue)" }
+        if policy.mode == .ssp || policy.stalenessPolicy == .bound { rules += ", max staleness \(policy.maxStaleness)" }
+        reporter.line("ps-server listening on \(listener!.localAddress); session \(configuration.sessionID); \(rules)")
+        reporter.line("model \(model.specification.architecture) with \(model.specification.parameterCount) parameters; "
+            + "\(configuration.epochs) epoch(s) of \(configuration.trainSamples) samples in units of "
+            + "\(configuration.batchSize) x \(configuration.localSteps)")
+        reporter.line("waiting for \(policy.workersToStart) worker(s)")
+    }
+
+    // MARK: Connections
+
+    private func accept(_ connection: FrameConnection) {
+        let worker = WorkerID(nextWorker)
+        nextWorker += 1
+        if finishing || finished {
+            connection.sendError(.unavailable, "the session is over; connect to the next one", fatal: true)
+            return
+        }
+        if peers.count >= configuration.maxConnections {
+            reporter.line("refused \(connection.remoteAddress): at the connection limit (\(configuration.maxConnections))")
+            connection.sendError(.unavailable, "the server is at its connection limit (\(configuration.maxConnections))", fatal: true)
+            return
+        }
+        let peer = Peer(connection: connection, worker: worker, connectedAt: clock.now)
+        peers[worker] = peer
+        connection.onFrame = { [unowned self] payload in
+            self.received(payload, from: peer)
+        }
+        connection.onClose = { [unowned self] error in
+            self.closed(peer, error: error)
+        }
+    }
+
+    private func closed(_ peer: Peer, error: ReactorError?) {
+        peers[peer.worker] = nil
+        if peer.state == .joined {
+            peer.state = .gone
+            let reason = error.map { "connection lost (\($0))" } ?? "disconnected"
+            run(coordinator.leave(peer.worker, reason: reason))
+        } else if let error, peer.state == .handshaking {
+            reporter.line("connection from \(peer.connection.remoteAddress) closed before its handshake: \(error)")
+        }
+        if finishing { stopWhenDrained() }
+    }
+
+    private func received(_ payload: UnsafeRawBufferPointer, from peer: Peer) {
+        guard peer.state != .gone else { return }
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(serializedBytes: payload)
+        } catch {
+            refuse(peer, .malformed, "frame of \(payload.count) bytes is not a valid Envelope: \(error)")
+            return
+        }
+        if peer.state == .joined {
+            coordinator.heard(from: peer.worker, now: clock.now)
+        }
+        switch (peer.state, envelope.body) {
+        case (.handshaking, .hello(let hello)?):
+            handshake(peer, hello)
+        case (.handshaking, _):
+            refuse(peer, .malformed, "expected Hello as the first message, got \(envelope.bodyName)")
+        case (.joined, .pull(let pull)?):
+            sendWeights(to: peer, knownVersion: pull.knownVersion)
+        case (.joined, .push(let push)?):
+            handlePush(push, from: peer)
+        case (.joined, .heartbeat?):
+            break
+        case (.joined, .leave(let leave)?):
+            peer.state = .gone
+            run(coordinator.leave(peer.worker, reason: leave.reason.isEmpty ? "said goodbye" : "said goodbye (\(leave.reason))"))
+            peer.connection.close()
+        case (.joined, .error(let report)?):
+            reporter.line("worker \(peer.label) reported \(report.code): \(report.message)")
+        case (.joined, _):
+            refuse(peer, .malformed, "\(envelope.bodyName) is not a message a worker may send now")
+        case (.gone, _):
+            break
+        }
+    }
+
+    private func handshake(_ peer: Peer, _ hello: Hello) {
+        peer.name = hello.workerName.isEmpty ? "unnamed" : String(hello.workerName.prefix(100))
+        guard hello.protocolVersion == ProtocolVersion.current else {
+            refuse(peer, .protocolVersion, "this server speaks protocol version \(ProtocolVersion.current) "
+                + "but the worker speaks version \(hello.protocolVersion); run matching versions of ps-server and ps-worker")
+            return
+        }
+        let specification = model.specification
+        let architectures = hello.capabilities?.architectures ?? []
+        guard architectures.isEmpty || architectures.contains(specification.architecture) else {
+            refuse(peer, .modelMismatch, "this session trains a \(specification.architecture) model; "
+                + "the worker can build only \(architectures.joined(separator: ", "))")
+            return
+        }
+        guard coordinator.phase != .finished else {
+            refuse(peer, .unavailable, "the session is over; connect to the next one")
+            return
+        }
+        peer.state = .joined
+        var welcome = Welcome()
+        welcome.protocolVersion = ProtocolVersion.current
+        welcome.workerID = peer.worker.rawValue
+        welcome.sessionID = configuration.sessionID
+        welcome.mode = configuration.policy.mode.rawValue
+        welcome.model = specification.wire
+        welcome.batchSize = UInt32(configuration.batchSize)
+        welcome.localSteps = UInt32(configuration.localSteps)
+        welcome.localLearningRate = configuration.localLearningRate
+        welcome.trainSamples = UInt32(configuration.trainSamples)
+        welcome.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.seconds * 1000)
+        peer.connection.send(Envelope(body: .welcome(welcome)))
+        let capacity = Int(hello.capabilities?.maxUnitsAhead ?? 0)
+        run(coordinator.join(peer.worker, name: peer.name, capacity: capacity == 0 ? Int.max : capacity, now: clock.now))
+    }
+
+    private func handlePush(_ push: Push, from peer: Peer) {
+        let kind: UpdateKind
+        switch push.kind {
+        case .gradient: kind = .gradient
+        case .delta: kind = .delta
+        case .unrecognized(let raw):
+            refuse(peer, .malformed, "Push.kind \(raw) is not an update kind this server knows")
+            return
+        }
+        let input = SessionCoordinator.PushInput(
+            unitID: push.unitID, baseVersion: push.baseVersion, kind: kind, loss: push.loss,
+            sampleCount: Int(push.sampleCount), values: push.values)
+        run(coordinator.push(from: peer.worker, input))
+    }
+
+    func sendWeights(to peer: Peer, knownVersion: UInt64? = nil) {
+        let version = coordinator.version
+        var weights = Weights()
+        weights.version = version
+        if knownVersion != version {
+            weights.values = model.parameters
+        }
+        peer.connection.send(Envelope(body: .weights(weights)))
+    }
+
+    /// Refuses a peer's message with a fatal error: logged, reported to the peer, connection closed.
+    /// The coordinator requeues anything the peer held.
+    func refuse(_ peer: Peer, _ code: ErrorReport.Code, _ message: String) {
+        reporter.line("refused \(peer.label): \(message)")
+        let wasJoined = peer.state == .joined
+        peer.state = .gone
+        peer.connection.sendError(code, message, fatal: true)
+        if wasJoined {
+            run(coordinator.leave(peer.worker, reason: "refused: \(message)"))
+        }
+    }
+
+    // MARK: Time
+
+    private func tick() {
+        let now = clock.now
+        for peer in peers.values where peer.state == .handshaking && now - peer.connectedAt > configuration.handshakeTimeout {
+            reporter.line("closing \(peer.connection.remoteAddress): no handshake within \(configuration.handshakeTimeout)")
+            peer.state = .gone
+            peer.connection.closeNow()
+        }
+        run(coordinator.tick(now: now))
+    }
+}
+
+/// What a finished session reports.
+public struct SessionResult: Sendable {
+    /// The machine-readable last line.
+    public var summary: SummaryLine
+    public var testAccuracy: Double
+    public var testLoss: Double
+    public var statistics: SessionStatistics
+}

@@ -1,0 +1,38 @@
+/// Everything a `ParameterServerRuntime` needs to run one session, apart from the model.
+public struct ServerConfiguration: Sendable {
+    /// The address to listen on; 127.0.0.1 unless the operator chooses otherwise.
+    public var host = "127.0.0.1"
+    /// The port to listen on; 0 picks a free one (printed at start-up).
+    public var port = 8888
+    /// The session's rules.
+    public var policy = SessionPolicy(mode: .async)
+    public var epochs = 5
+    /// Samples per local step.
+    public var batchSize = 64
+    /// Local steps per push (H).
+    public var localSteps = 1
+    /// The learning rate workers use for local steps when `localSteps` > 1.
+    public var localLearningRate: Float = 0.05
+    /// Training samples the session draws from (the first N of the training set).
+    public var trainSamples = 60_000
+    /// Seeds the epochs' permutations and the model's initialisation.
+    public var seed: UInt64 = 1
+    /// Frames longer than this close the connection before anything is allocated.
+    public var maxFrameBytes = 64 << 20
+    /// Connections beyond this are refused with a message.
+    public var maxConnections = 1024
+    /// A connection must send its Hello within this time.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// How often workers are asked to send a heartbeat.
+    public var heartbeatInterval: Duration = .seconds(1)
+    /// A connection whose unsent data passes this is closed: a peer that does not read cannot make
+    /// the server grow without bound.
+    public var maxQueuedWriteBytes = 256 << 20
+    /// Identifies this run in logs and in the handshake.
+    public var sessionID = ""
+
+    public init() {}
+
+    /// Samples behind one push.
+    public var samplesPerUnit: Int { batchSize * localSteps }
+}

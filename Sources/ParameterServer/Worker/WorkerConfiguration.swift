@@ -1,0 +1,24 @@
+/// How a `WorkerRuntime` finds its server and behaves between sessions.
+public struct WorkerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Wait between connection attempts while the server is not up.
+    public var retryInterval: Duration
+    /// The name the worker gives in its handshake.
+    public var name: String
+    /// Compute threads (BLAS threads) the worker uses; reported in the handshake.
+    public var threads = 1
+    /// Exit after one session instead of waiting for the next (continuous mode is the default).
+    public var once = false
+    /// Units the worker is willing to hold at once.
+    public var unitsAhead = 2
+    /// Frames longer than this from the server close the connection.
+    public var maxFrameBytes = 64 << 20
+
+    public init(host: String, port: Int = 8888, retryInterval: Duration = .seconds(5), name: String) {
+        self.host = host
+        self.port = port
+        self.retryInterval = retryInterval
+        self.name = name
+    }
+}

@@ -1,0 +1,358 @@
+import Foundation
+import Messages
+import Reactor
+import WireCodec
+
+/// A long-lived worker: connects to the server (retrying until it is up), joins the session, trains
+/// the units it is given on a compute thread, and after the session goes back to waiting for the next
+/// one ("continuous mode"), unless it was told to stop after one.
+///
+/// ```swift
+/// let loop = try EventLoop()
+/// let worker = WorkerRuntime(configuration: configuration, loop: loop, trainSampleCount: train.count,
+///                            log: { print($0) }) { specification in
+///     MNISTWorkerModel(description: try ModelDescription(specification: specification), trainSet: train)
+/// }
+/// worker.onExit = { _ in loop.stop() }
+/// loop.execute { worker.start() }
+/// try loop.run()
+/// ```
+///
+/// - Warning: Every method runs on the loop's thread. Training runs on the compute thread, which hands
+///   results back through `EventLoop.execute`.
+public final class WorkerRuntime: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: every stored property is touched on the loop thread only; the
+    // compute thread captures this object solely to hand results back through `EventLoop.execute`.
+
+    /// Builds the model a session asks for, or throws `ModelMismatch`.
+    public typealias ModelFactory = (ModelSpecification) throws -> WorkerModel
+
+    /// One connection to a server, from handshake to close.
+    final class Session: @unchecked Sendable {
+        // Why @unchecked Sendable is safe: touched on the loop thread only; the compute thread carries
+        // it back to the loop through `EventLoop.execute` without reading it.
+        let connection: FrameConnection
+        var welcome: Welcome?
+        var model: ModelBox?
+        var weights: [Float] = []
+        var weightsVersion: UInt64 = 0
+        var hasWeights = false
+        var units: [Messages.WorkUnit] = []
+        var computing = false
+        var heartbeat: TimerHandle?
+        var heartbeatSequence: UInt64 = 0
+        var ended = false
+        var unitsPushed = 0
+        var pushesApplied = 0
+
+        init(connection: FrameConnection) {
+            self.connection = connection
+        }
+    }
+
+    /// Hands a worker model to the compute thread.
+    final class ModelBox: @unchecked Sendable {
+        // Safe: after creation on the loop thread, the model is used only by jobs on the one compute
+        // thread, which run one at a time.
+        let model: WorkerModel
+
+        init(_ model: WorkerModel) {
+            self.model = model
+        }
+    }
+
+    public let configuration: WorkerConfiguration
+    public let loop: EventLoop
+    private let makeModel: ModelFactory
+    private let trainSampleCount: Int
+    private let log: (String) -> Void
+    private let compute = ComputeThread(name: "compute")
+    private var session: Session?
+    private var stopping = false
+
+    /// Sessions this worker saw to their end.
+    public private(set) var sessionsCompleted = 0
+
+    /// Called once, on the loop thread, when the worker is done: after `leave(reason:)`, or after its
+    /// session with `once`. The argument is the exit status to use.
+    public var onExit: ((Int32) -> Void)?
+
+    /// Creates a worker.
+    /// - Parameters:
+    ///   - configuration: where the server is and how to behave.
+    ///   - loop: the event loop for network I/O.
+    ///   - trainSampleCount: training samples this worker holds; sessions needing more are refused.
+    ///   - log: where status lines go.
+    ///   - makeModel: builds the model a session asks for.
+    public init(
+        configuration: WorkerConfiguration, loop: EventLoop, trainSampleCount: Int,
+        log: @escaping (String) -> Void, makeModel: @escaping ModelFactory
+    ) {
+        self.configuration = configuration
+        self.loop = loop
+        self.trainSampleCount = trainSampleCount
+        self.log = log
+        self.makeModel = makeModel
+    }
+
+    /// Starts connecting; retries every `retryInterval` until the server is up.
+    ///
+    /// - Warning: Call on the loop thread, or before the loop first runs.
+    public func start() {
+        connect()
+    }
+
+    /// Leaves gracefully: tells the server (which requeues this worker's units at once), closes, and
+    /// calls `onExit(0)` once the goodbye is written.
+    public func leave(reason: String) {
+        loop.preconditionInEventLoop()
+        guard !stopping else { return }
+        stopping = true
+        if let session, session.welcome != nil {
+            log("leaving: \(reason)")
+            session.connection.send(Envelope(body: .leave(Leave(reason: reason))))
+            session.connection.close()
+        } else if let session {
+            session.connection.closeNow()
+        } else {
+            exit(0)
+        }
+    }
+
+    // MARK: Connecting
+
+    private func connect() {
+        let host = configuration.host
+        let port = configuration.port
+        let retry = configuration.retryInterval
+        log("connecting to \(host):\(port)")
+        var frameConfiguration = FrameConnection.Configuration(maxFrameLength: configuration.maxFrameBytes)
+        frameConfiguration.idleTimeout = nil
+        FrameConnection.connect(
+            loop: loop, host: host, port: port, configuration: frameConfiguration, retryInterval: retry,
+            deadline: nil,
+            onAttemptFailed: { [weak self] error, attempt in
+                self?.log("server \(host):\(port) not available (\(error.message)); retrying in \(Self.describe(retry)) [attempt \(attempt)]")
+            },
+            completion: { [weak self] result in
+                guard let self else { return }
+                switch result {
+                case .success(let connection):
+                    if self.stopping {
+                        connection.closeNow()
+                        self.exit(0)
+                    } else {
+                        self.connected(connection)
+                    }
+                case .failure(let error):
+                    self.log("could not connect to \(host):\(port): \(error)")
+                    self.exit(1)
+                }
+            })
+    }
+
+    private func connected(_ connection: FrameConnection) {
+        let session = Session(connection: connection)
+        self.session = session
+        connection.onFrame = { [unowned self] payload in
+            self.received(payload, in: session)
+        }
+        connection.onClose = { [unowned self] error in
+            self.closed(session, error: error)
+        }
+        var capabilities = Capabilities()
+        capabilities.threads = UInt32(configuration.threads)
+        capabilities.architectures = ["mlp", "cnn"]
+        capabilities.maxUnitsAhead = UInt32(configuration.unitsAhead)
+        connection.send(Envelope(body: .hello(Hello(
+            protocolVersion: ProtocolVersion.current, workerName: configuration.name, capabilities: capabilities))))
+    }
+
+    private func closed(_ session: Session, error: ReactorError?) {
+        session.heartbeat?.cancel()
+        session.heartbeat = nil
+        if self.session === session { self.session = nil }
+        if stopping {
+            exit(0)
+        } else if session.ended {
+            if configuration.once {
+                exit(0)
+            } else {
+                log("waiting for the next session")
+                connect()
+            }
+        } else {
+            let reason = error.map { " (\($0))" } ?? ""
+            log("connection to the server closed\(reason); \(session.units.count + (session.computing ? 1 : 0)) unit(s) dropped")
+            connect()
+        }
+    }
+
+    private func exit(_ status: Int32) {
+        guard let onExit else { return }
+        self.onExit = nil
+        compute.stop()
+        onExit(status)
+    }
+
+    // MARK: Messages
+
+    private func received(_ payload: UnsafeRawBufferPointer, in session: Session) {
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(serializedBytes: payload)
+        } catch {
+            fail(session, .malformed, "frame of \(payload.count) bytes from the server is not a valid Envelope: \(error)")
+            return
+        }
+        switch envelope.body {
+        case .welcome(let welcome)?:
+            handleWelcome(welcome, in: session)
+        case .weights(let weights)?:
+            handleWeights(weights, in: session)
+        case .workUnit(let unit)?:
+            handleUnit(unit, in: session)
+        case .pushAck(let ack)?:
+            if ack.applied { session.pushesApplied += 1 }
+        case .sessionEnd(let end)?:
+            session.ended = true
+            sessionsCompleted += 1
+            log("session over: test accuracy \(SummaryLine.format(end.testAccuracy * 100, digits: 2))% after "
+                + "\(end.updates) updates; this worker pushed \(session.unitsPushed) unit(s), \(session.pushesApplied) applied")
+            session.connection.close()
+        case .error(let report)?:
+            log("server: \(report.message)" + (report.fatal ? " (closing)" : ""))
+        case .heartbeat?:
+            break
+        case .hello?, .pull?, .push?, .leave?, nil:
+            fail(session, .malformed, "the server sent \(envelope.bodyName), which only a worker sends")
+        }
+    }
+
+    private func handleWelcome(_ welcome: Welcome, in session: Session) {
+        guard session.welcome == nil else {
+            fail(session, .malformed, "the server sent a second Welcome")
+            return
+        }
+        guard welcome.protocolVersion == ProtocolVersion.current else {
+            fail(session, .protocolVersion, "this worker speaks protocol version \(ProtocolVersion.current) "
+                + "but the server speaks \(welcome.protocolVersion); run matching versions of ps-server and ps-worker")
+            return
+        }
+        guard let spec = welcome.model else {
+            fail(session, .malformed, "the server's Welcome has no model")
+            return
+        }
+        guard Int(welcome.trainSamples) <= trainSampleCount, welcome.trainSamples > 0 else {
+            fail(session, .modelMismatch, "the session trains on \(welcome.trainSamples) samples; this worker holds \(trainSampleCount)")
+            return
+        }
+        guard welcome.batchSize > 0, welcome.localSteps > 0 else {
+            fail(session, .malformed, "the server's Welcome has a zero batch size or zero local steps")
+            return
+        }
+        let specification = ModelSpecification(wire: spec)
+        do {
+            session.model = ModelBox(try makeModel(specification))
+        } catch {
+            fail(session, .modelMismatch, "cannot build the session's model: \(error)")
+            return
+        }
+        session.welcome = welcome
+        session.weights.reserveCapacity(specification.parameterCount)
+        log("joined session \(welcome.sessionID) as worker \(welcome.workerID): mode \(welcome.mode), "
+            + "\(specification.architecture) with \(specification.parameterCount) parameters, "
+            + "units of \(welcome.batchSize) x \(welcome.localSteps)")
+        let interval = Duration.milliseconds(max(100, Int(welcome.heartbeatIntervalMs == 0 ? 1000 : welcome.heartbeatIntervalMs)))
+        session.heartbeat = loop.scheduleTimer(after: interval, repeating: interval) { [unowned session] in
+            session.heartbeatSequence += 1
+            let now = Int64(Date().timeIntervalSince1970 * 1e9)
+            session.connection.send(Envelope(body: .heartbeat(Heartbeat(seq: session.heartbeatSequence, unixNanos: now))))
+        }
+    }
+
+    private func handleWeights(_ weights: Weights, in session: Session) {
+        guard let welcome = session.welcome, let spec = welcome.model else {
+            fail(session, .malformed, "the server sent Weights before Welcome")
+            return
+        }
+        if weights.values.isEmpty {
+            // The server's answer to a pull when nothing changed.
+            return
+        }
+        guard weights.values.count == Int(spec.parameterCount) else {
+            fail(session, .wrongDimensions, "the server sent \(weights.values.count) weights for a model of \(spec.parameterCount) parameters")
+            return
+        }
+        guard weights.version >= session.weightsVersion else { return }
+        session.weights = weights.values
+        session.weightsVersion = weights.version
+        session.hasWeights = true
+        startNextUnit(in: session)
+    }
+
+    private func handleUnit(_ unit: Messages.WorkUnit, in session: Session) {
+        guard let welcome = session.welcome else {
+            fail(session, .malformed, "the server sent a WorkUnit before Welcome")
+            return
+        }
+        let limit = welcome.trainSamples
+        guard !unit.indices.isEmpty, unit.indices.count <= Int(welcome.batchSize) * Int(welcome.localSteps),
+              unit.indices.allSatisfy({ $0 < limit }) else {
+            fail(session, .malformed, "work unit \(unit.unitID) has \(unit.indices.count) indices, or one outside the session's \(limit) samples")
+            return
+        }
+        session.units.append(unit)
+        startNextUnit(in: session)
+    }
+
+    /// Refuses something the server sent: reports it, logs it and closes (then reconnects).
+    private func fail(_ session: Session, _ code: ErrorReport.Code, _ message: String) {
+        log("error: \(message)")
+        session.connection.sendError(code, message, fatal: true)
+    }
+
+    // MARK: Compute
+
+    /// Starts the next unit on the compute thread if it is idle and the unit's weights are here.
+    ///
+    /// In async and ssp modes it also asks for fresh weights, so they arrive while this unit trains.
+    private func startNextUnit(in session: Session) {
+        guard !session.computing, session.hasWeights, let unit = session.units.first,
+              session.weightsVersion >= unit.minVersion, let box = session.model, let welcome = session.welcome else { return }
+        session.units.removeFirst()
+        session.computing = true
+        let weights = session.weights
+        let base = session.weightsVersion
+        if welcome.mode != TrainingMode.sync.rawValue {
+            session.connection.send(Envelope(body: .pull(Pull(knownVersion: base))))
+        }
+        let batchSize = Int(welcome.batchSize)
+        let localSteps = Int(welcome.localSteps)
+        let rate = welcome.localLearningRate
+        let loop = self.loop
+        compute.submit { [self] in
+            let result = box.model.train(
+                indices: unit.indices, weights: weights, batchSize: batchSize, localSteps: localSteps, learningRate: rate)
+            let push = Push(
+                unitID: unit.unitID, baseVersion: base, kind: result.kind == .gradient ? .gradient : .delta,
+                loss: result.loss, sampleCount: UInt32(unit.indices.count), values: result.values)
+            loop.execute { [self] in
+                self.finished(push, in: session)
+            }
+        }
+    }
+
+    private func finished(_ push: Push, in session: Session) {
+        session.computing = false
+        // A result for a connection that has gone is dropped: the server requeued the unit.
+        guard self.session === session, !session.ended else { return }
+        session.connection.send(Envelope(body: .push(push)))
+        session.unitsPushed += 1
+        startNextUnit(in: session)
+    }
+
+    private static func describe(_ duration: Duration) -> String {
+        "\(SummaryLine.format(duration.seconds, digits: duration.seconds < 10 ? 1 : 0)) s"
+    }
+}

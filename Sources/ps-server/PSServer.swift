@@ -1,0 +1,260 @@
+import ArgumentParser
+import Foundation
+import Learning
+import ParameterServer
+import Reactor
+
+/// `ps-server`: runs one training session. It waits for workers, trains, evaluates, tells the
+/// workers the session is over, prints a summary and exits. Run it again for the next session.
+@main
+struct PSServer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ps-server",
+        abstract: "Run one parameter-server training session on MNIST.",
+        discussion: """
+            Waits until --workers workers are connected, trains for --epochs epochs, evaluates on the test \
+            set after each epoch, tells the workers the session is over and exits 0. Workers that join \
+            later get the current weights and work at once; workers that leave cost only their unfinished \
+            work units, which go back to the queue. The last line printed is a machine-readable summary of \
+            key=value pairs (mode=, workers=, epochs=, updates=, samples=, seconds=, test_accuracy=, \
+            staleness_mean=, ...).
+
+            Modes:
+              async  every update is applied as it arrives; --staleness-policy decides what a stale one costs
+              sync   rounds: one update from every active worker, averaged, applied once
+              ssp    stale synchronous parallel: no worker runs more than --max-staleness clocks ahead
+
+            Example: ps-server --mode async --workers 2 --epochs 5
+            """)
+
+    // MARK: Network
+
+    @Option(help: "Address to listen on. Binding anything but loopback exposes training to the network.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free port, printed at start-up).")
+    var port = 8888
+
+    // MARK: Session
+
+    @Option(help: "Training mode: async, sync or ssp.")
+    var mode: TrainingMode = .async
+
+    @Option(help: "Workers to wait for before training starts.")
+    var workers = 2
+
+    @Option(help: "Passes over the training set.")
+    var epochs = 5
+
+    @Option(help: "Training samples per local step.")
+    var batchSize = 64
+
+    @Option(help: "Local steps per push: 1 sends gradients; more sends model deltas (local SGD; FedAvg in sync mode).")
+    var localSteps = 1
+
+    @Option(help: "Staleness policy in async mode: none (plain async SGD), inverse (learning rate / staleness) or bound (drop updates staler than --max-staleness).")
+    var stalenessPolicy: StalenessPolicy = .inverse
+
+    @Option(help: "K: the bound for --staleness-policy bound, and the clock lead allowed in ssp mode.")
+    var maxStaleness = 4
+
+    @Option(help: "Work units a worker may hold at once (async and ssp), so it never waits on a round trip.")
+    var unitsAhead = 2
+
+    // MARK: Model and optimiser
+
+    @Option(help: "The model: mlp or cnn.")
+    var model: ModelKind = .mlp
+
+    @Option(help: "Hidden layer widths of the MLP, comma-separated (default 512; 128 for the 784-128-10 comparisons).")
+    var hidden: String?
+
+    @Option(help: "Optimiser for pushed gradients: sgd, momentum, nesterov or adam.")
+    var optimizer: OptimizerKind = .momentum
+
+    @Option(help: "Peak learning rate (default: adam 0.001; otherwise 0.05 for the MLP, 0.01 for the CNN).")
+    var lr: Float?
+
+    @Option(help: "Momentum for momentum and nesterov.")
+    var momentum: Float = 0.9
+
+    @Option(help: "L2 weight decay.")
+    var weightDecay: Float = 0
+
+    @Option(help: "Learning-rate schedule over the session's updates: constant, step or cosine.")
+    var schedule: ScheduleKind = .cosine
+
+    @Option(help: "Learning rate of the workers' local steps when --local-steps > 1 (default: --lr, or 0.05 with adam).")
+    var localLr: Float?
+
+    @Option(help: "Seed for the initial weights and each epoch's sample order.")
+    var seed: UInt64 = 42
+
+    // MARK: Data
+
+    @Option(help: "MNIST directory (default: Data/mnist, found from the executable, the source or the current directory).")
+    var data: String?
+
+    @Option(help: "Train on the first N training images only (workers need at least N).")
+    var trainSamples: Int?
+
+    @Option(help: "Evaluate on the first N test images only.")
+    var testSamples: Int?
+
+    @Option(help: "OpenBLAS threads for evaluation.")
+    var threads = 1
+
+    // MARK: Limits
+
+    @Option(help: "Largest frame accepted, in bytes; a longer one closes that connection.")
+    var maxFrameBytes = 64 << 20
+
+    @Option(help: "Connections accepted at once; more are refused with a message.")
+    var maxConnections = 1024
+
+    @Option(help: "Seconds a connection has to send its Hello.")
+    var handshakeTimeout: Double = 10
+
+    @Option(help: "Seconds of silence after which a worker is dropped and its units requeued.")
+    var heartbeatTimeout: Double = 10
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard localSteps >= 1 else { throw ValidationError("--local-steps must be at least 1") }
+        guard maxStaleness >= 0 else { throw ValidationError("--max-staleness must not be negative") }
+        guard unitsAhead >= 1 else { throw ValidationError("--units-ahead must be at least 1") }
+        guard (lr ?? 1) > 0, (lr ?? 1).isFinite else { throw ValidationError("--lr must be a positive number") }
+        guard (localLr ?? 1) > 0, (localLr ?? 1).isFinite else { throw ValidationError("--local-lr must be a positive number") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard maxFrameBytes >= 1024 else { throw ValidationError("--max-frame-bytes must be at least 1024") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard handshakeTimeout > 0, heartbeatTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        if let trainSamples, trainSamples < 1 { throw ValidationError("--train-samples must be at least 1") }
+        if let testSamples, testSamples < 1 { throw ValidationError("--test-samples must be at least 1") }
+        if hidden != nil {
+            guard model == .mlp else { throw ValidationError("--hidden applies to --model mlp only") }
+            _ = try hiddenWidths()
+        }
+    }
+
+    func run() throws {
+        BLAS.configure(threads: threads)
+        print("BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(threads) thread(s)")
+        let directory = try MNIST.dataDirectory(override: data)
+        let loaded = try MNIST.load(directory: directory)
+        let train = trainSamples.map { min($0, loaded.train.count) } ?? loaded.train.count
+        let test = testSamples.map { loaded.test.prefix($0) } ?? loaded.test
+        let description = try modelDescription()
+
+        var configuration = ServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.policy = SessionPolicy(
+            mode: mode, stalenessPolicy: stalenessPolicy, maxStaleness: maxStaleness, workersToStart: workers,
+            unitsAhead: unitsAhead, heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000)))
+        configuration.epochs = epochs
+        configuration.batchSize = batchSize
+        configuration.localSteps = localSteps
+        configuration.trainSamples = train
+        configuration.seed = seed
+        configuration.maxFrameBytes = max(maxFrameBytes, description.parameterCount * 4 + 4096)
+        configuration.maxConnections = maxConnections
+        configuration.handshakeTimeout = .milliseconds(Int(handshakeTimeout * 1000))
+        configuration.sessionID = "\(Int(Date().timeIntervalSince1970))-\(getpid())"
+        let rate = lr ?? (optimizer == .adam ? 0.001 : (model == .mlp ? 0.05 : 0.01))
+        configuration.localLearningRate = localLr ?? (optimizer == .adam ? 0.05 : rate)
+
+        // The schedule counts applied optimiser steps: updates in async and ssp, rounds in sync.
+        let unitsPerEpoch = (train + configuration.samplesPerUnit - 1) / configuration.samplesPerUnit
+        let totalSteps = epochs * (mode == .sync ? max(1, unitsPerEpoch / workers) : unitsPerEpoch)
+        let serverModel = MNISTServerModel(
+            description: description, seed: seed, optimizer: makeOptimizer(), schedule: makeSchedule(rate, totalSteps: totalSteps),
+            totalSteps: totalSteps, testSet: test)
+        print("data: \(train) training and \(test.count) test images from \(directory)")
+        print("optimiser: \(optimizer.rawValue) lr \(rate), \(schedule.rawValue) schedule"
+            + (localSteps > 1 ? ", workers' local lr \(configuration.localLearningRate)" : ""))
+
+        let seed = self.seed
+        let loop = try EventLoop()
+        let server = ParameterServerRuntime(configuration: configuration, model: serverModel, loop: loop) { epoch in
+            EpochPermutation(seed: seed, epoch: epoch, count: train).indices.map { UInt32(bitPattern: $0) }
+        }
+        let status = ExitStatus()
+        server.onFinished = { result in
+            print(result.summary)
+            loop.stop()
+        }
+        // This thread is the loop's: set up, then run until the session is over.
+        do {
+            try server.start()
+        } catch {
+            throw StartupError("cannot listen on \(host):\(port): \(error)")
+        }
+        let interrupted = {
+            print("\nps-server: interrupted; the session ends unfinished")
+            status.code = 130
+            loop.stop()
+        }
+        let watchers = [try loop.watchSignal(SIGINT, interrupted), try loop.watchSignal(SIGTERM, interrupted)]
+        try loop.run()
+        withExtendedLifetime(watchers) {}
+        if status.code != 0 { throw ExitCode(status.code) }
+    }
+
+    private func hiddenWidths() throws -> [Int] {
+        guard let hidden else { return [] }
+        let widths = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--hidden takes positive widths separated by commas, e.g. 256,128")
+        }
+        return widths.map { $0! }
+    }
+
+    private func modelDescription() throws -> ModelDescription {
+        switch model {
+        case .mlp: return hidden == nil ? .defaultMLP : ModelDescription(.mlp(hidden: try hiddenWidths()))
+        case .cnn: return .defaultCNN
+        }
+    }
+
+    private func makeOptimizer() -> any Optimizer {
+        switch optimizer {
+        case .sgd: SGD(weightDecay: weightDecay)
+        case .momentum: SGD(momentum: momentum, weightDecay: weightDecay)
+        case .nesterov: SGD(momentum: momentum, nesterov: true, weightDecay: weightDecay)
+        case .adam: Adam(weightDecay: weightDecay)
+        }
+    }
+
+    private func makeSchedule(_ rate: Float, totalSteps: Int) -> LearningRateSchedule {
+        switch schedule {
+        case .constant: .constant(rate)
+        case .step: .step(rate, factor: 0.1, every: max(totalSteps / 3, 1))
+        case .cosine: .cosine(rate)
+        }
+    }
+}
+
+enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn }
+enum OptimizerKind: String, ExpressibleByArgument, CaseIterable { case sgd, momentum, nesterov, adam }
+enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case constant, step, cosine }
+extension TrainingMode: ExpressibleByArgument {}
+extension StalenessPolicy: ExpressibleByArgument {}
+
+/// The process's exit status, set from loop callbacks.
+final class ExitStatus: @unchecked Sendable {
+    // Only touched on the loop thread, and read after the loop has stopped.
+    var code: Int32 = 0
+}
+
+/// A failure to start, printed by ArgumentParser as "Error: ..." with exit status 1.
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

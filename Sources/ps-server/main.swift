@@ -1,1 +1,0 @@
-print("ps-server: not built yet")

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Learning
+import ParameterServer
+import Reactor
+
+/// `ps-worker HOST [PORT] [RETRY_INTERVAL]`: a long-lived worker that joins every session.
+@main
+struct PSWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ps-worker",
+        abstract: "A long-lived parameter-server worker that joins every training session.",
+        discussion: """
+            Connects to the server at HOST:PORT, retrying every RETRY_INTERVAL seconds until it is up, and \
+            prints one line per failed attempt. It trains the work units the server hands out, on its own \
+            copy of MNIST. After a session it waits for the next one (continuous mode) unless --once is \
+            given. Ctrl-C (SIGINT) or SIGTERM leaves gracefully: the server requeues this worker's units at once.
+
+            Example: ps-worker 127.0.0.1 8888 5
+            """)
+
+    @Argument(help: "The server's host name or address.")
+    var host: String
+
+    @Argument(help: "The server's port.")
+    var port: Int = 8888
+
+    @Argument(help: "Seconds between connection attempts while the server is not up.")
+    var retryInterval: Double = 5
+
+    @Option(help: "MNIST directory (default: Data/mnist, found from the executable, the source or the current directory).")
+    var data: String?
+
+    @Option(help: "OpenBLAS threads for training.")
+    var threads = 1
+
+    @Flag(help: "Exit after one session instead of waiting for the next.")
+    var once = false
+
+    @Option(help: "The name this worker gives the server (default: worker-PID@HOSTNAME).")
+    var name: String?
+
+    @Option(help: "Work units to hold at once, so the next is here when one finishes.")
+    var unitsAhead = 2
+
+    func validate() throws {
+        guard !host.isEmpty else { throw ValidationError("HOST must not be empty") }
+        guard (1...65535).contains(port) else { throw ValidationError("PORT must be 1...65535, got \(port)") }
+        guard retryInterval > 0, retryInterval.isFinite else { throw ValidationError("RETRY_INTERVAL must be a positive number of seconds") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard unitsAhead >= 1 else { throw ValidationError("--units-ahead must be at least 1") }
+    }
+
+    func run() throws {
+        BLAS.configure(threads: threads)
+        let directory = try MNIST.dataDirectory(override: data)
+        let train = try MNIST.load(directory: directory, images: MNIST.trainImages, labels: MNIST.trainLabels)
+        let workerName = name ?? "worker-\(getpid())@\(ProcessInfo.processInfo.hostName)"
+        print("ps-worker \(workerName): \(train.count) training images from \(directory); "
+            + "BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(threads) thread(s)")
+
+        var configuration = WorkerConfiguration(
+            host: host, port: port, retryInterval: .milliseconds(Int(retryInterval * 1000)), name: workerName)
+        configuration.threads = threads
+        configuration.once = once
+        configuration.unitsAhead = unitsAhead
+
+        let loop = try EventLoop()
+        let worker = WorkerRuntime(
+            configuration: configuration, loop: loop, trainSampleCount: train.count,
+            log: { line in
+                print(line)
+                fflush(nil)
+            },
+            makeModel: { specification in
+                MNISTWorkerModel(description: try ModelDescription(specification: specification), trainSet: train)
+            })
+        let status = ExitStatus()
+        worker.onExit = { code in
+            status.code = code
+            loop.stop()
+        }
+        var interrupts = 0
+        let interrupted = {
+            interrupts += 1
+            if interrupts > 1 {
+                // A second Ctrl-C does not wait for the goodbye to be written.
+                status.code = 130
+                loop.stop()
+            } else {
+                worker.leave(reason: "interrupted")
+            }
+        }
+        let watchers = [try loop.watchSignal(SIGINT, interrupted), try loop.watchSignal(SIGTERM, interrupted)]
+        worker.start()
+        try loop.run()
+        withExtendedLifetime(watchers) {}
+        if status.code != 0 { throw ExitCode(status.code) }
+    }
+}
+
+/// The process's exit status, set from loop callbacks.
+final class ExitStatus: @unchecked Sendable {
+    // Only touched on the loop thread, and read after the loop has stopped.
+    var code: Int32 = 0
+}

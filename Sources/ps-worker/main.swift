@@ -1,1 +1,0 @@
-print("ps-worker: not built yet")
