@@ -428,11 +428,12 @@ public struct SessionCoordinator: Sendable {
                 fatal: false)
         }
         let allFinite = input.values.withUnsafeBufferPointer { values in
-            // value * 0 is 0 for every finite value and NaN for NaN or an infinity; the loop has no
-            // branch, so it vectorises, and one bad value anywhere poisons the sum.
-            var sum: Float = 0
-            for value in values { sum += value * 0 }
-            return sum == 0
+            // A float is NaN or infinite exactly when its exponent bits are all ones. The largest
+            // exponent field over the buffer is an integer max, which vectorises (a floating-point
+            // reduction would not, since its order matters).
+            var largestExponent: UInt32 = 0
+            for value in values { largestExponent = max(largestExponent, value.bitPattern & 0x7F80_0000) }
+            return largestExponent != 0x7F80_0000
         }
         if !allFinite || !input.loss.isFinite {
             return Refusal(reason: .notFinite, message: "update holds NaN or infinity", fatal: false)
