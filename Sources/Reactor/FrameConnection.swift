@@ -112,8 +112,8 @@ public final class FrameConnection: StreamReadSink {
             var input = UnsafeRawBufferPointer(start: base, count: count)
             do {
                 // Bounded by the read: every frame consumes input. Frames already read are not
-                // delivered once the connection began closing.
-                while delivering, let frame = try decoder.next(&input) {
+                // delivered once the connection began closing (by us, or failing a send).
+                while delivering, stream.isOpen, let frame = try decoder.next(&input) {
                     deliver(frame, to: onFrame)
                 }
             } catch {

@@ -268,6 +268,9 @@ public final class TCPConnection: LoopResource {
     /// The bytes queued for writing and not yet confirmed written by the kernel.
     public var queuedWriteBytes: Int { pendingBytes + inFlightBytes }
 
+    /// Whether the connection is open (not closing, not draining for a graceful close).
+    var isOpen: Bool { state == .open }
+
     /// Whether writes are still accepted (the connection is open and not shut down for writing).
     @inline(__always)
     var acceptsWrites: Bool { state == .open && !shutdownRequested }
