@@ -66,16 +66,28 @@ CASES=(
     "pipelined-c4-400KiB-w4 pipelined 4 409600 4"
 )
 
+# Server CPU time (user + system, in clock ticks) so far, from /proc.
+TICKS_PER_SECOND=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+
 RESULTS="$OUT/results.txt"
 : >"$RESULTS"
 for run in $(seq "$RUNS"); do
     for entry in "${CASES[@]}"; do
         read -r label mode connections size window <<<"$entry"
         for name in $SERVERS; do
+            ticks_before=$(cpu_ticks "${PIDS[$name]}")
+            started=$(now)
             line=$(taskset -c "$CLIENT_CPU" "$PS_BENCH" echo --host 127.0.0.1 --port "${PORT[$name]}" \
                 --connections "$connections" --size "$size" --mode "$mode" --window "$window" \
                 --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" | tee -a "$OUT/client.log" | tail -1)
-            echo "server=$name case=$label run=$run $line" | tee -a "$RESULTS" >&2
+            # The share of a core the server got while the client ran: on a busy machine the rate
+            # divided by it (frames per server CPU-second) is steadier than the rate itself.
+            utilisation=$(awk -v t0="$ticks_before" -v t1="$(cpu_ticks "${PIDS[$name]}")" -v hz="$TICKS_PER_SECOND" \
+                -v w0="$started" -v w1="$(now)" 'BEGIN { printf "%.3f", (t1 - t0) / hz / (w1 - w0) }')
+            echo "server=$name case=$label run=$run server_cpu=$utilisation $line load=$(cut -d' ' -f1 /proc/loadavg)" \
+                | tee -a "$RESULTS" >&2
         done
     done
 done
@@ -86,6 +98,9 @@ stop_servers
 python3 - "$RESULTS" <<'PY'
 import statistics, sys
 rows = [dict(kv.split("=", 1) for kv in line.split() if "=" in kv) for line in open(sys.argv[1])]
+for r in rows:
+    cpu = float(r.get("server_cpu", "0"))
+    if cpu > 0: r["per_cpu_s"] = str(float(r["frames_per_s"]) / cpu)
 cases, servers = [], []
 for r in rows:
     if r["case"] not in cases: cases.append(r["case"])
@@ -93,13 +108,15 @@ for r in rows:
 def median(case, server, key):
     values = [float(r[key]) for r in rows if r["case"] == case and r["server"] == server and key in r]
     return statistics.median(values) if values else float("nan")
-print(f"runs per cell: {len([r for r in rows if r['case'] == cases[0] and r['server'] == servers[0]])} (medians)")
+loads = sorted(float(r["load"]) for r in rows if "load" in r)
+print(f"runs per cell: {len([r for r in rows if r['case'] == cases[0] and r['server'] == servers[0]])} (medians); "
+      f"1-minute load average during the runs: {loads[0]:.1f} to {loads[-1]:.1f}" if loads else "")
 header = "| case | metric | " + " | ".join(servers) + " | " + " | ".join(f"reactor/{s}" for s in servers if s != "reactor") + " |"
 print(header)
 print("|" + "---|" * (header.count("|") - 1))
 for case in cases:
-    metrics = [("frames_per_s", "round trips/s"), ("p50_us", "p50 µs"), ("p99_us", "p99 µs")] if case.startswith("pingpong") \
-        else [("frames_per_s", "frames/s"), ("mb_per_s", "MB/s")]
+    metrics = [("frames_per_s", "round trips/s"), ("per_cpu_s", "round trips per server CPU-s"), ("p50_us", "p50 µs"), ("p99_us", "p99 µs")] \
+        if case.startswith("pingpong") else [("frames_per_s", "frames/s"), ("mb_per_s", "MB/s"), ("per_cpu_s", "frames per server CPU-s")]
     for key, label in metrics:
         values = {s: median(case, s, key) for s in servers}
         cells = " | ".join(f"{values[s]:,.1f}" if values[s] < 1000 else f"{values[s]:,.0f}" for s in servers)

@@ -22,6 +22,8 @@ protocol LoopResource: AnyObject {
 /// other threads hand work over with ``execute(_:)``. ``stop()`` closes every handle the loop owns
 /// and makes ``run()`` return once `uv_loop_close` succeeded.
 ///
+/// Creating the first loop sets SIGPIPE to be ignored for the whole process (see `ignoreBrokenPipes`).
+///
 /// ```swift
 /// let loop = try EventLoop.startOnNewThread(name: "ps-server")
 /// loop.execute {
@@ -89,6 +91,7 @@ public final class EventLoop: @unchecked Sendable {
     ///
     /// - Throws: ``ReactorError`` if libuv cannot set up the loop.
     public init() throws {
+        _ = Self.ignoreBrokenPipes
         uvLoop = .allocate(capacity: 1)
         wakeup = .allocate(capacity: 1)
         beforePoll = .allocate(capacity: 1)
@@ -130,6 +133,13 @@ public final class EventLoop: @unchecked Sendable {
         uvLoop.deallocate(); wakeup.deallocate(); beforePoll.deallocate(); afterPoll.deallocate()
         readBuffer.deallocate(); writeBufs.deallocate()
     }
+
+    /// libuv writes with write(2), so a peer that closed its end raises SIGPIPE, whose default action
+    /// ends the process. Like SwiftNIO, the reactor ignores SIGPIPE process-wide (once, on the first
+    /// loop); the write then fails with EPIPE and closes that connection only.
+    private static let ignoreBrokenPipes: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
 
     static func from(_ loop: UnsafeMutablePointer<uv_loop_t>!) -> EventLoop {
         Unmanaged<EventLoop>.fromOpaque(loop.pointee.data!).takeUnretainedValue()

@@ -106,38 +106,39 @@ public final class FrameConnection: StreamReadSink {
     }
 
     func didRead(_ connection: TCPConnection, base: UnsafeMutableRawPointer, count: Int) {
+        // Loaded once per read, not per frame; a new onFrame set meanwhile applies from the next read.
         guard let onFrame, delivering else { return }
         if base == connection.loop.readBuffer.baseAddress {
+            var input = UnsafeRawBufferPointer(start: base, count: count)
             do {
-                try decoder.decodeFrames(UnsafeRawBufferPointer(start: base, count: count)) { [unowned(unsafe) self] payload, gathered in
-                    deliver(payload, gathered: gathered, to: onFrame)
+                // Bounded by the read: every frame consumes input. Frames already read are not
+                // delivered once the connection began closing (by us, or failing a send).
+                while delivering, stream.isOpen, let frame = try decoder.next(&input) {
+                    deliver(frame, to: onFrame)
                 }
             } catch {
                 delivering = false
                 stream.fail(error)
             }
-        } else {
-            decoder.didReadDirectly(count) { [unowned(unsafe) self] payload, gathered in
-                deliver(payload, gathered: gathered, to: onFrame)
-            }
+        } else if let frame = decoder.didReadDirectly(count) {
+            deliver(frame, to: onFrame)
         }
     }
 
-    /// Gives one payload to `onFrame`; returns whether ``send(frame:)`` took its gathering buffer over.
+    /// Gives one frame to `onFrame`, letting ``send(frame:)`` take a gathered frame's buffer over.
     @inline(__always)
-    private func deliver(_ payload: UnsafeRawBufferPointer, gathered: Bool,
-                         to onFrame: (UnsafeRawBufferPointer) -> Void) -> Bool {
-        // Frames already read are not delivered once the connection began closing.
-        guard delivering else { return false }
-        guard gathered else {
-            onFrame(payload)
-            return false
+    private func deliver(_ frame: FrameDecoder.Frame, to onFrame: (UnsafeRawBufferPointer) -> Void) {
+        guard frame.gathered else {
+            onFrame(frame.payload)
+            return
         }
-        gatheredPayload = payload.baseAddress
-        onFrame(payload)
+        gatheredPayload = frame.payload.baseAddress
+        onFrame(frame.payload)
         gatheredPayload = nil
-        defer { gatheredTaken = false }
-        return gatheredTaken
+        if gatheredTaken {
+            gatheredTaken = false
+            _ = decoder.releaseGatheredBuffer()  // the write queue owns it now
+        }
     }
 
     func didReadEnd(_ connection: TCPConnection) -> ReactorError? {

@@ -49,35 +49,37 @@ public struct FrameDecoder: ~Copyable {
         gathering ? "\(filled) of \(frameLength) payload bytes" : "\(headerCount) of 4 length-prefix bytes"
     }
 
-    /// Decodes `bytes`, calling `onFrame` with each complete payload in order.
-    ///
-    /// - Parameters:
-    ///   - bytes: The next bytes of the stream.
-    ///   - onFrame: Runs with each payload; it is valid only during the call.
-    /// - Throws: ``ReactorError`` of kind `.frameTooLong` for a length prefix above ``maxFrameLength``;
-    ///   the decoder must not be used after that.
-    public mutating func decode(_ bytes: UnsafeRawBufferPointer,
-                                _ onFrame: (UnsafeRawBufferPointer) -> Void) throws(ReactorError) {
-        try decodeFrames(bytes) { payload, _ in
-            onFrame(payload)
-            return false
-        }
+    /// One decoded frame.
+    public struct Frame {
+        /// The payload, valid until the decoder is next used.
+        public var payload: UnsafeRawBufferPointer
+        /// Whether the payload was gathered in the decoder's own buffer (rather than lying in the input).
+        public var gathered: Bool
     }
 
-    /// Decodes `bytes`; `onFrame` gets each payload and whether it was gathered in the decoder's own
-    /// buffer, and returns `true` if it took that buffer over (see ``takeOver(_:)``).
+    /// Takes the next frame from `input`, advancing `input` past the bytes used.
+    ///
+    /// Call it until it returns `nil`: then all of `input` is consumed (and any partial frame is held).
+    /// A frame lying whole in `input` is returned in place; one that was gathered lives in the
+    /// decoder's buffer until the decoder is next used.
+    ///
+    /// - Parameter input: The unread part of the latest bytes of the stream.
+    /// - Returns: The next complete frame, or `nil` when `input` holds no more.
+    /// - Throws: ``ReactorError`` of kind `.frameTooLong` for a length prefix above ``maxFrameLength``
+    ///   (checked before anything is allocated); the decoder must not be used after that.
     @inline(__always)
-    mutating func decodeFrames(_ bytes: UnsafeRawBufferPointer,
-                               _ onFrame: (UnsafeRawBufferPointer, Bool) -> Bool) throws(ReactorError) {
-        guard var cursor = bytes.baseAddress else { return }
-        let end = cursor + bytes.count
+    public mutating func next(_ input: inout UnsafeRawBufferPointer) throws(ReactorError) -> Frame? {
+        guard var cursor = input.baseAddress else { return nil }
+        let end = cursor + input.count
+        defer { input = UnsafeRawBufferPointer(start: cursor, count: end - cursor) }
+        // Bounded: each round consumes at least one byte or returns.
         while cursor < end {
             if gathering {
                 let take = min(end - cursor, frameLength - filled)
                 (buffer! + 4 + filled).copyMemory(from: cursor, byteCount: take)
                 filled += take
                 cursor += take
-                if filled == frameLength { deliverGathered(onFrame) }
+                if filled == frameLength { return finishGathered() }
             } else if headerCount > 0 || end - cursor < 4 {
                 // A length prefix split across reads: take it a byte at a time.
                 header |= UInt32(cursor.load(as: UInt8.self)) << (8 * UInt32(headerCount))
@@ -87,33 +89,44 @@ public struct FrameDecoder: ~Copyable {
                     let length = Int(header)
                     header = 0
                     headerCount = 0
-                    try begin(length, onFrame)
+                    if let empty = try begin(length) { return empty }
                 }
             } else {
                 // The fast path: a whole length prefix in this read.
                 let length = Int(UInt32(littleEndian: cursor.loadUnaligned(as: UInt32.self)))
                 cursor += 4
                 if length <= end - cursor && length <= maxFrameLength {
-                    _ = onFrame(UnsafeRawBufferPointer(start: cursor, count: length), false)
-                    cursor += length
-                } else {
-                    try begin(length, onFrame)
+                    defer { cursor += length }
+                    return Frame(payload: UnsafeRawBufferPointer(start: cursor, count: length), gathered: false)
                 }
+                if let empty = try begin(length) { return empty }
             }
         }
+        return nil
     }
 
-    /// Starts gathering a frame of `length` payload bytes, after checking the limit.
-    private mutating func begin(_ length: Int, _ onFrame: (UnsafeRawBufferPointer, Bool) -> Bool) throws(ReactorError) {
+    /// Decodes `bytes`, calling `onFrame` with each complete payload in order.
+    ///
+    /// - Parameters:
+    ///   - bytes: The next bytes of the stream.
+    ///   - onFrame: Runs with each payload; it is valid only during the call.
+    /// - Throws: ``ReactorError`` of kind `.frameTooLong` for a length prefix above ``maxFrameLength``;
+    ///   the decoder must not be used after that.
+    public mutating func decode(_ bytes: UnsafeRawBufferPointer,
+                                _ onFrame: (UnsafeRawBufferPointer) -> Void) throws(ReactorError) {
+        var input = bytes
+        while let frame = try next(&input) { onFrame(frame.payload) }
+    }
+
+    /// Starts gathering a frame of `length` payload bytes, after checking the limit. Returns the frame
+    /// at once if it is empty.
+    private mutating func begin(_ length: Int) throws(ReactorError) -> Frame? {
         guard length <= maxFrameLength else {
             throw ReactorError(.frameTooLong, operation: "frame decoder",
                                message: "length prefix \(length) exceeds the maximum frame length \(maxFrameLength)")
         }
-        if length == 0 {
-            _ = onFrame(UnsafeRawBufferPointer(start: nil, count: 0), false)
-            return
-        }
-        if capacity < length {
+        if length == 0 { return Frame(payload: UnsafeRawBufferPointer(start: nil, count: 0), gathered: false) }
+        if capacity < length || capacity > Self.retainedCapacity {
             buffer?.deallocate()
             buffer = .allocate(byteCount: length + 4, alignment: 16)
             capacity = length
@@ -122,20 +135,12 @@ public struct FrameDecoder: ~Copyable {
         frameLength = length
         filled = 0
         gathering = true
+        return nil
     }
 
-    @inline(__always)
-    private mutating func deliverGathered(_ onFrame: (UnsafeRawBufferPointer, Bool) -> Bool) {
+    private mutating func finishGathered() -> Frame {
         gathering = false
-        if onFrame(UnsafeRawBufferPointer(start: buffer! + 4, count: frameLength), true) {
-            // The receiver took the buffer over (to write the frame back as is).
-            buffer = nil
-            capacity = 0
-        } else if capacity > Self.retainedCapacity {
-            buffer?.deallocate()
-            buffer = nil
-            capacity = 0
-        }
+        return Frame(payload: UnsafeRawBufferPointer(start: buffer! + 4, count: frameLength), gathered: true)
     }
 
     /// Where the socket may read directly: the rest of a frame being gathered, if at least `minimum`
@@ -150,20 +155,25 @@ public struct FrameDecoder: ~Copyable {
 
     /// Records that `count` bytes were read into ``directReadTarget(minimum:)``'s buffer.
     ///
-    /// - Parameters:
-    ///   - count: How many bytes arrived there.
-    ///   - onFrame: Runs with the payload if the frame is now complete.
-    public mutating func didReadDirectly(_ count: Int, _ onFrame: (UnsafeRawBufferPointer) -> Void) {
-        didReadDirectly(count) { payload, _ in
-            onFrame(payload)
-            return false
-        }
-    }
-
-    @inline(__always)
-    mutating func didReadDirectly(_ count: Int, _ onFrame: (UnsafeRawBufferPointer, Bool) -> Bool) {
+    /// - Parameter count: How many bytes arrived there.
+    /// - Returns: The frame, if it is now complete.
+    public mutating func didReadDirectly(_ count: Int) -> Frame? {
         precondition(gathering && count <= frameLength - filled, "direct read past the frame being gathered")
         filled += count
-        if filled == frameLength { deliverGathered(onFrame) }
+        return filled == frameLength ? finishGathered() : nil
+    }
+
+    /// Forgets the buffer of the gathered frame just returned, which the caller now owns: it begins
+    /// with the frame's 4-byte length prefix (so it can be written back as is), and the caller frees it
+    /// with `deallocate()`.
+    ///
+    /// - Returns: The buffer's start.
+    mutating func releaseGatheredBuffer() -> UnsafeMutableRawPointer {
+        precondition(!gathering && buffer != nil, "no gathered frame to release")
+        defer {
+            buffer = nil
+            capacity = 0
+        }
+        return buffer!
     }
 }

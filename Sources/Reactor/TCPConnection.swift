@@ -104,7 +104,11 @@ public final class TCPConnection: LoopResource {
     private var peerEnded = false
 
     // Writes.
+    /// Chunks sealed for writing, oldest first (the tail chunk not included).
     private var pending: [Chunk] = []
+    /// The pooled chunk small writes are appended to; kept across flushes while the kernel takes
+    /// everything at once, so a steady stream of small frames touches no array and no allocator.
+    private var tail: Chunk?
     private var inFlight: [Chunk] = []
     private var pendingBytes = 0
     private var inFlightBytes = 0
@@ -149,6 +153,7 @@ public final class TCPConnection: LoopResource {
     deinit {
         for chunk in pending { Self.release(chunk, loop: nil) }
         for chunk in inFlight { Self.release(chunk, loop: nil) }
+        if let tail { Self.release(tail, loop: nil) }
         writeRequest.deallocate()
         shutdownRequest.deallocate()
     }
@@ -263,6 +268,9 @@ public final class TCPConnection: LoopResource {
     /// The bytes queued for writing and not yet confirmed written by the kernel.
     public var queuedWriteBytes: Int { pendingBytes + inFlightBytes }
 
+    /// Whether the connection is open (not closing, not draining for a graceful close).
+    var isOpen: Bool { state == .open }
+
     /// Whether writes are still accepted (the connection is open and not shut down for writing).
     @inline(__always)
     var acceptsWrites: Bool { state == .open && !shutdownRequested }
@@ -307,6 +315,7 @@ public final class TCPConnection: LoopResource {
             base.deallocate()
             return
         }
+        sealTail()
         pending.append(Chunk(base: base, capacity: capacity, start: 0, end: byteCount, pooled: false))
         enqueued(byteCount)
     }
@@ -315,22 +324,38 @@ public final class TCPConnection: LoopResource {
     @inline(__always)
     func reserve(_ byteCount: Int) -> UnsafeMutableRawPointer? {
         guard acceptsWrites, byteCount > 0, admit(byteCount) else { return nil }
+        // The fast path: room in the tail chunk.
+        if let tail, tail.capacity - tail.end >= byteCount {
+            self.tail!.end = tail.end + byteCount
+            enqueued(byteCount)
+            return tail.base + tail.end
+        }
+        return reserveChunk(byteCount)
+    }
+
+    private func reserveChunk(_ byteCount: Int) -> UnsafeMutableRawPointer {
         let target: UnsafeMutableRawPointer
-        let last = pending.count - 1
-        if last >= 0, pending[last].pooled, pending[last].capacity - pending[last].end >= byteCount {
-            target = pending[last].base + pending[last].end
-            pending[last].end += byteCount
-        } else if byteCount <= EventLoop.chunkSize / 4 {
+        if byteCount <= EventLoop.chunkSize / 4 {
+            sealTail()
             let chunk = loop.takeChunk()
-            pending.append(Chunk(base: chunk, capacity: EventLoop.chunkSize, start: 0, end: byteCount, pooled: true))
+            tail = Chunk(base: chunk, capacity: EventLoop.chunkSize, start: 0, end: byteCount, pooled: true)
             target = chunk
         } else {
+            // A large write gets a buffer of its own, after what the tail chunk holds.
+            sealTail()
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 16)
             pending.append(Chunk(base: buffer, capacity: byteCount, start: 0, end: byteCount, pooled: false))
             target = buffer
         }
         enqueued(byteCount)
         return target
+    }
+
+    /// Moves the tail chunk, if it holds unwritten bytes, to the end of `pending`.
+    private func sealTail() {
+        guard let tail, tail.end > tail.start else { return }
+        pending.append(tail)
+        self.tail = nil
     }
 
     /// Checks the hard bound; closes the connection if `byteCount` more bytes would break it.
@@ -371,6 +396,30 @@ public final class TCPConnection: LoopResource {
     /// meanwhile.
     func flush() {
         dirty = false
+        guard state == .open || state == .draining else { return }
+        // The fast path: everything queued is in the tail chunk and the kernel takes it all.
+        if pending.isEmpty, !writeInFlight, let tail, tail.end > tail.start {
+            var buf = downpour_buf(tail.base + tail.start, tail.end - tail.start)
+            let written = Int(uv_try_write(stream, &buf, 1))
+            if written == tail.end - tail.start {
+                self.tail!.start = 0
+                self.tail!.end = 0
+                pendingBytes -= written
+                lastActivity = loop.now
+                afterWriteProgress()
+                return
+            }
+            if written < 0 && written != Int(UV_EAGAIN.rawValue) {
+                fail(ReactorError(uvCode: Int32(written), operation: "write to \(remoteAddress)"))
+                return
+            }
+            if written > 0 {
+                self.tail!.start += written
+                pendingBytes -= written
+                lastActivity = loop.now
+            }
+        }
+        sealTail()
         var rounds = 0
         // Bounded: each round hands up to maxBufsPerWrite buffers over.
         while !writeInFlight, !pending.isEmpty, state != .closing, state != .closed, rounds < 16 {
@@ -441,7 +490,7 @@ public final class TCPConnection: LoopResource {
             return
         }
         lastActivity = loop.now
-        if !pending.isEmpty {
+        if !pending.isEmpty || (tail.map { $0.end > $0.start } ?? false) {
             flush()
         } else {
             afterWriteProgress()
@@ -542,6 +591,8 @@ public final class TCPConnection: LoopResource {
         state = .closed
         for chunk in pending { Self.release(chunk, loop: loop) }
         pending.removeAll()
+        if let tail { Self.release(tail, loop: loop) }
+        tail = nil
         pendingBytes = 0
         let onClose = self.onClose
         let error = closeError

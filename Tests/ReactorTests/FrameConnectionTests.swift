@@ -46,6 +46,46 @@ struct FrameConnectionTests {
         }
     }
 
+    @Test("frames trickled over the socket one byte per write come back whole")
+    func trickle() async throws {
+        try await withLoop { loop in
+            let port = try await startEchoServer(on: loop)
+            let frames: [[UInt8]] = [[], [7], payload(5), payload(300), payload(3, seed: 1)]
+            let stream = frames.flatMap(frameBytes)
+            let received = Promise<[[UInt8]]>()
+            let connected = Promise<Void>()
+            let client = LoopBox<TCPConnection?>(nil)
+            loop.execute {
+                TCPConnection.connect(loop: loop, host: "127.0.0.1", port: port) { result in
+                    guard case .success(let connection) = result else { return }
+                    client.value = connection
+                    // Decode the echoes with a decoder of our own, to see each frame once.
+                    let decoder = LoopBox(FrameDecoderBox())
+                    let seen = LoopBox<[[UInt8]]>([])
+                    connection.onRead = { bytes in
+                        try? decoder.value.decoder.decode(bytes) { seen.value.append(Array($0)) }
+                        if seen.value.count == frames.count { received.succeed(seen.value) }
+                    }
+                    connected.succeed(())
+                }
+            }
+            try await connected.get()
+            // One byte per loop iteration: each write is flushed (TCP_NODELAY) before the next.
+            let next = LoopBox(0)
+            let step = LoopBox<(@Sendable () -> Void)?>(nil)
+            step.value = {
+                guard next.value < stream.count, let connection = client.value else { return }
+                connection.write([stream[next.value]])
+                next.value += 1
+                loop.scheduleTimer(after: .zero) { step.value?() }
+            }
+            loop.execute { step.value?() }
+            let echoed = try await received.get()
+            loop.execute { step.value = nil }
+            #expect(echoed == frames)
+        }
+    }
+
     @Test("500 concurrent connections each echo their own frames")
     func manyConnections() async throws {
         try await withLoop { loop in
@@ -264,6 +304,11 @@ struct FrameConnectionTests {
             #expect(observed5 == [6, 6])
         }
     }
+}
+
+/// A decoder in a class, so a closure can carry it.
+final class FrameDecoderBox {
+    var decoder = FrameDecoder(maxFrameLength: 1 << 20)
 }
 
 /// The payload client `client` sends as its `frame`-th frame.

@@ -64,6 +64,26 @@ struct FrameDecoderTests {
         #expect(try decode([frameBytes(payload(100))[...]], maxFrameLength: 100) == [payload(100)])
     }
 
+    @Test("next() returns whole frames in place and gathered ones from its buffer")
+    func pull() throws {
+        var decoder = FrameDecoder(maxFrameLength: 1000)
+        let bytes = frameBytes([1, 2]) + frameBytes(payload(10))
+        var kinds: [Bool] = []
+        try bytes[..<8].withUnsafeBytes { chunk in
+            var input = chunk
+            while let frame = try decoder.next(&input) { kinds.append(frame.gathered) }
+            #expect(input.isEmpty)
+        }
+        try bytes[8...].withUnsafeBytes { chunk in
+            var input = chunk
+            while let frame = try decoder.next(&input) {
+                kinds.append(frame.gathered)
+                #expect(Array(frame.payload) == payload(10))
+            }
+        }
+        #expect(kinds == [false, true])
+    }
+
     @Test("a partial frame is reported as mid-frame")
     func midFrame() throws {
         var decoder = FrameDecoder(maxFrameLength: 100)
@@ -89,7 +109,10 @@ struct FrameDecoderTests {
             let count = min(target.count, 30_000)
             bytes[offset..<offset + count].withUnsafeBytes { target.copyMemory(from: $0) }
             offset += count
-            decoder.didReadDirectly(count) { frames.append(Array($0)) }
+            if let frame = decoder.didReadDirectly(count) {
+                #expect(frame.gathered)
+                frames.append(Array(frame.payload))
+            }
         }
         #expect(frames == [body])
         let done = decoder.directReadTarget(minimum: 1) == nil

@@ -69,18 +69,35 @@ final class EchoBenchmark {
     private let options: EchoClientCommand
     private var phase = Phase.connecting
     private var connections: [FrameConnection] = []
-    private var sentAt: [UInt64]
-    private var frames = 0
     private var measureStart: UInt64 = 0
     private var measureEnd: UInt64 = 0
-    private var latencies = LatencyHistogram()
     private var failure: String?
-    private var wrongSizes = 0
+
+    /// What the per-frame callbacks update. Behind pointers, so the hot path has no dynamic
+    /// exclusivity checks and no reference counting (the client must not limit what it measures).
+    private struct Tally {
+        var measuring = false
+        var frames = 0
+        var wrongSizes = 0
+        var latencies = LatencyHistogram()
+    }
+    private let tally: UnsafeMutablePointer<Tally>
+    /// When each connection's frame in flight was sent (ping-pong).
+    private let sentAt: UnsafeMutablePointer<UInt64>
 
     init(loop: EventLoop, options: EchoClientCommand) {
         self.loop = loop
         self.options = options
-        sentAt = Array(repeating: 0, count: options.connections)
+        tally = .allocate(capacity: 1)
+        tally.initialize(to: Tally())
+        sentAt = .allocate(capacity: options.connections)
+        sentAt.initialize(repeating: 0, count: options.connections)
+    }
+
+    deinit {
+        tally.deinitialize(count: 1)
+        tally.deallocate()
+        sentAt.deallocate()
     }
 
     func start() {
@@ -104,22 +121,25 @@ final class EchoBenchmark {
         connections.append(connection)
         let pingPong = options.mode == .pingpong
         let size = options.size
-        // The benchmark outlives every connection (the process ends with the loop): unowned(unsafe)
-        // keeps reference counting out of the per-frame path.
-        connection.onFrame = { [unowned(unsafe) self, unowned(unsafe) connection] payload in
-            if payload.count != size { wrongSizes &+= 1 }
+        let tally = self.tally
+        let sentAt = self.sentAt
+        // The connection lives while its socket is open, and onFrame only runs then: borrowing an
+        // unretained reference keeps reference counting out of the per-frame path.
+        let unretained = Unmanaged.passUnretained(connection)
+        connection.onFrame = { payload in
+            if payload.count != size { tally.pointee.wrongSizes &+= 1 }
             if pingPong {
                 let now = monotonicNanoseconds()
-                if phase == .measuring {
-                    latencies.record(now &- sentAt[index])
-                    frames &+= 1
+                if tally.pointee.measuring {
+                    tally.pointee.latencies.record(now &- sentAt[index])
+                    tally.pointee.frames &+= 1
                 }
                 sentAt[index] = now
-            } else if phase == .measuring {
-                frames &+= 1
+            } else if tally.pointee.measuring {
+                tally.pointee.frames &+= 1
             }
             // Send the payload straight back: for a large frame this hands its buffer over, no copy.
-            connection.send(frame: payload)
+            unretained._withUnsafeGuaranteedRef { $0.send(frame: payload) }
         }
         connection.onClose = { [unowned(unsafe) self] error in
             if phase != .done { fail("connection \(index) closed: \(error.map { "\($0)" } ?? "by the server")") }
@@ -138,11 +158,12 @@ final class EchoBenchmark {
         }
         loop.scheduleTimer(after: .milliseconds(Int64(options.warmup * 1000))) { [self] in
             phase = .measuring
-            frames = 0
-            latencies = LatencyHistogram()
+            tally.pointee = Tally()
+            tally.pointee.measuring = true
             measureStart = monotonicNanoseconds()
             loop.scheduleTimer(after: .milliseconds(Int64(options.seconds * 1000))) { [self] in
                 measureEnd = monotonicNanoseconds()
+                tally.pointee.measuring = false
                 phase = .done
                 loop.stop()
             }
@@ -158,6 +179,9 @@ final class EchoBenchmark {
 
     func report() throws {
         if let failure { throw ValidationError("echo failed: \(failure)") }
+        let frames = tally.pointee.frames
+        let wrongSizes = tally.pointee.wrongSizes
+        let latencies = tally.pointee.latencies
         let elapsed = Double(measureEnd - measureStart) / 1e9
         let rate = Double(frames) / elapsed
         let megabytes = rate * Double(options.size) / 1e6

@@ -27,9 +27,12 @@ struct EchoServerCommand: ParsableCommand {
         let loop = try EventLoop()
         let configuration = FrameConnection.Configuration(maxFrameLength: maxFrameLength)
         let listener = try FrameListener(loop: loop, host: endpoint.host, port: endpoint.port, configuration: configuration) { connection in
-            // The connection outlives this closure (its socket retains it); unowned(unsafe) avoids a
-            // retain cycle and reference counting per frame.
-            connection.onFrame = { [unowned(unsafe) connection] payload in connection.send(frame: payload) }
+            // The connection lives while its socket is open, and onFrame only runs then: an unretained
+            // reference avoids a retain cycle, and borrowing it avoids reference counting per frame.
+            let unretained = Unmanaged.passUnretained(connection)
+            connection.onFrame = { payload in
+                unretained._withUnsafeGuaranteedRef { $0.send(frame: payload) }
+            }
         }
         let stop = { loop.stop() }
         let interrupt = try loop.watchSignal(SIGINT, stop)

@@ -76,6 +76,8 @@ int main(int argc, char **argv) {
     const char *host = argc > 1 ? argv[1] : "127.0.0.1";
     int port = argc > 2 ? atoi(argv[2]) : 7001;
     struct sockaddr_storage addr;
+    // A peer that closes with echoes in flight must not kill the server: libuv writes with write(2).
+    signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {

@@ -3,6 +3,7 @@
 // each one back and flushes once per read burst, on one event-loop thread.
 //
 // Run: nio-echo-server HOST PORT   (stops on SIGINT or SIGTERM)
+import Dispatch
 import NIOCore
 import NIOPosix
 
@@ -62,18 +63,23 @@ let bootstrap = ServerBootstrap(group: group)
 
 let channel = try bootstrap.bind(host: host, port: port).wait()
 print("nio-echo-server listening on \(channel.localAddress!)")
-fflush(stdout)
+fflush(nil)  // stdout, so the run script sees the line
 
 // Stop on SIGINT or SIGTERM.
-signal(SIGINT, SIG_IGN)
-signal(SIGTERM, SIG_IGN)
-let signalQueue = DispatchQueue(label: "signals")
-nonisolated(unsafe) var sources: [DispatchSourceSignal] = []
-for number in [SIGINT, SIGTERM] {
-    let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
-    source.setEventHandler { channel.close(promise: nil) }
-    source.resume()
-    sources.append(source)
-}
+let sources = closeOnSignals(channel)
 try channel.closeFuture.wait()
 try group.syncShutdownGracefully()
+_ = sources
+
+/// Closes `channel` on SIGINT or SIGTERM (handled on a dispatch queue, not the main actor).
+nonisolated func closeOnSignals(_ channel: any Channel) -> [any DispatchSourceSignal] {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let queue = DispatchQueue(label: "signals")
+    return [SIGINT, SIGTERM].map { number in
+        let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+        source.setEventHandler { channel.close(promise: nil) }
+        source.resume()
+        return source
+    }
+}
