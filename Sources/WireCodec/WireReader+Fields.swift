@@ -35,10 +35,7 @@ extension WireReader {
         let source = UnsafeRawBufferPointer(rebasing: bytes[position..<(position &+ length)])
         position &+= length
         if values.isEmpty {
-            values = [S.Value](unsafeUninitializedCapacity: count) { buffer, initializedCount in
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: source)
-                initializedCount = count
-            }
+            values = [S.Value](copyingBytes: source)
         } else {
             values.reserveCapacity(values.count &+ count)
             for index in 0..<count {
