@@ -5,7 +5,9 @@ import WireCodec
 /// loop inside is specialised for the concrete message type and the closure call is amortised.
 struct CodecBenchmarkCase {
     var name: String
-    var encodedSize: Int
+    /// The message's encoding.
+    var encoded: [UInt8]
+    var encodedSize: Int { encoded.count }
     /// (operation, run it `n` times and return a checksum).
     var operations: [(String, (Int) -> UInt64)]
 
@@ -57,7 +59,7 @@ struct CodecBenchmarkCase {
             return sum
         }
         return CodecBenchmarkCase(
-            name: name, encodedSize: size,
+            name: name, encoded: bytes,
             operations: [
                 ("encode", encode), ("encode-array", encodeArray), ("decode", decoding(input)),
                 ("decode-odd-address", decoding(oddInput)), ("memcpy", memcpy),
