@@ -20,7 +20,7 @@ public enum ProtoString: ProtoComparableMapKey {
     public static func read(from reader: inout WireReader) throws(WireDecodingError) -> String {
         let bytes = try reader.readLengthDelimited()
         if bytes.isEmpty { return "" }
-        guard let string = String(validating: bytes.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
+        guard let string = String(validatingUTF8Bytes: bytes) else {
             throw .invalidUTF8(fieldNumber: reader.fieldNumber)
         }
         return string
@@ -42,12 +42,7 @@ public enum ProtoBytes: ProtoScalar {
     @inlinable
     public static func read(from reader: inout WireReader) throws(WireDecodingError) -> [UInt8] {
         let bytes = try reader.readLengthDelimited()
-        return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, initializedCount in
-            if let base = buffer.baseAddress, let source = bytes.baseAddress {
-                UnsafeMutableRawPointer(base).copyMemory(from: source, byteCount: bytes.count)
-            }
-            initializedCount = bytes.count
-        }
+        return [UInt8](copyingBytes: bytes)
     }
 }
 

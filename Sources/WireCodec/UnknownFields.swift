@@ -4,24 +4,29 @@
 /// known fields, so a peer on an older schema relays a newer message without losing anything.
 public struct UnknownFields: Hashable, Sendable {
     /// The unknown fields, tags included, in the order they arrived.
-    public private(set) var bytes: [UInt8]
+    @inlinable
+    public var bytes: [UInt8] { storage }
+
+    @usableFromInline
+    var storage: [UInt8]
 
     /// Creates an empty set of unknown fields.
+    @inlinable
     public init() {
-        self.bytes = []
+        self.storage = []
     }
 
     /// Whether there are none.
     @inlinable
-    public var isEmpty: Bool { bytes.isEmpty }
+    public var isEmpty: Bool { storage.isEmpty }
 
     /// The number of encoded bytes they take.
     @inlinable
-    public var count: Int { bytes.count }
+    public var count: Int { storage.count }
 
-    @usableFromInline
+    @inlinable
     mutating func append(_ field: UnsafeRawBufferPointer) {
-        bytes.append(contentsOf: field)
+        storage.append(contentsOf: field)
     }
 }
 

@@ -36,12 +36,19 @@ extension WireMessage {
     @inlinable
     public func serializedBytes() -> [UInt8] {
         let size = serializedSize()
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, initializedCount in
-            var writer = WireWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
+        func write(into buffer: UnsafeMutableRawBufferPointer) {
+            var writer = WireWriter(buffer: buffer)
             encode(to: &writer)
             precondition(writer.bytesWritten == size, "WireMessage: encode(to:) disagrees with serializedSize()")
-            initializedCount = size
         }
+        // Small messages are written on the stack and copied: cheaper than uninitialised array storage.
+        if size <= 256 {
+            return withUnsafeTemporaryAllocation(byteCount: size, alignment: 1) { buffer in
+                write(into: buffer)
+                return [UInt8](copyingBytes: UnsafeRawBufferPointer(buffer))
+            }
+        }
+        return [UInt8](uninitializedCount: size, initializingBytesWith: write)
     }
 
     /// Appends the encoded message to `buffer`, which may be reused from message to message.

@@ -34,15 +34,14 @@ extension WireReader {
         #if _endian(little)
         let source = UnsafeRawBufferPointer(rebasing: bytes[position..<(position &+ length)])
         position &+= length
-        if values.isEmpty {
-            values = [S.Value](unsafeUninitializedCapacity: count) { buffer, initializedCount in
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: source)
-                initializedCount = count
-            }
+        if values.isEmpty && values.capacity < count {
+            values = [S.Value](copyingBytes: source)
         } else {
-            values.reserveCapacity(values.count &+ count)
-            for index in 0..<count {
-                values.append(source.loadUnaligned(fromByteOffset: index &* S.width, as: S.Value.self))
+            // A second occurrence of the field, or storage kept from an earlier message: extend in place.
+            let start = values.count
+            values.append(contentsOf: repeatElement(S.defaultValue, count: count))
+            values.withUnsafeMutableBytes { destination in
+                UnsafeMutableRawBufferPointer(rebasing: destination[(start &* S.width)...]).copyMemory(from: source)
             }
         }
         #else

@@ -85,7 +85,7 @@ public struct WireReader {
         return try readVarintSlowly()
     }
 
-    @usableFromInline
+    @inlinable
     mutating func readVarintSlowly() throws(WireDecodingError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0

@@ -36,6 +36,28 @@ struct SwiftNamingTests {
         }
     }
 
+    @Test("comments right above a declaration become its doc comment; trailing ones do not")
+    func comments() throws {
+        let code = try Self.generate("""
+            // A message.
+            message M {
+              int32 a = 1; // trailing, about a
+
+              // Detached by the blank line below.
+
+              // About b,
+              // on two lines.
+              int32 b = 2;
+              /* About c. */
+              int32 c = 3;
+            }
+            """)
+        #expect(code.contains("/// A message.\npublic struct M"))
+        #expect(code.contains("    public var a: Int32 = 0\n    /// About b,\n    /// on two lines.\n    public var b: Int32 = 0\n    /// About c.\n    public var c"))
+        #expect(!code.contains("trailing"))
+        #expect(!code.contains("Detached"))
+    }
+
     @Test("a oneof becomes an optional property of a nested enum")
     func oneof() throws {
         let code = try Self.generate("message A {}\nmessage E { oneof body { A hello = 1; string work_unit = 2; } }")

@@ -61,6 +61,28 @@ struct WireReaderTests {
         #expect(try Scalars(serializedBytes: [0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).fInt32 == -1)
     }
 
+    @Test("packed numbers and bytes decode at every alignment", arguments: 0..<8)
+    func alignment(offset: Int) throws {
+        let message = RepeatedScalars(
+            fDouble: [1.5, -0.0, .infinity], fFloat: (0..<100).map { Float($0) / 7 }, fFixed64: [.max, 0, 1],
+            fSfixed32: [-1, .min], fBytes: [[1, 2, 3], []]
+        )
+        let bytes = Array(repeating: 0, count: offset) + message.serializedBytes()
+        #expect(try RepeatedScalars(serializedBytes: bytes[offset...]) == message)
+    }
+
+    @Test("a packed field that arrives twice is appended, at any alignment", arguments: 0..<4)
+    func packedTwice(offset: Int) throws {
+        let message = RepeatedScalars(fDouble: [1, 2, 3], fFloat: [4, 5], fSint64: [-6, 7], fSfixed64: [.min])
+        let once = message.serializedBytes()
+        let bytes = Array(repeating: 0, count: offset) + once + once
+        let decoded = try RepeatedScalars(serializedBytes: bytes[offset...])
+        #expect(decoded.fDouble == [1, 2, 3, 1, 2, 3])
+        #expect(decoded.fFloat == [4, 5, 4, 5])
+        #expect(decoded.fSint64 == [-6, 7, -6, 7])
+        #expect(decoded.fSfixed64 == [.min, .min])
+    }
+
     @Test("decoding from a raw buffer and from a slice")
     func entryPoints() throws {
         let message = Point(x: 3, y: -4)

@@ -93,13 +93,21 @@ struct Lexer {
     }
 
     /// Skips spaces and comments; returns the comment lines directly above what comes next.
+    ///
+    /// A comment on the same line as the previous token (`int32 a = 1; // about a`) is that token's
+    /// trailing comment, not the next declaration's, so it is dropped.
     private mutating func skipTriviaCollectingComments() throws(SchemaError) -> [String] {
         var comments: [String] = []
         var newlinesSinceComment = 0
+        var isTrailing = index > 0
         while let scalar = peek() {
             if scalar == "\n" {
                 newlinesSinceComment += 1
                 if newlinesSinceComment >= 2 { comments = [] }
+                if isTrailing {
+                    comments = []
+                    isTrailing = false
+                }
                 advance()
             } else if scalar == " " || scalar == "\t" || scalar == "\r" {
                 advance()
@@ -122,9 +130,15 @@ struct Lexer {
                 }
                 advance()
                 advance()
-                comments += String(text).split(separator: "\n", omittingEmptySubsequences: false).map {
-                    String($0.drop { $0 == " " || $0 == "*" })
+                // ` * ` margins and trailing spaces go; so do the empty lines of `/*` and ` */` themselves.
+                var lines = String(text).split(separator: "\n", omittingEmptySubsequences: false).map { line in
+                    var line = Substring(line.drop { $0 == " " || $0 == "*" })
+                    while line.last == " " || line.last == "\t" || line.last == "\r" { line.removeLast() }
+                    return String(line)
                 }
+                while lines.first?.isEmpty == true { lines.removeFirst() }
+                while lines.last?.isEmpty == true { lines.removeLast() }
+                comments += lines
                 newlinesSinceComment = 0
             } else {
                 break

@@ -1,0 +1,1 @@
+../../../../Tools/ps-bench/CodecTiming.swift
