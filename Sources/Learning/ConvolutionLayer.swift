@@ -1,19 +1,27 @@
-/// A 2-D convolution (stride 1, no padding) with bias and optional fused ReLU, computed as one sgemm
-/// over the whole batch after im2col.
+/// A 2-D convolution (stride 1, no padding) with bias and optional fused ReLU, computed with im2col and
+/// sgemm over chunks of a few samples.
 ///
 /// Layout is channel-major across the batch ("CNHW"): input `[channels][batch][height][width]`, output
-/// `[filters][batch][outHeight][outWidth]`. Then the im2col matrix is `[channels*k*k][batch*outH*outW]`
-/// and the forward pass is a single `W[filters][channels*k*k] x columns` product whose result is already
-/// in the output layout. Weight `[filters][channels][k][k]`, bias `[filters]`.
+/// `[filters][batch][outHeight][outWidth]`. A chunk of samples then has an im2col matrix
+/// `[channels*k*k][chunk*outH*outW]`, and `W[filters][channels*k*k] x columns` lands directly in the
+/// output (row stride `batch*outH*outW`). Chunks are sized so the columns and the output block stay in
+/// the L2 cache: one sgemm over a whole batch of 64 runs at about 30 GFLOP/s here, chunks at about 100.
+/// Weight `[filters][channels][k][k]`, bias `[filters]`.
 final class ConvolutionLayer: Layer {
     let channels: Int, filters: Int, kernel: Int
     let height: Int, width: Int
     let outHeight: Int, outWidth: Int
     let relu: Bool
-    /// im2col columns of the last forward pass, reused as dColumns in backward.
+    /// Samples per sgemm.
+    let chunk: Int
+    /// im2col columns of one chunk, reused as dColumns in backward.
     private let columns = ScratchBuffer<Float>(zero: 0)
 
-    init(channels: Int, filters: Int, kernel: Int, height: Int, width: Int, relu: Bool) {
+    /// About 768 KB of columns plus output block per chunk.
+    static let chunkBudget = 196_608
+
+    /// - Parameter chunk: samples per sgemm; by default as many as fit `chunkBudget` floats.
+    init(channels: Int, filters: Int, kernel: Int, height: Int, width: Int, relu: Bool, chunk: Int? = nil) {
         precondition(height >= kernel && width >= kernel)
         self.channels = channels
         self.filters = filters
@@ -23,6 +31,8 @@ final class ConvolutionLayer: Layer {
         outHeight = height - kernel + 1
         outWidth = width - kernel + 1
         self.relu = relu
+        self.chunk = chunk ?? max(1, Self.chunkBudget / ((channels * kernel * kernel + filters) * outHeight * outWidth))
+        columns.reserve(patchSize * self.chunk * outHeight * outWidth)
     }
 
     var inputSize: Int { channels * height * width }
@@ -33,18 +43,22 @@ final class ConvolutionLayer: Layer {
         [("weight", [filters, channels, kernel, kernel], patchSize), ("bias", [filters], nil)]
     }
 
-    func reserve(batchCapacity: Int) { columns.reserve(patchSize * batchCapacity * outHeight * outWidth) }
+    func reserve(batchCapacity: Int) {}
 
     func forward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         batch: Int
     ) {
-        reserve(batchCapacity: batch)
         let n = batch * outHeight * outWidth
-        imageToColumns(input, batch: batch)
-        BLAS.sgemm(
-            transposeA: false, transposeB: false, m: filters, n: n, k: patchSize,
-            alpha: 1, a: parameters, lda: patchSize, b: columns.pointer, ldb: n, beta: 0, c: output, ldc: n)
+        for first in stride(from: 0, to: batch, by: chunk) {
+            let count = min(chunk, batch - first)
+            let width = count * outHeight * outWidth
+            imageToColumns(input, batch: batch, first: first, count: count)
+            BLAS.sgemm(
+                transposeA: false, transposeB: false, m: filters, n: width, k: patchSize,
+                alpha: 1, a: parameters, lda: patchSize, b: columns.pointer, ldb: width,
+                beta: 0, c: output + first * outHeight * outWidth, ldc: n)
+        }
         addBiasAndActivate(
             output, rows: filters, columns: n, bias: parameters + filters * patchSize, biasPerRow: true, relu: relu)
     }
@@ -58,31 +72,39 @@ final class ConvolutionLayer: Layer {
         maskAndSumRows(
             outputGradient, output: output, rows: filters, columns: n, relu: relu,
             sums: parameterGradient + filters * patchSize)
-        // dW = dY columns^T
-        BLAS.sgemm(
-            transposeA: false, transposeB: true, m: filters, n: patchSize, k: n,
-            alpha: 1, a: outputGradient, lda: n, b: columns.pointer, ldb: n,
-            beta: 0, c: parameterGradient, ldc: patchSize)
-        guard let inputGradient else { return }
-        // dColumns = W^T dY, written over the columns (no longer needed), then scattered back.
-        BLAS.sgemm(
-            transposeA: true, transposeB: false, m: patchSize, n: n, k: filters,
-            alpha: 1, a: parameters, lda: patchSize, b: outputGradient, ldb: n, beta: 0, c: columns.pointer, ldc: n)
-        columnsToImage(inputGradient, batch: batch)
+        for first in stride(from: 0, to: batch, by: chunk) {
+            let count = min(chunk, batch - first)
+            let width = count * outHeight * outWidth
+            let gradientBlock = outputGradient + first * outHeight * outWidth
+            // Recomputing the chunk's columns is cheaper than keeping a whole batch of them out of cache.
+            imageToColumns(input, batch: batch, first: first, count: count)
+            // dW += dY columns^T
+            BLAS.sgemm(
+                transposeA: false, transposeB: true, m: filters, n: patchSize, k: width,
+                alpha: 1, a: gradientBlock, lda: n, b: columns.pointer, ldb: width,
+                beta: first == 0 ? 0 : 1, c: parameterGradient, ldc: patchSize)
+            guard let inputGradient else { continue }
+            // dColumns = W^T dY, written over the columns, then scattered back.
+            BLAS.sgemm(
+                transposeA: true, transposeB: false, m: patchSize, n: width, k: filters,
+                alpha: 1, a: parameters, lda: patchSize, b: gradientBlock, ldb: n,
+                beta: 0, c: columns.pointer, ldc: width)
+            columnsToImage(inputGradient, batch: batch, first: first, count: count)
+        }
     }
 
-    /// Copies each kernel offset's shifted rows into one row of the columns matrix.
-    private func imageToColumns(_ input: UnsafePointer<Float>, batch: Int) {
-        let n = batch * outHeight * outWidth
-        let planeSize = height * width
+    /// Copies each kernel offset's shifted rows of samples `first..<first+count` into one row of columns.
+    private func imageToColumns(_ input: UnsafePointer<Float>, batch: Int, first: Int, count: Int) {
+        let width = count * outHeight * outWidth
+        let planeSize = height * self.width
         for channel in 0..<channels {
             for ky in 0..<kernel {
                 for kx in 0..<kernel {
-                    var destination = columns.pointer + ((channel * kernel + ky) * kernel + kx) * n
-                    for sample in 0..<batch {
+                    var destination = columns.pointer + ((channel * kernel + ky) * kernel + kx) * width
+                    for sample in first..<(first + count) {
                         let plane = input + (channel * batch + sample) * planeSize
                         for y in 0..<outHeight {
-                            destination.update(from: plane + (y + ky) * width + kx, count: outWidth)
+                            destination.update(from: plane + (y + ky) * self.width + kx, count: outWidth)
                             destination += outWidth
                         }
                     }
@@ -92,18 +114,20 @@ final class ConvolutionLayer: Layer {
     }
 
     /// The adjoint of `imageToColumns`: sums each column entry back into the pixel it came from.
-    private func columnsToImage(_ gradient: UnsafeMutablePointer<Float>, batch: Int) {
-        let n = batch * outHeight * outWidth
-        let planeSize = height * width
-        gradient.update(repeating: 0, count: channels * batch * planeSize)
+    private func columnsToImage(_ gradient: UnsafeMutablePointer<Float>, batch: Int, first: Int, count: Int) {
+        let width = count * outHeight * outWidth
+        let planeSize = height * self.width
+        for channel in 0..<channels {
+            (gradient + (channel * batch + first) * planeSize).update(repeating: 0, count: count * planeSize)
+        }
         for channel in 0..<channels {
             for ky in 0..<kernel {
                 for kx in 0..<kernel {
-                    var source = UnsafePointer(columns.pointer + ((channel * kernel + ky) * kernel + kx) * n)
-                    for sample in 0..<batch {
+                    var source = UnsafePointer(columns.pointer + ((channel * kernel + ky) * kernel + kx) * width)
+                    for sample in first..<(first + count) {
                         let plane = gradient + (channel * batch + sample) * planeSize
                         for y in 0..<outHeight {
-                            let row = plane + (y + ky) * width + kx
+                            let row = plane + (y + ky) * self.width + kx
                             for x in 0..<outWidth { row[x] += source[x] }
                             source += outWidth
                         }
@@ -169,32 +193,9 @@ final class MaxPoolLayer: Layer {
         parameterGradient: UnsafeMutablePointer<Float>, batch: Int
     ) {
         guard let inputGradient else { return }
-        // Windows do not overlap, so each input gets written once: the window's maximum receives the
-        // gradient, the other three zero; the rows and columns that no window covers are zeroed.
+        inputGradient.update(repeating: 0, count: batch * inputSize)
         let indices = argmax.pointer
-        var out = 0
-        for plane in 0..<(channels * batch) {
-            let base = plane &* height &* width
-            for y in 0..<outHeight {
-                let top = base &+ 2 &* y &* width
-                let upper = inputGradient + top, lower = upper + width
-                for x in 0..<outWidth {
-                    let a = 2 &* x
-                    let best = Int(indices[out]) &- top
-                    let gradient = outputGradient[out]
-                    upper[a] = best == a ? gradient : 0
-                    upper[a + 1] = best == a &+ 1 ? gradient : 0
-                    lower[a] = best == a &+ width ? gradient : 0
-                    lower[a + 1] = best == a &+ width &+ 1 ? gradient : 0
-                    out &+= 1
-                }
-                if width % 2 == 1 {
-                    upper[width - 1] = 0
-                    lower[width - 1] = 0
-                }
-            }
-            if height % 2 == 1 { (inputGradient + base + (height - 1) * width).update(repeating: 0, count: width) }
-        }
+        for index in 0..<(batch * outputSize) { inputGradient[Int(indices[index])] += outputGradient[index] }
     }
 }
 

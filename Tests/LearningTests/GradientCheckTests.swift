@@ -68,9 +68,11 @@ import Testing
         Self.check(DenseLayer(inputs: 5, outputs: 4, relu: relu), batch: 3)
     }
 
-    @Test(arguments: [false, true])
-    func convolution(relu: Bool) {
-        Self.check(ConvolutionLayer(channels: 2, filters: 3, kernel: 3, height: 5, width: 6, relu: relu), batch: 2)
+    /// `chunk` 2 over a batch of 3 covers a full and a partial chunk of samples per sgemm.
+    @Test(arguments: [(false, nil), (true, nil), (true, 2), (false, 1)] as [(Bool, Int?)])
+    func convolution(relu: Bool, chunk: Int?) {
+        Self.check(
+            ConvolutionLayer(channels: 2, filters: 3, kernel: 3, height: 5, width: 6, relu: relu, chunk: chunk), batch: 3)
     }
 
     @Test(arguments: [(5, 4), (4, 5), (6, 6)])
