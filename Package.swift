@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(name: "SchemaCompilerTests", dependencies: ["SchemaCompiler", "ps-codegen"], swiftSettings: swiftSettings),
         .testTarget(name: "LearningTests", dependencies: ["Learning"], swiftSettings: swiftSettings),
         .testTarget(name: "ParameterServerTests", dependencies: ["ParameterServer"], swiftSettings: swiftSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["ParameterServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["ParameterServer", "Messages", "WireCodec"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

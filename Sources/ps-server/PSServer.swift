@@ -143,6 +143,7 @@ struct PSServer: ParsableCommand {
     }
 
     func run() throws {
+        unblockTerminationSignals()
         BLAS.configure(threads: threads)
         print("BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(threads) thread(s)")
         let directory = try MNIST.dataDirectory(override: data)

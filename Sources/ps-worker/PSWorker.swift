@@ -43,15 +43,26 @@ struct PSWorker: ParsableCommand {
     @Option(help: "Work units to hold at once, so the next is here when one finishes.")
     var unitsAhead = 2
 
+    @Option(help: ArgumentHelp(
+        "Faults to inject, as key=value pairs (repeatable or comma-separated): delay=50ms, jitter=20ms, slowdown=3, crash-after=30s, drop-connection=0.01, seed=7.",
+        valueName: "faults"))
+    var inject: [String] = []
+
     func validate() throws {
         guard !host.isEmpty else { throw ValidationError("HOST must not be empty") }
         guard (1...65535).contains(port) else { throw ValidationError("PORT must be 1...65535, got \(port)") }
         guard retryInterval > 0, retryInterval.isFinite else { throw ValidationError("RETRY_INTERVAL must be a positive number of seconds") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard unitsAhead >= 1 else { throw ValidationError("--units-ahead must be at least 1") }
+        do {
+            _ = try FaultInjection(parsing: inject)
+        } catch {
+            throw ValidationError("--inject: \(error)")
+        }
     }
 
     func run() throws {
+        unblockTerminationSignals()
         BLAS.configure(threads: threads)
         let directory = try MNIST.dataDirectory(override: data)
         let train = try MNIST.load(directory: directory, images: MNIST.trainImages, labels: MNIST.trainLabels)
@@ -64,6 +75,7 @@ struct PSWorker: ParsableCommand {
         configuration.threads = threads
         configuration.once = once
         configuration.unitsAhead = unitsAhead
+        configuration.faults = try FaultInjection(parsing: inject)
 
         let loop = try EventLoop()
         let worker = WorkerRuntime(

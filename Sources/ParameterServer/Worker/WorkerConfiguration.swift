@@ -14,6 +14,8 @@ public struct WorkerConfiguration: Sendable {
     public var unitsAhead = 2
     /// Frames longer than this from the server close the connection.
     public var maxFrameBytes = 64 << 20
+    /// Faults to inject (none by default).
+    public var faults = FaultInjection()
 
     public init(host: String, port: Int = 8888, retryInterval: Duration = .seconds(5), name: String) {
         self.host = host

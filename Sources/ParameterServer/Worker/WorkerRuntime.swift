@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 import Messages
 import Reactor
 import WireCodec
@@ -61,12 +62,28 @@ public final class WorkerRuntime: @unchecked Sendable {
         }
     }
 
+    /// The injected faults' random stream for the compute thread (delays).
+    final class ComputeFaults: @unchecked Sendable {
+        // Safe: used only by jobs on the one compute thread, which run one at a time.
+        let faults: FaultInjection
+        var generator: Xoshiro256
+
+        init(_ faults: FaultInjection) {
+            self.faults = faults
+            self.generator = Xoshiro256(seed: SplitMix64.derive(faults.seed, 1))
+        }
+    }
+
     public let configuration: WorkerConfiguration
     public let loop: EventLoop
     private let makeModel: ModelFactory
     private let trainSampleCount: Int
     private let log: (String) -> Void
     private let compute = ComputeThread(name: "compute")
+    private let computeFaults: ComputeFaults
+    /// The injected faults' random stream for the loop thread (dropped connections).
+    private var connectionFaults: Xoshiro256
+    private var crashTimer: TimerHandle?
     private var session: Session?
     private var stopping = false
 
@@ -93,12 +110,24 @@ public final class WorkerRuntime: @unchecked Sendable {
         self.trainSampleCount = trainSampleCount
         self.log = log
         self.makeModel = makeModel
+        self.computeFaults = ComputeFaults(configuration.faults)
+        self.connectionFaults = Xoshiro256(seed: SplitMix64.derive(configuration.faults.seed, 2))
     }
 
     /// Starts connecting; retries every `retryInterval` until the server is up.
     ///
     /// - Warning: Call on the loop thread, or before the loop first runs.
     public func start() {
+        if let crashAfter = configuration.faults.crashAfter {
+            crashTimer = loop.scheduleTimer(after: crashAfter) { [weak self] in
+                self?.log("injected fault: crashing now (crash-after=\(crashAfter))")
+                // Like the OOM killer or a power cut: no goodbye, no flush.
+                kill(getpid(), SIGKILL)
+            }
+        }
+        if !configuration.faults.isEmpty {
+            log("injecting faults: \(configuration.faults)")
+        }
         connect()
     }
 
@@ -145,8 +174,9 @@ public final class WorkerRuntime: @unchecked Sendable {
                         self.connected(connection)
                     }
                 case .failure(let error):
-                    self.log("could not connect to \(host):\(port): \(error)")
-                    self.exit(1)
+                    // Without a deadline, connecting only fails when the loop is stopping.
+                    if !self.stopping { self.log("could not connect to \(host):\(port): \(error)") }
+                    self.exit(self.stopping ? 0 : 1)
                 }
             })
     }
@@ -331,9 +361,16 @@ public final class WorkerRuntime: @unchecked Sendable {
         let localSteps = Int(welcome.localSteps)
         let rate = welcome.localLearningRate
         let loop = self.loop
+        let faults = computeFaults
         compute.submit { [self] in
+            let clock = ContinuousClock()
+            let started = clock.now
             let result = box.model.train(
                 indices: unit.indices, weights: weights, batchSize: batchSize, localSteps: localSteps, learningRate: rate)
+            if !faults.faults.isEmpty {
+                let extra = faults.faults.extraTime(afterComputing: clock.now - started, using: &faults.generator)
+                if extra > .zero { Thread.sleep(forTimeInterval: extra.seconds) }
+            }
             let push = Push(
                 unitID: unit.unitID, baseVersion: base, kind: result.kind == .gradient ? .gradient : .delta,
                 loss: result.loss, sampleCount: UInt32(unit.indices.count), values: result.values)
@@ -347,6 +384,11 @@ public final class WorkerRuntime: @unchecked Sendable {
         session.computing = false
         // A result for a connection that has gone is dropped: the server requeued the unit.
         guard self.session === session, !session.ended else { return }
+        if configuration.faults.dropsConnection(using: &connectionFaults) {
+            log("injected fault: dropping the connection instead of pushing unit \(push.unitID)")
+            session.connection.closeNow()
+            return
+        }
         session.connection.send(Envelope(body: .push(push)))
         session.unitsPushed += 1
         startNextUnit(in: session)

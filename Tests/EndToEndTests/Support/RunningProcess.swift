@@ -80,7 +80,18 @@ final class RunningProcess: @unchecked Sendable {
         try waitForLine(timeout: timeout, description: text) { $0.contains(text) }
     }
 
+    /// Waits until `count` printed lines contain `text`.
+    func waitForLines(containing text: String, count: Int, timeout: Duration = .seconds(60)) throws {
+        var seen = 0
+        try waitForLine(timeout: timeout, description: "\(count) lines containing \"\(text)\"") { line in
+            if line.contains(text) { seen += 1 }
+            return seen >= count
+        }
+    }
+
     /// Waits until a printed line satisfies `predicate`, and returns it.
+    ///
+    /// `predicate` sees each line once, in order; it must not call back into this object.
     @discardableResult
     func waitForLine(timeout: Duration, description: String, _ predicate: (String) -> Bool) throws -> String {
         let deadline = Date().addingTimeInterval(timeout.seconds)

@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+
+/// Real `ps-server` and `ps-worker` processes on 127.0.0.1, each test bounded in time, every process
+/// ended by PID.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct SessionTests {
+    @Test(arguments: ["async", "sync", "ssp"])
+    func everyModeCompletesASession(mode: String) throws {
+        let (server, port) = try startServer(smallSession + ["--mode", mode, "--workers", "2", "--max-staleness", "2"])
+        defer { server.end() }
+        let workers = try (1...2).map { try startWorker(port: port, name: "\(mode)-\($0)", ["--once"]) }
+        defer { workers.forEach { $0.end() } }
+        let fields = try summary(of: server)
+        #expect(fields["mode"] == mode)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("samples") == 2 * 3000)
+        #expect(fields.double("test_accuracy") > 0.6)
+        #expect(fields.int("duplicates") == 0)
+        for worker in workers {
+            #expect(try worker.waitForExit(timeout: .seconds(60)) == 0)
+            #expect(worker.output.contains { $0.contains("session over: test accuracy") })
+        }
+    }
+
+    @Test func workersStartedBeforeTheServerJoinTwoSessionsInARow() throws {
+        let port = try freePort()
+        let workers = try (1...2).map { try startWorker(port: port, name: "early-\($0)") }
+        defer { workers.forEach { $0.end() } }
+        for worker in workers {
+            try worker.waitForLine(containing: "not available", timeout: .seconds(120))
+        }
+        for session in 1...2 {
+            let server = try RunningProcess("ps-server", ["--port", String(port), "--workers", "2"] + smallSession)
+            defer { server.end() }
+            let fields = try summary(of: server)
+            #expect(fields.int("units") == fields.int("units_expected"), "session \(session)")
+            #expect(fields.int("joins") == 2, "session \(session)")
+        }
+        for worker in workers {
+            // Continuous mode: both sessions seen, and the worker is still running, waiting for a third.
+            try worker.waitForLines(containing: "session over", count: 2)
+            worker.send(SIGINT)
+            #expect(try worker.waitForExit(timeout: .seconds(30)) == 0)
+        }
+    }
+
+    @Test func killedWorkerAndANewcomerStillTrainEverySampleOncePerEpoch() throws {
+        let (server, port) = try startServer([
+            "--train-samples", "6000", "--test-samples", "1000", "--hidden", "32", "--batch-size", "16",
+            "--epochs", "3", "--workers", "2", "--mode", "async",
+        ])
+        defer { server.end() }
+        let first = try startWorker(port: port, name: "doomed")
+        // The steady worker is slowed down so the session outlasts the newcomer's start-up.
+        let second = try startWorker(port: port, name: "steady", ["--inject", "delay=10ms"])
+        defer { first.end(); second.end() }
+        try server.waitForLine(containing: "training started")
+        let newcomer = try startWorker(port: port, name: "newcomer")
+        defer { newcomer.end() }
+        try first.waitForLine(containing: "joined session")
+        first.send(SIGKILL)
+        try server.waitForLine(containing: "(doomed) left")
+        let fields = try summary(of: server)
+        // Every unit was applied exactly once, whatever the churn: 3 epochs x 6000 samples.
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("samples") == 3 * 6000)
+        #expect(fields.int("requeued") >= 1)
+        #expect(fields.int("joins") == 3)
+        #expect(fields.double("test_accuracy") > 0.75)
+        #expect(server.output.contains { $0.contains("(newcomer) joined") })
+    }
+}

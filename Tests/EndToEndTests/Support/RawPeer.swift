@@ -1,0 +1,108 @@
+import Foundation
+import Messages
+import WireCodec
+
+/// A deliberately simple blocking TCP client that speaks Downpour's framing by hand, so tests can
+/// send what a real worker never would: garbage, wrong versions, wrong dimensions, NaN.
+final class RawPeer {
+    private let socket: Int32
+
+    /// Connects to 127.0.0.1:`port`; every receive gives up after `timeout`.
+    init(port: Int, timeout: Duration = .seconds(30)) throws {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw RawPeerError.system("socket", errno) }
+        var tv = timeval(tv_sec: Int(timeout.seconds), tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            close(socket)
+            throw RawPeerError.system("connect", errno)
+        }
+    }
+
+    deinit {
+        close(socket)
+    }
+
+    /// Sends raw bytes, exactly as given.
+    func sendRaw(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw RawPeerError.system("send", errno) }
+            sent += n
+        }
+    }
+
+    /// Sends one frame holding `payload`.
+    func sendFrame(_ payload: [UInt8]) throws {
+        let length = UInt32(payload.count)
+        try sendRaw(withUnsafeBytes(of: length.littleEndian) { Array($0) } + payload)
+    }
+
+    /// Sends one envelope in a frame.
+    func send(_ body: Envelope.Body) throws {
+        try sendFrame(Envelope(body: body).serializedBytes())
+    }
+
+    /// Receives the next envelope, or nil when the server closed the connection.
+    func receive() throws -> Envelope? {
+        guard let header = try receiveExactly(4) else { return nil }
+        let length = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        guard let payload = try receiveExactly(Int(length)) else { return nil }
+        return try Envelope(serializedBytes: payload)
+    }
+
+    /// Receives envelopes until one matches, skipping the others; nil when the connection closed first.
+    func receive(until predicate: (Envelope.Body) -> Bool) throws -> Envelope.Body? {
+        while let envelope = try receive() {
+            if let body = envelope.body, predicate(body) { return body }
+        }
+        return nil
+    }
+
+    private func receiveExactly(_ count: Int) throws -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: count)
+        var received = 0
+        while received < count {
+            let n = buffer[received...].withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if n == 0 { return nil }
+            if n < 0 {
+                if errno == ECONNRESET { return nil }
+                throw RawPeerError.system("recv", errno)
+            }
+            received += n
+        }
+        return buffer
+    }
+}
+
+enum RawPeerError: Error, CustomStringConvertible {
+    case system(String, Int32)
+
+    var description: String {
+        switch self {
+        case .system(let call, let code): "\(call): \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+extension Envelope.Body {
+    var isError: Bool {
+        if case .error = self { return true }
+        return false
+    }
+
+    var errorReport: ErrorReport? {
+        if case .error(let report) = self { return report }
+        return nil
+    }
+}
