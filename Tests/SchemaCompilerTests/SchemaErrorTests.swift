@@ -48,7 +48,7 @@ struct SchemaErrorTests {
         .inMessage("enum value out of int32", "  enum E { A = 2147483648; }", "t.proto:3:16: enum value 2147483648 does not fit in int32"),
         .inMessage("reserved enum value", "  enum E { reserved 1; A = 0; B = 1; }", "t.proto:3:31: enum value 'B' uses 1, which is reserved (at t.proto:3:21)"),
         .inMessage("message shadowing a Swift type", "  message String {}", "t.proto:3:11: the name 'String' would shadow a Swift or WireCodec type in generated code; choose another"),
-        .inMessage("names that clash in Swift", "  int32 worker_id = 1;\n  int32 workerID = 2;", "t.proto:4:9: field 'workerID' and field 'worker_id' would both be named 'workerID' in Swift"),
+        .inMessage("names that clash in Swift", "  int32 worker_id = 1;\n  int32 workerID = 2;", "t.proto:4:9: fields 'worker_id' and 'workerID' would both be named 'workerID' in Swift"),
         BadSchema(name: "unclosed message", source: "syntax = \"proto3\";\nmessage M {\n  int32 a = 1;\n", error: "t.proto:4:1: message 'M' is not closed: missing '}'"),
         .inMessage("unexpected character", "  int32 a = 1; @", "t.proto:3:16: unexpected character '@'"),
         BadSchema(name: "unterminated string", source: "syntax = \"proto3;\n", error: "t.proto:1:10: unterminated string: missing closing \" before the end of the line"),

@@ -63,7 +63,9 @@ struct ProtocConformanceTests {
             nested: deepNested(10), tree: deepTree(60)
         )),
         NamedMessage(name: "keyword fields and extreme field numbers", message: Everything(
-            default: "d", self_: true, justBelowProtobufRange: 1, justAboveProtobufRange: -1, largestFieldNumber: .max
+            nested: Everything.Nested(mood: .unrecognized_, children: [Everything.Nested(mood: .rawValue_)]),
+            default: "d", self_: true, unknownFields_: true, serializedSize_: 7,
+            justBelowProtobufRange: 1, justAboveProtobufRange: -1, largestFieldNumber: .max
         )),
     ]
 

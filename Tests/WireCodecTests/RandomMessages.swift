@@ -116,7 +116,7 @@ struct RandomMessages {
 
     mutating func nested(depth: Int) -> Everything.Nested {
         Everything.Nested(
-            mood: chance(50) ? .angry : .calm,
+            mood: Everything.Nested.Mood.allCases.randomElement(using: &generator)!,
             children: depth > 0 && chance(50) ? [nested(depth: depth - 1)] : []
         )
     }
@@ -141,6 +141,8 @@ struct RandomMessages {
         if chance(50) { message.tree = tree(depth: 4) }
         message.default = string()
         message.self_ = chance(50)
+        message.unknownFields_ = chance(50)
+        message.serializedSize_ = integer()
         message.justBelowProtobufRange = integer()
         message.justAboveProtobufRange = integer()
         message.largestFieldNumber = integer()

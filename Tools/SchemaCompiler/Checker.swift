@@ -111,7 +111,7 @@ struct Checker {
     private mutating func check(_ message: MessageDecl, in file: SchemaFile) {
         var numbers: [Int: FieldDecl] = [:]
         var names: [String: SourceLocation] = [:]
-        var swiftNames: [String: String] = ["unknownFields": "the generated unknownFields property"]
+        var swiftNames: [String: String] = [:]
         checkReservedRanges(message.reservedRanges)
         for field in message.fields {
             if let previous = names[field.name] {
@@ -120,7 +120,7 @@ struct Checker {
             names[field.name] = field.location
             let swiftName = SwiftNaming.propertyName(field.name)
             if let previous = swiftNames[swiftName], previous != field.name {
-                report("field '\(field.name)' and \(previous.hasPrefix("the ") ? previous : "field '\(previous)'") would both be named '\(swiftName)' in Swift", at: field.location)
+                report("fields '\(previous)' and '\(field.name)' would both be named '\(swiftName)' in Swift", at: field.location)
             }
             swiftNames[swiftName] = field.name
             checkNumber(field, reservedRanges: message.reservedRanges, numbers: &numbers)

@@ -5,7 +5,8 @@
 /// - Enum cases: the prefix every value shares (normally the enum's name in SCREAMING_SNAKE_CASE) is
 ///   dropped, then the rest is camel-cased (`UPDATE_KIND_GRADIENT` → `gradient`, `CODE_NOT_FINITE` → `notFinite`).
 /// - Oneofs: the property keeps the camel-cased name, its enum type is capitalised (`body` → `Body`).
-/// - Swift keywords are escaped with backticks; `self`, `Type`, `init` and the like get a `_` suffix.
+/// - Swift keywords are escaped with backticks; `self`, `Type`, `init`, names of generated members
+///   (`unknownFields`, `serializedSize`, `rawValue`, `unrecognized`...) get a `_` suffix.
 enum SwiftNaming {
     private static let acronyms: Set<String> = ["id", "url", "uri", "uuid", "http", "json", "ip", "tcp", "api"]
 
@@ -18,8 +19,13 @@ enum SwiftNaming {
         "try", "Type", "some", "any", "consume", "copy", "borrowing", "consuming",
     ]
 
-    /// Names that mean something after a dot even in backticks (`message.self`); they get a `_` suffix.
-    private static let reservedMemberNames: Set<String> = ["self", "Self", "Type", "Protocol", "init", "deinit", "subscript"]
+    /// Names that mean something after a dot even in backticks (`message.self`), or that generated code
+    /// declares itself (`serializedSize()`, `unknownFields`, an enum's `rawValue` and `unrecognized`);
+    /// they get a `_` suffix.
+    private static let reservedMemberNames: Set<String> = [
+        "self", "Self", "Type", "Protocol", "init", "deinit", "subscript",
+        "serializedSize", "serializedBytes", "unknownFields", "rawValue", "unrecognized", "allCases",
+    ]
 
     /// `worker_id` → `workerID`; `self` → `self_`.
     static func propertyName(_ name: String) -> String {

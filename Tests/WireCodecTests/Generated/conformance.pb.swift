@@ -146,16 +146,21 @@ public struct Everything: WireMessage, Hashable {
         public enum Mood: WireEnum, CaseIterable {
             case calm
             case angry
+            /// Names of members the generated enum declares itself.
+            case unrecognized_
+            case rawValue_
             /// A value this schema does not know, kept so that it survives re-encoding.
             case unrecognized(Int32)
 
             /// Every value the schema declares.
-            public static let allCases: [Mood] = [.calm, .angry]
+            public static let allCases: [Mood] = [.calm, .angry, .unrecognized_, .rawValue_]
 
             public init(rawValue: Int32) {
                 switch rawValue {
                 case 0: self = .calm
                 case 1: self = .angry
+                case 2: self = .unrecognized_
+                case 3: self = .rawValue_
                 default: self = .unrecognized(rawValue)
                 }
             }
@@ -164,6 +169,8 @@ public struct Everything: WireMessage, Hashable {
                 switch self {
                 case .calm: 0
                 case .angry: 1
+                case .unrecognized_: 2
+                case .rawValue_: 3
                 case .unrecognized(let value): value
                 }
             }
@@ -201,9 +208,11 @@ public struct Everything: WireMessage, Hashable {
     public var colors: [Int64: Color] = [:]
     public var nested: Everything.Nested? = nil
     public var tree: Tree? = nil
-    /// Names that are Swift keywords.
+    /// Names that are Swift keywords, or members generated code declares.
     public var `default`: String = ""
     public var self_: Bool = false
+    public var unknownFields_: Bool = false
+    public var serializedSize_: UInt32 = 0
     public var justBelowProtobufRange: Int32 = 0
     public var justAboveProtobufRange: Int32 = 0
     public var largestFieldNumber: Int32 = 0
@@ -216,7 +225,7 @@ public struct Everything: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(scalars: Scalars? = nil, optionals: OptionalScalars? = nil, lists: RepeatedScalars? = nil, choice: Choice? = nil, counts: [String: Int32] = [:], points: [UInt64: Point] = [:], flags: [Bool: String] = [:], colors: [Int64: Color] = [:], nested: Everything.Nested? = nil, tree: Tree? = nil, `default`: String = "", self_: Bool = false, justBelowProtobufRange: Int32 = 0, justAboveProtobufRange: Int32 = 0, largestFieldNumber: Int32 = 0) {
+    public init(scalars: Scalars? = nil, optionals: OptionalScalars? = nil, lists: RepeatedScalars? = nil, choice: Choice? = nil, counts: [String: Int32] = [:], points: [UInt64: Point] = [:], flags: [Bool: String] = [:], colors: [Int64: Color] = [:], nested: Everything.Nested? = nil, tree: Tree? = nil, `default`: String = "", self_: Bool = false, unknownFields_: Bool = false, serializedSize_: UInt32 = 0, justBelowProtobufRange: Int32 = 0, justAboveProtobufRange: Int32 = 0, largestFieldNumber: Int32 = 0) {
         self.scalars = scalars
         self.optionals = optionals
         self.lists = lists
@@ -229,6 +238,8 @@ public struct Everything: WireMessage, Hashable {
         self.tree = tree
         self.`default` = `default`
         self.self_ = self_
+        self.unknownFields_ = unknownFields_
+        self.serializedSize_ = serializedSize_
         self.justBelowProtobufRange = justBelowProtobufRange
         self.justAboveProtobufRange = justAboveProtobufRange
         self.largestFieldNumber = largestFieldNumber
@@ -527,6 +538,8 @@ extension Everything {
         if let value = self.tree { size &+= WireSize.field(ProtoMessage<Tree>.self, value, tagSize: 1) }
         if !self.`default`.isEmpty { size &+= WireSize.field(ProtoString.self, self.`default`, tagSize: 1) }
         if self.self_ { size &+= WireSize.field(ProtoBool.self, self.self_, tagSize: 2) }
+        if self.unknownFields_ { size &+= WireSize.field(ProtoBool.self, self.unknownFields_, tagSize: 2) }
+        if self.serializedSize_ != 0 { size &+= WireSize.field(ProtoUInt32.self, self.serializedSize_, tagSize: 2) }
         if self.justBelowProtobufRange != 0 { size &+= WireSize.field(ProtoInt32.self, self.justBelowProtobufRange, tagSize: 3) }
         if self.justAboveProtobufRange != 0 { size &+= WireSize.field(ProtoInt32.self, self.justAboveProtobufRange, tagSize: 3) }
         if self.largestFieldNumber != 0 { size &+= WireSize.field(ProtoInt32.self, self.largestFieldNumber, tagSize: 5) }
@@ -559,6 +572,8 @@ extension Everything {
         if let value = self.tree { writer.writeField(ProtoMessage<Tree>.self, value, tag: 106) }
         if !self.`default`.isEmpty { writer.writeField(ProtoString.self, self.`default`, tag: 122) }
         if self.self_ { writer.writeField(ProtoBool.self, self.self_, tag: 128) }
+        if self.unknownFields_ { writer.writeField(ProtoBool.self, self.unknownFields_, tag: 136) }
+        if self.serializedSize_ != 0 { writer.writeField(ProtoUInt32.self, self.serializedSize_, tag: 144) }
         if self.justBelowProtobufRange != 0 { writer.writeField(ProtoInt32.self, self.justBelowProtobufRange, tag: 151992) }
         if self.justAboveProtobufRange != 0 { writer.writeField(ProtoInt32.self, self.justAboveProtobufRange, tag: 160000) }
         if self.largestFieldNumber != 0 { writer.writeField(ProtoInt32.self, self.largestFieldNumber, tag: 4294967288) }
@@ -589,12 +604,14 @@ extension Everything {
             case 106: try reader.mergeMessage(into: &self.tree)
             case 122: self.`default` = try reader.read(ProtoString.self)
             case 128: self.self_ = try reader.read(ProtoBool.self)
+            case 136: self.unknownFields_ = try reader.read(ProtoBool.self)
+            case 144: self.serializedSize_ = try reader.read(ProtoUInt32.self)
             case 151992: self.justBelowProtobufRange = try reader.read(ProtoInt32.self)
             case 160000: self.justAboveProtobufRange = try reader.read(ProtoInt32.self)
             case 4294967288: self.largestFieldNumber = try reader.read(ProtoInt32.self)
             default:
                 switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 18999, 20000, 536870911: throw reader.wrongWireType(tag)
+                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 18999, 20000, 536870911: throw reader.wrongWireType(tag)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
