@@ -17,6 +17,9 @@ import Darwin
 /// BLAS.configure(threads: 1)
 /// print("BLAS kernel: \(BLAS.kernelName)")   // "SkylakeX"
 /// ```
+///
+/// - Warning: Loading calls `setenv`, which is not safe while other threads read the environment: call
+///   `configure(threads:)` or `load()` at start-up, before starting threads.
 public enum BLAS {
     /// Row-major single-precision matrix multiply, `C = alpha * op(A) * op(B) + beta * C`.
     ///
