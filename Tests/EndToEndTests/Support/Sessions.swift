@@ -42,7 +42,7 @@ func freePort() throws -> Int {
 }
 
 /// Waits for the server to exit 0 and returns its summary line's fields.
-func summary(of server: RunningProcess, timeout: Duration = .seconds(300)) throws -> [String: String] {
+func summary(of server: RunningProcess, timeout: Duration = .seconds(150)) throws -> [String: String] {
     let status = try server.waitForExit(timeout: timeout)
     let lines = server.output
     #expect(status == 0, "ps-server exited \(status):\n\(lines.suffix(30).joined(separator: "\n"))")
