@@ -76,9 +76,10 @@ struct PSServer: ParsableCommand {
     var lr: Float?
 
     // Asynchrony itself acts like momentum (Mitliagkas et al., "Asynchrony begets momentum", 2016), so the
-    // explicit momentum that suits one process (0.9) overshoots here; 0.5 measured best for 2 to 4 workers.
-    @Option(help: "Momentum for momentum and nesterov (lower than single-process training, since stale updates add momentum of their own).")
-    var momentum: Float = 0.5
+    // explicit momentum that suits one process (0.9) overshoots in async and ssp modes, where 0.5 measured
+    // best for 1 to 2 workers. Sync rounds have no staleness and keep 0.9.
+    @Option(help: "Momentum for momentum and nesterov (default: 0.9 in sync mode; 0.5 in async and ssp, since stale updates add momentum of their own).")
+    var momentum: Float?
 
     @Option(help: "L2 weight decay.")
     var weightDecay: Float = 0
@@ -130,6 +131,7 @@ struct PSServer: ParsableCommand {
         guard unitsAhead >= 1 else { throw ValidationError("--units-ahead must be at least 1") }
         guard (lr ?? 1) > 0, (lr ?? 1).isFinite else { throw ValidationError("--lr must be a positive number") }
         guard (localLr ?? 1) > 0, (localLr ?? 1).isFinite else { throw ValidationError("--local-lr must be a positive number") }
+        guard (0..<1).contains(momentum ?? 0) else { throw ValidationError("--momentum must be in 0..<1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard maxFrameBytes >= 1024 else { throw ValidationError("--max-frame-bytes must be at least 1024") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
@@ -177,7 +179,8 @@ struct PSServer: ParsableCommand {
             description: description, seed: seed, optimizer: makeOptimizer(), schedule: makeSchedule(rate, totalSteps: totalSteps),
             totalSteps: totalSteps, testSet: test)
         print("data: \(train) training and \(test.count) test images from \(directory)")
-        print("optimiser: \(optimizer.rawValue) lr \(rate), \(schedule.rawValue) schedule"
+        let momentumText = optimizer == .momentum || optimizer == .nesterov ? " momentum \(effectiveMomentum)," : ""
+        print("optimiser: \(optimizer.rawValue)\(momentumText) lr \(rate), \(schedule.rawValue) schedule"
             + (localSteps > 1 ? ", workers' local lr \(configuration.localLearningRate)" : ""))
 
         let seed = self.seed
@@ -226,10 +229,14 @@ struct PSServer: ParsableCommand {
     private func makeOptimizer() -> any Optimizer {
         switch optimizer {
         case .sgd: SGD(weightDecay: weightDecay)
-        case .momentum: SGD(momentum: momentum, weightDecay: weightDecay)
-        case .nesterov: SGD(momentum: momentum, nesterov: true, weightDecay: weightDecay)
+        case .momentum: SGD(momentum: effectiveMomentum, weightDecay: weightDecay)
+        case .nesterov: SGD(momentum: effectiveMomentum, nesterov: true, weightDecay: weightDecay)
         case .adam: Adam(weightDecay: weightDecay)
         }
+    }
+
+    private var effectiveMomentum: Float {
+        momentum ?? (mode == .sync ? 0.9 : 0.5)
     }
 
     private func makeSchedule(_ rate: Float, totalSteps: Int) -> LearningRateSchedule {
