@@ -69,4 +69,16 @@ func reversedOnOddEpochs(_ count: Int) -> @Sendable (Int) -> [UInt32] {
         let units = (0..<3).compactMap { _ in ledger.assignNext(to: WorkerID(1)) }
         #expect(units.map(\.epoch) == [0, 0, 1])
     }
+
+    @Test func unitsOfAFinishedEpochStayDoneAfterTheirStateIsDropped() {
+        var ledger = WorkUnitLedger(sampleCount: 8, samplesPerUnit: 4, epochs: 2, permutation: reversedOnOddEpochs(8))
+        let first = ledger.assignNext(to: WorkerID(1))!
+        let second = ledger.assignNext(to: WorkerID(1))!
+        _ = ledger.complete(first.unitID)
+        #expect(ledger.complete(second.unitID) == .accepted(finishedEpoch: 0))
+        #expect(ledger.isDone(first.unitID))
+        #expect(!ledger.isOutstanding(first.unitID))
+        #expect(ledger.complete(first.unitID) == .duplicate)
+        #expect(ledger.complete(UInt64(ledger.totalUnits)) == .unknown)
+    }
 }

@@ -46,7 +46,9 @@ public struct WorkUnitLedger: Sendable {
 
     private let permutation: @Sendable (_ epoch: Int) -> [UInt32]
     private var permutations: [Int: [UInt32]] = [:]
-    private var states: [UInt64: UnitState] = [:]
+    /// The state of each unit of every open, unfinished epoch, by index within the epoch. Finished
+    /// epochs are dropped, so memory stays proportional to an epoch, however long the session.
+    private var epochStates: [Int: [UnitState]] = [:]
     private var queue: [UInt64] = []
     private var queueHead = 0
     private var doneInEpoch: [Int: Int] = [:]
@@ -109,7 +111,7 @@ public struct WorkUnitLedger: Sendable {
         let unitID = queue[queueHead]
         queueHead += 1
         compactQueueIfNeeded()
-        states[unitID] = .held(worker)
+        setState(.held(worker), of: unitID)
         return assignment(for: unitID)
     }
 
@@ -117,7 +119,7 @@ public struct WorkUnitLedger: Sendable {
     ///
     /// The first completion of a unit wins, whoever held it; any later one is a duplicate.
     public mutating func complete(_ unitID: UInt64) -> Completion {
-        guard let state = states[unitID] else { return .unknown }
+        guard let state = state(of: unitID) else { return .unknown }
         switch state {
         case .done:
             duplicateCount += 1
@@ -129,7 +131,7 @@ public struct WorkUnitLedger: Sendable {
         case .held:
             break
         }
-        states[unitID] = .done
+        setState(.done, of: unitID)
         completedCount += 1
         let epoch = Int(unitID) / unitsPerEpoch
         let done = doneInEpoch[epoch, default: 0] + 1
@@ -141,6 +143,8 @@ public struct WorkUnitLedger: Sendable {
         while finishedEpochs < epochs, doneInEpoch[finishedEpochs, default: 0] == unitsPerEpoch {
             finished = finishedEpochs
             permutations[finishedEpochs] = nil
+            epochStates[finishedEpochs] = nil
+            doneInEpoch[finishedEpochs] = nil
             finishedEpochs += 1
         }
         return .accepted(finishedEpoch: finished)
@@ -150,8 +154,8 @@ public struct WorkUnitLedger: Sendable {
     /// - Returns: whether the unit was held (and so was requeued).
     @discardableResult
     public mutating func requeue(_ unitID: UInt64) -> Bool {
-        guard case .held = states[unitID] else { return false }
-        states[unitID] = .pending
+        guard case .held? = state(of: unitID) else { return false }
+        setState(.pending, of: unitID)
         pushFront(unitID)
         requeuedCount += 1
         return true
@@ -161,10 +165,7 @@ public struct WorkUnitLedger: Sendable {
     /// - Returns: the units requeued.
     @discardableResult
     public mutating func requeueAll(heldBy worker: WorkerID) -> [UInt64] {
-        let held = states.compactMap { id, state -> UInt64? in
-            if case .held(let holder) = state, holder == worker { return id }
-            return nil
-        }.sorted()
+        let held = units(heldBy: worker)
         for unitID in held.reversed() {
             requeue(unitID)
         }
@@ -173,7 +174,7 @@ public struct WorkUnitLedger: Sendable {
 
     /// Whether `unitID` is a unit of this session that is not done yet.
     public func isOutstanding(_ unitID: UInt64) -> Bool {
-        switch states[unitID] {
+        switch state(of: unitID) {
         case .pending?, .held?: return true
         case .done?, nil: return false
         }
@@ -181,15 +182,19 @@ public struct WorkUnitLedger: Sendable {
 
     /// Whether `unitID` has been applied already.
     public func isDone(_ unitID: UInt64) -> Bool {
-        if case .done? = states[unitID] { return true }
+        if case .done? = state(of: unitID) { return true }
         return false
     }
 
     /// The units `worker` holds now, in order.
     public func units(heldBy worker: WorkerID) -> [UInt64] {
-        states.compactMap { id, state -> UInt64? in
-            if case .held(let holder) = state, holder == worker { return id }
-            return nil
+        epochStates.flatMap { epoch, states in
+            states.indices.compactMap { index -> UInt64? in
+                if case .held(let holder) = states[index], holder == worker {
+                    return UInt64(epoch * unitsPerEpoch + index)
+                }
+                return nil
+            }
         }.sorted()
     }
 
@@ -203,11 +208,25 @@ public struct WorkUnitLedger: Sendable {
 
     private mutating func openEpoch(_ epoch: Int) {
         openedEpoch = epoch
+        epochStates[epoch] = Array(repeating: .pending, count: unitsPerEpoch)
         let first = UInt64(epoch * unitsPerEpoch)
         for offset in 0..<UInt64(unitsPerEpoch) {
-            states[first + offset] = .pending
             queue.append(first + offset)
         }
+    }
+
+    /// A unit's state; nil for a unit of no epoch of this session or of one not opened yet. Every unit
+    /// of a finished epoch is done.
+    private func state(of unitID: UInt64) -> UnitState? {
+        guard unitID < UInt64(totalUnits) else { return nil }
+        let epoch = Int(unitID) / unitsPerEpoch
+        if epoch < finishedEpochs { return .done }
+        return epochStates[epoch]?[Int(unitID) % unitsPerEpoch]
+    }
+
+    private mutating func setState(_ state: UnitState, of unitID: UInt64) {
+        let epoch = Int(unitID) / unitsPerEpoch
+        epochStates[epoch]?[Int(unitID) % unitsPerEpoch] = state
     }
 
     private mutating func assignment(for unitID: UInt64) -> Assignment {
