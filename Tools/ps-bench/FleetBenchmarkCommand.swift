@@ -28,6 +28,8 @@ struct FleetBenchmarkCommand: ParsableCommand {
             After --warmup seconds it takes --runs consecutive windows of --seconds each and reports the \
             median of each figure over them, the server process's resident memory before start, once \
             every worker has joined and at the end (and its peak), and the CPU both processes used. \
+            The workers' process runs with glibc keeping freed memory mapped (GLIBC_TUNABLES), so that \
+            it spends its CPU on pushing; the server's process keeps the default allocator. \
             The server's own log lines go to --server-log. The last line of output is a \
             machine-readable summary (key=value pairs).
             """
@@ -67,7 +69,7 @@ struct FleetBenchmarkCommand: ParsableCommand {
         guard (1...(16 << 20)).contains(parameters) else {
             throw ValidationError("--parameters must be within 1...16777216 (an update must fit in a 64 MiB frame)")
         }
-        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be within 0 (excluded) ... 3600") }
+        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be more than 0 and at most 3600") }
         guard warmup >= 0, warmup <= 3600 else { throw ValidationError("--warmup must be within 0...3600") }
         guard (1...64).contains(unitsAhead) else { throw ValidationError("--units-ahead must be within 1...64") }
         guard (1...100).contains(runs) else { throw ValidationError("--runs must be within 1...100") }

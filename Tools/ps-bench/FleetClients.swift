@@ -70,7 +70,9 @@ final class FleetClients {
         guard !stopping else { return connection.closeNow() }
         let worker = Worker(connection: connection)
         workers.append(worker)
-        connection.onFrame = { [unowned(unsafe) self] payload in
+        // `workers` keeps the worker alive and the loop keeps the connection: borrowing both keeps
+        // reference counting off the per-frame path and makes no cycle.
+        connection.onFrame = { [unowned(unsafe) self, unowned(unsafe) worker] payload in
             received(payload, by: worker, index: index)
         }
         connection.onClose = { [unowned(unsafe) self] error in
