@@ -1,0 +1,337 @@
+import ArgumentParser
+import Foundation
+import ParameterServer
+import Reactor
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One `ps-bench fleet` run: starts the server on an event loop thread of its own, starts the workers'
+/// process, waits for every worker to join and for the warm-up, then measures `--runs` windows.
+///
+/// - Warning: Call `run()` from the main thread; the server lives on its own loop thread and is read
+///   only through `EventLoop.execute`.
+final class FleetBenchmark {
+    /// Samples (and so, at batch size 1, work units) per epoch. The session's ledger opens an epoch's
+    /// units all at once and keeps a record of every unit for the whole session, so the session is a
+    /// long run of small epochs: one huge epoch would allocate tens of bytes per unit up front.
+    static let samplesPerEpoch = 1 << 16
+    /// Enough epochs that no run gets near the end of the session.
+    static let epochs = 1_000_000
+
+    private let options: FleetBenchmarkCommand
+
+    init(options: FleetBenchmarkCommand) {
+        self.options = options
+    }
+
+    func run() throws -> FleetResult {
+        var result = FleetResult()
+        result.memoryBefore = FleetProcessStatus.memory()
+        let output = try FleetOutput(serverLog: options.serverLog)
+        defer { output.restore() }
+        output.line("fleet: workers=\(options.workers) parameters=\(options.parameters) units_ahead=\(options.unitsAhead) "
+            + "seconds=\(format(options.seconds, 1)) warmup=\(format(options.warmup, 1)) runs=\(options.runs) "
+            + "server_log=\(options.serverLog)")
+
+        let loop = try EventLoop.startOnNewThread(name: "fleet-server")
+        defer {
+            loop.stop()
+            try? loop.join()
+        }
+        let server = makeServer(loop: loop)
+        let port = try onLoop(loop) { () throws -> Int in
+            try server.start()
+            return server.port
+        }
+        let clients = try startClients(port: port)
+        result.clientsPID = clients.processIdentifier
+        defer {
+            // By PID, and waited for: no worker outlives the benchmark.
+            if clients.isRunning { kill(clients.processIdentifier, SIGTERM) }
+            clients.waitUntilExit()
+        }
+
+        let connectStart = monotonicNanoseconds()
+        var snapshot = try take(server, loop, clients.processIdentifier)
+        while snapshot.joins < UInt64(options.workers) {
+            try check(clients, snapshot)
+            guard monotonicNanoseconds() - connectStart < 60_000_000_000 else {
+                throw ValidationError("fleet: only \(snapshot.joins) of \(options.workers) workers joined within 60 s")
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+            snapshot = try take(server, loop, clients.processIdentifier)
+        }
+        result.connectSeconds = Double(snapshot.nanoseconds - connectStart) / 1e9
+        result.memoryConnected = FleetProcessStatus.memory()
+        output.line("joined: \(options.workers) workers in \(format(result.connectSeconds, 2)) s, "
+            + "server RSS \(megabytes(result.memoryConnected.resident)) MB")
+
+        Thread.sleep(forTimeInterval: options.warmup)
+        var start = try take(server, loop, clients.processIdentifier)
+        try check(clients, start)
+        let firstMeasured = start
+        for index in 1...options.runs {
+            Thread.sleep(forTimeInterval: options.seconds)
+            let end = try take(server, loop, clients.processIdentifier)
+            try check(clients, end)
+            let window = FleetWindow(from: start, to: end, parameters: options.parameters)
+            result.windows.append(window)
+            output.line("run \(index): \(format(window.updatesPerSecond, 0)) updates/s, "
+                + "\(format(window.updatesPerSecond * Double(options.parameters) / 1e6, 1)) M floats/s, "
+                + "staleness \(format(window.stalenessMean, 2)), server \(format(window.serverCores, 2)) cores, "
+                + "workers \(format(window.clientCores, 2)) cores")
+            start = end
+        }
+        result.memoryEnd = FleetProcessStatus.memory()
+        result.updatesMeasured = start.updates - firstMeasured.updates
+        result.updatesSinceJoin = start.updates - snapshot.updates
+        result.rejected = start.rejected
+        return result
+    }
+
+    // MARK: Parts
+
+    private func makeServer(loop: EventLoop) -> ParameterServerRuntime {
+        var configuration = ServerConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        // A worker that pushes is heard; the long timeout only keeps a starved worker on a busy
+        // machine from being dropped mid-measurement.
+        configuration.policy = SessionPolicy(
+            mode: .async, stalenessPolicy: .none, workersToStart: options.workers, unitsAhead: options.unitsAhead,
+            heartbeatTimeout: .seconds(3600))
+        configuration.batchSize = 1
+        configuration.localSteps = 1
+        configuration.trainSamples = Self.samplesPerEpoch
+        configuration.epochs = Self.epochs
+        configuration.maxFrameBytes = options.parameters * 4 + 4096
+        configuration.maxConnections = options.workers + 16
+        configuration.handshakeTimeout = .seconds(60)
+        configuration.sessionID = "fleet"
+        let samples = UInt32(Self.samplesPerEpoch)
+        return ParameterServerRuntime(
+            configuration: configuration, model: FleetServerModel(parameterCount: options.parameters), loop: loop,
+            reporter: ProgressReporter(isTerminal: false), permutation: { _ in Array(0..<samples) })
+    }
+
+    /// Starts this executable again as the workers' process.
+    private func startClients(port: Int) throws -> Process {
+        let process = Process()
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [
+            "fleet", "--workers", "\(options.workers)", "--parameters", "\(options.parameters)",
+            "--seconds", "\(options.seconds)", "--warmup", "\(options.warmup)", "--runs", "\(options.runs)",
+            "--units-ahead", "\(options.unitsAhead)", "--clients-port", "\(port)", "--clients-parent", "\(getpid())",
+        ]
+        // The workers' process only generates load: glibc keeps its freed large buffers mapped, so it
+        // does not spend its share of the machine on a page fault per pushed page (every push over
+        // 128 KiB gets a write buffer of its own, which glibc would otherwise map and unmap each time).
+        // The server's process keeps the default allocator, as in production.
+        var environment = ProcessInfo.processInfo.environment
+        environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+        process.environment = environment
+        do {
+            try process.run()
+        } catch {
+            throw ValidationError("fleet: cannot start the workers' process (\(executable)): \(error)")
+        }
+        return process
+    }
+
+    /// The server's figures now, read on its loop thread.
+    private func take(_ server: ParameterServerRuntime, _ loop: EventLoop, _ clients: Int32) throws -> FleetSnapshot {
+        var snapshot = try onLoop(loop) { () throws -> FleetSnapshot in
+            let statistics = server.statistics
+            return FleetSnapshot(
+                nanoseconds: monotonicNanoseconds(), updates: statistics.updatesApplied,
+                stalenessSum: statistics.staleness.sum, stalenessCount: statistics.staleness.count,
+                joins: statistics.joins, leaves: statistics.leaves, rejected: statistics.rejectedTotal)
+        }
+        snapshot.serverCPU = FleetProcessStatus.cpuSeconds()
+        snapshot.clientCPU = FleetProcessStatus.cpuSeconds(of: clients)
+        return snapshot
+    }
+
+    /// Stops the benchmark when the workers' process died or a worker left.
+    private func check(_ clients: Process, _ snapshot: FleetSnapshot) throws {
+        guard clients.isRunning else {
+            throw ValidationError("fleet: the workers' process exited (status \(clients.terminationStatus)); see its message above")
+        }
+        guard snapshot.leaves == 0 else {
+            throw ValidationError("fleet: \(snapshot.leaves) worker(s) left the session; see --server-log")
+        }
+    }
+
+    /// Runs `body` on the loop thread and waits for its result.
+    private func onLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () throws -> T) throws -> T {
+        let box = FleetMailbox<T>()
+        loop.execute { box.put(Result { try body() }) }
+        guard let result = box.take(timeout: 30) else {
+            throw ValidationError("fleet: the server's event loop did not answer within 30 s")
+        }
+        return try result.get()
+    }
+}
+
+/// Hands one result from the loop thread to the waiting main thread.
+private final class FleetMailbox<T: Sendable>: Sendable {
+    private let value = Mutex<Result<T, any Error>?>(nil)
+    private let ready = DispatchSemaphore(value: 0)
+
+    func put(_ result: Result<T, any Error>) {
+        value.withLock { $0 = result }
+        ready.signal()
+    }
+
+    func take(timeout seconds: Double) -> Result<T, any Error>? {
+        guard ready.wait(timeout: .now() + seconds) == .success else { return nil }
+        return value.withLock { $0 }
+    }
+}
+
+/// The server's counters at one moment.
+struct FleetSnapshot: Sendable {
+    var nanoseconds: UInt64
+    var updates: UInt64
+    var stalenessSum: UInt64
+    var stalenessCount: UInt64
+    var joins: UInt64
+    var leaves: UInt64
+    var rejected: UInt64
+    var serverCPU = 0.0
+    var clientCPU = 0.0
+}
+
+/// The figures of one measured window.
+struct FleetWindow {
+    var updatesPerSecond: Double
+    var stalenessMean: Double
+    var serverCores: Double
+    var clientCores: Double
+
+    init(from start: FleetSnapshot, to end: FleetSnapshot, parameters: Int) {
+        let seconds = Double(end.nanoseconds - start.nanoseconds) / 1e9
+        updatesPerSecond = Double(end.updates - start.updates) / seconds
+        let count = end.stalenessCount - start.stalenessCount
+        stalenessMean = count == 0 ? 0 : Double(end.stalenessSum - start.stalenessSum) / Double(count)
+        serverCores = (end.serverCPU - start.serverCPU) / seconds
+        clientCores = (end.clientCPU - start.clientCPU) / seconds
+    }
+}
+
+/// Everything `ps-bench fleet` reports.
+struct FleetResult {
+    var windows: [FleetWindow] = []
+    var memoryBefore = (resident: 0, peak: 0)
+    var memoryConnected = (resident: 0, peak: 0)
+    var memoryEnd = (resident: 0, peak: 0)
+    var connectSeconds = 0.0
+    var updatesMeasured: UInt64 = 0
+    var updatesSinceJoin: UInt64 = 0
+    var rejected: UInt64 = 0
+    var clientsPID: Int32 = 0
+
+    /// The goal for full-model pushes: floats decoded and applied per second.
+    static let goalFloatsPerSecond = 400e6
+
+    /// Prints one line per figure, then the summary line.
+    func report(options: FleetBenchmarkCommand) {
+        let updates = median(windows.map(\.updatesPerSecond))
+        let floats = updates * Double(options.parameters)
+        let gigabytes = floats * 4 / 1e9
+        let staleness = median(windows.map(\.stalenessMean))
+        let serverCores = median(windows.map(\.serverCores))
+        let clientCores = median(windows.map(\.clientCores))
+        // What the server could do with a core to itself: robust to other load on a shared machine.
+        let floatsPerCPU = median(windows.map { $0.updatesPerSecond / max($0.serverCores, 1e-9) }) * Double(options.parameters)
+        let growth = updatesSinceJoin == 0 ? 0
+            : Double(memoryEnd.resident - memoryConnected.resident) / Double(updatesSinceJoin)
+        let of = "(median of \(windows.count))"
+        print("updates: \(format(updates, 0)) updates/s \(of)")
+        print("floats: \(format(floats / 1e6, 1)) M floats/s")
+        print("throughput: \(format(gigabytes, 3)) GB/s")
+        print("goal_ratio: \(format(floats / Self.goalFloatsPerSecond, 3)) of 400 M floats/s")
+        print("staleness_mean: \(format(staleness, 2))")
+        print("server_cpu: \(format(serverCores, 2)) cores")
+        print("server_floats_per_cpu_s: \(format(floatsPerCPU / 1e6, 1)) M floats per CPU-second of the server process")
+        print("workers_cpu: \(format(clientCores, 2)) cores")
+        print("rss_before: \(megabytes(memoryBefore.resident)) MB")
+        print("rss_connected: \(megabytes(memoryConnected.resident)) MB")
+        print("rss_end: \(megabytes(memoryEnd.resident)) MB")
+        print("rss_peak: \(megabytes(memoryEnd.peak)) MB")
+        print("rss_growth: \(format(growth, 1)) bytes per applied update")
+        if rejected > 0 { print("warning: the server rejected \(rejected) updates") }
+        var summary = SummaryLine()
+        summary.add("workers", options.workers)
+        summary.add("parameters", options.parameters)
+        summary.add("units_ahead", options.unitsAhead)
+        summary.add("seconds", options.seconds, digits: 1)
+        summary.add("runs", windows.count)
+        summary.add("updates_per_s", updates, digits: 0)
+        summary.add("floats_per_s", floats, digits: 0)
+        summary.add("gb_per_s", gigabytes, digits: 3)
+        summary.add("goal_ratio", floats / Self.goalFloatsPerSecond, digits: 3)
+        summary.add("staleness_mean", staleness, digits: 2)
+        summary.add("server_cores", serverCores, digits: 2)
+        summary.add("workers_cores", clientCores, digits: 2)
+        summary.add("server_floats_per_cpu_s", floatsPerCPU, digits: 0)
+        summary.add("rss_before_mb", megabytes(memoryBefore.resident))
+        summary.add("rss_connected_mb", megabytes(memoryConnected.resident))
+        summary.add("rss_end_mb", megabytes(memoryEnd.resident))
+        summary.add("rss_peak_mb", megabytes(memoryEnd.peak))
+        summary.add("rss_growth_bytes_per_update", growth, digits: 1)
+        summary.add("updates_measured", updatesMeasured)
+        summary.add("rejected", rejected)
+        print("summary \(summary)")
+    }
+}
+
+/// Where lines go while the server runs: the server's `ProgressReporter` prints to standard output
+/// and cannot be told otherwise, so standard output is pointed at `--server-log` for the session and
+/// the benchmark's own lines are written to the original standard output.
+private final class FleetOutput {
+    private let original: Int32
+    private var restored = false
+
+    init(serverLog: String) throws {
+        let log = open(serverLog, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard log >= 0 else {
+            throw ValidationError("cannot open --server-log \(serverLog): \(String(cString: strerror(errno)))")
+        }
+        fflush(nil)
+        original = dup(STDOUT_FILENO)
+        dup2(log, STDOUT_FILENO)
+        close(log)
+    }
+
+    /// Writes a line to the original standard output at once.
+    func line(_ text: String) {
+        var text = text + "\n"
+        text.withUTF8 { bytes in _ = write(original, bytes.baseAddress, bytes.count) }
+    }
+
+    /// Points standard output back where it was.
+    func restore() {
+        guard !restored else { return }
+        restored = true
+        fflush(nil)
+        dup2(original, STDOUT_FILENO)
+        close(original)
+    }
+}
+
+private func megabytes(_ bytes: Int) -> String {
+    format(Double(bytes) / 1e6, 1)
+}
+
+private func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
