@@ -311,6 +311,7 @@ public final class TCPConnection: LoopResource {
 
     /// Queues a buffer this connection takes ownership of (allocated with `UnsafeMutableRawPointer.allocate`).
     func writeOwned(_ base: UnsafeMutableRawPointer, capacity: Int, byteCount: Int) {
+        loop.assertInEventLoop()
         guard acceptsWrites, admit(byteCount) else {
             base.deallocate()
             return
@@ -323,6 +324,7 @@ public final class TCPConnection: LoopResource {
     /// Makes room for `byteCount` bytes at the end of the queue, or returns nil if the write is dropped.
     @inline(__always)
     func reserve(_ byteCount: Int) -> UnsafeMutableRawPointer? {
+        loop.assertInEventLoop()
         guard acceptsWrites, byteCount > 0, admit(byteCount) else { return nil }
         // The fast path: room in the tail chunk.
         if let tail, tail.capacity - tail.end >= byteCount {
