@@ -153,6 +153,20 @@ struct EventLoopTests {
     }
     #endif
 
+    @Test("run on the calling thread, busy polling, until a timer stops it", arguments: [false, true])
+    func runOnCallingThread(busyPolling: Bool) throws {
+        let loop = try EventLoop()
+        let fired = LoopBox(0)
+        // Set up before run(), as a main whose thread is the loop does.
+        loop.scheduleTimer(after: .milliseconds(5), repeating: .milliseconds(5)) {
+            fired.value += 1
+            if fired.value == 3 { loop.stop() }
+        }
+        try loop.run(busyPolling: busyPolling)
+        #expect(fired.value == 3)
+        #expect(!loop.inEventLoop)
+    }
+
     @Test("a loop that never ran is torn down cleanly")
     func neverRan() throws {
         _ = try EventLoop()
