@@ -10,6 +10,8 @@ protocol StreamReadSink: AnyObject {
     func didRead(_ connection: TCPConnection, base: UnsafeMutableRawPointer, count: Int)
     /// The peer closed its side. Returns an error if that came at a bad time (mid-frame), else nil.
     func didReadEnd(_ connection: TCPConnection) -> ReactorError?
+    /// The connection closed: drop callbacks, so closures that captured the sink free it.
+    func connectionDidClose()
 }
 
 /// A TCP connection carrying a raw byte stream, with a bounded, coalescing write queue.
@@ -88,7 +90,10 @@ public final class TCPConnection: LoopResource {
     /// - Warning: Loop thread only. Unused when a ``FrameConnection`` reads this connection.
     public var onRead: ((UnsafeRawBufferPointer) -> Void)?
     /// Runs exactly once, when the connection has closed: `nil` for a clean close (by the peer at a
-    /// message boundary, or by us), else the reason.
+    /// message boundary, or by us), else the reason (`.loopStopped` when the loop closed it).
+    ///
+    /// All callbacks are dropped after this one, so closures may capture the connection strongly:
+    /// the cycle ends when the connection closes.
     public var onClose: ((ReactorError?) -> Void)?
     /// Runs when the queued write bytes cross the high-water mark (`false`) or drain to the low-water
     /// mark (`true`).
@@ -601,6 +606,7 @@ public final class TCPConnection: LoopResource {
         self.onClose = nil
         onRead = nil
         onWritabilityChanged = nil
+        readSink?.connectionDidClose()
         readSink = nil
         tcp.deallocate()
         onClose?(error)
