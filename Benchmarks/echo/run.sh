@@ -4,6 +4,7 @@
 #
 # The server is pinned to one core and the client to another (taskset). Settings, by environment:
 #   RUNS=5 SECONDS_PER_RUN=5 WARMUP=1 SERVER_CPU=0 CLIENT_CPU=1 SKIP_BUILD=1 SERVERS="reactor c nio"
+#   CASES_MATCHING=pipelined (run only the cases whose name contains this)
 # Raw client output goes to Benchmarks/out/ (git-ignored).
 set -euo pipefail
 
@@ -76,6 +77,7 @@ RESULTS="$OUT/results.txt"
 for run in $(seq "$RUNS"); do
     for entry in "${CASES[@]}"; do
         read -r label mode connections size window <<<"$entry"
+        [[ "$label" == *"${CASES_MATCHING:-}"* ]] || continue
         for name in $SERVERS; do
             ticks_before=$(cpu_ticks "${PIDS[$name]}")
             started=$(now)

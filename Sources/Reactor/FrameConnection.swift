@@ -68,6 +68,8 @@ public final class FrameConnection: StreamReadSink {
     private var gatheredTaken = false
 
     /// Runs with each frame's payload, valid only during the call (copy it to keep it).
+    ///
+    /// Dropped when the connection closes, so it may capture the connection strongly.
     public var onFrame: ((UnsafeRawBufferPointer) -> Void)?
 
     /// Runs exactly once when the connection has closed: `nil` for a clean close (by the peer between
@@ -145,6 +147,11 @@ public final class FrameConnection: StreamReadSink {
         guard decoder.isMidFrame else { return nil }
         return ReactorError(.truncatedFrame, operation: "read from \(connection.remoteAddress)",
                             message: "the peer closed the connection mid-frame (\(decoder.bufferedDescription) received)")
+    }
+
+    func connectionDidClose() {
+        onFrame = nil
+        delivering = false
     }
 
     /// Stops reading until ``resumeReading()``. Frames already read are still delivered.

@@ -10,6 +10,8 @@ protocol StreamReadSink: AnyObject {
     func didRead(_ connection: TCPConnection, base: UnsafeMutableRawPointer, count: Int)
     /// The peer closed its side. Returns an error if that came at a bad time (mid-frame), else nil.
     func didReadEnd(_ connection: TCPConnection) -> ReactorError?
+    /// The connection closed: drop callbacks, so closures that captured the sink free it.
+    func connectionDidClose()
 }
 
 /// A TCP connection carrying a raw byte stream, with a bounded, coalescing write queue.
@@ -88,7 +90,10 @@ public final class TCPConnection: LoopResource {
     /// - Warning: Loop thread only. Unused when a ``FrameConnection`` reads this connection.
     public var onRead: ((UnsafeRawBufferPointer) -> Void)?
     /// Runs exactly once, when the connection has closed: `nil` for a clean close (by the peer at a
-    /// message boundary, or by us), else the reason.
+    /// message boundary, or by us), else the reason (`.loopStopped` when the loop closed it).
+    ///
+    /// All callbacks are dropped after this one, so closures may capture the connection strongly:
+    /// the cycle ends when the connection closes.
     public var onClose: ((ReactorError?) -> Void)?
     /// Runs when the queued write bytes cross the high-water mark (`false`) or drain to the low-water
     /// mark (`true`).
@@ -311,6 +316,7 @@ public final class TCPConnection: LoopResource {
 
     /// Queues a buffer this connection takes ownership of (allocated with `UnsafeMutableRawPointer.allocate`).
     func writeOwned(_ base: UnsafeMutableRawPointer, capacity: Int, byteCount: Int) {
+        loop.assertInEventLoop()
         guard acceptsWrites, admit(byteCount) else {
             base.deallocate()
             return
@@ -323,6 +329,7 @@ public final class TCPConnection: LoopResource {
     /// Makes room for `byteCount` bytes at the end of the queue, or returns nil if the write is dropped.
     @inline(__always)
     func reserve(_ byteCount: Int) -> UnsafeMutableRawPointer? {
+        loop.assertInEventLoop()
         guard acceptsWrites, byteCount > 0, admit(byteCount) else { return nil }
         // The fast path: room in the tail chunk.
         if let tail, tail.capacity - tail.end >= byteCount {
@@ -599,6 +606,7 @@ public final class TCPConnection: LoopResource {
         self.onClose = nil
         onRead = nil
         onWritabilityChanged = nil
+        readSink?.connectionDidClose()
         readSink = nil
         tcp.deallocate()
         onClose?(error)

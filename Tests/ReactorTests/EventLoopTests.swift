@@ -139,6 +139,34 @@ struct EventLoopTests {
         #expect(closes.value == 2 * clients)
     }
 
+    #if DEBUG
+    @Test("a loop-only call from another thread stops the program in debug builds")
+    func wrongThreadIsCaught() async {
+        await #expect(processExitsWith: .failure) {
+            let loop = try EventLoop.startOnNewThread(name: "wrong-thread")
+            let running = Counter()
+            loop.execute { running.increment() }
+            // Bounded wait for the loop to run (the check applies from then on).
+            for _ in 0..<5_000 where running.value == 0 { usleep(1_000) }
+            loop.scheduleTimer(after: .seconds(1)) {}
+        }
+    }
+    #endif
+
+    @Test("run on the calling thread, busy polling, until a timer stops it", arguments: [false, true])
+    func runOnCallingThread(busyPolling: Bool) throws {
+        let loop = try EventLoop()
+        let fired = LoopBox(0)
+        // Set up before run(), as a main whose thread is the loop does.
+        loop.scheduleTimer(after: .milliseconds(5), repeating: .milliseconds(5)) {
+            fired.value += 1
+            if fired.value == 3 { loop.stop() }
+        }
+        try loop.run(busyPolling: busyPolling)
+        #expect(fired.value == 3)
+        #expect(!loop.inEventLoop)
+    }
+
     @Test("a loop that never ran is torn down cleanly")
     func neverRan() throws {
         _ = try EventLoop()

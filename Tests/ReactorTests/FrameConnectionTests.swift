@@ -168,6 +168,37 @@ struct FrameConnectionTests {
         }
     }
 
+    @Test("callbacks that capture their connection strongly do not keep it alive after close")
+    func noRetainCycle() async throws {
+        try await withLoop { loop in
+            let port = try await startEchoServer(on: loop)
+            final class WeakBox: @unchecked Sendable {
+                // Safe: touched on the loop thread only.
+                weak var connection: FrameConnection?
+            }
+            let weak = WeakBox()
+            let closed = Promise<Void>()
+            loop.execute {
+                FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port) { result in
+                    guard case .success(let connection) = result else { return }
+                    weak.connection = connection
+                    // Strong captures on purpose: connection -> closure -> connection.
+                    connection.onFrame = { _ in connection.close() }
+                    connection.onClose = { _ in
+                        _ = connection.remoteAddress
+                        closed.succeed(())
+                    }
+                    connection.onWritabilityChanged = { _ in _ = connection.queuedWriteBytes }
+                    connection.send(frame: [1])
+                }
+            }
+            try await closed.get()
+            // This runs on a later loop iteration, after the close callback released everything.
+            let alive = try await loop.submit { weak.connection != nil }
+            #expect(!alive)
+        }
+    }
+
     @Test("half-close: the peer's echoes still arrive after we shut down writing")
     func halfClose() async throws {
         try await withLoop { loop in

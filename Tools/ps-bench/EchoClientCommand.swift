@@ -42,6 +42,9 @@ struct EchoClientCommand: ParsableCommand {
     @Option(help: "How long to warm up before measuring, in seconds.")
     var warmup = 1.0
 
+    @Flag(inversion: .prefixedNo, help: "Poll for I/O without sleeping (takes the client's core; keeps the client from limiting what it measures).")
+    var busyPoll = true
+
     func validate() throws {
         guard endpoint.port > 0 else { throw ValidationError("--port must be within 1...65535") }
         guard (1...10_000).contains(connections) else { throw ValidationError("--connections must be within 1...10000") }
@@ -54,7 +57,7 @@ struct EchoClientCommand: ParsableCommand {
         let loop = try EventLoop()
         let benchmark = EchoBenchmark(loop: loop, options: self)
         benchmark.start()
-        try loop.run()
+        try loop.run(busyPolling: busyPoll)
         try benchmark.report()
     }
 }
