@@ -65,7 +65,8 @@ struct ConnectTests {
             #expect(error.kind == .deadlineExceeded)
             #expect(error.message.contains("connection refused"))
             #expect(elapsed >= .milliseconds(690))
-            #expect(elapsed < .seconds(3))
+            // Generous: the point is that it gives up (the error above), not how fast a loaded machine is.
+            #expect(elapsed < .seconds(10))
             #expect(failures.value >= 3)
             let observed1 = try await loop.submit { loop.openHandleCount }
             #expect(observed1 == 0)

@@ -102,6 +102,14 @@ extension ParameterServerRuntime {
         listener?.close()
         listener = nil
         finished = true
+        // A graceful close waits for the peer to read what is queued; a peer that stopped reading must
+        // not keep the session from ending.
+        timers.append(loop.scheduleTimer(after: configuration.drainTimeout) { [unowned self] in
+            for peer in Array(peers.values) {
+                reporter.line("closing \(peer.label): it did not read the session's end within \(configuration.drainTimeout)")
+                peer.connection.closeNow()
+            }
+        })
         stopWhenDrained()
     }
 

@@ -28,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     /// A connection whose unsent data passes this is closed: a peer that does not read cannot make
     /// the server grow without bound.
     public var maxQueuedWriteBytes = 256 << 20
+    /// At the session's end, connections still flushing after this long are closed at once.
+    public var drainTimeout: Duration = .seconds(5)
     /// Identifies this run in logs and in the handshake.
     public var sessionID = ""
 
