@@ -180,10 +180,11 @@ struct PSServer: ParsableCommand {
         let unitsPerEpoch = (train + configuration.samplesPerUnit - 1) / configuration.samplesPerUnit
         let totalSteps = epochs * (mode == .sync ? max(1, unitsPerEpoch / workers) : unitsPerEpoch)
         let serverModel = MNISTServerModel(
-            description: description, seed: seed, optimizer: makeOptimizer(), schedule: makeSchedule(rate, totalSteps: totalSteps),
+            description: description, seed: seed, optimizer: optimizer.make(momentum: effectiveMomentum, weightDecay: weightDecay),
+            schedule: schedule.make(rate: rate, totalSteps: totalSteps),
             totalSteps: totalSteps, testSet: test)
         print("data: \(train) training and \(test.count) test images from \(directory)")
-        let momentumText = optimizer == .momentum || optimizer == .nesterov ? " momentum \(effectiveMomentum)," : ""
+        let momentumText = optimizer.usesMomentum ? " momentum \(effectiveMomentum)," : ""
         print("optimiser: \(optimizer.rawValue)\(momentumText) lr \(rate), \(schedule.rawValue) schedule"
             + (localSteps > 1 ? ", workers' local lr \(configuration.localLearningRate)" : ""))
 
@@ -216,11 +217,10 @@ struct PSServer: ParsableCommand {
 
     private func hiddenWidths() throws -> [Int] {
         guard let hidden else { return [] }
-        let widths = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        guard let widths = ModelDescription.hiddenWidths(parsing: hidden) else {
             throw ValidationError("--hidden takes positive widths separated by commas, e.g. 256,128")
         }
-        return widths.map { $0! }
+        return widths
     }
 
     private func modelDescription() throws -> ModelDescription {
@@ -234,31 +234,15 @@ struct PSServer: ParsableCommand {
         optimizer ?? (mode == .sync ? .momentum : .adam)
     }
 
-    private func makeOptimizer() -> any Optimizer {
-        switch effectiveOptimizer {
-        case .sgd: SGD(weightDecay: weightDecay)
-        case .momentum: SGD(momentum: effectiveMomentum, weightDecay: weightDecay)
-        case .nesterov: SGD(momentum: effectiveMomentum, nesterov: true, weightDecay: weightDecay)
-        case .adam: Adam(weightDecay: weightDecay)
-        }
-    }
-
     private var effectiveMomentum: Float {
         momentum ?? (mode == .sync ? 0.9 : 0.5)
     }
 
-    private func makeSchedule(_ rate: Float, totalSteps: Int) -> LearningRateSchedule {
-        switch schedule {
-        case .constant: .constant(rate)
-        case .step: .step(rate, factor: 0.1, every: max(totalSteps / 3, 1))
-        case .cosine: .cosine(rate)
-        }
-    }
 }
 
 enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn }
-enum OptimizerKind: String, ExpressibleByArgument, CaseIterable { case sgd, momentum, nesterov, adam }
-enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case constant, step, cosine }
+extension OptimizerKind: ExpressibleByArgument {}
+extension ScheduleKind: ExpressibleByArgument {}
 extension TrainingMode: ExpressibleByArgument {}
 extension StalenessPolicy: ExpressibleByArgument {}
 

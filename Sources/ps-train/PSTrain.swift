@@ -20,8 +20,6 @@ struct PSTrain: ParsableCommand {
             """)
 
     enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn }
-    enum OptimizerKind: String, ExpressibleByArgument, CaseIterable { case sgd, momentum, nesterov, adam }
-    enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case constant, step, cosine }
 
     @Option(help: "The model: mlp or cnn.")
     var model: ModelKind = .mlp
@@ -84,11 +82,10 @@ struct PSTrain: ParsableCommand {
 
     func hiddenWidths() throws -> [Int] {
         guard let hidden else { return [] }
-        let widths = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        guard let widths = ModelDescription.hiddenWidths(parsing: hidden) else {
             throw ValidationError("--hidden takes positive widths separated by commas, e.g. 256,128")
         }
-        return widths.map { $0! }
+        return widths
     }
 
     func run() throws {
@@ -110,20 +107,8 @@ struct PSTrain: ParsableCommand {
         let weightDecay = self.weightDecay ?? (model == .cnn && optimizer == .adam ? 0.05 : 0)
         let stepsPerEpoch = Trainer.stepsPerEpoch(count: train.count, batchSize: batchSize)
         let totalSteps = epochs * stepsPerEpoch
-        var rateSchedule: LearningRateSchedule
-        switch schedule {
-        case .constant: rateSchedule = .constant(rate)
-        case .step: rateSchedule = .step(rate, factor: 0.1, every: max(totalSteps / 3, 1))
-        case .cosine: rateSchedule = .cosine(rate)
-        }
-        if warmupSteps > 0 { rateSchedule = .warmup(steps: warmupSteps, then: rateSchedule) }
-        let update: any Optimizer
-        switch optimizer {
-        case .sgd: update = SGD(weightDecay: weightDecay)
-        case .momentum: update = SGD(momentum: momentum, weightDecay: weightDecay)
-        case .nesterov: update = SGD(momentum: momentum, nesterov: true, weightDecay: weightDecay)
-        case .adam: update = Adam(weightDecay: weightDecay)
-        }
+        let rateSchedule = schedule.make(rate: rate, totalSteps: totalSteps, warmupSteps: warmupSteps)
+        let update = optimizer.make(momentum: momentum, weightDecay: weightDecay)
 
         print("data: \(train.count) training and \(test.count) test images from \(directory)")
         print(
@@ -200,3 +185,6 @@ func format(_ value: Double, _ decimals: Int) -> String { String(format: "%.\(de
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
+
+extension OptimizerKind: ExpressibleByArgument {}
+extension ScheduleKind: ExpressibleByArgument {}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// The optimisers a command line can name.
+public enum OptimizerKind: String, Sendable, CaseIterable {
+    case sgd, momentum, nesterov, adam
+
+    /// Builds the optimiser.
+    /// - Parameters:
+    ///   - momentum: for `momentum` and `nesterov`.
+    ///   - weightDecay: L2 for the SGD variants, decoupled for Adam.
+    public func make(momentum: Float, weightDecay: Float) -> any Optimizer {
+        switch self {
+        case .sgd: SGD(weightDecay: weightDecay)
+        case .momentum: SGD(momentum: momentum, weightDecay: weightDecay)
+        case .nesterov: SGD(momentum: momentum, nesterov: true, weightDecay: weightDecay)
+        case .adam: Adam(weightDecay: weightDecay)
+        }
+    }
+
+    /// Whether `momentum` matters to this optimiser.
+    public var usesMomentum: Bool { self == .momentum || self == .nesterov }
+}
+
+/// The learning-rate schedules a command line can name.
+public enum ScheduleKind: String, Sendable, CaseIterable {
+    /// The peak rate throughout.
+    case constant
+    /// The peak rate, times 0.1 after each third of the run.
+    case step
+    /// Cosine decay from the peak rate to zero.
+    case cosine
+
+    /// Builds the schedule over `totalSteps` optimiser steps, with an optional linear warm-up.
+    public func make(rate: Float, totalSteps: Int, warmupSteps: Int = 0) -> LearningRateSchedule {
+        let schedule: LearningRateSchedule = switch self {
+        case .constant: .constant(rate)
+        case .step: .step(rate, factor: 0.1, every: max(totalSteps / 3, 1))
+        case .cosine: .cosine(rate)
+        }
+        return warmupSteps > 0 ? .warmup(steps: warmupSteps, then: schedule) : schedule
+    }
+}
+
+extension ModelDescription {
+    /// Parses hidden-layer widths such as `"256,128"`.
+    /// - Returns: the widths, or nil when the text is not positive whole numbers separated by commas.
+    public static func hiddenWidths(parsing text: String) -> [Int]? {
+        let widths = text.split(separator: ",", omittingEmptySubsequences: false).map {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return widths.map { $0! }
+    }
+}

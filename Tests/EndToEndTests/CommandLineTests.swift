@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+
+/// The commands' help and their answers to bad flags, as a user sees them.
+@Suite(.timeLimit(.minutes(2)))
+struct CommandLineTests {
+    @Test func serverHelpDocumentsEveryOptionScriptsUse() throws {
+        let help = try RunningProcess("ps-server", ["--help"])
+        #expect(try help.waitForExit(timeout: .seconds(30)) == 0)
+        let text = help.output.joined(separator: "\n")
+        for option in ["--port", "--mode", "--workers", "--model", "--epochs", "--batch-size", "--local-steps",
+                       "--optimizer", "--lr", "--max-staleness", "--staleness-policy", "--max-frame-bytes",
+                       "--max-connections", "--handshake-timeout", "--heartbeat-timeout"] {
+            #expect(text.contains(option), "ps-server --help lacks \(option)")
+        }
+        #expect(text.contains("async, sync or ssp"))
+    }
+
+    @Test func workerHelpShowsTheOriginalArguments() throws {
+        let help = try RunningProcess("ps-worker", ["--help"])
+        #expect(try help.waitForExit(timeout: .seconds(30)) == 0)
+        let text = help.output.joined(separator: "\n")
+        #expect(text.contains("<host> [<port>] [<retry-interval>]"))
+        for option in ["--data", "--threads", "--once", "--name", "--inject"] {
+            #expect(text.contains(option), "ps-worker --help lacks \(option)")
+        }
+    }
+
+    @Test(arguments: [
+        ("ps-server", ["--mode", "turbo"], "turbo"),
+        ("ps-server", ["--workers", "0"], "--workers must be at least 1"),
+        ("ps-server", ["--hidden", "12,x"], "--hidden takes positive widths"),
+        ("ps-worker", ["127.0.0.1", "70000"], "PORT must be 1...65535"),
+        ("ps-worker", ["127.0.0.1", "8888", "0"], "RETRY_INTERVAL must be a positive number"),
+        ("ps-worker", ["127.0.0.1", "--inject", "slowdown=0.5"], "expected a factor of at least 1"),
+    ])
+    func badFlagsAreRefusedWithAClearMessage(command: String, arguments: [String], message: String) throws {
+        let process = try RunningProcess(command, arguments)
+        #expect(try process.waitForExit(timeout: .seconds(30)) != 0)
+        #expect(process.output.contains { $0.contains(message) }, "\(process.output)")
+    }
+
+    @Test func workerRefusesACorruptDataFileByName() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("downpour-corrupt-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // An IDX header announcing 10 images with no pixels after it.
+        let header: [UInt8] = [0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28]
+        try Data(header).write(to: directory.appendingPathComponent("train-images-idx3-ubyte"))
+        try Data([0, 0, 8, 1, 0, 0, 0, 10] + [UInt8](repeating: 1, count: 10))
+            .write(to: directory.appendingPathComponent("train-labels-idx1-ubyte"))
+        let worker = try RunningProcess("ps-worker", ["127.0.0.1", "--data", directory.path])
+        #expect(try worker.waitForExit(timeout: .seconds(30)) != 0)
+        let text = worker.output.joined(separator: "\n")
+        #expect(text.contains("train-images-idx3-ubyte"))
+        #expect(text.contains("truncated"))
+    }
+}
