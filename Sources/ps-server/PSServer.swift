@@ -110,6 +110,9 @@ struct PSServer: ParsableCommand {
     @Option(help: "OpenBLAS threads for evaluation.")
     var threads = 1
 
+    @Option(help: "Write a self-contained HTML run report (charts of accuracy, loss, updates/s, staleness, workers) to this file at the end.")
+    var report: String?
+
     // MARK: Limits
 
     @Option(help: "Largest frame accepted, in bytes; a longer one closes that connection.")
@@ -141,6 +144,12 @@ struct PSServer: ParsableCommand {
         guard handshakeTimeout > 0, heartbeatTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         if let trainSamples, trainSamples < 1 { throw ValidationError("--train-samples must be at least 1") }
         if let testSamples, testSamples < 1 { throw ValidationError("--test-samples must be at least 1") }
+        if let report {
+            let directory = URL(fileURLWithPath: report).deletingLastPathComponent().path
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw ValidationError("--report: cannot write to the directory \(directory)")
+            }
+        }
         if hidden != nil {
             guard model == .mlp else { throw ValidationError("--hidden applies to --model mlp only") }
             _ = try hiddenWidths()
@@ -194,7 +203,21 @@ struct PSServer: ParsableCommand {
             EpochPermutation(seed: seed, epoch: epoch, count: train).indices.map { UInt32(bitPattern: $0) }
         }
         let status = ExitStatus()
-        server.onFinished = { result in
+        server.history.configuration += [
+            ("model", "\(description) (\(description.parameterCount) parameters)"),
+            ("optimiser", "\(optimizer.rawValue)\(momentumText) lr \(rate), \(schedule.rawValue) schedule"),
+        ]
+        let reportPath = report
+        server.onFinished = { [unowned server] result in
+            if let reportPath {
+                do {
+                    try Data(RunReport.html(server.history).utf8).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+                    print("report written to \(reportPath)")
+                } catch {
+                    print("ps-server: could not write the report to \(reportPath): \(error.localizedDescription)")
+                    status.code = 1
+                }
+            }
             print(result.summary)
             loop.stop()
         }

@@ -46,9 +46,11 @@ struct SessionTests {
     }
 
     @Test func killedWorkerAndANewcomerStillTrainEverySampleOncePerEpoch() throws {
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("downpour-report-\(getpid()).html")
+        defer { try? FileManager.default.removeItem(at: report) }
         let (server, port) = try startServer([
             "--train-samples", "6000", "--test-samples", "1000", "--hidden", "32", "--batch-size", "16",
-            "--epochs", "3", "--workers", "2", "--mode", "async",
+            "--epochs", "3", "--workers", "2", "--mode", "async", "--report", report.path,
         ])
         defer { server.end() }
         let first = try startWorker(port: port, name: "doomed")
@@ -69,5 +71,13 @@ struct SessionTests {
         #expect(fields.int("joins") == 3)
         #expect(fields.double("test_accuracy") > 0.75)
         #expect(server.output.contains { $0.contains("(newcomer) joined") })
+
+        // The run report: one SVG per chart, with this run's workers and results in it.
+        let html = try String(contentsOf: report, encoding: .utf8)
+        #expect(html.components(separatedBy: "<svg").count - 1 == 6)
+        #expect(html.contains("doomed") && html.contains("newcomer") && html.contains("steady"))
+        #expect(html.contains("left: connection lost"))
+        #expect(html.contains(fields["test_accuracy"] ?? "missing"))
+        #expect(!html.contains("<script") && !html.contains("src="))  // self-contained: no scripts, no assets
     }
 }

@@ -15,6 +15,8 @@ struct CoordinatorHarness {
     var acknowledgements: [WorkerID: [SessionCoordinator.Acknowledgement]] = [:]
     var refusals: [WorkerID: [SessionCoordinator.Refusal]] = [:]
     var disconnected: [WorkerID] = []
+    var joined: [WorkerID] = []
+    var left: [WorkerID] = []
     var finishedEpochs: [Int] = []
     var sessionFinished = 0
     var trainingStarted = 0
@@ -44,6 +46,8 @@ struct CoordinatorHarness {
             case .startTraining: trainingStarted += 1
             case .finishEpoch(let epoch): finishedEpochs.append(epoch)
             case .finishSession: sessionFinished += 1
+            case .memberJoined(let worker, _): joined.append(worker)
+            case .memberLeft(let worker, _, _): left.append(worker)
             case .log: break
             }
         }
@@ -129,8 +133,10 @@ struct CoordinatorHarness {
         let held = h.coordinator.unitsHeld(by: WorkerID(1))
         #expect(!held.isEmpty)
         h.leave(1)
+        #expect(h.left == [WorkerID(1)])
         #expect(h.coordinator.ledger.requeuedCount >= held.count)
         h.join(3)
+        #expect(h.joined == [WorkerID(1), WorkerID(2), WorkerID(3)])
         #expect(h.coordinator.version >= versionBefore)
         var steps = 0
         while h.sessionFinished == 0 && steps < 1000 {

@@ -39,6 +39,10 @@ extension ParameterServerRuntime {
                 finishEpoch(epoch)
             case .finishSession:
                 finishing = true
+            case .memberJoined(_, let name):
+                history.membership.append(.init(seconds: sinceStart, worker: name, joined: true, reason: ""))
+            case .memberLeft(_, let name, let reason):
+                history.membership.append(.init(seconds: sinceStart, worker: name, joined: false, reason: reason))
             case .log(let text):
                 reporter.line(text)
             }
@@ -65,6 +69,8 @@ extension ParameterServerRuntime {
         let parameters = model.parameters
         let model = self.model
         let loop = self.loop
+        // The report places the epoch when it ended, not when its evaluation finished.
+        let (endedAt, updatesAtEnd) = (sinceStart, statistics.updatesApplied)
         evaluationsInFlight += 1
         evaluation.submit { [self] in
             let result = model.evaluate(parameters: parameters)
@@ -73,6 +79,9 @@ extension ParameterServerRuntime {
                 line.testLoss = result.loss
                 line.testAccuracy = result.accuracy
                 self.lastEvaluation = result
+                self.history.epochs.append(.init(
+                    epoch: line.epoch, seconds: endedAt, updates: updatesAtEnd, testAccuracy: result.accuracy,
+                    testLoss: result.loss, trainLoss: line.trainLoss))
                 self.evaluationsInFlight -= 1
                 self.reporter.line(line.text)
                 if self.finishing { self.endSession() }
@@ -126,6 +135,10 @@ extension ParameterServerRuntime {
 
     private func makeResult() -> SessionResult {
         let statistics = coordinator.statistics
+        defer {
+            history.record(staleness: statistics.staleness)
+            history.duration = sinceStart
+        }
         let result = lastEvaluation ?? (loss: .nan, accuracy: 0)
         let seconds = (clock.now - (startedAt ?? clock.now)).seconds
         var summary = SummaryLine()
@@ -148,6 +161,7 @@ extension ParameterServerRuntime {
         summary.add("joins", statistics.joins)
         summary.add("leaves", statistics.leaves)
         summary.add("final_version", coordinator.version)
+        history.summary = SummaryLine.parse(summary.description[...])
         return SessionResult(summary: summary, testAccuracy: result.accuracy, testLoss: result.loss, statistics: statistics)
     }
 

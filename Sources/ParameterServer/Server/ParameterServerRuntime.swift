@@ -69,6 +69,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var finishing = false
     var finished = false
 
+    /// When the server started, the zero of the report's time axes.
+    let createdAt = ContinuousClock().now
+    /// What the session did over time, for its run report (complete once `onFinished` is called).
+    /// Callers may add rows to its configuration.
+    public var history: SessionHistory
+
     /// Called once, on the loop thread, when the session is over and every connection is closed.
     public var onFinished: ((SessionResult) -> Void)?
 
@@ -93,7 +99,11 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             epochs: configuration.epochs, permutation: permutation)
         self.coordinator = SessionCoordinator(
             policy: configuration.policy, ledger: ledger, parameterCount: model.specification.parameterCount)
+        self.history = SessionHistory(title: "Downpour session \(configuration.sessionID)", configuration: configuration.reportRows)
     }
+
+    /// Seconds since the server started.
+    var sinceStart: Double { (clock.now - createdAt).seconds }
 
     /// The port the server listens on (after `start()`).
     public var port: Int { listener?.localPort ?? 0 }
@@ -283,6 +293,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             peer.connection.closeNow()
         }
         run(coordinator.tick(now: now))
+        if startedAt != nil, !finished {
+            history.throughput.append(.init(seconds: sinceStart, updates: coordinator.statistics.updatesApplied))
+        }
     }
 }
 

@@ -35,6 +35,22 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
+    /// The settings as rows for a run report.
+    public var reportRows: [(String, String)] {
+        var rows: [(String, String)] = [
+            ("session", sessionID), ("listen", "\(host):\(port)"), ("mode", policy.mode.rawValue),
+            ("workers to start", "\(policy.workersToStart)"), ("epochs", "\(epochs)"),
+            ("training samples", "\(trainSamples)"), ("batch size", "\(batchSize)"), ("local steps", "\(localSteps)"),
+        ]
+        if policy.mode == .async { rows.append(("staleness policy", policy.stalenessPolicy.rawValue)) }
+        if policy.mode == .ssp || policy.stalenessPolicy == .bound { rows.append(("max staleness", "\(policy.maxStaleness)")) }
+        rows += [
+            ("units ahead", "\(policy.unitsAhead)"), ("heartbeat timeout", "\(policy.heartbeatTimeout)"),
+            ("seed", "\(seed)"), ("max frame bytes", "\(maxFrameBytes)"), ("max connections", "\(maxConnections)"),
+        ]
+        return rows
+    }
+
     /// Samples behind one push.
     public var samplesPerUnit: Int { batchSize * localSteps }
 }

@@ -30,6 +30,10 @@ public struct SessionCoordinator: Sendable {
         case finishEpoch(Int)
         /// Every unit of every epoch has been applied: evaluate, tell the workers, stop.
         case finishSession
+        /// A worker joined the session (for reports and metrics; the log line comes separately).
+        case memberJoined(WorkerID, name: String)
+        /// A worker left the session, and why.
+        case memberLeft(WorkerID, name: String, reason: String)
         /// A line for the operator's log.
         case log(String)
     }
@@ -167,7 +171,10 @@ public struct SessionCoordinator: Sendable {
             capacity: max(1, min(capacity, policy.unitsAhead))
         )
         statistics.joins += 1
-        var actions: [Action] = [.log("worker \(worker) (\(name)) joined; \(members.count) active")]
+        var actions: [Action] = [
+            .memberJoined(worker, name: name),
+            .log("worker \(worker) (\(name)) joined; \(members.count) active"),
+        ]
         switch phase {
         case .waitingForWorkers:
             if members.count >= policy.workersToStart {
@@ -201,7 +208,8 @@ public struct SessionCoordinator: Sendable {
         statistics.leaves += 1
         let requeued = member.held.filter { ledger.requeue($0) }
         var actions: [Action] = [
-            .log("worker \(worker) (\(member.name)) left: \(reason); \(requeued.count) unit(s) requeued; \(members.count) active")
+            .memberLeft(worker, name: member.name, reason: reason),
+            .log("worker \(worker) (\(member.name)) left: \(reason); \(requeued.count) unit(s) requeued; \(members.count) active"),
         ]
         guard phase == .training else { return actions }
         switch policy.mode {
