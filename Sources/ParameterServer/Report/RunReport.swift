@@ -60,14 +60,15 @@ public enum RunReport {
 
     private static let width = 480.0
     private static let height = 260.0
-    private static let margin = (left: 56.0, right: 12.0, top: 12.0, bottom: 34.0)
+    private static let margin = (left: 56.0, right: 30.0, top: 12.0, bottom: 34.0)
 
     /// Lines through each series' points, on shared axes, with a legend.
     static func lineChart(_ series: [(name: String, color: String, points: [(Double, Double)])]) -> String {
         let all = series.flatMap(\.points)
         guard !all.isEmpty else { return emptyChart("no data") }
         let xs = all.map(\.0), ys = all.map(\.1)
-        let (x0, x1) = padded(xs.min()!, xs.max()!)
+        // Time and update counts start at zero, so the axis shows how long the first epoch took.
+        let (x0, x1) = xs.min()! >= 0 ? (0, xs.max()! * 1.02 + 1e-9) : padded(xs.min()!, xs.max()!)
         let (y0, y1) = padded(ys.min()!, ys.max()!)
         var svg = chartFrame(x0: x0, x1: x1, y0: y0, y1: y1)
         for (index, line) in series.enumerated() where !line.points.isEmpty {
