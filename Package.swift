@@ -50,9 +50,7 @@ let package = Package(
         .target(
             name: "Reactor",
             dependencies: ["CLibUV"],
-            // The per-frame path touches loop-confined class state; dynamic exclusivity checks there
-            // cost ~8% of the echo server's CPU. Static checks stay on; debug builds keep dynamic ones.
-            swiftSettings: swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: swiftSettings
         ),
         .target(name: "WireCodec", swiftSettings: swiftSettings),
         .target(name: "Messages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),

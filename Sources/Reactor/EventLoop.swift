@@ -69,9 +69,13 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Handles the loop closes when it stops, by identity.
     private var resources: [ObjectIdentifier: any LoopResource] = [:]
+    // `@exclusivity(unchecked)` on the per-frame state below: only the loop thread touches it and no
+    // access to it overlaps another, and dynamic exclusivity checks on it cost ~8% of the echo
+    // server's CPU (Benchmarks/reactor.md). An attribute, not a compiler flag, so packages that depend
+    // on the Reactor by version can still build it.
     /// Connections with queued writes to hand to the kernel before the loop next blocks.
-    private var dirtyConnections: [TCPConnection] = []
-    private var spareDirtyConnections: [TCPConnection] = []
+    @exclusivity(unchecked) private var dirtyConnections: [TCPConnection] = []
+    @exclusivity(unchecked) private var spareDirtyConnections: [TCPConnection] = []
     /// Whether the loop began closing its handles.
     private(set) var isShuttingDown = false
     private var loopClosed = false

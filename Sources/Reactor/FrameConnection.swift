@@ -61,11 +61,15 @@ public final class FrameConnection: StreamReadSink {
 
     /// The byte stream underneath.
     public let stream: TCPConnection
-    private var decoder: FrameDecoder
-    private var delivering = true
+    // `@exclusivity(unchecked)` on the per-frame state below: only the loop thread touches it and no
+    // access to it overlaps another, and dynamic exclusivity checks on it cost ~8% of the echo
+    // server's CPU (Benchmarks/reactor.md). An attribute, not a compiler flag, so packages that depend
+    // on the Reactor by version can still build it.
+    @exclusivity(unchecked) private var decoder: FrameDecoder
+    @exclusivity(unchecked) private var delivering = true
     /// The payload of the gathered frame ``onFrame`` is being given now, which ``send(frame:)`` may take over.
-    private var gatheredPayload: UnsafeRawPointer?
-    private var gatheredTaken = false
+    @exclusivity(unchecked) private var gatheredPayload: UnsafeRawPointer?
+    @exclusivity(unchecked) private var gatheredTaken = false
 
     /// Runs with each frame's payload, valid only during the call (copy it to keep it).
     ///

@@ -13,6 +13,8 @@ final class RunningProcess: @unchecked Sendable {
     private var lines: [String] = []
     private var partial = Data()
     private var terminated = false
+    private var terminatedAt: Date?
+    private var exitStatus: Int32 = -1
     private var outputClosed = false
     /// The process ended and everything it printed has been read.
     private var exited: Bool { terminated && outputClosed }
@@ -50,10 +52,10 @@ final class RunningProcess: @unchecked Sendable {
                 self?.append(data)
             }
         }
-        process.terminationHandler = { [weak self] _ in
+        process.terminationHandler = { [weak self] process in
             guard let self else { return }
             self.condition.lock()
-            self.terminated = true
+            self.markTerminated(status: process.terminationStatus)
             self.condition.broadcast()
             self.condition.unlock()
         }
@@ -61,7 +63,7 @@ final class RunningProcess: @unchecked Sendable {
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if !terminated { kill(pid, SIGKILL) }
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -104,9 +106,8 @@ final class RunningProcess: @unchecked Sendable {
                 checked += 1
             }
             if exited { throw ProcessTestError.exited(name, waitingFor: description, output: lines) }
-            if !condition.wait(until: deadline) {
-                throw ProcessTestError.timedOut(name, waitingFor: description, output: lines)
-            }
+            if Date() >= deadline { throw ProcessTestError.timedOut(name, waitingFor: description, output: lines) }
+            waitForEvent(until: deadline)
         }
     }
 
@@ -114,27 +115,63 @@ final class RunningProcess: @unchecked Sendable {
     func waitForExit(timeout: Duration = .seconds(120)) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout.seconds)
         condition.lock()
+        defer { condition.unlock() }
         while !exited {
-            if !condition.wait(until: deadline) {
-                let snapshot = lines
-                condition.unlock()
-                throw ProcessTestError.timedOut(name, waitingFor: "exit", output: snapshot)
+            if Date() >= deadline {
+                throw ProcessTestError.timedOut(name, waitingFor: "exit (terminated: \(terminated), output closed: \(outputClosed))", output: lines)
             }
+            waitForEvent(until: deadline)
         }
-        condition.unlock()
-        process.waitUntilExit()
-        return process.terminationStatus
+        return exitStatus
     }
 
     /// Sends a signal to the process (SIGKILL to crash it, SIGINT or SIGTERM to stop it gracefully).
     func send(_ signal: Int32) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        condition.lock()
+        let alive = !terminated
+        condition.unlock()
+        if alive { kill(pid, signal) }
     }
 
-    /// Kills the process if it is still running and waits for it.
+    /// Kills the process if it is still running and waits (boundedly) for it.
     func end() {
         send(SIGKILL)
-        process.waitUntilExit()
+        _ = try? waitForExit(timeout: .seconds(30))
+    }
+
+    /// Waits for output or exit, at most a tenth of a second, then checks on the process directly.
+    ///
+    /// Foundation's termination notice has been seen to go missing when many processes end at once
+    /// under a parallel test run; the child is then a zombie nobody reaps. So every wait also looks
+    /// for that, reaps it, and stops waiting for end-of-output a little after the process has ended.
+    /// Call with `condition` locked.
+    private func waitForEvent(until deadline: Date) {
+        _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.1)))
+        if !terminated, !process.isRunning {
+            markTerminated(status: process.terminationStatus)
+        } else if !terminated, isZombie(pid) {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                // WIFEXITED ? WEXITSTATUS : 128 + WTERMSIG, as a shell reports it.
+                markTerminated(status: status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F))
+            }
+        }
+        if terminated, !outputClosed, let since = terminatedAt, Date().timeIntervalSince(since) > 2 {
+            outputClosed = true
+        }
+    }
+
+    private func markTerminated(status: Int32) {
+        guard !terminated else { return }
+        terminated = true
+        terminatedAt = Date()
+        exitStatus = status
+    }
+
+    private func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
     private func markOutputClosed() {
