@@ -58,25 +58,34 @@ struct SessionTests {
         let second = try startWorker(port: port, name: "steady", ["--inject", "delay=10ms"])
         defer { first.end(); second.end() }
         try server.waitForLine(containing: "training started")
-        let newcomer = try startWorker(port: port, name: "newcomer")
+        let newcomer = try startWorker(port: port, name: "newcomer", ["--inject", "delay=10ms"])
         defer { newcomer.end() }
         try first.waitForLine(containing: "joined session")
         first.send(SIGKILL)
         try server.waitForLine(containing: "(doomed) left")
+
+        // Ctrl-C mid-session: the worker says goodbye, the server requeues its units at once.
+        try server.waitForLine(containing: "(newcomer) joined")
+        try newcomer.waitForLine(containing: "joined session")
+        newcomer.send(SIGINT)
+        try server.waitForLine(containing: "(newcomer) left: said goodbye (interrupted)")
+        #expect(try newcomer.waitForExit(timeout: .seconds(30)) == 0)
         let fields = try summary(of: server)
         // Every unit was applied exactly once, whatever the churn: 3 epochs x 6000 samples.
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("samples") == 3 * 6000)
         #expect(fields.int("requeued") >= 1)
         #expect(fields.int("joins") == 3)
+        #expect(fields.int("leaves") == 2)
         #expect(fields.double("test_accuracy") > 0.75)
-        #expect(server.output.contains { $0.contains("(newcomer) joined") })
 
         // The run report: one SVG per chart, with this run's workers and results in it.
         let html = try String(contentsOf: report, encoding: .utf8)
         #expect(html.components(separatedBy: "<svg").count - 1 == 6)
         #expect(html.contains("doomed") && html.contains("newcomer") && html.contains("steady"))
-        #expect(html.contains("left: connection lost"))
+        // Two departures: the killed worker (its connection closed or reset) and the one that said goodbye.
+        #expect(html.components(separatedBy: "<td>left: ").count - 1 == 2)
+        #expect(html.contains("left: said goodbye (interrupted)"))
         #expect(html.contains(fields["test_accuracy"] ?? "missing"))
         #expect(!html.contains("<script") && !html.contains("src="))  // self-contained: no scripts, no assets
     }
