@@ -24,7 +24,6 @@ let package = Package(
         .executable(name: "ps-codegen", targets: ["ps-codegen"]),
         .executable(name: "ps-bench", targets: ["ps-bench"]),
         .executable(name: "ps-fleet", targets: ["ps-fleet"]),
-        .executable(name: "ps-soak", targets: ["ps-soak"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -101,12 +100,6 @@ let package = Package(
             name: "ps-fleet",
             dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/ps-fleet",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "ps-soak",
-            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Tools/ps-soak",
             swiftSettings: swiftSettings
         ),
 

@@ -1,1 +1,0 @@
-print("ps-soak: not built yet")
