@@ -66,6 +66,24 @@ struct MetricsEndpointTests {
         #expect(try worker.waitForExit(timeout: .seconds(60)) == 0)
     }
 
+    @Test func theFlagIsDocumentedAndChecked() throws {
+        let help = try RunningProcess("ps-server", ["--help"])
+        #expect(try help.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(help.output.joined(separator: "\n").contains("--metrics-port"))
+        let bad = try RunningProcess("ps-server", ["--metrics-port", "70000"])
+        #expect(try bad.waitForExit(timeout: .seconds(30)) != 0)
+        #expect(bad.output.contains { $0.contains("--metrics-port must be 0...65535") }, "\(bad.output)")
+    }
+
+    @Test func aMetricsPortInUseStopsTheServerWithAClearMessage() throws {
+        let (first, _, metricsPort) = try Self.startServerWithMetrics(smallSession + ["--workers", "1"])
+        defer { first.end() }
+        let second = try RunningProcess("ps-server", ["--port", "0", "--metrics-port", String(metricsPort)] + smallSession)
+        defer { second.end() }
+        #expect(try second.waitForExit(timeout: .seconds(120)) != 0)
+        #expect(second.output.contains { $0.contains("cannot serve metrics on 127.0.0.1:\(metricsPort)") }, "\(second.output)")
+    }
+
     @Test func anIdleMetricsConnectionIsClosedByTheServer() throws {
         let (server, _, metricsPort) = try Self.startServerWithMetrics(smallSession + ["--workers", "1"])
         defer { server.end() }

@@ -14,7 +14,8 @@ import Reactor
 /// print("metrics on http://\(server.localAddress)/metrics")
 /// ```
 ///
-/// - Warning: Loop thread only. `render` runs on the loop thread.
+/// - Warning: Loop thread only. `render` runs on the loop thread. The listener and connections call back
+///   into this object: keep it alive until ``close()`` or until the loop stops (which closes them).
 public final class MetricsHTTPServer {
     /// Limits for metrics connections.
     public struct Configuration: Sendable {
