@@ -27,6 +27,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -61,7 +62,7 @@ let package = Package(
         // MARK: The parameter server
         .target(
             name: "ParameterServer",
-            dependencies: ["Reactor", "WireCodec", "Messages", "Learning"],
+            dependencies: ["Reactor", "WireCodec", "Messages", "Learning", .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: swiftSettings
         ),
 

@@ -35,6 +35,9 @@ struct PSServer: ParsableCommand {
     @Option(help: "Port to listen on (0 picks a free port, printed at start-up).")
     var port = 8888
 
+    @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics on the server's own event loop (0 picks a free port, printed at start-up; off by default).")
+    var metricsPort: Int?
+
     // MARK: Session
 
     @Option(help: "Training mode: async, sync or ssp.")
@@ -129,6 +132,7 @@ struct PSServer: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -226,6 +230,15 @@ struct PSServer: ParsableCommand {
             try server.start()
         } catch {
             throw StartupError("cannot listen on \(host):\(port): \(error)")
+        }
+        if let metricsPort {
+            do {
+                let metrics = try server.startMetrics(host: host, port: metricsPort)
+                print("metrics on http://\(metrics.localAddress)/metrics")
+                fflush(nil) // stdout is a pipe under tests: show the line now
+            } catch {
+                throw StartupError("cannot serve metrics on \(host):\(metricsPort): \(error)")
+            }
         }
         let interrupted = {
             print("\nps-server: interrupted; the session ends unfinished")

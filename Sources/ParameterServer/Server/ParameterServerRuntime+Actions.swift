@@ -15,14 +15,15 @@ extension ParameterServerRuntime {
                 unit.epoch = UInt32(assignment.epoch)
                 unit.indices = assignment.indices
                 unit.minVersion = minVersion
-                peer.connection.send(Envelope(body: .workUnit(unit)))
+                send(Envelope(body: .workUnit(unit)), to: peer) // counts bytes out for metrics
             case .apply(let update, _):
                 model.apply(update)
             case .acknowledge(let worker, let ack):
+                if ack.applied { metrics?.didApply(staleness: ack.staleness) } // metrics hook: staleness histogram
                 guard let peer = peers[worker], peer.state == .joined else { continue }
-                peer.connection.send(Envelope(body: .pushAck(PushAck(
+                send(Envelope(body: .pushAck(PushAck(
                     unitID: ack.unitID, applied: ack.applied, serverVersion: ack.serverVersion,
-                    staleness: ack.staleness, reason: ack.reason))))
+                    staleness: ack.staleness, reason: ack.reason))), to: peer)
             case .refuse(let worker, let refusal):
                 guard let peer = peers[worker] else { continue }
                 reporter.line("refused an update from \(peer.label): \(refusal.message)")
@@ -104,7 +105,7 @@ extension ParameterServerRuntime {
         end.updates = statistics.updatesApplied
         end.finalVersion = coordinator.version
         for peer in peers.values {
-            if peer.state == .joined { peer.connection.send(Envelope(body: .sessionEnd(end))) }
+            if peer.state == .joined { send(Envelope(body: .sessionEnd(end)), to: peer) } // counts bytes out for metrics
             peer.state = .gone
             peer.connection.close()
         }

@@ -68,6 +68,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var lastEvaluation: (loss: Double, accuracy: Double)?
     var finishing = false
     var finished = false
+    /// Metrics hooks and the `/metrics` server, when `startMetrics` was called (see Metrics/).
+    var metrics: SessionMetrics?
+    var metricsServer: MetricsHTTPServer?
 
     /// When the server started, the zero of the report's time axes.
     let createdAt = ContinuousClock().now
@@ -181,6 +184,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
 
     private func received(_ payload: UnsafeRawBufferPointer, from peer: Peer) {
         guard peer.state != .gone else { return }
+        metrics?.didReceive(bytes: payload.count) // metrics hook: frame bytes in
         let envelope: Envelope
         do {
             envelope = try Envelope(serializedBytes: payload)
@@ -245,7 +249,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         welcome.localLearningRate = configuration.localLearningRate
         welcome.trainSamples = UInt32(configuration.trainSamples)
         welcome.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.seconds * 1000)
-        peer.connection.send(Envelope(body: .welcome(welcome)))
+        send(Envelope(body: .welcome(welcome)), to: peer) // counts bytes out for metrics
         let capacity = Int(hello.capabilities?.maxUnitsAhead ?? 0)
         run(coordinator.join(peer.worker, name: peer.name, capacity: capacity == 0 ? Int.max : capacity, now: clock.now))
     }
@@ -272,7 +276,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         if knownVersion != version {
             weights.values = model.parameters
         }
-        peer.connection.send(Envelope(body: .weights(weights)))
+        send(Envelope(body: .weights(weights)), to: peer) // counts bytes out for metrics
     }
 
     /// Refuses a peer's message with a fatal error: logged, reported to the peer, connection closed.

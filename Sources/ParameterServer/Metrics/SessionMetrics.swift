@@ -1,0 +1,183 @@
+import Prometheus
+
+/// The session's figures at one instant, read from the coordinator and the runtime at scrape time.
+public struct MetricsSnapshot: Sendable, Equatable {
+    /// The coordinator's running figures (updates, rejections, samples, joins, leaves).
+    public var statistics = SessionStatistics()
+    /// Workers currently in the session.
+    public var activeWorkers = 0
+    /// The model's version (applied optimiser steps).
+    public var modelVersion: UInt64 = 0
+    /// Epochs finished (all their units applied).
+    public var epochsCompleted = 0
+    /// Test loss and accuracy of the last evaluated epoch, if any.
+    public var lastEvaluation: (loss: Double, accuracy: Double)?
+    /// Seconds since training started, or nil while waiting for workers.
+    public var trainingSeconds: Double?
+    /// Seconds since the server started.
+    public var uptimeSeconds: Double = 0
+
+    public init() {}
+
+    public static func == (lhs: MetricsSnapshot, rhs: MetricsSnapshot) -> Bool {
+        lhs.statistics == rhs.statistics && lhs.activeWorkers == rhs.activeWorkers && lhs.modelVersion == rhs.modelVersion
+            && lhs.epochsCompleted == rhs.epochsCompleted && lhs.lastEvaluation?.loss == rhs.lastEvaluation?.loss
+            && lhs.lastEvaluation?.accuracy == rhs.lastEvaluation?.accuracy && lhs.trainingSeconds == rhs.trainingSeconds
+            && lhs.uptimeSeconds == rhs.uptimeSeconds
+    }
+}
+
+/// The session's Prometheus metrics: a `PrometheusCollectorRegistry` owned by the server.
+///
+/// Most metrics are copied from a ``MetricsSnapshot`` when scraped, so training pays nothing for them.
+/// Three are counted as they happen, through hooks in the runtime that cost nothing while metrics are
+/// off: frame bytes in and out, and the staleness histogram (which needs each observation).
+///
+/// - Warning: Loop thread only. The registry's metrics are thread-safe, but the scrape-time copy and
+///   the rate it computes assume one caller at a time.
+public final class SessionMetrics {
+    /// Reasons an update may be rejected for; each is exported from the start, at 0.
+    public static let rejectionReasons = ["stale", "wrong_dimensions", "not_finite", "unknown_unit"]
+
+    /// The registry every metric is in; ``exposition(_:)`` emits it.
+    public let registry = PrometheusCollectorRegistry()
+
+    private let updatesApplied: Counter
+    private var updatesRejected: [String: Counter] = [:]
+    private let staleness: ValueHistogram
+    private let activeWorkers: Gauge
+    private let joins: Counter
+    private let leaves: Counter
+    private let bytesIn: Counter
+    private let bytesOut: Counter
+    private let framesIn: Counter
+    private let framesOut: Counter
+    private let samples: Counter
+    private let samplesRate: Gauge
+    private let syncRounds: Counter
+    private let modelVersion: Gauge
+    private let epochs: Gauge
+    private let testLoss: Gauge
+    private let testAccuracy: Gauge
+    private let uptime: Gauge
+
+    /// Frame payload bytes received and sent, counted by the runtime's hooks.
+    private var receivedBytes: UInt64 = 0
+    private var sentBytes: UInt64 = 0
+    private var receivedFrames: UInt64 = 0
+    private var sentFrames: UInt64 = 0
+    /// The previous scrape's sample count and time, for the recent rate.
+    private var previousScrape: (samples: UInt64, seconds: Double)?
+
+    /// Creates the registry and every metric in it.
+    public init() {
+        let registry = registry
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(descriptor: Self.descriptor(name, unit: "total", help))
+        }
+        func gauge(_ name: String, unit: String = "", _ help: String) -> Gauge {
+            registry.makeGauge(descriptor: Self.descriptor(name, unit: unit, help))
+        }
+        updatesApplied = counter("updates_applied", "Updates applied to the model (in sync mode, pushes taken into applied rounds).")
+        staleness = registry.makeValueHistogram(
+            descriptor: Self.descriptor("update_staleness", unit: "",
+                                        "Staleness of applied updates: model versions between the weights a worker used and the model it updated."),
+            buckets: StalenessStatistics.bucketBounds.map { Double($0) })
+        activeWorkers = gauge("active_workers", "Workers currently in the session.")
+        joins = counter("worker_joins", "Workers that joined the session.")
+        leaves = counter("worker_leaves", "Workers that left the session (said goodbye, were dropped or refused).")
+        bytesIn = counter("frame_bytes_received", "Payload bytes of protocol frames received from workers (4-byte length prefixes not counted).")
+        bytesOut = counter("frame_bytes_sent",
+                           "Payload bytes of protocol frames queued to workers (4-byte length prefixes and error reports not counted).")
+        framesIn = counter("frames_received", "Protocol frames received from workers.")
+        framesOut = counter("frames_sent", "Protocol frames queued to workers (error reports not counted).")
+        samples = counter("samples_trained", "Training samples behind applied updates.")
+        samplesRate = gauge("samples_per_second",
+                            "Samples trained per second since the previous scrape (the first scrape: since training started).")
+        syncRounds = counter("sync_rounds", "Sync rounds closed (sync mode only).")
+        modelVersion = gauge("model_version", "The model's version: optimiser steps applied.")
+        epochs = gauge("epochs_completed", "Epochs whose work units have all been applied.")
+        testLoss = gauge("test_loss", "Test loss after the last evaluated epoch (NaN before the first).")
+        testAccuracy = gauge("test_accuracy", "Test accuracy (0 to 1) after the last evaluated epoch (NaN before the first).")
+        uptime = gauge("uptime", unit: "seconds", "Seconds since the server started.")
+        testLoss.set(Double.nan)
+        testAccuracy.set(Double.nan)
+        for reason in Self.rejectionReasons { _ = rejectedCounter(reason) }
+    }
+
+    /// `downpour_<name>_<unit>`, with its help text.
+    private static func descriptor(_ name: String, unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "downpour", metricName: name, unitName: unit, helpText: help)
+    }
+
+    private func rejectedCounter(_ reason: String) -> Counter {
+        if let counter = updatesRejected[reason] { return counter }
+        let counter = registry.makeCounter(
+            descriptor: Self.descriptor("updates_rejected", unit: "total", "Updates not applied, by reason."), labels: [("reason", reason)])
+        updatesRejected[reason] = counter
+        return counter
+    }
+
+    // MARK: Hooks (called by the runtime as things happen)
+
+    /// A frame of `bytes` payload bytes arrived.
+    func didReceive(bytes: Int) {
+        receivedBytes &+= UInt64(bytes)
+        receivedFrames &+= 1
+    }
+
+    /// A frame of `bytes` payload bytes was queued.
+    func didSend(bytes: Int) {
+        sentBytes &+= UInt64(bytes)
+        sentFrames &+= 1
+    }
+
+    /// An update with this staleness was applied.
+    func didApply(staleness value: UInt64) {
+        staleness.record(Double(value))
+    }
+
+    // MARK: Scraping
+
+    /// Copies `snapshot` into the registry and returns the Prometheus text exposition.
+    ///
+    /// - Parameter snapshot: the session's figures now.
+    /// - Returns: UTF-8 text in the Prometheus exposition format 0.0.4.
+    public func exposition(_ snapshot: MetricsSnapshot) -> [UInt8] {
+        let statistics = snapshot.statistics
+        set(updatesApplied, statistics.updatesApplied)
+        for (reason, count) in statistics.rejected { set(rejectedCounter(reason), count) }
+        activeWorkers.set(Double(snapshot.activeWorkers))
+        set(joins, statistics.joins)
+        set(leaves, statistics.leaves)
+        set(bytesIn, receivedBytes)
+        set(bytesOut, sentBytes)
+        set(framesIn, receivedFrames)
+        set(framesOut, sentFrames)
+        set(samples, statistics.samplesTrained)
+        set(syncRounds, statistics.rounds)
+        modelVersion.set(Double(snapshot.modelVersion))
+        epochs.set(Double(snapshot.epochsCompleted))
+        testLoss.set(snapshot.lastEvaluation?.loss ?? .nan)
+        testAccuracy.set(snapshot.lastEvaluation?.accuracy ?? .nan)
+        uptime.set(snapshot.uptimeSeconds)
+        samplesRate.set(recentRate(samples: statistics.samplesTrained, trainingSeconds: snapshot.trainingSeconds))
+        return registry.emitToBuffer()
+    }
+
+    /// Samples per second since the previous scrape; since training started for the first.
+    private func recentRate(samples: UInt64, trainingSeconds: Double?) -> Double {
+        guard let seconds = trainingSeconds else { return 0 }
+        defer { previousScrape = (samples, seconds) }
+        guard let previous = previousScrape, seconds > previous.seconds, samples >= previous.samples else {
+            return seconds > 0 ? Double(samples) / seconds : 0
+        }
+        return Double(samples - previous.samples) / (seconds - previous.seconds)
+    }
+
+    /// Sets a counter to `value`. Counters only count up; the coordinator's figures only grow.
+    private func set(_ counter: Counter, _ value: UInt64) {
+        counter.reset()
+        counter.increment(by: Int64(clamping: value))
+    }
+}
