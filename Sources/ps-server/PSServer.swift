@@ -124,6 +124,9 @@ struct PSServer: ParsableCommand {
     @Option(help: "Connections accepted at once; more are refused with a message.")
     var maxConnections = 1024
 
+    @Option(help: "Unsent bytes allowed per connection (at least three weight frames); a peer that stops reading past this is disconnected.")
+    var maxWriteQueueBytes = 256 << 20
+
     @Option(help: "Seconds a connection has to send its Hello.")
     var handshakeTimeout: Double = 10
 
@@ -145,6 +148,7 @@ struct PSServer: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard maxFrameBytes >= 1024 else { throw ValidationError("--max-frame-bytes must be at least 1024") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard maxWriteQueueBytes >= 1 << 20 else { throw ValidationError("--max-write-queue-bytes must be at least 1 MiB (1048576)") }
         guard handshakeTimeout > 0, heartbeatTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         if let trainSamples, trainSamples < 1 { throw ValidationError("--train-samples must be at least 1") }
         if let testSamples, testSamples < 1 { throw ValidationError("--test-samples must be at least 1") }
@@ -183,6 +187,8 @@ struct PSServer: ParsableCommand {
         configuration.seed = seed
         configuration.maxFrameBytes = max(maxFrameBytes, description.parameterCount * 4 + 4096)
         configuration.maxConnections = maxConnections
+        // A queue must hold a few whole weight frames, or ordinary pulls would trip it.
+        configuration.maxQueuedWriteBytes = max(maxWriteQueueBytes, 3 * (description.parameterCount * 4 + 4096))
         configuration.handshakeTimeout = .milliseconds(Int(handshakeTimeout * 1000))
         configuration.sessionID = "\(Int(Date().timeIntervalSince1970))-\(getpid())"
         let optimizer = effectiveOptimizer
