@@ -21,7 +21,7 @@ struct MetricsEndpointTests {
         ])
         defer { server.end() }
 
-        let idle = try HTTPTestClient(port: metricsPort)
+        let idle = try RawPeer(port: metricsPort)
         let before = try HTTPTestClient.get(port: metricsPort, "/metrics")
         #expect(before.status == 200)
         #expect(before.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
@@ -88,7 +88,7 @@ struct MetricsEndpointTests {
         let (server, _, metricsPort) = try Self.startServerWithMetrics(smallSession + ["--workers", "1"])
         defer { server.end() }
         // Nothing sent: the server's idle timeout (5 s) closes the connection; the read sees end of file.
-        let idle = try HTTPTestClient(port: metricsPort, timeout: .seconds(30))
+        let idle = try RawPeer(port: metricsPort, timeout: .seconds(30))
         let started = Date()
         #expect(try idle.readToEnd().isEmpty)
         #expect(Date().timeIntervalSince(started) < 25)
@@ -98,9 +98,7 @@ struct MetricsEndpointTests {
 }
 
 /// A blocking HTTP/1.1 client over a raw socket, enough for one request per connection.
-final class HTTPTestClient {
-    private let socket: Int32
-
+enum HTTPTestClient {
     /// A parsed response.
     struct Response {
         var status: Int
@@ -116,57 +114,10 @@ final class HTTPTestClient {
         }
     }
 
-    /// Connects to 127.0.0.1:`port`; every receive gives up after `timeout`.
-    init(port: Int, timeout: Duration = .seconds(30)) throws {
-        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw RawPeerError.system("socket", errno) }
-        var tv = timeval(tv_sec: Int(timeout.seconds), tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else {
-            close(socket)
-            throw RawPeerError.system("connect", errno)
-        }
-    }
-
-    deinit {
-        close(socket)
-    }
-
-    func send(_ text: String) throws {
-        let bytes = Array(text.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw RawPeerError.system("send", errno) }
-            sent += n
-        }
-    }
-
-    /// Reads until the server closes the connection (a reset after the response counts as a close).
-    func readToEnd() throws -> [UInt8] {
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-            if n == 0 || (n < 0 && errno == ECONNRESET) { return received }
-            if n < 0 { throw RawPeerError.system("recv", errno) }
-            received += chunk[..<n]
-        }
-    }
-
     /// Sends `request` as is on a new connection and parses the response.
     static func request(port: Int, _ request: String) throws -> Response {
-        let client = try HTTPTestClient(port: port)
-        try client.send(request)
+        let client = try RawPeer(port: port)
+        try client.sendRaw(Array(request.utf8))
         let bytes = try client.readToEnd()
         let text = String(decoding: bytes, as: UTF8.self)
         let parts = text.components(separatedBy: "\r\n\r\n")

@@ -69,6 +69,18 @@ final class RawPeer {
         return nil
     }
 
+    /// Reads until the server closes the connection (a reset after the last bytes counts as a close).
+    func readToEnd() throws -> [UInt8] {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if n == 0 || (n < 0 && errno == ECONNRESET) { return received }
+            if n < 0 { throw RawPeerError.system("recv", errno) }
+            received += chunk[..<n]
+        }
+    }
+
     private func receiveExactly(_ count: Int) throws -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: count)
         var received = 0
