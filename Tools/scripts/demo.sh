@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh
-export PATH="/opt/swift/usr/bin:$PATH"
+# The toolchain's usual place on these machines, in case the shell has not put it on PATH.
+[ -d /opt/swift/usr/bin ] && export PATH="/opt/swift/usr/bin:$PATH"
 
 echo "Building ps-server and ps-worker (release) ..."
 swift build -c release --product ps-server 2>&1 | tail -n 1

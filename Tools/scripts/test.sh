@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh
+# The toolchain's usual place on these machines, in case the shell has not put it on PATH.
+[ -d /opt/swift/usr/bin ] && export PATH="/opt/swift/usr/bin:$PATH"
 swift build --build-tests
 swift test --skip-build --parallel
