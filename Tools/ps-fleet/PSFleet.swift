@@ -116,6 +116,7 @@ struct PSFleet: ParsableCommand {
     func run() throws {
         unblockTerminationSignals()
         unblockChildSignals()
+        closeInheritedDescriptorsOnExec()
         let executable = try workerExecutable()
         if let serverPid, !processIsAlive(serverPid) {
             throw StartupError("--server-pid \(serverPid): no such process")

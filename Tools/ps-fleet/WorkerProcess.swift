@@ -106,6 +106,24 @@ final class WorkerProcess {
     }
 }
 
+/// Marks every descriptor above standard error close-on-exec, so workers do not inherit them.
+///
+/// A descriptor ps-fleet inherited (a launcher's pipe, say) would otherwise stay open as long as any
+/// worker lives, and whoever waits for that pipe's end would wait for the workers too. Call it before
+/// any thread starts. (`posix_spawn_file_actions_addclosefrom_np` would do this per spawn, but
+/// Swift's Glibc module does not import it.)
+func closeInheritedDescriptorsOnExec() {
+    guard let directory = opendir("/proc/self/fd") else { return }
+    defer { closedir(directory) }
+    let own = dirfd(directory)
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let descriptor = Int32(name), descriptor > 2, descriptor != own else { continue }
+        let flags = fcntl(descriptor, F_GETFD)
+        if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
+    }
+}
+
 /// How a child process ended.
 enum Termination: CustomStringConvertible, Equatable {
     case exited(Int32)
