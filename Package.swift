@@ -99,7 +99,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "ps-fleet",
-            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "ParameterServer", "Reactor", "Learning",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Tools/ps-fleet",
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,205 @@
+import Foundation
+import ParameterServer
+import Testing
+
+/// `ps-fleet` against a real `ps-server` on 127.0.0.1: churn, graceful stops, flag validation, and no
+/// worker left behind. Each test is bounded in time; every process is ended by PID.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct FleetToolTests {
+    @Test func churnedFleetCompletesTheSessionAndLeavesNoWorkerBehind() throws {
+        // Slowed workers (150 ms per unit) make 4 epochs outlast several churn events. Churn every 3 s
+        // on average, not 1 s: a debug-build worker takes 2 to 5 s to load MNIST, and one killed sooner
+        // never joins, so faster churn would test little but start-up.
+        let (server, port) = try startServer(smallSession + ["--workers", "3", "--epochs", "4"])
+        defer { server.end() }
+        let fleet = try FileBackedProcess("ps-fleet", [
+            "127.0.0.1", String(port), "--workers", "3", "--churn-every", "3", "--seed", "1",
+            "--inject", "delay=150ms", "--retry", "0.2", "--server-pid", String(server.pid), "--duration", "240",
+        ])
+        defer { fleet.end() }
+
+        let fields = try summary(of: server, timeout: .seconds(240))
+        // Every unit applied once despite the kills, and the replacements joined.
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("joins") > 3)
+
+        // The fleet notices the server is gone, stops its workers and says what it did.
+        let (status, output) = try fleet.waitForExit(timeout: .seconds(60))
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(status == 0, "ps-fleet exited \(status):\n\(lines.suffix(20).joined(separator: "\n"))")
+        #expect(lines.contains { $0.contains(" killed fleet-") && $0.contains("; started fleet-") })
+        let last = try #require(lines.last, "ps-fleet printed nothing")
+        let totals = SummaryLine.parse(last[...])
+        #expect(totals["reason"] == "server-exited")
+        #expect(totals.int("workers") == 3)
+        #expect(totals.int("killed") >= 1)
+        #expect(totals.int("started") == 3 + totals.int("killed") + totals.int("interrupted") + totals.int("exited_by_themselves"))
+        expectAllEnded(fleetOutput: lines, started: totals.int("started"))
+    }
+
+    @Test func interruptedFleetStopsItsWorkersGracefully() throws {
+        // No server: the workers keep retrying, and SIGINT must still end every one of them.
+        let port = try freePort()
+        let fleet = try RunningProcess("ps-fleet", [
+            "127.0.0.1", String(port), "--workers", "2", "--churn-every", "0.5", "--kill-fraction", "0",
+            "--seed", "2", "--retry", "0.2", "--duration", "120",
+        ])
+        defer { fleet.end() }
+        // A kill fraction of 0: every churn event stops its worker with SIGINT instead of SIGKILL.
+        try fleet.waitForLine(containing: " interrupted fleet-", timeout: .seconds(60))
+        fleet.send(SIGINT)
+        // The summary line, not the exit: see `FileBackedProcess` for why exits are not awaited here.
+        let last = try fleet.waitForLine(containing: "reason=", timeout: .seconds(60))
+        let lines = fleet.output
+        let totals = SummaryLine.parse(last[...])
+        #expect(totals["reason"] == "SIGINT")
+        #expect(totals.int("killed") == 0)
+        #expect(totals.int("interrupted") >= 1)
+        #expect(lines.contains { $0.hasSuffix("all workers have ended") })
+        expectAllEnded(fleetOutput: lines, started: totals.int("started"))
+    }
+
+    @Test func workersThatExitByThemselvesAreReplaced() throws {
+        let port = try freePort()
+        let fleet = try RunningProcess("ps-fleet", [
+            "127.0.0.1", String(port), "--workers", "1", "--seed", "4", "--inject", "crash-after=1s",
+            "--retry", "0.2", "--duration", "120",
+        ])
+        defer { fleet.end() }
+        // The injected crash is a SIGKILL the worker sends itself; the fleet did not ask for it.
+        let line = try fleet.waitForLine(containing: "exited by itself", timeout: .seconds(60))
+        #expect(line.contains("fleet-1") && line.contains("killed by signal 9") && line.contains("; started fleet-2"))
+        fleet.send(SIGTERM)
+        let last = try fleet.waitForLine(containing: "reason=", timeout: .seconds(60))
+        let lines = fleet.output
+        let totals = SummaryLine.parse(last[...])
+        #expect(totals["reason"] == "SIGTERM")
+        #expect(totals.int("exited_by_themselves") >= 1)
+        #expect(totals.int("killed") == 0)
+        expectAllEnded(fleetOutput: lines, started: totals.int("started"))
+    }
+
+    @Test func workersThatCannotStartMakeTheFleetGiveUp() throws {
+        let (status, output) = try runToCompletion("ps-fleet", [
+            "127.0.0.1", "--workers", "2", "--seed", "3", "--worker-args", "--no-such-flag",
+        ])
+        #expect(status == 1)
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.contains("giving up") })
+        // The end of the failing worker's log is shown, so the operator sees why.
+        #expect(lines.contains { $0.contains("Unknown option '--no-such-flag'") })
+        let totals = SummaryLine.parse((lines.last ?? "")[...])
+        #expect(totals["reason"] == "failed")
+        expectAllEnded(fleetOutput: lines, started: totals.int("started"))
+    }
+
+    @Test(arguments: [
+        (["--workers", "0"], "--workers must be 1...1000"),
+        (["--workers", "2", "--kill-fraction", "1.5"], "--kill-fraction must be from 0 to 1"),
+        (["--workers", "2", "--churn-every", "0"], "--churn-every must be at least 0.1"),
+        (["--workers", "2", "--worker-args", "--name x"], "must not contain --name"),
+        (["--workers", "2", "--inject", "delay=fast"], "--inject: delay=fast"),
+        (["--workers", "2", "--worker-binary", "/nonexistent/ps-worker"], "is not an executable file"),
+        (["--churn-every", "1"], "Missing expected argument '--workers <workers>'"),
+    ])
+    func badFlagsAreRejected(arguments: [String], message: String) throws {
+        let (status, output) = try runToCompletion("ps-fleet", ["127.0.0.1", "8888"] + arguments)
+        #expect(status == 64)
+        #expect(output.contains(message), "\(output)")
+    }
+
+    @Test func helpDescribesEveryFlag() throws {
+        let (status, help) = try runToCompletion("ps-fleet", ["--help"])
+        #expect(status == 0)
+        for flag in [
+            "<host>", "<port>", "--workers", "--churn-every", "--kill-fraction", "--seed", "--duration",
+            "--server-pid", "--worker-args", "--inject", "--retry", "--stop-timeout", "--log-dir", "--worker-binary",
+            "killed fleet-3 (pid 1234); started fleet-7 (pid 1250)", "key=value",
+        ] {
+            #expect(help.contains(flag), "--help does not mention \(flag)")
+        }
+    }
+
+    /// Checks that every worker the fleet printed a PID for is gone, and that it printed one per start.
+    private func expectAllEnded(fleetOutput lines: [String], started: Int) {
+        var pids = Set<Int32>()
+        // "... started fleet-7 (pid 1250)": the PID after each start (other lines name the server's too).
+        for line in lines {
+            for part in line.split(separator: "started fleet-").dropFirst() {
+                guard let afterPid = part.split(separator: "(pid ", maxSplits: 1).dropFirst().first,
+                      let pid = Int32(afterPid.prefix { $0.isNumber }) else { continue }
+                pids.insert(pid)
+            }
+        }
+        #expect(pids.count == started, "\(pids.count) PIDs printed for \(started) workers started")
+        for pid in pids.sorted() {
+            let alive = kill(pid, 0) == 0
+            #expect(!alive && errno == ESRCH, "worker pid \(pid) is still there after ps-fleet exited")
+        }
+    }
+}
+
+/// Runs a product that exits on its own (a `--help`, a rejected flag) and returns its status and output.
+private func runToCompletion(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: Int32, output: String) {
+    let process = try FileBackedProcess(executable, arguments)
+    defer { process.end() }
+    return try process.waitForExit(timeout: timeout)
+}
+
+/// One of the package's executables with its output going to a file, for tests that only read the
+/// output once the process has exited.
+///
+/// `RunningProcess.waitForExit` sometimes never returned although the process had printed its last
+/// line and exited (seen for ps-fleet and for ps-server in SessionTests, with the suites running in
+/// parallel on a loaded machine, and for processes that end within milliseconds). It waits for the end
+/// of the output pipe as well as the exit; a file has no end to wait for, so the exit is the only event.
+private final class FileBackedProcess {
+    private let process = Process()
+    private let outputURL: URL
+    private let exited = DispatchSemaphore(value: 0)
+    private var launched = false
+    let name: String
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        name = executable
+        outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("ps-fleet-test-\(UUID().uuidString).log")
+        guard FileManager.default.createFile(atPath: outputURL.path, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: outputURL.path])
+        }
+        let output = try FileHandle(forWritingTo: outputURL)
+        defer { try? output.close() }
+        process.executableURL = RunningProcess.productsDirectory.appendingPathComponent(executable)
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        let exited = self.exited
+        process.terminationHandler = { _ in exited.signal() }
+        try process.run()
+        launched = true
+    }
+
+    deinit {
+        end()
+        try? FileManager.default.removeItem(at: outputURL)
+    }
+
+    /// Waits for the process to exit and returns its status and everything it printed.
+    /// - Throws: `ProcessTestError.timedOut` (after killing it) if it has not exited after `timeout`.
+    func waitForExit(timeout: Duration) throws -> (status: Int32, output: String) {
+        if exited.wait(timeout: .now() + timeout.seconds) == .timedOut {
+            end()
+            let output = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
+            throw ProcessTestError.timedOut(name, waitingFor: "exit", output: output.split(separator: "\n").map(String.init))
+        }
+        exited.signal()  // A later wait (another call, end()) returns at once too.
+        process.waitUntilExit()
+        return (process.terminationStatus, try String(contentsOf: outputURL, encoding: .utf8))
+    }
+
+    /// Kills the process by PID if it is still running, and waits for it.
+    func end() {
+        guard launched else { return }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}

@@ -1,1 +1,0 @@
-print("ps-fleet: not built yet")
