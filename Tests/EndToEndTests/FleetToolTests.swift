@@ -12,7 +12,7 @@ struct FleetToolTests {
         // never joins, so faster churn would test little but start-up.
         let (server, port) = try startServer(smallSession + ["--workers", "3", "--epochs", "4"])
         defer { server.end() }
-        let fleet = try FileBackedProcess("ps-fleet", [
+        let fleet = try RunningProcess("ps-fleet", [
             "127.0.0.1", String(port), "--workers", "3", "--churn-every", "3", "--seed", "1",
             "--inject", "delay=150ms", "--retry", "0.2", "--server-pid", String(server.pid), "--duration", "240",
         ])
@@ -24,8 +24,8 @@ struct FleetToolTests {
         #expect(fields.int("joins") > 3)
 
         // The fleet notices the server is gone, stops its workers and says what it did.
-        let (status, output) = try fleet.waitForExit(timeout: .seconds(60))
-        let lines = output.split(separator: "\n").map(String.init)
+        let status = try fleet.waitForExit(timeout: .seconds(60))
+        let lines = fleet.output
         #expect(status == 0, "ps-fleet exited \(status):\n\(lines.suffix(20).joined(separator: "\n"))")
         #expect(lines.contains { $0.contains(" killed fleet-") && $0.contains("; started fleet-") })
         let last = try #require(lines.last, "ps-fleet printed nothing")
@@ -48,8 +48,8 @@ struct FleetToolTests {
         // A kill fraction of 0: every churn event stops its worker with SIGINT instead of SIGKILL.
         try fleet.waitForLine(containing: " interrupted fleet-", timeout: .seconds(60))
         fleet.send(SIGINT)
-        // The summary line, not the exit: see `FileBackedProcess` for why exits are not awaited here.
         let last = try fleet.waitForLine(containing: "reason=", timeout: .seconds(60))
+        #expect(try fleet.waitForExit(timeout: .seconds(30)) == 0)
         let lines = fleet.output
         let totals = SummaryLine.parse(last[...])
         #expect(totals["reason"] == "SIGINT")
@@ -71,6 +71,7 @@ struct FleetToolTests {
         #expect(line.contains("fleet-1") && line.contains("killed by signal 9") && line.contains("; started fleet-2"))
         fleet.send(SIGTERM)
         let last = try fleet.waitForLine(containing: "reason=", timeout: .seconds(60))
+        #expect(try fleet.waitForExit(timeout: .seconds(30)) == 0)
         let lines = fleet.output
         let totals = SummaryLine.parse(last[...])
         #expect(totals["reason"] == "SIGTERM")
@@ -141,65 +142,8 @@ struct FleetToolTests {
 
 /// Runs a product that exits on its own (a `--help`, a rejected flag) and returns its status and output.
 private func runToCompletion(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: Int32, output: String) {
-    let process = try FileBackedProcess(executable, arguments)
+    let process = try RunningProcess(executable, arguments)
     defer { process.end() }
-    return try process.waitForExit(timeout: timeout)
-}
-
-/// One of the package's executables with its output going to a file, for tests that only read the
-/// output once the process has exited.
-///
-/// `RunningProcess.waitForExit` sometimes never returned although the process had printed its last
-/// line and exited (seen for ps-fleet and for ps-server in SessionTests, with the suites running in
-/// parallel on a loaded machine, and for processes that end within milliseconds). It waits for the end
-/// of the output pipe as well as the exit; a file has no end to wait for, so the exit is the only event.
-private final class FileBackedProcess {
-    private let process = Process()
-    private let outputURL: URL
-    private let exited = DispatchSemaphore(value: 0)
-    private var launched = false
-    let name: String
-
-    init(_ executable: String, _ arguments: [String]) throws {
-        name = executable
-        outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("ps-fleet-test-\(UUID().uuidString).log")
-        guard FileManager.default.createFile(atPath: outputURL.path, contents: nil) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: outputURL.path])
-        }
-        let output = try FileHandle(forWritingTo: outputURL)
-        defer { try? output.close() }
-        process.executableURL = RunningProcess.productsDirectory.appendingPathComponent(executable)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        let exited = self.exited
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        launched = true
-    }
-
-    deinit {
-        end()
-        try? FileManager.default.removeItem(at: outputURL)
-    }
-
-    /// Waits for the process to exit and returns its status and everything it printed.
-    /// - Throws: `ProcessTestError.timedOut` (after killing it) if it has not exited after `timeout`.
-    func waitForExit(timeout: Duration) throws -> (status: Int32, output: String) {
-        if exited.wait(timeout: .now() + timeout.seconds) == .timedOut {
-            end()
-            let output = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
-            throw ProcessTestError.timedOut(name, waitingFor: "exit", output: output.split(separator: "\n").map(String.init))
-        }
-        exited.signal()  // A later wait (another call, end()) returns at once too.
-        process.waitUntilExit()
-        return (process.terminationStatus, try String(contentsOf: outputURL, encoding: .utf8))
-    }
-
-    /// Kills the process by PID if it is still running, and waits for it.
-    func end() {
-        guard launched else { return }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
+    let status = try process.waitForExit(timeout: timeout)
+    return (status, process.output.joined(separator: "\n"))
 }
