@@ -8,10 +8,12 @@ import Foundation
 /// - Warning: Jobs run on the compute thread; they must hand results back to the event loop with
 ///   `EventLoop.execute`.
 final class ComputeThread: @unchecked Sendable {
-    // Safe to share: `jobs` and `stopping` are only touched with `condition` locked.
+    // Safe to share: `jobs`, `stopping`, `ended` and `thread` are only touched with `condition` locked
+    // (`thread` is set in init before the thread can run).
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var stopping = false
+    private var ended = false
     private var thread: Thread?
 
     init(name: String) {
@@ -30,11 +32,16 @@ final class ComputeThread: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Lets queued jobs finish, then ends the thread. Callable from any thread.
+    /// Lets queued jobs finish, ends the thread and waits for it to end, so nothing of it outlives
+    /// the call (LeakSanitizer saw the thread and its last job alive at exit otherwise). Callable from
+    /// any thread but the compute thread itself.
     func stop() {
         condition.lock()
         stopping = true
-        condition.signal()
+        condition.broadcast()
+        while !ended {
+            condition.wait()
+        }
         condition.unlock()
     }
 
@@ -45,6 +52,9 @@ final class ComputeThread: @unchecked Sendable {
                 condition.wait()
             }
             if jobs.isEmpty {
+                ended = true
+                thread = nil
+                condition.broadcast()
                 condition.unlock()
                 return
             }
