@@ -29,8 +29,11 @@ struct PSServer: ParsableCommand {
 
     // MARK: Network
 
-    @Option(help: "Address to listen on. Binding anything but loopback exposes training to the network.")
+    @Option(help: "Address to listen on. Anything but loopback exposes training to the network and needs --insecure.")
     var host = "127.0.0.1"
+
+    @Flag(help: "Allow --host to be an address other than loopback, although workers are not authenticated.")
+    var insecure = false
 
     @Option(help: "Port to listen on (0 picks a free port, printed at start-up).")
     var port = 8888
@@ -134,6 +137,11 @@ struct PSServer: ParsableCommand {
     var heartbeatTimeout: Double = 10
 
     func validate() throws {
+        // Workers are not authenticated yet, so anyone who can reach the port can join and push updates.
+        guard Self.isLoopback(host) || insecure else {
+            throw ValidationError("--host \(host) is not a loopback address: anyone who can reach it could join the "
+                + "session and push updates, and workers are not authenticated; pass --insecure to accept that")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
@@ -167,6 +175,9 @@ struct PSServer: ParsableCommand {
     func run() throws {
         unblockTerminationSignals()
         BLAS.configure(threads: threads)
+        if !Self.isLoopback(host) {
+            print("WARNING: listening on \(host) without authentication (--insecure): anyone who can reach this port can join and push updates")
+        }
         print("BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(threads) thread(s)")
         let directory = try MNIST.dataDirectory(override: data)
         let loaded = try MNIST.load(directory: directory)
@@ -270,6 +281,11 @@ struct PSServer: ParsableCommand {
         case .mlp: return hidden == nil ? .defaultMLP : ModelDescription(.mlp(hidden: try hiddenWidths()))
         case .cnn: return .defaultCNN
         }
+    }
+
+    /// Whether `host` names only this machine: 127.0.0.0/8, ::1 or localhost.
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 
     private var effectiveOptimizer: OptimizerKind {

@@ -30,6 +30,7 @@ struct CommandLineTests {
         ("ps-server", ["--mode", "turbo"], "turbo"),
         ("ps-server", ["--workers", "0"], "--workers must be at least 1"),
         ("ps-server", ["--hidden", "12,x"], "--hidden takes positive widths"),
+        ("ps-server", ["--host", "0.0.0.0"], "pass --insecure to accept that"),
         ("ps-worker", ["127.0.0.1", "70000"], "PORT must be 1...65535"),
         ("ps-worker", ["127.0.0.1", "8888", "0"], "RETRY_INTERVAL must be a positive number"),
         ("ps-worker", ["127.0.0.1", "--inject", "slowdown=0.5"], "expected a factor of at least 1"),
