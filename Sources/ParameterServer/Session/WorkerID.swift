@@ -10,5 +10,5 @@ public struct WorkerID: Hashable, Comparable, Sendable, CustomStringConvertible 
         lhs.rawValue < rhs.rawValue
     }
 
-    public var description: String { "w\(rawValue)" }
+    public var description: String { "#\(rawValue)" }
 }
