@@ -9,10 +9,10 @@ import Testing
 struct HostilePeerTests {
     /// Runs `attack` while two slowed-down workers train, then checks that the session completed.
     ///
-    /// The workers wait 50 ms per unit, so an epoch (94 units) takes over 2 s: `epochs` is chosen for
-    /// the attack to land while training is under way (checked: no summary line before it is over).
-    private func duringTraining(epochs: Int = 4, _ serverFlags: [String], attack: (_ server: RunningProcess, _ port: Int) throws -> Void) throws {
-        let (server, port) = try startServer(smallSession + ["--workers", "2", "--epochs", String(epochs)] + serverFlags)
+    /// The workers wait 50 ms per unit, so each of the 4 epochs (94 units) takes over 2 s: the attack
+    /// lands while training is under way (checked: no summary line before it is over).
+    private func duringTraining(_ serverFlags: [String], attack: (_ server: RunningProcess, _ port: Int) throws -> Void) throws {
+        let (server, port) = try startServer(smallSession + ["--workers", "2", "--epochs", "4"] + serverFlags)
         defer { server.end() }
         let workers = try (1...2).map { try startWorker(port: port, name: "steady-\($0)", ["--once", "--inject", "delay=50ms"]) }
         defer { workers.forEach { $0.end() } }
