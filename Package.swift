@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "Reactor", targets: ["Reactor"]),
         .library(name: "WireCodec", targets: ["WireCodec"]),
+        .library(name: "Messages", targets: ["Messages"]),
         .library(name: "Learning", targets: ["Learning"]),
         .library(name: "ParameterServer", targets: ["ParameterServer"]),
         .executable(name: "ps-server", targets: ["ps-server"]),

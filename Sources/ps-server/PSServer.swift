@@ -199,6 +199,7 @@ struct PSServer: ParsableCommand {
 
     func run() throws {
         unblockTerminationSignals()
+        if let warning = FileDescriptorLimit.raise(forConnections: maxConnections) { print(warning) }
         BLAS.configure(threads: threads)
         if !Self.isLoopback(host) {
             print("WARNING: listening on \(host) without authentication (--insecure): anyone who can reach this port can join and push updates")

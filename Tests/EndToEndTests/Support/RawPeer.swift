@@ -13,15 +13,7 @@ final class RawPeer {
         guard socket >= 0 else { throw RawPeerError.system("socket", errno) }
         var tv = timeval(tv_sec: Int(timeout.seconds), tv_usec: 0)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let result = connectToLoopback(socket, port: port)
         guard result == 0 else {
             close(socket)
             throw RawPeerError.system("connect", errno)

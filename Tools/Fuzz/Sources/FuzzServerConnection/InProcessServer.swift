@@ -1,0 +1,78 @@
+import Foundation
+import ParameterServer
+import Reactor
+
+/// A real `ParameterServerRuntime` on an event loop thread of its own, listening on 127.0.0.1 at a
+/// free port, for the whole life of the fuzzing process.
+///
+/// The session can never end: a million epochs of 64 samples in units of 8 (each epoch's end only
+/// runs ``TinyServerModel``'s instant evaluation). One worker starts training, so an input that says
+/// Hello is given work units and may pull and push. Limits are small so that they are reachable:
+/// 64 KiB frames and a 1 s handshake.
+final class InProcessServer: Sendable {
+    let port: Int
+    /// Kept for the process's life: the runtime's callbacks hold it only unowned.
+    let server: ParameterServerRuntime
+
+    /// The one server of this process, started on first use.
+    static let shared = InProcessServer()
+
+    private init() {
+        var configuration = ServerConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.policy = SessionPolicy(mode: .async, workersToStart: 1, unitsAhead: 2, heartbeatTimeout: .seconds(10))
+        configuration.epochs = 1_000_000
+        configuration.batchSize = 8
+        configuration.trainSamples = 64
+        configuration.maxFrameBytes = 64 << 10
+        configuration.handshakeTimeout = .seconds(1)
+        configuration.sessionID = "fuzz-\(getpid())"
+        let loop: EventLoop
+        do {
+            loop = try EventLoop.startOnNewThread(name: "fuzz-server")
+        } catch {
+            fatalError("FuzzServerConnection: cannot start an event loop: \(error)")
+        }
+        let server = ParameterServerRuntime(configuration: configuration, model: TinyServerModel(), loop: loop) { _ in
+            (0..<64).map { UInt32($0) }
+        }
+        // The server must never finish: if it did, every later probe would be refused.
+        server.onFinished = { _ in fatalError("FuzzServerConnection: the never-ending session finished") }
+        let started = StartResult()
+        loop.execute {
+            do {
+                try server.start()
+                started.set(.success(server.port))
+            } catch {
+                started.set(.failure(error))
+            }
+        }
+        self.server = server
+        switch started.wait() {
+        case .success(let port): self.port = port
+        case .failure(let error): fatalError("FuzzServerConnection: the server did not start: \(error)")
+        }
+    }
+}
+
+/// The outcome of `start()` on the loop thread, handed to the fuzzing thread.
+private final class StartResult: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: `result` is only touched while holding `condition`.
+    private let condition = NSCondition()
+    private var result: Result<Int, any Error>?
+
+    func set(_ value: Result<Int, any Error>) {
+        condition.lock()
+        result = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() -> Result<Int, any Error> {
+        condition.lock()
+        defer { condition.unlock() }
+        while result == nil { condition.wait() }
+        return result!
+    }
+}

@@ -1,0 +1,22 @@
+import ParameterServer
+
+/// A ten-parameter "MLP" (2×2 inputs, 2 classes, no hidden layer): enough for the server to hand out
+/// work and apply updates, cheap enough to leave every fuzz input's time to the connection handling.
+final class TinyServerModel: ServerModel, @unchecked Sendable {
+    // Why @unchecked Sendable is safe: `parameters` changes only in `apply`, on the server's loop
+    // thread; `evaluate` reads nothing of the model.
+
+    let specification = ModelSpecification(
+        architecture: "mlp", hiddenSizes: [], inputHeight: 2, inputWidth: 2, classes: 2, parameterCount: 10,
+        tensors: [.init(name: "dense0.weight", shape: [2, 4], offset: 0), .init(name: "dense0.bias", shape: [2], offset: 8)])
+
+    private(set) var parameters = [Float](repeating: 0, count: 10)
+
+    func apply(_ update: SessionCoordinator.Update) {
+        for index in parameters.indices { parameters[index] -= 0.01 * update.scale * update.values[index] }
+    }
+
+    func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double) {
+        (1, 0.5)
+    }
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpus, Tools/Fuzz/Corpus/<target>/, from the protocol's own schema.
+
+Every Envelope body is encoded by protoc (`protoc --encode`, from Schemas/Messages), so the seeds are
+what any protobuf implementation sends, not what our encoder happens to write. Run it after a schema
+change:  python3 Tools/Fuzz/make-corpus.py   (needs protoc: apt-get install protobuf-compiler)
+"""
+import os
+import shutil
+import struct
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SCHEMAS = os.path.join(ROOT, "Schemas", "Messages")
+CORPUS = os.path.join(HERE, "Corpus")
+
+TEN = "[" + ", ".join(f"{0.01 * i:.2f}" for i in range(10)) + "]"
+
+# One text-format Envelope per message type, and a few variants that reach other branches
+# (wrong protocol version, a model mismatch, bad dimensions, NaN, an unknown enum value).
+ENVELOPES = {
+    "hello": 'hello { protocol_version: 1 worker_name: "seed" capabilities { threads: 1 architectures: "mlp" max_units_ahead: 2 } }',
+    "hello-old-version": 'hello { protocol_version: 0 worker_name: "old" }',
+    "hello-cnn-only": 'hello { protocol_version: 1 worker_name: "cnn" capabilities { architectures: "cnn" } }',
+    "welcome": 'welcome { protocol_version: 1 worker_id: 3 session_id: "s-1" mode: "async" '
+               'model { architecture: "mlp" hidden_sizes: 512 parameter_count: 10 '
+               'tensors { name: "dense0.weight" shape: [2, 4] offset: 0 } tensors { name: "dense0.bias" shape: 2 offset: 8 } '
+               'input_height: 2 input_width: 2 classes: 2 } batch_size: 8 local_steps: 1 local_learning_rate: 0.05 '
+               'train_samples: 64 heartbeat_interval_ms: 1000 }',
+    "pull": "pull { known_version: 0 }",
+    "pull-known": "pull { known_version: 18446744073709551615 }",
+    "weights": f"weights {{ version: 7 values: {TEN} }}",
+    "work-unit": "work_unit { unit_id: 5 epoch: 0 indices: [0, 1, 2, 3, 4, 5, 6, 7] min_version: 2 }",
+    "push-gradient": f"push {{ unit_id: 0 base_version: 0 kind: UPDATE_KIND_GRADIENT loss: 0.5 sample_count: 8 values: {TEN} }}",
+    "push-delta": f"push {{ unit_id: 1 base_version: 0 kind: UPDATE_KIND_DELTA loss: 0.5 sample_count: 8 values: {TEN} }}",
+    "push-short": "push { unit_id: 2 sample_count: 8 values: [1.0, 2.0] }",
+    "push-nan": "push { unit_id: 3 sample_count: 8 values: [nan, 0, 0, 0, 0, 0, 0, 0, 0, 0] }",
+    "push-ack": 'push_ack { unit_id: 5 applied: true server_version: 9 staleness: 2 reason: "ok" }',
+    "heartbeat": "heartbeat { seq: 4 unix_nanos: 1700000000000000000 }",
+    "leave": 'leave { reason: "done" }',
+    "session-end": "session_end { test_accuracy: 0.97 test_loss: 0.1 epochs: 5 updates: 4690 final_version: 4690 }",
+    "error": 'error { code: CODE_MALFORMED message: "bad" fatal: true }',
+    "empty": "",
+}
+
+
+def encode(text):
+    """The binary encoding of one text-format Envelope, by protoc."""
+    return subprocess.run(
+        ["protoc", f"--proto_path={SCHEMAS}", "--encode=downpour.Envelope", "parameter_server.proto"],
+        input=text.encode(), capture_output=True, check=True).stdout
+
+
+def frame(payload):
+    return struct.pack("<I", len(payload)) + payload
+
+
+def write(target, name, data):
+    directory = os.path.join(CORPUS, target)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    shutil.rmtree(CORPUS, ignore_errors=True)
+    messages = {name: encode(text) for name, text in ENVELOPES.items()}
+    # An Envelope with an unknown field (number 99, varint 42) after its body: it must survive a round trip.
+    messages["pull-unknown-field"] = messages["pull"] + bytes([0x98, 0x06, 0x2A])
+
+    # FuzzEnvelope: bare Envelopes, and every one cut short.
+    for name, payload in messages.items():
+        write("FuzzEnvelope", name, payload)
+        if len(payload) > 2:
+            write("FuzzEnvelope", f"{name}-truncated", payload[: len(payload) // 2])
+
+    # FuzzFrameDecoder: byte 0 is half the maximum frame length, byte 1 the read-splitting seed.
+    stream = b"".join(frame(p) for p in messages.values())
+    for seed in range(4):
+        write("FuzzFrameDecoder", f"all-messages-split{seed}", bytes([255, seed]) + stream)
+    write("FuzzFrameDecoder", "empty-frames", bytes([4, 1]) + frame(b"") * 3 + frame(b"abc"))
+    write("FuzzFrameDecoder", "too-long", bytes([8, 2]) + frame(b"12345678") + frame(b"x" * 17))
+    write("FuzzFrameDecoder", "four-gib", bytes([255, 3]) + b"\xff\xff\xff\xff")
+    write("FuzzFrameDecoder", "truncated-prefix", bytes([255, 0]) + frame(messages["hello"]) + b"\x05\x00")
+    write("FuzzFrameDecoder", "truncated-payload", bytes([255, 1]) + frame(messages["weights"])[:-3])
+    write("FuzzFrameDecoder", "big-gathered", bytes([255, 3]) + frame(bytes(range(256)) + bytes(254)))
+
+    # FuzzServerConnection: byte 0 bit 0 sends a valid Hello first; the rest is the stream as sent.
+    joined = [frame(messages[n]) for n in ("pull", "push-gradient", "pull-known", "heartbeat", "push-delta")]
+    write("FuzzServerConnection", "worker-session", b"\x01" + b"".join(joined) + frame(messages["leave"]))
+    write("FuzzServerConnection", "worker-drops", b"\x01" + b"".join(joined))
+    write("FuzzServerConnection", "own-hello", b"\x00" + frame(messages["hello"]) + frame(messages["pull"]))
+    for name in ("hello-old-version", "hello-cnn-only", "pull", "welcome", "empty"):
+        write("FuzzServerConnection", f"first-{name}", b"\x00" + frame(messages[name]))
+    for name in ("push-short", "push-nan", "welcome", "work-unit", "error", "session-end", "pull-unknown-field"):
+        write("FuzzServerConnection", f"joined-{name}", b"\x01" + frame(messages[name]))
+    write("FuzzServerConnection", "garbage-frame", b"\x00" + frame(b"\xff" * 12))
+    write("FuzzServerConnection", "four-gib", b"\x01" + b"\xff\xff\xff\xff")
+    write("FuzzServerConnection", "truncated", b"\x01" + frame(messages["push-gradient"])[:-5])
+
+
+if __name__ == "__main__":
+    main()
