@@ -32,6 +32,7 @@ let package = Package(
             dependencies: [
                 .product(name: "WireCodec", package: "Downpour"),
                 .product(name: "Messages", package: "Downpour"),
+                .product(name: "Learning", package: "Downpour"),
             ],
             swiftSettings: fuzzSettings
         ),
@@ -42,6 +43,7 @@ let package = Package(
                 .product(name: "Reactor", package: "Downpour"),
                 .product(name: "WireCodec", package: "Downpour"),
                 .product(name: "Messages", package: "Downpour"),
+                .product(name: "Learning", package: "Downpour"),
             ],
             swiftSettings: fuzzSettings
         ),

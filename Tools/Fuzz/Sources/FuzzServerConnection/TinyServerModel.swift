@@ -1,3 +1,4 @@
+import Learning
 import ParameterServer
 
 /// A ten-parameter "MLP" (2×2 inputs, 2 classes, no hidden layer): enough for the server to hand out
@@ -18,5 +19,15 @@ final class TinyServerModel: ServerModel, @unchecked Sendable {
 
     func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double) {
         (1, 0.5)
+    }
+
+    // The fuzzed server writes no checkpoints; these keep the protocol's contract all the same.
+    func trainingState() -> ModelTrainingState {
+        ModelTrainingState(parameters: parameters, optimizer: OptimizerState(kind: "sgd"), scheduleStep: 0)
+    }
+
+    func restore(_ state: ModelTrainingState) throws(ModelStateError) {
+        guard state.parameters.count == parameters.count else { throw ModelStateError("wrong parameter count") }
+        parameters = state.parameters
     }
 }
