@@ -32,6 +32,9 @@ public struct ServerConfiguration: Sendable {
     public var drainTimeout: Duration = .seconds(5)
     /// Identifies this run in logs and in the handshake.
     public var sessionID = ""
+    /// When set, every worker must prove it holds this token before it is welcomed, and the server
+    /// proves it holds it too (see `HandshakeAuthentication`); nil keeps the unauthenticated handshake.
+    public var token: AuthenticationToken?
 
     public init() {}
 
