@@ -29,6 +29,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // HMAC-SHA256 with constant-time verification for the handshake's authentication.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: System libraries
@@ -65,7 +67,11 @@ let package = Package(
         // MARK: The parameter server
         .target(
             name: "ParameterServer",
-            dependencies: ["Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "CZlib", .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: [
+                "Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "CZlib",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
 

@@ -22,6 +22,9 @@ public struct Envelope: WireMessage, Hashable {
         case leave(Leave)
         case sessionEnd(SessionEnd)
         case error(ErrorReport)
+        /// Only when the server has a token: see Challenge.
+        case challenge(Challenge)
+        case challengeResponse(ChallengeResponse)
     }
 
     public var body: Body? = nil
@@ -101,6 +104,10 @@ public struct Welcome: WireMessage, Hashable {
     public var trainSamples: UInt32 = 0
     /// How often the worker should send a heartbeat, in milliseconds.
     public var heartbeatIntervalMs: UInt32 = 0
+    /// When the server has a token: HMAC-SHA256(token, "downpour/v1 server-proof" || client_nonce ||
+    /// server_nonce || session_id), 32 bytes, so the worker knows the server holds the token too. Empty
+    /// otherwise. See Schemas/Messages/README.md.
+    public var serverProof: [UInt8] = []
     /// Fields this schema does not know, kept so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
@@ -108,7 +115,7 @@ public struct Welcome: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0) {
+    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = []) {
         self.protocolVersion = protocolVersion
         self.workerID = workerID
         self.sessionID = sessionID
@@ -119,6 +126,43 @@ public struct Welcome: WireMessage, Hashable {
         self.localLearningRate = localLearningRate
         self.trainSamples = trainSamples
         self.heartbeatIntervalMs = heartbeatIntervalMs
+        self.serverProof = serverProof
+    }
+}
+
+/// Server to worker, right after Hello, only when the server has a token: prove you hold it too.
+public struct Challenge: WireMessage, Hashable {
+    /// 32 random bytes, fresh for every connection.
+    public var serverNonce: [UInt8] = []
+    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(serverNonce: [UInt8] = []) {
+        self.serverNonce = serverNonce
+    }
+}
+
+/// Worker to server: the answer to a Challenge; the token itself never crosses the wire.
+public struct ChallengeResponse: WireMessage, Hashable {
+    /// 32 random bytes chosen by the worker, fresh for every connection.
+    public var clientNonce: [UInt8] = []
+    /// HMAC-SHA256(token, "downpour/v1 worker-response" || server_nonce || client_nonce ||
+    /// Hello.worker_name), 32 bytes. See Schemas/Messages/README.md.
+    public var mac: [UInt8] = []
+    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(clientNonce: [UInt8] = [], mac: [UInt8] = []) {
+        self.clientNonce = clientNonce
+        self.mac = mac
     }
 }
 
@@ -462,6 +506,8 @@ extension Envelope {
         case .leave(let value)?: size &+= WireSize.field(ProtoMessage<Leave>.self, value, tagSize: 1)
         case .sessionEnd(let value)?: size &+= WireSize.field(ProtoMessage<SessionEnd>.self, value, tagSize: 1)
         case .error(let value)?: size &+= WireSize.field(ProtoMessage<ErrorReport>.self, value, tagSize: 1)
+        case .challenge(let value)?: size &+= WireSize.field(ProtoMessage<Challenge>.self, value, tagSize: 1)
+        case .challengeResponse(let value)?: size &+= WireSize.field(ProtoMessage<ChallengeResponse>.self, value, tagSize: 1)
         case nil: break
         }
         return size
@@ -480,6 +526,8 @@ extension Envelope {
         case .leave(let value)?: writer.writeField(ProtoMessage<Leave>.self, value, tag: 74)
         case .sessionEnd(let value)?: writer.writeField(ProtoMessage<SessionEnd>.self, value, tag: 82)
         case .error(let value)?: writer.writeField(ProtoMessage<ErrorReport>.self, value, tag: 90)
+        case .challenge(let value)?: writer.writeField(ProtoMessage<Challenge>.self, value, tag: 98)
+        case .challengeResponse(let value)?: writer.writeField(ProtoMessage<ChallengeResponse>.self, value, tag: 106)
         case nil: break
         }
         writer.writeUnknownFields(unknownFields)
@@ -565,9 +613,23 @@ extension Envelope {
                 } else {
                     self.body = .error(try reader.read(ProtoMessage<ErrorReport>.self))
                 }
+            case 98:
+                if case .challenge(var value)? = self.body {
+                    try reader.mergeMessage(into: &value)
+                    self.body = .challenge(value)
+                } else {
+                    self.body = .challenge(try reader.read(ProtoMessage<Challenge>.self))
+                }
+            case 106:
+                if case .challengeResponse(var value)? = self.body {
+                    try reader.mergeMessage(into: &value)
+                    self.body = .challengeResponse(value)
+                } else {
+                    self.body = .challengeResponse(try reader.read(ProtoMessage<ChallengeResponse>.self))
+                }
             default:
                 switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11: throw reader.wrongWireType(tag)
+                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13: throw reader.wrongWireType(tag)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -652,6 +714,7 @@ extension Welcome {
         if self.localLearningRate.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localLearningRate, tagSize: 1) }
         if self.trainSamples != 0 { size &+= WireSize.field(ProtoUInt32.self, self.trainSamples, tagSize: 1) }
         if self.heartbeatIntervalMs != 0 { size &+= WireSize.field(ProtoUInt32.self, self.heartbeatIntervalMs, tagSize: 1) }
+        if !self.serverProof.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.serverProof, tagSize: 1) }
         return size
     }
 
@@ -666,6 +729,7 @@ extension Welcome {
         if self.localLearningRate.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localLearningRate, tag: 69) }
         if self.trainSamples != 0 { writer.writeField(ProtoUInt32.self, self.trainSamples, tag: 72) }
         if self.heartbeatIntervalMs != 0 { writer.writeField(ProtoUInt32.self, self.heartbeatIntervalMs, tag: 80) }
+        if !self.serverProof.isEmpty { writer.writeField(ProtoBytes.self, self.serverProof, tag: 90) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -682,9 +746,65 @@ extension Welcome {
             case 69: self.localLearningRate = try reader.read(ProtoFloat.self)
             case 72: self.trainSamples = try reader.read(ProtoUInt32.self)
             case 80: self.heartbeatIntervalMs = try reader.read(ProtoUInt32.self)
+            case 90: self.serverProof = try reader.read(ProtoBytes.self)
             default:
                 switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10: throw reader.wrongWireType(tag)
+                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11: throw reader.wrongWireType(tag)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        }
+    }
+}
+
+extension Challenge {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if !self.serverNonce.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.serverNonce, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if !self.serverNonce.isEmpty { writer.writeField(ProtoBytes.self, self.serverNonce, tag: 10) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        while let tag = try reader.nextTag() {
+            switch tag.rawValue {
+            case 10: self.serverNonce = try reader.read(ProtoBytes.self)
+            default:
+                switch tag.fieldNumber {
+                case 1: throw reader.wrongWireType(tag)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        }
+    }
+}
+
+extension ChallengeResponse {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if !self.clientNonce.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.clientNonce, tagSize: 1) }
+        if !self.mac.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.mac, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if !self.clientNonce.isEmpty { writer.writeField(ProtoBytes.self, self.clientNonce, tag: 10) }
+        if !self.mac.isEmpty { writer.writeField(ProtoBytes.self, self.mac, tag: 18) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        while let tag = try reader.nextTag() {
+            switch tag.rawValue {
+            case 10: self.clientNonce = try reader.read(ProtoBytes.self)
+            case 18: self.mac = try reader.read(ProtoBytes.self)
+            default:
+                switch tag.fieldNumber {
+                case 1, 2: throw reader.wrongWireType(tag)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

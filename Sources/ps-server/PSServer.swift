@@ -29,11 +29,21 @@ struct PSServer: ParsableCommand {
 
     // MARK: Network
 
-    @Option(help: "Address to listen on. Anything but loopback exposes training to the network and needs --insecure.")
+    @Option(help: "Address to listen on. Anything but loopback exposes training to the network and needs a token (--token-file or DOWNPOUR_TOKEN) or --insecure.")
     var host = "127.0.0.1"
 
-    @Flag(help: "Allow --host to be an address other than loopback, although workers are not authenticated.")
+    @Flag(help: "Allow --host to be an address other than loopback without a token, so that workers are not authenticated.")
     var insecure = false
+
+    // MARK: Authentication
+
+    @Option(help: ArgumentHelp(
+        "Read the token every worker must prove it holds from this file (a trailing newline is ignored; keep it chmod 600). Without --token-file or --token, the environment variable DOWNPOUR_TOKEN is used if set.",
+        valueName: "path"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp(AuthenticationToken.flagHelp, valueName: "secret"))
+    var token: String?
 
     @Option(help: "Port to listen on (0 picks a free port, printed at start-up).")
     var port = 8888
@@ -144,17 +154,19 @@ struct PSServer: ParsableCommand {
     @Option(help: "Unsent bytes allowed per connection (at least three weight frames); a peer that stops reading past this is disconnected.")
     var maxWriteQueueBytes = 256 << 20
 
-    @Option(help: "Seconds a connection has to send its Hello.")
+    @Option(help: "Seconds a connection has to complete its handshake: send its Hello and, when the server has a token, answer the challenge.")
     var handshakeTimeout: Double = 10
 
     @Option(help: "Seconds of silence after which a worker is dropped and its units requeued.")
     var heartbeatTimeout: Double = 10
 
     func validate() throws {
-        // Workers are not authenticated yet, so anyone who can reach the port can join and push updates.
-        guard Self.isLoopback(host) || insecure else {
+        // Without a token, anyone who can reach the port can join and push updates.
+        let token = try resolvedToken()
+        guard Self.isLoopback(host) || insecure || token != nil else {
             throw ValidationError("--host \(host) is not a loopback address: anyone who can reach it could join the "
-                + "session and push updates, and workers are not authenticated; pass --insecure to accept that")
+                + "session and push updates; give the server a token workers must prove they hold (--token-file PATH "
+                + "or \(AuthenticationToken.environmentVariable)), or pass --insecure to accept that")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
@@ -201,7 +213,11 @@ struct PSServer: ParsableCommand {
         unblockTerminationSignals()
         if let warning = FileDescriptorLimit.raise(forConnections: maxConnections) { print(warning) }
         BLAS.configure(threads: threads)
-        if !Self.isLoopback(host) {
+        let token = try resolvedToken()
+        for warning in token?.warnings ?? [] { print("WARNING: \(warning)") }
+        if let token {
+            print("authentication: workers must prove they hold the token from \(token.source)")
+        } else if !Self.isLoopback(host) {
             print("WARNING: listening on \(host) without authentication (--insecure): anyone who can reach this port can join and push updates")
         }
         let resumed = try resume.map(Self.loadCheckpoint)
@@ -235,6 +251,7 @@ struct PSServer: ParsableCommand {
             configuration.checkpoint = CheckpointSchedule(
                 path: path, everyUpdates: checkpointEvery, interval: .milliseconds(Int(checkpointInterval * 1000)), recipe: recipe)
         }
+        configuration.token = token?.token
 
         let (optimizer, schedule) = recipe.makeOptimizer()
         let serverModel = MNISTServerModel(
@@ -363,6 +380,15 @@ struct PSServer: ParsableCommand {
         switch model {
         case .mlp: return hidden == nil ? .defaultMLP : ModelDescription(.mlp(hidden: try hiddenWidths()))
         case .cnn: return .defaultCNN
+        }
+    }
+
+    /// The token from --token, --token-file or the environment, if any.
+    private func resolvedToken() throws -> AuthenticationToken.Resolution? {
+        do {
+            return try AuthenticationToken.resolve(flag: token, file: tokenFile)
+        } catch {
+            throw ValidationError(error.description)
         }
     }
 

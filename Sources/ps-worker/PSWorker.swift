@@ -44,6 +44,14 @@ struct PSWorker: ParsableCommand {
     var unitsAhead = 2
 
     @Option(help: ArgumentHelp(
+        "Read the server's token from this file (a trailing newline is ignored; keep it chmod 600). Without --token-file or --token, the environment variable DOWNPOUR_TOKEN is used if set. With a token, the worker also requires the server to prove it holds it.",
+        valueName: "path"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp(AuthenticationToken.flagHelp, valueName: "secret"))
+    var token: String?
+
+    @Option(help: ArgumentHelp(
         "Faults to inject, as key=value pairs (repeatable or comma-separated): delay=50ms, jitter=20ms, slowdown=3, crash-after=30s, drop-connection=0.01, seed=7.",
         valueName: "faults"))
     var inject: [String] = []
@@ -59,6 +67,16 @@ struct PSWorker: ParsableCommand {
         } catch {
             throw ValidationError("--inject: \(error)")
         }
+        _ = try resolvedToken()
+    }
+
+    /// The token from --token, --token-file or the environment, if any.
+    private func resolvedToken() throws -> AuthenticationToken.Resolution? {
+        do {
+            return try AuthenticationToken.resolve(flag: token, file: tokenFile)
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 
     func run() throws {
@@ -69,6 +87,11 @@ struct PSWorker: ParsableCommand {
         let workerName = name ?? "worker-\(getpid())@\(ProcessInfo.processInfo.hostName)"
         print("ps-worker \(workerName): \(train.count) training images from \(directory); "
             + "BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(threads) thread(s)")
+        let token = try resolvedToken()
+        for warning in token?.warnings ?? [] { print("WARNING: \(warning)") }
+        if let token {
+            print("authentication: token from \(token.source); the server must prove it holds it too")
+        }
 
         var configuration = WorkerConfiguration(
             host: host, port: port, retryInterval: .milliseconds(Int(retryInterval * 1000)), name: workerName)
@@ -76,6 +99,7 @@ struct PSWorker: ParsableCommand {
         configuration.once = once
         configuration.unitsAhead = unitsAhead
         configuration.faults = try FaultInjection(parsing: inject)
+        configuration.token = token?.token
 
         let loop = try EventLoop()
         let worker = WorkerRuntime(

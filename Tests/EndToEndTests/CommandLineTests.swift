@@ -10,7 +10,8 @@ struct CommandLineTests {
         let text = help.output.joined(separator: "\n")
         for option in ["--port", "--mode", "--workers", "--model", "--epochs", "--batch-size", "--local-steps",
                        "--optimizer", "--lr", "--max-staleness", "--staleness-policy", "--max-frame-bytes",
-                       "--max-connections", "--handshake-timeout", "--heartbeat-timeout"] {
+                       "--max-connections", "--handshake-timeout", "--heartbeat-timeout", "--token-file", "--token",
+                       "--insecure", "DOWNPOUR_TOKEN"] {
             #expect(text.contains(option), "ps-server --help lacks \(option)")
         }
         #expect(text.contains("async, sync or ssp"))
@@ -21,7 +22,7 @@ struct CommandLineTests {
         #expect(try help.waitForExit(timeout: .seconds(30)) == 0)
         let text = help.output.joined(separator: "\n")
         #expect(text.contains("<host> [<port>] [<retry-interval>]"))
-        for option in ["--data", "--threads", "--once", "--name", "--inject"] {
+        for option in ["--data", "--threads", "--once", "--name", "--inject", "--token-file", "--token", "DOWNPOUR_TOKEN"] {
             #expect(text.contains(option), "ps-worker --help lacks \(option)")
         }
     }
@@ -30,7 +31,9 @@ struct CommandLineTests {
         ("ps-server", ["--mode", "turbo"], "turbo"),
         ("ps-server", ["--workers", "0"], "--workers must be at least 1"),
         ("ps-server", ["--hidden", "12,x"], "--hidden takes positive widths"),
-        ("ps-server", ["--host", "0.0.0.0"], "pass --insecure to accept that"),
+        ("ps-server", ["--host", "0.0.0.0"], "(--token-file PATH or DOWNPOUR_TOKEN), or pass --insecure to accept that"),
+        ("ps-server", ["--token", "a", "--token-file", "b"], "give either --token or --token-file, not both"),
+        ("ps-worker", ["127.0.0.1", "--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: No such file or directory"),
         ("ps-worker", ["127.0.0.1", "70000"], "PORT must be 1...65535"),
         ("ps-worker", ["127.0.0.1", "8888", "0"], "RETRY_INTERVAL must be a positive number"),
         ("ps-worker", ["127.0.0.1", "--inject", "slowdown=0.5"], "expected a factor of at least 1"),

@@ -17,6 +17,9 @@ struct EnvelopeRoundTripTests {
         .sessionEnd(SessionEnd(testAccuracy: 0.97, testLoss: 0.1, epochs: 3, updates: 1000, finalVersion: 1000)),
         .error(ErrorReport(code: .notFinite, message: "NaN in update", fatal: true)),
         .error(ErrorReport(code: .unrecognized(99), message: "", fatal: false)),
+        .challenge(Challenge(serverNonce: Array(0..<32))),
+        .challengeResponse(ChallengeResponse(clientNonce: Array(32..<64), mac: [UInt8](repeating: 0xFF, count: 32))),
+        .welcome(Welcome(protocolVersion: 1, sessionID: "s", serverProof: [0, 1, 2, 255])),
     ]
 
     @Test("every body survives encoding and decoding", arguments: bodies.indices)

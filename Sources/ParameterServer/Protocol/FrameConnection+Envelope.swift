@@ -37,6 +37,8 @@ extension Envelope {
         case .leave?: "Leave"
         case .sessionEnd?: "SessionEnd"
         case .error?: "ErrorReport"
+        case .challenge?: "Challenge"
+        case .challengeResponse?: "ChallengeResponse"
         case nil: "an empty envelope"
         }
     }

@@ -27,6 +27,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     final class Peer {
         enum State {
             case handshaking
+            /// Sent a Challenge (the server has a token); only a ChallengeResponse is accepted now.
+            case authenticating
             case joined
             /// Removed from the session (left, refused or dropped); the socket may still be flushing.
             case gone
@@ -37,12 +39,21 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         let connectedAt: ContinuousClock.Instant
         var state = State.handshaking
         var name = "?"
+        /// The peer's Hello, kept while it authenticates: its name is part of the MAC, and admitting
+        /// it afterwards needs its capabilities.
+        var hello: Hello?
+        /// This connection's nonces, while and after it authenticates (see `HandshakeAuthentication`).
+        var serverNonce: [UInt8] = []
+        var clientNonce: [UInt8] = []
 
         init(connection: FrameConnection, worker: WorkerID, connectedAt: ContinuousClock.Instant) {
             self.connection = connection
             self.worker = worker
             self.connectedAt = connectedAt
         }
+
+        /// Connected and not yet admitted: saying Hello or authenticating.
+        var isHandshaking: Bool { state == .handshaking || state == .authenticating }
 
         /// How the peer is named in logs: its name once known, and its address.
         var label: String { "\(worker) (\(name) at \(connection.remoteAddress))" }
@@ -193,7 +204,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             peer.state = .gone
             let reason = error.map { "connection lost (\($0))" } ?? "disconnected"
             run(coordinator.leave(peer.worker, reason: reason))
-        } else if let error, peer.state == .handshaking {
+        } else if let error, peer.isHandshaking {
             reporter.line("connection from \(peer.connection.remoteAddress) closed before its handshake: \(error)")
         }
         if finishing { stopWhenDrained() }
@@ -217,6 +228,13 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             handshake(peer, hello)
         case (.handshaking, _):
             refuse(peer, .malformed, "expected Hello as the first message, got \(envelope.bodyName)")
+        case (.authenticating, .challengeResponse(let response)?):
+            authenticate(peer, response)
+        case (.authenticating, .error(let report)?):
+            refuseAuthentication(peer, reason: "the worker gave up: \(report.message.prefix(200))", answer: nil)
+        case (.authenticating, _):
+            refuseAuthentication(peer, reason: "expected ChallengeResponse, got \(envelope.bodyName)",
+                                 answer: "authentication failed: expected ChallengeResponse, got \(envelope.bodyName)")
         case (.joined, .pull(let pull)?):
             sendWeights(to: peer, knownVersion: pull.knownVersion)
         case (.joined, .push(let push)?):
@@ -243,6 +261,16 @@ public final class ParameterServerRuntime: @unchecked Sendable {
                 + "but the worker speaks version \(hello.protocolVersion); run matching versions of ps-server and ps-worker")
             return
         }
+        // With a token, nothing about the session is revealed before the worker proves it holds it.
+        if configuration.token != nil {
+            challenge(peer, hello)
+        } else {
+            admit(peer, hello)
+        }
+    }
+
+    /// Welcomes a worker whose Hello (and proof, when the server has a token) was accepted.
+    func admit(_ peer: Peer, _ hello: Hello) {
         let specification = model.specification
         let architectures = hello.capabilities?.architectures ?? []
         guard architectures.isEmpty || architectures.contains(specification.architecture) else {
@@ -266,6 +294,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         welcome.localLearningRate = configuration.localLearningRate
         welcome.trainSamples = UInt32(configuration.trainSamples)
         welcome.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.seconds * 1000)
+        welcome.serverProof = serverProof(for: peer)
         send(Envelope(body: .welcome(welcome)), to: peer) // counts bytes out for metrics
         let capacity = Int(hello.capabilities?.maxUnitsAhead ?? 0)
         run(coordinator.join(peer.worker, name: peer.name, capacity: capacity == 0 ? Int.max : capacity, now: clock.now))
@@ -313,7 +342,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
 
     private func tick() {
         let now = clock.now
-        for peer in peers.values where peer.state == .handshaking && now - peer.connectedAt > configuration.handshakeTimeout {
+        // The timeout covers the whole handshake, authentication included.
+        for peer in peers.values where peer.isHandshaking && now - peer.connectedAt > configuration.handshakeTimeout {
             reporter.line("closing \(peer.connection.remoteAddress): no handshake within \(configuration.handshakeTimeout)")
             peer.state = .gone
             peer.connection.closeNow()

@@ -34,6 +34,9 @@ public struct ServerConfiguration: Sendable {
     public var sessionID = ""
     /// Where and how often to write checkpoints; nil writes none.
     public var checkpoint: CheckpointSchedule?
+    /// When set, every worker must prove it holds this token before it is welcomed, and the server
+    /// proves it holds it too (see `HandshakeAuthentication`); nil keeps the unauthenticated handshake.
+    public var token: AuthenticationToken?
 
     public init() {}
 

@@ -16,6 +16,9 @@ public struct WorkerConfiguration: Sendable {
     public var maxFrameBytes = 64 << 20
     /// Faults to inject (none by default).
     public var faults = FaultInjection()
+    /// When set, the worker answers the server's challenge with it and accepts only a server that
+    /// proves it holds the same token; nil joins only servers that ask for no token.
+    public var token: AuthenticationToken?
 
     public init(host: String, port: Int = 8888, retryInterval: Duration = .seconds(5), name: String) {
         self.host = host

@@ -45,6 +45,11 @@ public final class WorkerRuntime: @unchecked Sendable {
         var ended = false
         var unitsPushed = 0
         var pushesApplied = 0
+        /// The nonces of this connection's challenge, once the server sent one (see `HandshakeAuthentication`).
+        var serverNonce: [UInt8] = []
+        var clientNonce: [UInt8] = []
+        /// Authentication failed either way: retrying with the same token cannot succeed.
+        var authenticationFailed = false
 
         init(connection: FrameConnection) {
             self.connection = connection
@@ -78,7 +83,7 @@ public final class WorkerRuntime: @unchecked Sendable {
     public let loop: EventLoop
     private let makeModel: ModelFactory
     private let trainSampleCount: Int
-    private let log: (String) -> Void
+    let log: (String) -> Void
     private let compute = ComputeThread(name: "compute")
     private let computeFaults: ComputeFaults
     /// The injected faults' random stream for the loop thread (dropped connections).
@@ -204,6 +209,10 @@ public final class WorkerRuntime: @unchecked Sendable {
         if self.session === session { self.session = nil }
         if stopping {
             exit(0)
+        } else if session.authenticationFailed {
+            // The same token would fail the same way: exit, so the operator notices.
+            log("authentication failed; not retrying")
+            exit(1)
         } else if session.ended {
             if configuration.once {
                 exit(0)
@@ -252,9 +261,16 @@ public final class WorkerRuntime: @unchecked Sendable {
             session.connection.close()
         case .error(let report)?:
             log("server: \(report.message)" + (report.fatal ? " (closing)" : ""))
+            if report.code == .unauthenticated, session.welcome == nil {
+                session.authenticationFailed = true
+                log("error: the server refused this worker's token; give it the server's token "
+                    + "(--token-file or \(AuthenticationToken.environmentVariable))")
+            }
+        case .challenge(let challenge)?:
+            answer(challenge, in: session)
         case .heartbeat?:
             break
-        case .hello?, .pull?, .push?, .leave?, nil:
+        case .hello?, .pull?, .push?, .leave?, .challengeResponse?, nil:
             fail(session, .malformed, "the server sent \(envelope.bodyName), which only a worker sends")
         }
     }
@@ -264,6 +280,7 @@ public final class WorkerRuntime: @unchecked Sendable {
             fail(session, .malformed, "the server sent a second Welcome")
             return
         }
+        guard serverIsAuthentic(welcome, in: session) else { return }
         guard welcome.protocolVersion == ProtocolVersion.current else {
             fail(session, .protocolVersion, "this worker speaks protocol version \(ProtocolVersion.current) "
                 + "but the server speaks \(welcome.protocolVersion); run matching versions of ps-server and ps-worker")
@@ -337,7 +354,7 @@ public final class WorkerRuntime: @unchecked Sendable {
     }
 
     /// Refuses something the server sent: reports it, logs it and closes (then reconnects).
-    private func fail(_ session: Session, _ code: ErrorReport.Code, _ message: String) {
+    func fail(_ session: Session, _ code: ErrorReport.Code, _ message: String) {
         log("error: \(message)")
         session.connection.sendError(code, message, fatal: true)
     }

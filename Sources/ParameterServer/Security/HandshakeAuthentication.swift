@@ -1,0 +1,75 @@
+import Crypto
+
+/// The handshake's challenge-response MACs, in one place for the server and the worker, exactly as
+/// Schemas/Messages/README.md specifies them for third-party implementations.
+///
+/// ```
+/// worker response = HMAC-SHA256(token, "downpour/v1 worker-response" || server_nonce || client_nonce || worker_name)
+/// server proof    = HMAC-SHA256(token, "downpour/v1 server-proof"    || client_nonce || server_nonce || session_id)
+/// ```
+///
+/// The labels keep one kind of MAC from ever standing in for the other (they differ within their first
+/// 13 bytes, so neither message is a prefix of the other); the nonces are fixed-length, so the names
+/// at the end need no length prefix. Each side's fresh nonce makes a recorded answer useless on another
+/// connection. Verification compares in constant time.
+public enum HandshakeAuthentication {
+    /// Bytes in each nonce.
+    public static let nonceLength = 32
+    /// Bytes in each MAC (SHA-256's output).
+    public static let macLength = 32
+
+    static let workerLabel = Array("downpour/v1 worker-response".utf8)
+    static let serverLabel = Array("downpour/v1 server-proof".utf8)
+
+    /// A fresh nonce from the system's secure generator (getrandom on Linux).
+    public static func makeNonce() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<nonceLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    }
+
+    /// The worker's answer to a challenge.
+    public static func workerResponse(token: AuthenticationToken, serverNonce: [UInt8], clientNonce: [UInt8], workerName: String) -> [UInt8] {
+        mac(token: token, workerMessage(serverNonce: serverNonce, clientNonce: clientNonce, workerName: workerName))
+    }
+
+    /// Whether `mac` is the right answer to the challenge, compared in constant time. False when a
+    /// nonce is not `nonceLength` bytes, since the message's layout relies on that length.
+    public static func isValidWorkerResponse(
+        _ mac: [UInt8], token: AuthenticationToken, serverNonce: [UInt8], clientNonce: [UInt8], workerName: String
+    ) -> Bool {
+        guard serverNonce.count == nonceLength, clientNonce.count == nonceLength else { return false }
+        return isValid(mac, token: token, workerMessage(serverNonce: serverNonce, clientNonce: clientNonce, workerName: workerName))
+    }
+
+    /// The server's proof, sent in Welcome, that it holds the token too.
+    public static func serverProof(token: AuthenticationToken, clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String) -> [UInt8] {
+        mac(token: token, serverMessage(clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID))
+    }
+
+    /// Whether `proof` shows that the server holds the token, compared in constant time. False when a
+    /// nonce is not `nonceLength` bytes.
+    public static func isValidServerProof(
+        _ proof: [UInt8], token: AuthenticationToken, clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String
+    ) -> Bool {
+        guard serverNonce.count == nonceLength, clientNonce.count == nonceLength else { return false }
+        return isValid(proof, token: token, serverMessage(clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID))
+    }
+
+    /// HMAC-SHA256 of `message` keyed with the token.
+    static func mac(token: AuthenticationToken, _ message: [UInt8]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: token.secret)))
+    }
+
+    private static func isValid(_ mac: [UInt8], token: AuthenticationToken, _ message: [UInt8]) -> Bool {
+        // A MAC of another length is wrong; swift-crypto's comparison says so without a timing signal.
+        HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message, using: SymmetricKey(data: token.secret))
+    }
+
+    private static func workerMessage(serverNonce: [UInt8], clientNonce: [UInt8], workerName: String) -> [UInt8] {
+        workerLabel + serverNonce + clientNonce + Array(workerName.utf8)
+    }
+
+    private static func serverMessage(clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String) -> [UInt8] {
+        serverLabel + clientNonce + serverNonce + Array(sessionID.utf8)
+    }
+}
