@@ -41,6 +41,10 @@ ENVELOPES = {
     "leave": 'leave { reason: "done" }',
     "session-end": "session_end { test_accuracy: 0.97 test_loss: 0.1 epochs: 5 updates: 4690 final_version: 4690 }",
     "error": 'error { code: CODE_MALFORMED message: "bad" fatal: true }',
+    "challenge": 'challenge { server_nonce: "0123456789abcdef0123456789abcdef" }',
+    "challenge-response": 'challenge_response { client_nonce: "fedcba9876543210fedcba9876543210" '
+                          'mac: "0123456789abcdef0123456789abcdef" }',
+    "challenge-response-short": 'challenge_response { client_nonce: "abc" mac: "x" }',
     "empty": "",
 }
 
@@ -86,7 +90,8 @@ def main():
     write("FuzzFrameDecoder", "truncated-payload", bytes([255, 1]) + frame(messages["weights"])[:-3])
     write("FuzzFrameDecoder", "big-gathered", bytes([255, 3]) + frame(bytes(range(256)) + bytes(254)))
 
-    # FuzzServerConnection: byte 0 bit 0 sends a valid Hello first; the rest is the stream as sent.
+    # FuzzServerConnection: byte 0 bit 0 sends a valid Hello first, bit 1 picks the server with a
+    # token; the rest is the stream as sent.
     joined = [frame(messages[n]) for n in ("pull", "push-gradient", "pull-known", "heartbeat", "push-delta")]
     write("FuzzServerConnection", "worker-session", b"\x01" + b"".join(joined) + frame(messages["leave"]))
     write("FuzzServerConnection", "worker-drops", b"\x01" + b"".join(joined))
@@ -98,6 +103,9 @@ def main():
     write("FuzzServerConnection", "garbage-frame", b"\x00" + frame(b"\xff" * 12))
     write("FuzzServerConnection", "four-gib", b"\x01" + b"\xff\xff\xff\xff")
     write("FuzzServerConnection", "truncated", b"\x01" + frame(messages["push-gradient"])[:-5])
+    for name in ("challenge-response", "challenge-response-short", "pull", "push-gradient", "challenge"):
+        write("FuzzServerConnection", f"token-{name}", b"\x03" + frame(messages[name]))
+    write("FuzzServerConnection", "token-own-hello", b"\x02" + frame(messages["hello"]) + frame(messages["challenge-response"]))
 
 
 if __name__ == "__main__":

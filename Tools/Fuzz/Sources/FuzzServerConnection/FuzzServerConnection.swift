@@ -5,8 +5,10 @@ import WireCodec
 /// libFuzzer's entry point: plays one hostile peer against a real `ParameterServerRuntime` in this
 /// process (``InProcessServer``), then checks that the server still serves an honest worker.
 ///
-/// Input layout: if bit 0 of byte 0 is set, a valid Hello frame is sent first so that the rest reaches
-/// the joined state (pulls, pushes, leaves); the bytes after byte 0 follow as they are, lengths and
+/// Input layout: if bit 1 of byte 0 is set, the peer talks to the server that requires a token,
+/// otherwise to the one without. If bit 0 is set, a valid Hello frame is sent first so that the rest
+/// reaches the joined state (pulls, pushes, leaves), or, with a token, the authentication exchange
+/// (a ChallengeResponse it cannot forge); the bytes after byte 0 follow as they are, lengths and
 /// all. The connection is then half-closed, and the server must close it within a few seconds (it
 /// has seen the end of the stream). Then a fresh connection says Hello and must be welcomed.
 ///
@@ -16,8 +18,9 @@ import WireCodec
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzServerConnection(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     guard count >= 1 else { return 0 }
-    let server = InProcessServer.shared
     let input = UnsafeRawBufferPointer(start: data, count: count)
+    let authenticating = input[0] & 2 == 2
+    let server = authenticating ? InProcessServer.authenticating : InProcessServer.shared
     do {
         let peer = BlockingSocket(port: server.port)
         var written = true
@@ -38,12 +41,13 @@ public func fuzzServerConnection(_ data: UnsafeRawPointer, _ count: Int) -> CInt
             fatalError("FuzzServerConnection: the server kept a connection open 5 s after its end of stream")
         }
     }
-    probe(port: server.port)
+    probe(port: server.port, expectChallenge: authenticating)
     return 0
 }
 
-/// Says Hello on a new connection and requires a Welcome frame within 5 s.
-func probe(port: Int) {
+/// Says Hello on a new connection and requires a Welcome frame (a Challenge from the server with a
+/// token) within 5 s.
+func probe(port: Int, expectChallenge: Bool) {
     let probe = BlockingSocket(port: port)
     _ = Hello.frame(named: "fuzz-probe").withUnsafeBytes { probe.write($0) }
     var received: [UInt8] = []
@@ -61,8 +65,12 @@ func probe(port: Int) {
     } catch {
         fatalError("FuzzServerConnection: the server's first frame is not an Envelope: \(error)")
     }
-    guard case .welcome? = envelope.body else {
-        fatalError("FuzzServerConnection: a valid Hello got \(String(describing: envelope.body)) instead of a Welcome")
+    switch (envelope.body, expectChallenge) {
+    case (.welcome?, false), (.challenge?, true):
+        break
+    default:
+        fatalError("FuzzServerConnection: a valid Hello got \(String(describing: envelope.body)) instead of a "
+            + (expectChallenge ? "Challenge" : "Welcome"))
     }
 }
 

@@ -3,7 +3,7 @@ import ParameterServer
 import Reactor
 
 /// A real `ParameterServerRuntime` on an event loop thread of its own, listening on 127.0.0.1 at a
-/// free port, for the whole life of the fuzzing process.
+/// free port, for the whole life of the fuzzing process (two of them: without and with a token).
 ///
 /// The session can never end: a million epochs of 64 samples in units of 8 (each epoch's end only
 /// runs ``TinyServerModel``'s instant evaluation). One worker starts training, so an input that says
@@ -14,10 +14,12 @@ final class InProcessServer: Sendable {
     /// Kept for the process's life: the runtime's callbacks hold it only unowned.
     let server: ParameterServerRuntime
 
-    /// The one server of this process, started on first use.
-    static let shared = InProcessServer()
+    /// The server without a token, started on first use.
+    static let shared = InProcessServer(token: nil)
+    /// A second server that requires a token, so the authentication exchange is fuzzed too.
+    static let authenticating = InProcessServer(token: AuthenticationToken("fuzzing-token-of-32-bytes-length"))
 
-    private init() {
+    private init(token: AuthenticationToken?) {
         var configuration = ServerConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
@@ -28,6 +30,7 @@ final class InProcessServer: Sendable {
         configuration.maxFrameBytes = 64 << 10
         configuration.handshakeTimeout = .seconds(1)
         configuration.sessionID = "fuzz-\(getpid())"
+        configuration.token = token
         let loop: EventLoop
         do {
             loop = try EventLoop.startOnNewThread(name: "fuzz-server")
