@@ -49,6 +49,8 @@ extension Envelope {
         case .leave?: "leave"
         case .sessionEnd?: "sessionEnd"
         case .error?: "error"
+        case .challenge?: "challenge"
+        case .challengeResponse?: "challengeResponse"
         case nil: "nil"
         }
     }
