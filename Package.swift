@@ -56,13 +56,15 @@ let package = Package(
         .target(name: "Messages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
         // Generated from Schemas/Benchmark for `ps-bench codec`; not the protocol's messages.
         .target(name: "BenchMessages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
+        // Generated from Schemas/Checkpoint: the body of ps-server's checkpoint files.
+        .target(name: "CheckpointFormat", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
         .target(name: "Learning", dependencies: ["CZlib", "CBLAS"], swiftSettings: swiftSettings),
         .target(name: "SchemaCompiler", path: "Tools/SchemaCompiler", swiftSettings: swiftSettings),
 
         // MARK: The parameter server
         .target(
             name: "ParameterServer",
-            dependencies: ["Reactor", "WireCodec", "Messages", "Learning", .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: ["Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "CZlib", .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: swiftSettings
         ),
 

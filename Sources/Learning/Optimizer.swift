@@ -13,6 +13,13 @@ public protocol Optimizer: Sendable {
     ///   - learningRate: the step size for this update.
     mutating func step(
         parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>, learningRate: Float)
+
+    /// The state a checkpoint needs to carry on exactly where this optimiser is.
+    var state: OptimizerState { get }
+
+    /// Replaces the state with one taken from an optimiser of the same kind, for `parameterCount`
+    /// parameters. Nothing changes when it throws.
+    mutating func restore(_ state: OptimizerState, parameterCount: Int) throws(OptimizerStateError)
 }
 
 extension Optimizer {
@@ -62,6 +69,15 @@ public struct SGD: Optimizer {
             }
         }
     }
+
+    public var state: OptimizerState {
+        OptimizerState(kind: "sgd", buffers: velocity.isEmpty ? [:] : ["velocity": velocity])
+    }
+
+    public mutating func restore(_ state: OptimizerState, parameterCount: Int) throws(OptimizerStateError) {
+        try state.validate(kind: "sgd", buffers: ["velocity"], count: parameterCount)
+        velocity = state.buffers["velocity"] ?? []
+    }
 }
 
 /// Adam (Kingma & Ba), with optional decoupled weight decay (AdamW).
@@ -110,6 +126,17 @@ public struct Adam: Optimizer {
                 }
             }
         }
+    }
+
+    public var state: OptimizerState {
+        OptimizerState(kind: "adam", buffers: m.isEmpty ? [:] : ["m": m, "v": v], stepCount: stepCount)
+    }
+
+    public mutating func restore(_ state: OptimizerState, parameterCount: Int) throws(OptimizerStateError) {
+        try state.validate(kind: "adam", buffers: ["m", "v"], count: parameterCount)
+        m = state.buffers["m"] ?? []
+        v = state.buffers["v"] ?? []
+        stepCount = m.isEmpty ? 0 : state.stepCount
     }
 }
 

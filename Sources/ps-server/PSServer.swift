@@ -119,6 +119,20 @@ struct PSServer: ParsableCommand {
     @Option(help: "Write a self-contained HTML run report (charts of accuracy, loss, updates/s, staleness, workers) to this file at the end.")
     var report: String?
 
+    // MARK: Checkpoints
+
+    @Option(help: ArgumentHelp("Write a checkpoint to this file (replaced atomically) every --checkpoint-every updates or --checkpoint-interval seconds, at the session's end and on Ctrl-C.", valueName: "path"))
+    var checkpoint: String?
+
+    @Option(help: "Updates between checkpoints.")
+    var checkpointEvery = 500
+
+    @Option(help: "Seconds between checkpoints while training (at most; sooner when --checkpoint-every comes first).")
+    var checkpointInterval: Double = 30
+
+    @Option(help: ArgumentHelp("Carry on the session saved in this checkpoint, after a crash or Ctrl-C. Its settings (mode, workers, epochs, model, optimiser, seed, data) replace the command line's; checkpoints go on to --checkpoint, or to this file.", valueName: "path"))
+    var resume: String?
+
     // MARK: Limits
 
     @Option(help: "Largest frame accepted, in bytes; a longer one closes that connection.")
@@ -160,6 +174,17 @@ struct PSServer: ParsableCommand {
         guard handshakeTimeout > 0, heartbeatTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         if let trainSamples, trainSamples < 1 { throw ValidationError("--train-samples must be at least 1") }
         if let testSamples, testSamples < 1 { throw ValidationError("--test-samples must be at least 1") }
+        guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1") }
+        guard checkpointInterval > 0, checkpointInterval.isFinite else { throw ValidationError("--checkpoint-interval must be positive") }
+        if let checkpoint {
+            let directory = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw ValidationError("--checkpoint: cannot write to the directory \(directory)")
+            }
+        }
+        if let resume, !FileManager.default.fileExists(atPath: resume) {
+            throw ValidationError("--resume: no checkpoint at \(resume)")
+        }
         if let report {
             let directory = URL(fileURLWithPath: report).deletingLastPathComponent().path
             guard FileManager.default.isWritableFile(atPath: directory) else {
@@ -178,56 +203,76 @@ struct PSServer: ParsableCommand {
         if !Self.isLoopback(host) {
             print("WARNING: listening on \(host) without authentication (--insecure): anyone who can reach this port can join and push updates")
         }
+        let resumed = try resume.map(Self.loadCheckpoint)
+        if let resumed, resumed.ledger.finishedEpochs == resumed.recipe.epochs {
+            let accuracy = resumed.epochs.last.map { SummaryLine.format($0.testAccuracy * 100, digits: 2) + "%" } ?? "unknown"
+            print("the session in \(resume!) finished already (test accuracy \(accuracy), version \(resumed.version)); "
+                + "start a new session without --resume")
+            return
+        }
         print("BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(threads) thread(s)")
         let directory = try MNIST.dataDirectory(override: data)
         let loaded = try MNIST.load(directory: directory)
-        let train = trainSamples.map { min($0, loaded.train.count) } ?? loaded.train.count
-        let test = testSamples.map { loaded.test.prefix($0) } ?? loaded.test
-        let description = try modelDescription()
+        let recipe = try resumed?.recipe ?? recipeFromFlags(trainAvailable: loaded.train.count, testAvailable: loaded.test.count)
+        guard recipe.trainSamples <= loaded.train.count, recipe.testSamples <= loaded.test.count else {
+            throw StartupError("the checkpoint's session trains on \(recipe.trainSamples) and tests on \(recipe.testSamples) "
+                + "images, but \(directory) has \(loaded.train.count) and \(loaded.test.count)")
+        }
+        let test = loaded.test.prefix(recipe.testSamples)
 
         var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
-        configuration.policy = SessionPolicy(
-            mode: mode, stalenessPolicy: stalenessPolicy, maxStaleness: maxStaleness, workersToStart: workers,
-            unitsAhead: unitsAhead, heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000)))
-        configuration.epochs = epochs
-        configuration.batchSize = batchSize
-        configuration.localSteps = localSteps
-        configuration.trainSamples = train
-        configuration.seed = seed
-        configuration.maxFrameBytes = max(maxFrameBytes, description.parameterCount * 4 + 4096)
+        recipe.apply(to: &configuration)
+        let parameterBytes = recipe.model.parameterCount * 4
+        configuration.maxFrameBytes = max(maxFrameBytes, parameterBytes + 4096)
         configuration.maxConnections = maxConnections
         // A queue must hold a few whole weight frames, or ordinary pulls would trip it.
-        configuration.maxQueuedWriteBytes = max(maxWriteQueueBytes, 3 * (description.parameterCount * 4 + 4096))
+        configuration.maxQueuedWriteBytes = max(maxWriteQueueBytes, 3 * (parameterBytes + 4096))
         configuration.handshakeTimeout = .milliseconds(Int(handshakeTimeout * 1000))
-        configuration.sessionID = "\(Int(Date().timeIntervalSince1970))-\(getpid())"
-        let optimizer = effectiveOptimizer
-        let rate = lr ?? (optimizer == .adam ? (mode == .sync ? 0.001 : 0.0005) : (model == .mlp ? 0.05 : 0.01))
-        configuration.localLearningRate = localLr ?? (optimizer == .adam ? 0.05 : rate)
+        if let path = checkpoint ?? resume {
+            configuration.checkpoint = CheckpointSchedule(
+                path: path, everyUpdates: checkpointEvery, interval: .milliseconds(Int(checkpointInterval * 1000)), recipe: recipe)
+        }
 
-        // The schedule counts applied optimiser steps: updates in async and ssp, rounds in sync.
-        let unitsPerEpoch = (train + configuration.samplesPerUnit - 1) / configuration.samplesPerUnit
-        let totalSteps = epochs * (mode == .sync ? max(1, unitsPerEpoch / workers) : unitsPerEpoch)
+        let (optimizer, schedule) = recipe.makeOptimizer()
         let serverModel = MNISTServerModel(
-            description: description, seed: seed, optimizer: optimizer.make(momentum: effectiveMomentum, weightDecay: weightDecay),
-            schedule: schedule.make(rate: rate, totalSteps: totalSteps),
-            totalSteps: totalSteps, testSet: test)
-        print("data: \(train) training and \(test.count) test images from \(directory)")
-        let momentumText = optimizer.usesMomentum ? " momentum \(effectiveMomentum)," : ""
-        print("optimiser: \(optimizer.rawValue)\(momentumText) lr \(rate), \(schedule.rawValue) schedule"
-            + (localSteps > 1 ? ", workers' local lr \(configuration.localLearningRate)" : ""))
+            description: recipe.model, seed: recipe.seed, optimizer: optimizer, schedule: schedule,
+            totalSteps: recipe.scheduleSteps, testSet: test)
+        print("data: \(recipe.trainSamples) training and \(test.count) test images from \(directory)")
+        let momentumText = recipe.optimizer.usesMomentum ? " momentum \(recipe.momentum)," : ""
+        let optimizerText = "\(recipe.optimizer.rawValue)\(momentumText) lr \(recipe.learningRate), \(recipe.schedule.rawValue) schedule"
+        print("optimiser: \(optimizerText)" + (recipe.localSteps > 1 ? ", workers' local lr \(recipe.localLearningRate)" : ""))
 
-        let seed = self.seed
-        let loop = try EventLoop()
-        let server = ParameterServerRuntime(configuration: configuration, model: serverModel, loop: loop) { epoch in
+        let (seed, train) = (recipe.seed, recipe.trainSamples)
+        let permutation: @Sendable (Int) -> [UInt32] = { epoch in
             EpochPermutation(seed: seed, epoch: epoch, count: train).indices.map { UInt32(bitPattern: $0) }
+        }
+        let loop = try EventLoop()
+        let server: ParameterServerRuntime
+        if let resumed {
+            do {
+                server = try ParameterServerRuntime(
+                    configuration: configuration, model: serverModel, loop: loop, permutation: permutation, resuming: resumed)
+            } catch {
+                throw StartupError("cannot resume from \(resume!): \(error)")
+            }
+            let done = resumed.ledger.completedCount, total = recipe.epochs * ((train + recipe.batchSize * recipe.localSteps - 1)
+                / (recipe.batchSize * recipe.localSteps))
+            print("resumed session \(recipe.sessionID) from \(resume!) (resume \(resumed.resumes + 1)): version \(resumed.version), "
+                + "\(done)/\(total) units done, \(SummaryLine.format(resumed.trainingSeconds, digits: 1)) s trained; "
+                + "its settings replace the command line's")
+        } else {
+            server = ParameterServerRuntime(configuration: configuration, model: serverModel, loop: loop, permutation: permutation)
         }
         let status = ExitStatus()
         server.history.configuration += [
-            ("model", "\(description) (\(description.parameterCount) parameters)"),
-            ("optimiser", "\(optimizer.rawValue)\(momentumText) lr \(rate), \(schedule.rawValue) schedule"),
+            ("model", "\(recipe.model) (\(recipe.model.parameterCount) parameters)"),
+            ("optimiser", optimizerText),
         ]
+        if let schedule = configuration.checkpoint {
+            server.history.configuration.append(("checkpoint", "\(schedule.path) every \(schedule.everyUpdates) updates or \(schedule.interval)"))
+        }
         let reportPath = report
         server.onFinished = { [unowned server] result in
             if let reportPath {
@@ -257,8 +302,14 @@ struct PSServer: ParsableCommand {
                 throw StartupError("cannot serve metrics on \(host):\(metricsPort): \(error)")
             }
         }
-        let interrupted = {
+        let interrupted = { [unowned server] in
             print("\nps-server: interrupted; the session ends unfinished")
+            // With checkpoints on, keep everything trained so far for --resume.
+            do {
+                if let path = try server.checkpointNow() { print("checkpoint written to \(path); continue with --resume \(path)") }
+            } catch {
+                print("ps-server: the last checkpoint could not be written: \(error)")
+            }
             status.code = 130
             loop.stop()
         }
@@ -266,6 +317,37 @@ struct PSServer: ParsableCommand {
         try loop.run()
         withExtendedLifetime(watchers) {}
         if status.code != 0 { throw ExitCode(status.code) }
+    }
+
+    /// The session's settings from the command line, with every default resolved.
+    private func recipeFromFlags(trainAvailable: Int, testAvailable: Int) throws -> SessionRecipe {
+        let train = trainSamples.map { min($0, trainAvailable) } ?? trainAvailable
+        let test = testSamples.map { min($0, testAvailable) } ?? testAvailable
+        let optimizer = effectiveOptimizer
+        let rate = lr ?? (optimizer == .adam ? (mode == .sync ? 0.001 : 0.0005) : (model == .mlp ? 0.05 : 0.01))
+        // The schedule counts applied optimiser steps: updates in async and ssp, rounds in sync.
+        let samplesPerUnit = batchSize * localSteps
+        let unitsPerEpoch = (train + samplesPerUnit - 1) / samplesPerUnit
+        let totalSteps = epochs * (mode == .sync ? max(1, unitsPerEpoch / workers) : unitsPerEpoch)
+        return SessionRecipe(
+            sessionID: "\(Int(Date().timeIntervalSince1970))-\(getpid())",
+            policy: SessionPolicy(
+                mode: mode, stalenessPolicy: stalenessPolicy, maxStaleness: maxStaleness, workersToStart: workers,
+                unitsAhead: unitsAhead, heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000))),
+            epochs: epochs, batchSize: batchSize, localSteps: localSteps,
+            localLearningRate: localLr ?? (optimizer == .adam ? 0.05 : rate),
+            trainSamples: train, testSamples: test, seed: seed, model: try modelDescription(),
+            optimizer: optimizer, learningRate: rate, momentum: effectiveMomentum, weightDecay: weightDecay,
+            schedule: schedule, scheduleSteps: totalSteps)
+    }
+
+    /// Loads `path` for --resume, or says plainly why not.
+    private static func loadCheckpoint(_ path: String) throws -> SessionCheckpoint {
+        do {
+            return try SessionCheckpoint.load(path: path)
+        } catch {
+            throw StartupError("cannot resume from \(path): \(error)")
+        }
     }
 
     private func hiddenWidths() throws -> [Int] {

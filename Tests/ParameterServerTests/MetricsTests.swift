@@ -120,6 +120,7 @@ import Testing
         // Not yet evaluated. swift-prometheus writes NaN as `nan`, which Prometheus parses (Go's ParseFloat).
         #expect(Self.value("downpour_test_accuracy", in: before)?.lowercased() == "nan")
         #expect(before.contains("# TYPE downpour_update_staleness histogram"))
+        #expect(Self.value("downpour_checkpoint_age_seconds", in: before)?.lowercased() == "nan")
 
         snapshot.statistics.recordApplied(samples: 32, loss: 1, staleness: 0)
         snapshot.statistics.recordApplied(samples: 32, loss: 1, staleness: 5)
@@ -132,6 +133,8 @@ import Testing
         snapshot.epochsCompleted = 1
         snapshot.lastEvaluation = (loss: 0.25, accuracy: 0.9)
         snapshot.trainingSeconds = 2
+        snapshot.checkpointAgeSeconds = 1.5
+        snapshot.checkpointsWritten = 3
         metrics.didReceive(bytes: 100)
         metrics.didSend(bytes: 40)
         metrics.didSend(bytes: 2)
@@ -151,6 +154,8 @@ import Testing
         #expect(Self.value("downpour_samples_per_second", in: text) == "32.0")
         #expect(Self.value("downpour_test_accuracy", in: text) == "0.9")
         #expect(Self.value("downpour_test_loss", in: text) == "0.25")
+        #expect(Self.value("downpour_checkpoint_age_seconds", in: text) == "1.5")
+        #expect(Self.value("downpour_checkpoints_written_total", in: text) == "3")
         #expect(Self.value(#"downpour_update_staleness_bucket{le="0.0"}"#, in: text) == "1")
         #expect(Self.value(#"downpour_update_staleness_bucket{le="4.0"}"#, in: text) == "1")
         #expect(Self.value(#"downpour_update_staleness_bucket{le="6.0"}"#, in: text) == "2")

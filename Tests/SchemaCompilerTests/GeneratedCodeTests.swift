@@ -11,6 +11,7 @@ struct GeneratedCodeTests {
     static let targets: [(schemas: String, output: String)] = [
         ("Schemas/Messages", "Sources/Messages"),
         ("Schemas/Benchmark", "Sources/BenchMessages"),
+        ("Schemas/Checkpoint", "Sources/CheckpointFormat"),
         ("Schemas/TestMessages", "Tests/WireCodecTests/Generated"),
     ]
 

@@ -33,4 +33,16 @@ final class FleetServerModel: ServerModel, @unchecked Sendable {
     func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double) {
         (loss: 0, accuracy: 0)
     }
+
+    func trainingState() -> ModelTrainingState {
+        ModelTrainingState(parameters: parameters, optimizer: optimizer.state, scheduleStep: 0)
+    }
+
+    func restore(_ state: ModelTrainingState) throws(ModelStateError) {
+        guard state.parameters.count == parameters.count else { throw ModelStateError("wrong parameter count") }
+        do { try optimizer.restore(state.optimizer, parameterCount: parameters.count) } catch {
+            throw ModelStateError(error.description)
+        }
+        parameters = state.parameters
+    }
 }

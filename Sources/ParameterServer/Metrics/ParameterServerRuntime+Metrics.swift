@@ -40,8 +40,10 @@ extension ParameterServerRuntime {
         snapshot.modelVersion = coordinator.version
         snapshot.epochsCompleted = coordinator.ledger.finishedEpochs
         snapshot.lastEvaluation = lastEvaluation
-        snapshot.trainingSeconds = startedAt.map { (clock.now - $0).seconds }
-        snapshot.uptimeSeconds = sinceStart
+        snapshot.trainingSeconds = startedAt.map { _ in trainingSeconds }
+        snapshot.uptimeSeconds = (clock.now - createdAt).seconds
+        snapshot.checkpointAgeSeconds = lastCheckpointAt.map { (clock.now - $0).seconds }
+        snapshot.checkpointsWritten = checkpointsWritten
         return snapshot
     }
 

@@ -16,6 +16,10 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var trainingSeconds: Double?
     /// Seconds since the server started.
     public var uptimeSeconds: Double = 0
+    /// Seconds since the last checkpoint was written, or nil before the first (or without checkpoints).
+    public var checkpointAgeSeconds: Double?
+    /// Checkpoints written by this process.
+    public var checkpointsWritten = 0
 
     public init() {}
 
@@ -23,7 +27,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
         lhs.statistics == rhs.statistics && lhs.activeWorkers == rhs.activeWorkers && lhs.modelVersion == rhs.modelVersion
             && lhs.epochsCompleted == rhs.epochsCompleted && lhs.lastEvaluation?.loss == rhs.lastEvaluation?.loss
             && lhs.lastEvaluation?.accuracy == rhs.lastEvaluation?.accuracy && lhs.trainingSeconds == rhs.trainingSeconds
-            && lhs.uptimeSeconds == rhs.uptimeSeconds
+            && lhs.uptimeSeconds == rhs.uptimeSeconds && lhs.checkpointAgeSeconds == rhs.checkpointAgeSeconds
+            && lhs.checkpointsWritten == rhs.checkpointsWritten
     }
 }
 
@@ -60,6 +65,8 @@ public final class SessionMetrics {
     private let testLoss: Gauge
     private let testAccuracy: Gauge
     private let uptime: Gauge
+    private let checkpointAge: Gauge
+    private let checkpoints: Counter
 
     /// Frame payload bytes received and sent, counted by the runtime's hooks.
     private var receivedBytes: UInt64 = 0
@@ -100,6 +107,10 @@ public final class SessionMetrics {
         testLoss = gauge("test_loss", "Test loss after the last evaluated epoch (NaN before the first).")
         testAccuracy = gauge("test_accuracy", "Test accuracy (0 to 1) after the last evaluated epoch (NaN before the first).")
         uptime = gauge("uptime", unit: "seconds", "Seconds since the server started.")
+        checkpointAge = gauge("checkpoint_age", unit: "seconds",
+                              "Seconds since the last checkpoint was written (NaN before the first, or without --checkpoint).")
+        checkpoints = counter("checkpoints_written", "Checkpoints written by this server process.")
+        checkpointAge.set(Double.nan)
         testLoss.set(Double.nan)
         testAccuracy.set(Double.nan)
         for reason in Self.rejectionReasons { _ = rejectedCounter(reason) }
@@ -161,6 +172,8 @@ public final class SessionMetrics {
         testLoss.set(snapshot.lastEvaluation?.loss ?? .nan)
         testAccuracy.set(snapshot.lastEvaluation?.accuracy ?? .nan)
         uptime.set(snapshot.uptimeSeconds)
+        checkpointAge.set(snapshot.checkpointAgeSeconds ?? .nan)
+        set(checkpoints, UInt64(snapshot.checkpointsWritten))
         samplesRate.set(recentRate(samples: statistics.samplesTrained, trainingSeconds: snapshot.trainingSeconds))
         return registry.emitToBuffer()
     }

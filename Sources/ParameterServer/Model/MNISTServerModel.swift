@@ -72,6 +72,28 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
         }
     }
 
+    public func trainingState() -> ModelTrainingState {
+        ModelTrainingState(parameters: parameters, optimizer: optimizer.state, scheduleStep: steps)
+    }
+
+    public func restore(_ state: ModelTrainingState) throws(ModelStateError) {
+        guard state.parameters.count == parameters.count else {
+            throw ModelStateError("the checkpoint holds \(state.parameters.count) parameters; "
+                + "\(specification.architecture) \(specification.hiddenSizes) has \(parameters.count)")
+        }
+        guard state.scheduleStep >= 0 else { throw ModelStateError("negative schedule step \(state.scheduleStep)") }
+        guard state.parameters.allSatisfy(\.isFinite) else { throw ModelStateError("the checkpoint's parameters are not all finite") }
+        var restored = optimizer
+        do {
+            try restored.restore(state.optimizer, parameterCount: parameters.count)
+        } catch {
+            throw ModelStateError(error.description)
+        }
+        optimizer = restored
+        parameters = state.parameters
+        steps = state.scheduleStep
+    }
+
     public func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double) {
         evaluator.withLock { $0.model.evaluate(parameters: parameters, on: testSet) }
     }

@@ -19,6 +19,13 @@ public protocol ServerModel: AnyObject, Sendable {
 
     /// Test-set loss and accuracy (0...1) of the given parameters.
     func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double)
+
+    /// The parameters, optimiser state and schedule position, for a checkpoint.
+    func trainingState() -> ModelTrainingState
+
+    /// Carries on from a checkpoint's state. Nothing changes when it throws.
+    /// - Throws: `ModelStateError` when the state does not fit this model (parameter count, optimiser).
+    func restore(_ state: ModelTrainingState) throws(ModelStateError)
 }
 
 /// What a worker needs of a model: gradients, and local steps for local SGD.

@@ -66,7 +66,7 @@ extension ParameterServerRuntime {
             updatesPerSecond: Double(updates) / seconds, samplesPerSecond: Double(samples) / seconds,
             activeWorkers: coordinator.activeWorkers.count,
             stalenessMean: staleness.mean, stalenessMax: staleness.maximum, trainLoss: trainLoss,
-            testLoss: 0, testAccuracy: 0, elapsedSeconds: (now - (startedAt ?? now)).seconds)
+            testLoss: 0, testAccuracy: 0, elapsedSeconds: trainingSeconds)
         let parameters = model.parameters
         let model = self.model
         let loop = self.loop
@@ -94,7 +94,7 @@ extension ParameterServerRuntime {
     private func endSession() {
         guard finishing, evaluationsInFlight == 0, !finished, let result = lastEvaluation else { return }
         let statistics = coordinator.statistics
-        let seconds = (clock.now - (startedAt ?? clock.now)).seconds
+        let seconds = trainingSeconds
         reporter.line("final test accuracy \(SummaryLine.format(result.accuracy * 100, digits: 2))% "
             + "(loss \(SummaryLine.format(result.loss, digits: 4))) after \(configuration.epochs) epoch(s), "
             + "\(statistics.updatesApplied) updates in \(SummaryLine.format(seconds, digits: 1)) s")
@@ -112,6 +112,8 @@ extension ParameterServerRuntime {
         listener?.close()
         listener = nil
         finished = true
+        // The last checkpoint holds the finished session, so a --resume after this says so.
+        if let schedule = configuration.checkpoint { writeCheckpoint(schedule) }
         // A graceful close waits for the peer to read what is queued; a peer that stopped reading must
         // not keep the session from ending.
         timers.append(loop.scheduleTimer(after: configuration.drainTimeout) { [unowned self] in
@@ -125,11 +127,12 @@ extension ParameterServerRuntime {
 
     /// Reports the result once every connection has flushed and closed.
     func stopWhenDrained() {
-        guard finished, peers.isEmpty, let onFinished else { return }
+        guard finished, peers.isEmpty, checkpointsInFlight == 0, let onFinished else { return }
         self.onFinished = nil
         for timer in timers { timer.cancel() }
         timers.removeAll()
         evaluation.stop()
+        checkpointWriter?.stop()
         reporter.clearBar()
         onFinished(makeResult())
     }
@@ -141,7 +144,7 @@ extension ParameterServerRuntime {
             history.duration = sinceStart
         }
         let result = lastEvaluation ?? (loss: .nan, accuracy: 0)
-        let seconds = (clock.now - (startedAt ?? clock.now)).seconds
+        let seconds = trainingSeconds
         var summary = SummaryLine()
         summary.add("mode", configuration.policy.mode.rawValue)
         summary.add("workers", configuration.policy.workersToStart)
@@ -171,7 +174,7 @@ extension ParameterServerRuntime {
         guard startedAt != nil, !finished else { return }
         let ledger = coordinator.ledger
         let fraction = Double(ledger.completedCount) / Double(max(1, ledger.totalUnits))
-        let seconds = max(1e-9, (clock.now - (startedAt ?? clock.now)).seconds)
+        let seconds = max(1e-9, trainingSeconds)
         let statistics = coordinator.statistics
         reporter.bar(fraction: fraction, detail: "epoch \(ledger.currentEpoch + 1)/\(configuration.epochs)  "
             + "\(statistics.updatesApplied) updates  \(SummaryLine.format(Double(statistics.samplesTrained) / seconds, digits: 0)) samples/s  "

@@ -72,6 +72,19 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var metrics: SessionMetrics?
     var metricsServer: MetricsHTTPServer?
 
+    // Checkpoints (see ParameterServerRuntime+Checkpoints.swift).
+    /// Session and training seconds before this process, for a resumed session.
+    var resumedSessionSeconds = 0.0
+    var resumedTrainingSeconds = 0.0
+    /// Times the session had been resumed before this process.
+    var resumes = 0
+    /// Encodes and writes checkpoints off the loop thread, one at a time.
+    var checkpointWriter: ComputeThread?
+    var checkpointsInFlight = 0
+    var updatesAtLastCheckpoint: UInt64 = 0
+    var lastCheckpointAt: ContinuousClock.Instant?
+    var checkpointsWritten = 0
+
     /// When the server started, the zero of the report's time axes.
     let createdAt = ContinuousClock().now
     /// What the session did over time, for its run report (complete once `onFinished` is called).
@@ -105,8 +118,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         self.history = SessionHistory(title: "Downpour session \(configuration.sessionID)", configuration: configuration.reportRows)
     }
 
-    /// Seconds since the server started.
-    var sinceStart: Double { (clock.now - createdAt).seconds }
+    /// Seconds since the session started: the report's time axis. A resumed session carries on
+    /// from its checkpoint's time.
+    var sinceStart: Double { resumedSessionSeconds + (clock.now - createdAt).seconds }
+
+    /// Seconds spent training, in this process and, for a resumed session, before it.
+    var trainingSeconds: Double { resumedTrainingSeconds + (startedAt.map { (clock.now - $0).seconds } ?? 0) }
 
     /// The port the server listens on (after `start()`).
     public var port: Int { listener?.localPort ?? 0 }
@@ -267,6 +284,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             unitID: push.unitID, baseVersion: push.baseVersion, kind: kind, loss: push.loss,
             sampleCount: Int(push.sampleCount), values: push.values)
         run(coordinator.push(from: peer.worker, input))
+        checkpointIfDue()
     }
 
     func sendWeights(to peer: Peer, knownVersion: UInt64? = nil) {
@@ -301,6 +319,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             peer.connection.closeNow()
         }
         run(coordinator.tick(now: now))
+        checkpointIfDue()
         if startedAt != nil, !finished {
             history.throughput.append(.init(seconds: sinceStart, updates: coordinator.statistics.updatesApplied))
         }

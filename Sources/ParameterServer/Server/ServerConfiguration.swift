@@ -32,6 +32,8 @@ public struct ServerConfiguration: Sendable {
     public var drainTimeout: Duration = .seconds(5)
     /// Identifies this run in logs and in the handshake.
     public var sessionID = ""
+    /// Where and how often to write checkpoints; nil writes none.
+    public var checkpoint: CheckpointSchedule?
 
     public init() {}
 

@@ -134,12 +134,17 @@ public struct SessionCoordinator: Sendable {
     ///   - ledger: the session's work units.
     ///   - parameterCount: the model's parameter count; updates of another length are refused.
     ///   - version: the model version to start from (0 for a new session).
-    public init(policy: SessionPolicy, ledger: WorkUnitLedger, parameterCount: Int, version: UInt64 = 0) {
+    ///   - statistics: the figures so far (a resumed session's, from its checkpoint).
+    public init(
+        policy: SessionPolicy, ledger: WorkUnitLedger, parameterCount: Int, version: UInt64 = 0,
+        statistics: SessionStatistics = SessionStatistics()
+    ) {
         precondition(parameterCount > 0, "a model has parameters")
         self.policy = policy
         self.ledger = ledger
         self.parameterCount = parameterCount
         self.version = version
+        self.statistics = statistics
     }
 
     /// Workers in the session now.

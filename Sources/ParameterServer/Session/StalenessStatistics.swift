@@ -11,6 +11,16 @@ public struct StalenessStatistics: Sendable, Equatable {
 
     public init() {}
 
+    /// Figures kept elsewhere (a checkpoint); nil when they contradict each other.
+    public init?(count: UInt64, sum: UInt64, maximum: UInt64, buckets: [UInt64]) {
+        guard buckets.count == Self.bucketBounds.count + 1, buckets.reduce(0, { $0 &+ $1 }) == count,
+              count > 0 || (sum == 0 && maximum == 0) else { return nil }
+        self.count = count
+        self.sum = sum
+        self.maximum = maximum
+        self.buckets = buckets
+    }
+
     /// The mean staleness, or 0 before any update.
     public var mean: Double { count == 0 ? 0 : Double(sum) / Double(count) }
 

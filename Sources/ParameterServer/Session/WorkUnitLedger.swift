@@ -204,6 +204,105 @@ public struct WorkUnitLedger: Sendable {
         return min(samplesPerUnit, sampleCount - index * samplesPerUnit)
     }
 
+    // MARK: Checkpoints
+
+    /// Which units are done: what a checkpoint keeps of the ledger. Units held by workers are not
+    /// kept: after a resume no worker holds anything, so they wait in the queue again.
+    public struct Progress: Sendable, Equatable {
+        /// Every unit of the epochs below this is done.
+        public var finishedEpochs: Int
+        /// The highest epoch opened for assignment, or -1.
+        public var openedEpoch: Int
+        /// The units done in the epochs from `finishedEpochs` through `openedEpoch`, ascending.
+        public var doneUnits: [UInt64]
+        public var completedCount: Int
+        public var requeuedCount: Int
+        public var duplicateCount: Int
+
+        public init(finishedEpochs: Int, openedEpoch: Int, doneUnits: [UInt64], completedCount: Int,
+                    requeuedCount: Int, duplicateCount: Int) {
+            self.finishedEpochs = finishedEpochs
+            self.openedEpoch = openedEpoch
+            self.doneUnits = doneUnits
+            self.completedCount = completedCount
+            self.requeuedCount = requeuedCount
+            self.duplicateCount = duplicateCount
+        }
+    }
+
+    /// Why a `Progress` does not fit this ledger.
+    public struct ProgressError: Error, Equatable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The ledger's progress now.
+    public var progress: Progress {
+        let done = epochStates.flatMap { epoch, states in
+            states.indices.compactMap { index -> UInt64? in
+                if case .done = states[index] { return UInt64(epoch * unitsPerEpoch + index) }
+                return nil
+            }
+        }.sorted()
+        return Progress(finishedEpochs: finishedEpochs, openedEpoch: openedEpoch, doneUnits: done,
+                        completedCount: completedCount, requeuedCount: requeuedCount, duplicateCount: duplicateCount)
+    }
+
+    /// Replaces the ledger's state with `progress`: the done units stay done and every other unit of
+    /// the opened epochs waits in the queue, lowest first. Nothing changes when it throws.
+    /// - Throws: `ProgressError` when `progress` does not describe a session of this ledger's sizes.
+    public mutating func restore(_ progress: Progress) throws(ProgressError) {
+        func fail(_ text: String) -> ProgressError { ProgressError(description: "work-unit progress: \(text)") }
+        let (finished, opened) = (progress.finishedEpochs, progress.openedEpoch)
+        guard (0...epochs).contains(finished) else { throw fail("\(finished) finished epochs of \(epochs)") }
+        guard (-1..<epochs).contains(opened), opened >= finished - 1 else {
+            throw fail("epoch \(opened) opened with \(finished) finished, of \(epochs)")
+        }
+        let firstOpen = UInt64(finished * unitsPerEpoch), end = UInt64((opened + 1) * unitsPerEpoch)
+        var previous: UInt64?
+        for unit in progress.doneUnits {
+            guard unit >= firstOpen, unit < end else { throw fail("unit \(unit) is outside the open epochs") }
+            guard previous.map({ $0 < unit }) ?? true else { throw fail("done units are not ascending and unique") }
+            previous = unit
+        }
+        guard progress.completedCount == finished * unitsPerEpoch + progress.doneUnits.count else {
+            throw fail("\(progress.completedCount) units completed, but \(finished) finished epoch(s) and "
+                + "\(progress.doneUnits.count) done unit(s) make \(finished * unitsPerEpoch + progress.doneUnits.count)")
+        }
+        guard progress.requeuedCount >= 0, progress.duplicateCount >= 0 else { throw fail("negative counts") }
+        // An epoch whose every unit is done would have been counted as finished.
+        let doneInFirstOpen = progress.doneUnits.prefix { $0 < firstOpen + UInt64(unitsPerEpoch) }.count
+        guard finished == epochs || doneInFirstOpen < unitsPerEpoch else {
+            throw fail("epoch \(finished) is complete but not counted as finished")
+        }
+
+        permutations = [:]
+        epochStates = [:]
+        doneInEpoch = [:]
+        queue = []
+        queueHead = 0
+        var done = Set(progress.doneUnits)
+        if finished < epochs, opened >= finished {
+            for epoch in finished...opened {
+                var states = [UnitState](repeating: .pending, count: unitsPerEpoch)
+                for index in 0..<unitsPerEpoch {
+                    let unit = UInt64(epoch * unitsPerEpoch + index)
+                    if done.remove(unit) != nil {
+                        states[index] = .done
+                        doneInEpoch[epoch, default: 0] += 1
+                    } else {
+                        queue.append(unit)
+                    }
+                }
+                epochStates[epoch] = states
+            }
+        }
+        openedEpoch = opened
+        finishedEpochs = finished
+        completedCount = progress.completedCount
+        requeuedCount = progress.requeuedCount
+        duplicateCount = progress.duplicateCount
+    }
+
     // MARK: Private
 
     private mutating func openEpoch(_ epoch: Int) {

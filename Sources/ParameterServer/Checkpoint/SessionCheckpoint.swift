@@ -1,0 +1,210 @@
+import CheckpointFormat
+import Foundation
+import Learning
+import WireCodec
+
+/// Everything a killed server needs to carry on its session: the recipe, the model and optimiser,
+/// the work units done, the running figures and the report's history so far.
+///
+/// What it leaves out, on purpose: which worker held which unit (after a crash no worker holds
+/// anything, so those units simply wait again) and a sync round's pushes not yet applied (their units
+/// are not done, so they are trained again).
+public struct SessionCheckpoint: Sendable {
+    public var recipe: SessionRecipe
+    /// The model version (applied optimiser steps, or sync rounds).
+    public var version: UInt64
+    public var model: ModelTrainingState
+    public var ledger: WorkUnitLedger.Progress
+    public var statistics: SessionStatistics
+    public var epochs: [SessionHistory.EpochPoint]
+    public var throughput: [SessionHistory.ThroughputPoint]
+    public var membership: [SessionHistory.MembershipEvent]
+    /// Seconds of training before the checkpoint.
+    public var trainingSeconds: Double
+    /// Seconds since the session started, waiting included: the report's time axis.
+    public var sessionSeconds: Double
+    /// Times the session had been resumed when this was written.
+    public var resumes: Int
+    public var writtenAt: Date
+
+    public init(
+        recipe: SessionRecipe, version: UInt64, model: ModelTrainingState, ledger: WorkUnitLedger.Progress,
+        statistics: SessionStatistics, epochs: [SessionHistory.EpochPoint] = [],
+        throughput: [SessionHistory.ThroughputPoint] = [], membership: [SessionHistory.MembershipEvent] = [],
+        trainingSeconds: Double, sessionSeconds: Double, resumes: Int, writtenAt: Date = Date()
+    ) {
+        self.recipe = recipe
+        self.version = version
+        self.model = model
+        self.ledger = ledger
+        self.statistics = statistics
+        self.epochs = epochs
+        self.throughput = throughput
+        self.membership = membership
+        self.trainingSeconds = trainingSeconds
+        self.sessionSeconds = sessionSeconds
+        self.resumes = resumes
+        self.writtenAt = writtenAt
+    }
+
+    /// The checkpoint file's bytes: header and body.
+    public func fileBytes() -> [UInt8] {
+        CheckpointFile.frame(wire.serializedBytes())
+    }
+
+    /// Reads and checks a checkpoint file; nothing is used unless all of it is sound.
+    /// - Throws: `CheckpointError` saying what is wrong with the file.
+    public static func load(path: String) throws(CheckpointError) -> SessionCheckpoint {
+        try SessionCheckpoint(fileBytes: CheckpointFile.read(path: path))
+    }
+
+    /// Decodes and checks a checkpoint file's bytes.
+    /// - Throws: `CheckpointError` saying what is wrong.
+    public init(fileBytes: [UInt8]) throws(CheckpointError) {
+        let body = try CheckpointFile.body(of: fileBytes)
+        let message: Checkpoint
+        do {
+            message = try Checkpoint(serializedBytes: body)
+        } catch {
+            throw .invalidContents("the body does not decode: \(error)")
+        }
+        try self.init(wire: message)
+    }
+
+    /// Writes the checkpoint to `path` atomically (see `CheckpointFile.writeAtomically`).
+    public func write(to path: String) throws(CheckpointError) {
+        try CheckpointFile.writeAtomically(fileBytes(), to: path)
+    }
+
+    // MARK: Wire form
+
+    var wire: Checkpoint {
+        var message = Checkpoint()
+        message.settings = recipe.wire
+        message.version = version
+        var state = ModelState()
+        state.parameters = model.parameters
+        state.scheduleStep = UInt64(model.scheduleStep)
+        state.optimizerKind = model.optimizer.kind
+        state.optimizerBuffers = model.optimizer.buffers.keys.sorted().map { name in
+            var buffer = NamedBuffer()
+            buffer.name = name
+            buffer.values = model.optimizer.buffers[name]!
+            return buffer
+        }
+        state.optimizerStepCount = UInt64(model.optimizer.stepCount)
+        message.model = state
+        var ledgerState = LedgerState()
+        ledgerState.finishedEpochs = UInt32(ledger.finishedEpochs)
+        ledgerState.openedEpoch = Int32(ledger.openedEpoch)
+        ledgerState.doneUnits = ledger.doneUnits
+        ledgerState.completed = UInt64(ledger.completedCount)
+        ledgerState.requeued = UInt64(ledger.requeuedCount)
+        ledgerState.duplicates = UInt64(ledger.duplicateCount)
+        message.ledger = ledgerState
+        var figures = Statistics()
+        figures.updatesApplied = statistics.updatesApplied
+        figures.rejected = statistics.rejected
+        figures.samplesTrained = statistics.samplesTrained
+        figures.stalenessCount = statistics.staleness.count
+        figures.stalenessSum = statistics.staleness.sum
+        figures.stalenessMaximum = statistics.staleness.maximum
+        figures.stalenessBuckets = statistics.staleness.buckets
+        figures.rounds = statistics.rounds
+        figures.joins = statistics.joins
+        figures.leaves = statistics.leaves
+        message.statistics = figures
+        var history = History()
+        history.epochs = epochs.map { point in
+            var wire = CheckpointFormat.EpochPoint()
+            wire.epoch = UInt32(point.epoch)
+            wire.seconds = point.seconds
+            wire.updates = point.updates
+            wire.testAccuracy = point.testAccuracy
+            wire.testLoss = point.testLoss
+            wire.trainLoss = point.trainLoss
+            return wire
+        }
+        history.throughput = throughput.map { point in
+            var wire = CheckpointFormat.ThroughputPoint()
+            wire.seconds = point.seconds
+            wire.updates = point.updates
+            return wire
+        }
+        history.membership = membership.map { event in
+            var wire = CheckpointFormat.MembershipEvent()
+            wire.seconds = event.seconds
+            wire.worker = event.worker
+            wire.joined = event.joined
+            wire.reason = event.reason
+            return wire
+        }
+        message.history = history
+        message.trainingSeconds = trainingSeconds
+        message.sessionSeconds = sessionSeconds
+        message.resumes = UInt32(resumes)
+        message.writtenUnixMs = UInt64(max(0, writtenAt.timeIntervalSince1970 * 1000))
+        return message
+    }
+
+    init(wire message: Checkpoint) throws(CheckpointError) {
+        guard let settings = message.settings, let state = message.model, let ledgerState = message.ledger,
+              let figures = message.statistics else {
+            throw .invalidContents("settings, model, ledger and statistics must all be present")
+        }
+        recipe = try SessionRecipe(wire: settings)
+        let expected = recipe.model.parameterCount
+        guard state.parameters.count == expected else {
+            throw .invalidContents("\(state.parameters.count) parameters, but \(recipe.model) has \(expected)")
+        }
+        guard state.parameters.allSatisfy(\.isFinite) else { throw .invalidContents("parameters that are not finite") }
+        var buffers: [String: [Float]] = [:]
+        for buffer in state.optimizerBuffers {
+            guard buffers[buffer.name] == nil else { throw .invalidContents("optimiser buffer \(buffer.name) twice") }
+            guard buffer.values.count == expected else {
+                throw .invalidContents("optimiser buffer \(buffer.name) has \(buffer.values.count) values, expected \(expected)")
+            }
+            buffers[buffer.name] = buffer.values
+        }
+        version = message.version
+        model = ModelTrainingState(
+            parameters: state.parameters,
+            optimizer: OptimizerState(kind: state.optimizerKind, buffers: buffers, stepCount: Int(clamping: state.optimizerStepCount)),
+            scheduleStep: Int(clamping: state.scheduleStep))
+        ledger = WorkUnitLedger.Progress(
+            finishedEpochs: Int(ledgerState.finishedEpochs), openedEpoch: Int(ledgerState.openedEpoch),
+            doneUnits: ledgerState.doneUnits, completedCount: Int(clamping: ledgerState.completed),
+            requeuedCount: Int(clamping: ledgerState.requeued), duplicateCount: Int(clamping: ledgerState.duplicates))
+        guard let staleness = StalenessStatistics(
+            count: figures.stalenessCount, sum: figures.stalenessSum, maximum: figures.stalenessMaximum,
+            buckets: figures.stalenessBuckets) else {
+            throw .invalidContents("the staleness histogram does not add up")
+        }
+        var statistics = SessionStatistics()
+        statistics.updatesApplied = figures.updatesApplied
+        statistics.rejected = figures.rejected
+        statistics.samplesTrained = figures.samplesTrained
+        statistics.staleness = staleness
+        statistics.rounds = figures.rounds
+        statistics.joins = figures.joins
+        statistics.leaves = figures.leaves
+        self.statistics = statistics
+        let history = message.history ?? History()
+        epochs = history.epochs.map {
+            SessionHistory.EpochPoint(epoch: Int($0.epoch), seconds: $0.seconds, updates: $0.updates,
+                                      testAccuracy: $0.testAccuracy, testLoss: $0.testLoss, trainLoss: $0.trainLoss)
+        }
+        throughput = history.throughput.map { SessionHistory.ThroughputPoint(seconds: $0.seconds, updates: $0.updates) }
+        membership = history.membership.map {
+            SessionHistory.MembershipEvent(seconds: $0.seconds, worker: $0.worker, joined: $0.joined, reason: $0.reason)
+        }
+        guard message.trainingSeconds >= 0, message.trainingSeconds.isFinite,
+              message.sessionSeconds >= 0, message.sessionSeconds.isFinite else {
+            throw .invalidContents("training time \(message.trainingSeconds) s, session time \(message.sessionSeconds) s")
+        }
+        trainingSeconds = message.trainingSeconds
+        sessionSeconds = message.sessionSeconds
+        resumes = Int(message.resumes)
+        writtenAt = Date(timeIntervalSince1970: Double(message.writtenUnixMs) / 1000)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Reactor
+
+extension ParameterServerRuntime {
+    /// Creates a session that carries on from `checkpoint`: the model, the optimiser, the work units
+    /// done and the figures so far are restored; units that were held by workers wait again.
+    ///
+    /// `configuration` must be the checkpoint's recipe applied to the operator's configuration (see
+    /// `SessionRecipe.apply(to:)`), and `model` built from the same recipe. The session waits for
+    /// `workersToStart` workers again before training resumes.
+    /// - Throws: `CheckpointError.invalidContents` when the checkpoint does not fit the configuration
+    ///   or the model; nothing has been changed then.
+    public convenience init(
+        configuration: ServerConfiguration, model: ServerModel, loop: EventLoop,
+        reporter: ProgressReporter = ProgressReporter(),
+        permutation: @escaping @Sendable (_ epoch: Int) -> [UInt32],
+        resuming checkpoint: SessionCheckpoint
+    ) throws(CheckpointError) {
+        var ledger = WorkUnitLedger(
+            sampleCount: configuration.trainSamples, samplesPerUnit: configuration.samplesPerUnit,
+            epochs: configuration.epochs, permutation: permutation)
+        do {
+            try ledger.restore(checkpoint.ledger)
+        } catch {
+            throw .invalidContents(error.description)
+        }
+        // The model is changed last, once everything else is known to fit.
+        do {
+            try model.restore(checkpoint.model)
+        } catch {
+            throw .invalidContents(error.description)
+        }
+        self.init(configuration: configuration, model: model, loop: loop, reporter: reporter, permutation: permutation)
+        coordinator = SessionCoordinator(
+            policy: configuration.policy, ledger: ledger, parameterCount: model.specification.parameterCount,
+            version: checkpoint.version, statistics: checkpoint.statistics)
+        resumes = checkpoint.resumes + 1
+        resumedSessionSeconds = checkpoint.sessionSeconds
+        resumedTrainingSeconds = checkpoint.trainingSeconds
+        lastEpochUpdates = checkpoint.statistics.updatesApplied
+        lastEpochSamples = checkpoint.statistics.samplesTrained
+        updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
+        history.epochs = checkpoint.epochs
+        history.throughput = checkpoint.throughput
+        history.membership = checkpoint.membership
+        history.membership.append(.init(seconds: sinceStart, worker: "ps-server", joined: true, reason: "resumed from its checkpoint"))
+        lastEvaluation = checkpoint.epochs.last.map { (loss: $0.testLoss, accuracy: $0.testAccuracy) }
+    }
+
+    /// The session's state now, as a checkpoint. Loop thread only: the model and the coordinator
+    /// agree here, since every update the coordinator has counted has been applied.
+    func makeCheckpoint(recipe: SessionRecipe) -> SessionCheckpoint {
+        SessionCheckpoint(
+            recipe: recipe, version: coordinator.version, model: model.trainingState(),
+            ledger: coordinator.ledger.progress, statistics: coordinator.statistics, epochs: history.epochs,
+            throughput: history.throughput, membership: history.membership, trainingSeconds: trainingSeconds,
+            sessionSeconds: sinceStart, resumes: resumes)
+    }
+
+    /// Writes a checkpoint when the schedule says one is due: enough updates, or enough time with at
+    /// least one update, since the last.
+    func checkpointIfDue() {
+        guard let schedule = configuration.checkpoint, let startedAt, !finishing, !finished, checkpointsInFlight == 0 else {
+            return
+        }
+        let updates = coordinator.statistics.updatesApplied
+        guard updates > updatesAtLastCheckpoint else { return }
+        let dueByCount = updates - updatesAtLastCheckpoint >= UInt64(schedule.everyUpdates)
+        let dueByTime = clock.now - (lastCheckpointAt ?? startedAt) >= schedule.interval
+        if dueByCount || dueByTime { writeCheckpoint(schedule) }
+    }
+
+    /// Takes a checkpoint on the loop thread and writes it on the checkpoint thread, so training does
+    /// not wait for the disk. Writes happen one at a time, in order.
+    func writeCheckpoint(_ schedule: CheckpointSchedule) {
+        let checkpoint = makeCheckpoint(recipe: schedule.recipe)
+        updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
+        checkpointsInFlight += 1
+        let writer = checkpointWriter ?? ComputeThread(name: "checkpoint")
+        checkpointWriter = writer
+        let (path, loop, units, totalUnits) = (schedule.path, loop, checkpoint.ledger.completedCount, coordinator.ledger.totalUnits)
+        writer.submit { [self] in
+            let began = ContinuousClock.now
+            let outcome: Result<Int, CheckpointError>
+            do throws(CheckpointError) {
+                let bytes = checkpoint.fileBytes()
+                try CheckpointFile.writeAtomically(bytes, to: path)
+                outcome = .success(bytes.count)
+            } catch {
+                outcome = .failure(error)
+            }
+            let took = ContinuousClock.now - began
+            loop.execute { [self] in
+                checkpointsInFlight -= 1
+                switch outcome {
+                case .success(let size):
+                    checkpointsWritten += 1
+                    lastCheckpointAt = clock.now
+                    reporter.line("checkpoint written to \(path): version \(checkpoint.version), "
+                        + "\(units)/\(totalUnits) units, \(SummaryLine.format(Double(size) / 1_048_576, digits: 1)) MiB "
+                        + "in \(Int(took.seconds * 1000)) ms")
+                case .failure(let error):
+                    // Training goes on: a full disk must not end a session that can still finish.
+                    reporter.line("checkpoint to \(path) failed (training goes on): \(error)")
+                }
+                if finished { stopWhenDrained() }
+            }
+        }
+    }
+
+    /// Writes a checkpoint now, on the calling (loop) thread, and waits for it: for an operator's
+    /// interrupt, so that `--resume` loses nothing of the session so far.
+    /// - Returns: the path written, or nil when there is no checkpoint schedule or no training yet.
+    /// - Throws: `CheckpointError` when the write fails.
+    @discardableResult
+    public func checkpointNow() throws(CheckpointError) -> String? {
+        guard let schedule = configuration.checkpoint, startedAt != nil else { return nil }
+        let checkpoint = makeCheckpoint(recipe: schedule.recipe)
+        try checkpoint.write(to: schedule.path)
+        checkpointsWritten += 1
+        lastCheckpointAt = clock.now
+        updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
+        return schedule.path
+    }
+}
