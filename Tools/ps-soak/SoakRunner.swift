@@ -1,0 +1,342 @@
+import Foundation
+import ParameterServer
+
+/// Runs one soak from start to verdict: a fleet with churn, a calibration session, the soak session
+/// with its server killed and resumed, the fleet's stop, the search for leftovers, the checks.
+///
+/// It is a sequence, so it runs in one thread and polls (see ``SignalTicker``); every wait has a
+/// deadline, and every way out, a failure or Ctrl-C included, goes through the same teardown, so the
+/// soak never leaves its processes behind.
+final class SoakRunner {
+    /// What to run, from the command line.
+    struct Settings {
+        var minutes: Double
+        var workers: Int
+        var churnEvery: Double
+        var killFraction: Double
+        var serverKills: Int
+        var minAccuracy: Double
+        var warmup: Double
+        var seed: UInt64
+        var hidden: String
+        var logDirectory: String
+        var serverBinary: String
+        var fleetBinary: String
+    }
+
+    /// Why the soak stopped before its session finished.
+    struct Abort: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// A calibration session this size takes a few seconds even in a debug build, long enough for the
+    /// rest of the fleet to join the first worker (the session does not wait for them: under churn, on a
+    /// busy machine, all of them being up at once can take a long while).
+    private static let calibrationSamples = 12800
+    /// How long the fleet has to stop its workers before ps-soak kills it.
+    private static let fleetStopTimeout: Duration = .seconds(30)
+    /// How often the server's resources and progress are sampled.
+    private static let sampleInterval: Duration = .seconds(1)
+    /// A server is killed only after it has been up this long, so every incarnation has trained.
+    private static let minimumLife = 2.0
+
+    private let settings: Settings
+    private let ticker = SignalTicker()
+    private let startTime = ContinuousClock.now
+    /// The value of `PS_SOAK_ID` in every child's environment.
+    private let marker = "\(getpid())-\(Int(Date().timeIntervalSince1970))"
+    private let port: Int
+    private let metricsPort: Int
+    private var checkpointPath: String { settings.logDirectory + "/session.checkpoint" }
+
+    private var fleet: ChildProcess?
+    private var server: ServerIncarnation?
+    private var incarnations: [ServerIncarnation] = []
+    private var plan: SessionPlan?
+    private var calibrationRate: Double?
+
+    /// - Throws: ``StartupError`` when no free port can be found.
+    init(settings: Settings) throws {
+        self.settings = settings
+        guard let port = freePort(), let metricsPort = freePort(), port != metricsPort else {
+            throw StartupError("cannot find two free ports on 127.0.0.1")
+        }
+        self.port = port
+        self.metricsPort = metricsPort
+    }
+
+    /// Seconds since the soak started, as printed: `+12.3s`.
+    private var stamp: String { String(format: "+%.1fs", elapsed) }
+    private var elapsed: Double { (ContinuousClock.now - startTime).seconds }
+    private var budget: Double { settings.minutes * 60 }
+
+    /// Runs the soak and prints its verdict.
+    /// - Returns: Whether every check passed.
+    func run() -> Bool {
+        let kills = settings.serverKills
+        say("ps-soak: \(String(format: "%g", settings.minutes)) minute(s); \(settings.workers) workers churning every "
+            + "\(String(format: "%g", settings.churnEvery))s (\(Int((settings.killFraction * 100).rounded()))% SIGKILL); "
+            + "\(kills) server kill(s); seed \(settings.seed); server on 127.0.0.1:\(port), metrics on port \(metricsPort)")
+        say("ps-soak: logs in \(settings.logDirectory) (server-N.log, calibration.log, fleet.log, workers/)")
+        var abort: Abort?
+        var summary: [String: String] = [:]
+        do {
+            try startFleet()
+            try calibrate()
+            summary = try runSession()
+        } catch let error as Abort {
+            abort = error
+            say("\(stamp) stopping early: \(error)")
+        } catch {
+            abort = Abort("\(error)")
+            say("\(stamp) stopping early: \(error)")
+        }
+        stopServer()
+        let fleetEnd = stopFleet()
+        let stragglers = ProcessTree.stragglers(root: getpid(), marker: marker)
+        for straggler in stragglers {
+            say("\(stamp) left behind: \(straggler); killing it")
+            kill(straggler.pid, SIGKILL)
+        }
+        // Reap any that were ps-soak's own children, so none stays a zombie while the report prints.
+        while waitpid(-1, nil, WNOHANG) > 0 {}
+
+        let report = SoakReport(
+            settings: settings, plan: plan, calibrationRate: calibrationRate, incarnations: incarnations,
+            summary: summary, abort: abort?.description, fleet: fleetEnd, stragglers: stragglers, seconds: elapsed)
+        report.print()
+        return report.passed
+    }
+
+    // MARK: The fleet
+
+    private func startFleet() throws {
+        let workerLogs = settings.logDirectory + "/workers"
+        // Past the soak's own deadline, in case ps-soak itself is killed: the fleet then still ends.
+        let safety = Int(budget * 3) + 600
+        let fleet = try ChildProcess.spawn(
+            executable: settings.fleetBinary,
+            arguments: [
+                "127.0.0.1", String(port), "--workers", String(settings.workers),
+                "--churn-every", String(settings.churnEvery), "--kill-fraction", String(settings.killFraction),
+                "--seed", String(settings.seed), "--retry", "0.2", "--log-dir", workerLogs, "--duration", String(safety),
+            ],
+            name: "ps-fleet", logPath: settings.logDirectory + "/fleet.log", environment: childEnvironment)
+        self.fleet = fleet
+        say("\(stamp) started \(fleet.label): \(settings.workers) workers against 127.0.0.1:\(port)")
+    }
+
+    /// Stops the fleet gracefully (SIGINT: it stops its workers) and reads its summary.
+    private func stopFleet() -> FleetEnd? {
+        guard let fleet else { return nil }
+        if fleet.reap() == nil {
+            say("\(stamp) stopping the fleet (SIGINT to \(fleet.label))")
+            fleet.send(SIGINT)
+            if fleet.wait(timeout: Self.fleetStopTimeout, ticker: ticker) == nil {
+                say("\(stamp) \(fleet.label) did not stop within \(Int(Self.fleetStopTimeout.seconds))s; killing it")
+                fleet.send(SIGKILL)
+                _ = fleet.wait(timeout: .seconds(5), ticker: ticker)
+            }
+        }
+        let log = LogFollower(path: fleet.logPath)
+        log.poll()
+        let totals = log.lastLine(startingWith: "workers=").map { SummaryLine.parse($0[...]) } ?? [:]
+        let end = FleetEnd(termination: fleet.termination, totals: totals)
+        say("\(stamp) \(fleet.label) ended (\(fleet.termination?.description ?? "not reaped")): "
+            + "started \(totals["started"] ?? "?") workers, killed \(totals["killed"] ?? "?"), interrupted \(totals["interrupted"] ?? "?")")
+        return end
+    }
+
+    /// Fails the soak if the fleet has ended: without it nothing trains.
+    private func checkFleet() throws {
+        if let fleet, let termination = fleet.reap() {
+            throw Abort("\(fleet.label) exited by itself (\(termination)); see \(fleet.logPath)")
+        }
+    }
+
+    // MARK: Calibration
+
+    /// Runs a short session with the whole fleet and measures its training rate and a server's start-up.
+    private func calibrate() throws {
+        say("\(stamp) calibrating: a \(Self.calibrationSamples)-sample session")
+        let process = try ChildProcess.spawn(
+            executable: settings.serverBinary,
+            arguments: [
+                "--port", String(port), "--workers", "1", "--hidden", settings.hidden,
+                "--train-samples", String(Self.calibrationSamples), "--test-samples", "1000", "--epochs", "1",
+                "--seed", String(settings.seed),
+            ],
+            name: "calibration server", logPath: settings.logDirectory + "/calibration.log", environment: childEnvironment)
+        let calibration = ServerIncarnation(number: 0, process: process)
+        server = calibration
+        var startup: Double?
+        // Generous: in a debug build on a busy machine, workers take a while to load MNIST.
+        let deadline = max(budget, 180)
+        while process.reap() == nil {
+            try checkInterrupt()
+            try checkFleet()
+            calibration.log.poll()
+            if startup == nil, calibration.log.lines.contains(where: { $0.contains("listening on") }) {
+                startup = process.uptime
+            }
+            if process.uptime > deadline {
+                throw Abort("calibration did not finish within \(Int(deadline))s; see \(process.logPath)")
+            }
+            ticker.wait(upTo: .milliseconds(250))
+        }
+        server = nil
+        calibration.log.poll()
+        guard process.termination == .exited(0), let line = calibration.summary else {
+            throw Abort("the calibration server ended (\(process.termination!)) without a summary: "
+                + calibration.logTail(3).joined(separator: " | "))
+        }
+        let fields = SummaryLine.parse(line[...])
+        let rate = Double(fields["samples_per_second"] ?? "") ?? 0
+        guard rate > 0 else { throw Abort("the calibration summary has no samples_per_second: \(line)") }
+        calibrationRate = rate
+        let startupSeconds = startup ?? 1
+        let plan = SessionPlan(seconds: budget - elapsed, samplesPerSecond: rate, startupSeconds: startupSeconds,
+                               kills: settings.serverKills)
+        self.plan = plan
+        say("\(stamp) calibration: \(Int(rate)) samples/s (\(fields["joins"] ?? "?") workers joined); a server starts in "
+            + String(format: "%.1fs", startupSeconds))
+        let killText = plan.killVersions.isEmpty ? "no server kills"
+            : "server kills at updates " + plan.killVersions.map(String.init).joined(separator: ", ")
+        say("\(stamp) plan: \(plan.epochs) epochs of \(plan.trainSamples) samples (\(plan.unitsExpected) units), about "
+            + "\(Int(plan.expectedSeconds))s; \(killText)")
+    }
+
+    // MARK: The session
+
+    /// Runs the session to its summary line, killing and resuming the server on the way.
+    /// - Returns: The summary's fields.
+    private func runSession() throws -> [String: String] {
+        guard let plan else { throw Abort("no plan") }
+        var server = try startServer(number: 1, resume: false)
+        // A hung session fails rather than running forever: three times the plan, and then some.
+        let deadline = elapsed + plan.expectedSeconds * 3 + 120
+        var nextSample = ContinuousClock.now
+        var nextProgress = elapsed + progressInterval(plan)
+        while true {
+            try checkInterrupt()
+            try checkFleet()
+            for line in server.pollLog() { say("\(stamp) \(server.process.name): \(line)") }
+            if let termination = server.process.reap() {
+                server.log.poll()
+                guard termination == .exited(0), let line = server.summary else {
+                    throw Abort("\(server.process.label) exited by itself (\(termination)): "
+                        + server.logTail(3).joined(separator: " | "))
+                }
+                say("\(stamp) session over: \(line)")
+                return SummaryLine.parse(line[...])
+            }
+            if ContinuousClock.now >= nextSample {
+                nextSample = .now + Self.sampleInterval
+                server.sample(metricsPort: metricsPort)
+                if shouldKill(server, plan: plan) {
+                    server = try killAndResume(server, plan: plan)
+                }
+            }
+            if elapsed >= nextProgress {
+                nextProgress = elapsed + progressInterval(plan)
+                sayProgress(server, plan: plan)
+            }
+            if elapsed > deadline {
+                throw Abort("the session did not finish within \(Int(deadline))s of the soak's start")
+            }
+            ticker.wait(upTo: .milliseconds(250))
+        }
+    }
+
+    /// Whether the next kill is due: the session has reached its version, the server has lived a
+    /// little, and there is a checkpoint to resume from.
+    private func shouldKill(_ server: ServerIncarnation, plan: SessionPlan) -> Bool {
+        let done = incarnations.filter(\.killed).count
+        guard done < plan.killVersions.count, let version = server.version else { return false }
+        return version >= plan.killVersions[done] && server.process.uptime >= Self.minimumLife
+            && FileManager.default.fileExists(atPath: checkpointPath)
+    }
+
+    private func killAndResume(_ server: ServerIncarnation, plan: SessionPlan) throws -> ServerIncarnation {
+        server.process.send(SIGKILL)
+        server.killed = true
+        guard server.process.wait(timeout: .seconds(10), ticker: ticker) != nil else {
+            throw Abort("\(server.process.label) did not die within 10s of SIGKILL")
+        }
+        let kills = incarnations.filter(\.killed).count
+        say("\(stamp) killed \(server.process.label) at update \(server.version ?? 0) of \(plan.unitsExpected) "
+            + "(kill \(kills) of \(plan.killVersions.count)); resuming from its checkpoint")
+        return try startServer(number: server.number + 1, resume: true)
+    }
+
+    /// Starts the session's server: fresh (the session's flags) or resumed (only the operational flags;
+    /// the rest comes from the checkpoint).
+    private func startServer(number: Int, resume: Bool) throws -> ServerIncarnation {
+        guard let plan else { throw Abort("no plan") }
+        // Operational flags, given to every incarnation; a resumed server takes the session's own
+        // (mode, epochs, model, seed, data) from its checkpoint.
+        var arguments = ["--port", String(port), "--metrics-port", String(metricsPort)]
+        if settings.serverKills > 0 {
+            arguments += ["--checkpoint", checkpointPath, "--checkpoint-every", String(plan.checkpointEvery)]
+        }
+        if resume {
+            arguments += ["--resume", checkpointPath]
+        } else {
+            arguments += [
+                "--workers", "1", "--hidden", settings.hidden, "--train-samples", String(plan.trainSamples),
+                "--epochs", String(plan.epochs), "--seed", String(settings.seed),
+            ]
+        }
+        let process = try ChildProcess.spawn(
+            executable: settings.serverBinary, arguments: arguments, name: "ps-server \(number)",
+            logPath: settings.logDirectory + "/server-\(number).log", environment: childEnvironment)
+        let incarnation = ServerIncarnation(number: number, process: process)
+        incarnations.append(incarnation)
+        self.server = incarnation
+        say("\(stamp) started \(process.label)\(resume ? " with --resume" : "")")
+        return incarnation
+    }
+
+    /// Ends the server if it still runs (the soak stopped early): SIGINT, then SIGKILL.
+    private func stopServer() {
+        guard let server, server.process.reap() == nil else { return }
+        say("\(stamp) stopping \(server.process.label)")
+        server.process.send(SIGINT)
+        if server.process.wait(timeout: .seconds(10), ticker: ticker) == nil {
+            server.process.send(SIGKILL)
+            _ = server.process.wait(timeout: .seconds(5), ticker: ticker)
+        }
+    }
+
+    // MARK: Helpers
+
+    /// A progress line about every tenth of the session, at least every 10 s apart.
+    private func progressInterval(_ plan: SessionPlan) -> Double {
+        max(10, plan.expectedSeconds / 10)
+    }
+
+    private func sayProgress(_ server: ServerIncarnation, plan: SessionPlan) {
+        guard let sample = server.samples.last, let version = server.version else {
+            return say("\(stamp) \(server.process.name) is starting up")
+        }
+        say("\(stamp) update \(version) of \(plan.unitsExpected); \(server.process.name): "
+            + "rss \(sample.rssBytes.mebibytes), \(sample.descriptors) fds")
+    }
+
+    private func checkInterrupt() throws {
+        if let signal = ticker.stopSignal {
+            throw Abort("interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM")")
+        }
+    }
+
+    /// What every child gets in its environment besides ps-soak's own.
+    private var childEnvironment: [String] { ["\(ProcessTree.markerName)=\(marker)"] }
+}
+
+/// How the fleet ended.
+struct FleetEnd {
+    let termination: Termination?
+    /// Its summary line's fields (empty if it printed none).
+    let totals: [String: String]
+}
