@@ -44,13 +44,16 @@ final class ServerIncarnation {
     /// the metrics endpoint for the model's version.
     func sample(metricsPort: Int) {
         guard process.reap() == nil else { return }
-        if let sample = ResourceSample.read(pid: process.pid, sinceTraining: trainingSince.map { (.now - $0).seconds }) {
+        if let sample = ResourceSample.read(pid: process.pid, sinceTraining: trainingSeconds) {
             samples.append(sample)
         }
         if let value = MetricsProbe.value(of: "downpour_model_version", port: metricsPort) {
             version = Int(value)
         }
     }
+
+    /// Seconds since it started training or resumed, nil before.
+    var trainingSeconds: Double? { trainingSince.map { (.now - $0).seconds } }
 
     /// The summary line, once the server has printed it.
     var summary: String? { log.lastLine(startingWith: "mode=") }

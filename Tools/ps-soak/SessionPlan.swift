@@ -34,7 +34,8 @@ struct SessionPlan {
     ///   - samplesPerSecond: The fleet's training rate, measured.
     ///   - startupSeconds: How long the calibration server took to start (MNIST loaded, listening).
     ///   - kills: Server kills to place.
-    init(seconds: Double, samplesPerSecond: Double, startupSeconds: Double, kills: Int) {
+    ///   - lifeSeconds: Training each server life needs for its memory and descriptors to be judged.
+    init(seconds: Double, samplesPerSecond: Double, startupSeconds: Double, kills: Int, lifeSeconds: Double) {
         // The calibration is short: it sees neither churn at its worst (a replacement takes seconds to
         // load MNIST before it trains, and for a while fewer workers train) nor much evaluation. Measured
         // sessions ran at half to four fifths of the calibrated rate, so plan with 60% of it.
@@ -47,7 +48,10 @@ struct SessionPlan {
         let perKill = startupSeconds / 2 + 1 + Double(checkpointEvery * Self.samplesPerUnit) / 2 / rate
         // A few seconds at the end: the fleet's graceful stop and the final checks.
         let training = max(seconds - Double(kills) * perKill - 5, 5)
-        let samples = rate * training
+        // Never so few units that a server life trains too briefly to be judged, even if the session
+        // runs at twice the calibrated rate (seen when the calibration ended before most of the fleet
+        // had loaded MNIST and joined).
+        let samples = max(rate * training, Double(kills + 1) * lifeSeconds * 2 * samplesPerSecond)
         let subset = Int(samples / 8) / Self.samplesPerUnit * Self.samplesPerUnit
         trainSamples = min(max(subset, Self.minimumTrainSamples), Self.maximumTrainSamples)
         epochs = max(3, Int((samples / Double(trainSamples)).rounded()))

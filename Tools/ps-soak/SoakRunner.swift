@@ -30,16 +30,16 @@ final class SoakRunner {
         init(_ description: String) { self.description = description }
     }
 
-    /// A calibration session this size takes a few seconds even in a debug build, long enough for the
-    /// rest of the fleet to join the first worker (the session does not wait for them: under churn, on a
-    /// busy machine, all of them being up at once can take a long while).
+    /// The calibration session's epoch: small, so that it evaluates (on 1000 test images) as often as
+    /// the soak's session will.
     private static let calibrationSamples = 12800
     /// How long the fleet has to stop its workers before ps-soak kills it.
     private static let fleetStopTimeout: Duration = .seconds(30)
     /// How often the server's resources and progress are sampled.
     private static let sampleInterval: Duration = .seconds(1)
-    /// A server is killed only after it has been up this long, so every incarnation has trained.
-    private static let minimumLife = 2.0
+    /// Seconds of training (after it started or resumed) a server gets before it may be killed: the
+    /// warm-up and then enough samples (one a second) for its memory and descriptors to be judged.
+    private var minimumLife: Double { settings.warmup + Double(ResourceFlatness.minimumSamples) + 1 }
 
     private let settings: Settings
     private let ticker = SignalTicker()
@@ -157,49 +157,70 @@ final class SoakRunner {
 
     // MARK: Calibration
 
-    /// Runs a short session with the whole fleet and measures its training rate and a server's start-up.
+    /// Trains with the fleet for a few seconds and measures how fast it goes (model versions a second on
+    /// the metrics endpoint) and how long a server takes to start.
+    ///
+    /// A steady rate over a fixed window, not a small session's average: a small session on a fast
+    /// build is over in a fraction of a second, and on a busy machine it can end before most of the
+    /// fleet has loaded MNIST and joined. The calibration server then goes, by SIGINT, and the workers
+    /// reconnect to the session's server as they would after any server restart.
     private func calibrate() throws {
-        say("\(stamp) calibrating: a \(Self.calibrationSamples)-sample session")
+        // 5% of the soak, from 5 s (a 2-minute soak) to 30 s (a 10-minute one and longer).
+        let window = min(max(budget * 0.05, 5), 30)
+        say("\(stamp) calibrating: \(Int(window))s of training in a throw-away session")
         let process = try ChildProcess.spawn(
             executable: settings.serverBinary,
             arguments: [
-                "--port", String(port), "--workers", "1", "--hidden", settings.hidden,
-                "--train-samples", String(Self.calibrationSamples), "--test-samples", "1000", "--epochs", "1",
+                "--port", String(port), "--metrics-port", String(metricsPort), "--workers", "1", "--hidden", settings.hidden,
+                "--train-samples", String(Self.calibrationSamples), "--test-samples", "1000", "--epochs", "1000",
                 "--seed", String(settings.seed),
             ],
             name: "calibration server", logPath: settings.logDirectory + "/calibration.log", environment: childEnvironment)
         let calibration = ServerIncarnation(number: 0, process: process)
         server = calibration
         var startup: Double?
-        // Generous: in a debug build on a busy machine, workers take a while to load MNIST.
+        var first: (time: ContinuousClock.Instant, version: Int)?
+        var rate: Double?
+        // Generous: in a debug build on a busy machine, the server and workers take a while to load MNIST.
         let deadline = max(budget, 180)
-        while process.reap() == nil {
+        while rate == nil {
             try checkInterrupt()
             try checkFleet()
-            calibration.log.poll()
+            _ = calibration.pollLog()
             if startup == nil, calibration.log.lines.contains(where: { $0.contains("listening on") }) {
                 startup = process.uptime
             }
+            if let termination = process.reap() {
+                throw Abort("the calibration server exited by itself (\(termination)): "
+                    + calibration.logTail(3).joined(separator: " | "))
+            }
             if process.uptime > deadline {
-                throw Abort("calibration did not finish within \(Int(deadline))s; see \(process.logPath)")
+                throw Abort("calibration did not train within \(Int(deadline))s; see \(process.logPath)")
+            }
+            calibration.sample(metricsPort: metricsPort)
+            if let version = calibration.version, version > 0 {
+                if let first, (ContinuousClock.now - first.time).seconds >= window {
+                    rate = Double((version - first.version) * SessionPlan.samplesPerUnit) / (ContinuousClock.now - first.time).seconds
+                } else if first == nil {
+                    first = (.now, version)
+                }
             }
             ticker.wait(upTo: .milliseconds(250))
         }
-        server = nil
-        calibration.log.poll()
-        guard process.termination == .exited(0), let line = calibration.summary else {
-            throw Abort("the calibration server ended (\(process.termination!)) without a summary: "
-                + calibration.logTail(3).joined(separator: " | "))
+        let workers = MetricsProbe.value(of: "downpour_active_workers", port: metricsPort).map { Int($0) }
+        process.send(SIGINT)
+        if process.wait(timeout: .seconds(10), ticker: ticker) == nil {
+            process.send(SIGKILL)
+            _ = process.wait(timeout: .seconds(5), ticker: ticker)
         }
-        let fields = SummaryLine.parse(line[...])
-        let rate = Double(fields["samples_per_second"] ?? "") ?? 0
-        guard rate > 0 else { throw Abort("the calibration summary has no samples_per_second: \(line)") }
+        server = nil
+        guard let rate, rate > 0 else { throw Abort("the calibration session did not train; see \(process.logPath)") }
         calibrationRate = rate
         let startupSeconds = startup ?? 1
         let plan = SessionPlan(seconds: budget - elapsed, samplesPerSecond: rate, startupSeconds: startupSeconds,
-                               kills: settings.serverKills)
+                               kills: settings.serverKills, lifeSeconds: minimumLife)
         self.plan = plan
-        say("\(stamp) calibration: \(Int(rate)) samples/s (\(fields["joins"] ?? "?") workers joined); a server starts in "
+        say("\(stamp) calibration: \(Int(rate)) samples/s with \(workers.map(String.init) ?? "?") workers training; a server starts in "
             + String(format: "%.1fs", startupSeconds))
         let killText = plan.killVersions.isEmpty ? "no server kills"
             : "server kills at updates " + plan.killVersions.map(String.init).joined(separator: ", ")
@@ -249,12 +270,12 @@ final class SoakRunner {
         }
     }
 
-    /// Whether the next kill is due: the session has reached its version, the server has lived a
-    /// little, and there is a checkpoint to resume from.
+    /// Whether the next kill is due: the session has reached its version, the server has trained long
+    /// enough to be judged, and there is a checkpoint to resume from.
     private func shouldKill(_ server: ServerIncarnation, plan: SessionPlan) -> Bool {
         let done = incarnations.filter(\.killed).count
         guard done < plan.killVersions.count, let version = server.version else { return false }
-        return version >= plan.killVersions[done] && server.process.uptime >= Self.minimumLife
+        return version >= plan.killVersions[done] && (server.trainingSeconds ?? 0) >= minimumLife
             && FileManager.default.fileExists(atPath: checkpointPath)
     }
 
