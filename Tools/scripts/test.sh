@@ -7,3 +7,6 @@ Tools/scripts/install-deps.sh
 [ -d /opt/swift/usr/bin ] && export PATH="/opt/swift/usr/bin:$PATH"
 swift build --build-tests
 swift test --skip-build --parallel
+# The 2-minute soak (README, "Soak test"): a churning fleet, server kills and resumes, then checks that
+# nothing was lost, leaked or left behind. It exits non-zero if any check fails.
+swift run --skip-build ps-soak --minutes 2
