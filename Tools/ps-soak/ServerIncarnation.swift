@@ -11,7 +11,13 @@ final class ServerIncarnation {
     /// The `resumed session` line it printed, if it was started with `--resume`.
     private(set) var resumedLine: String?
     /// The model version the soak saw last, from the metrics endpoint.
-    private(set) var version: Int?
+    private(set) var version: Int? {
+        didSet {
+            if let version, firstVersion == nil { firstVersion = (.now, version) }
+        }
+    }
+    /// The first version the soak saw, and when.
+    private var firstVersion: (time: ContinuousClock.Instant, version: Int)?
     /// Whether the soak killed it.
     var killed = false
     /// When it started training, or resumed: the end of its start-up (loading MNIST takes seconds in a
@@ -54,6 +60,14 @@ final class ServerIncarnation {
 
     /// Seconds since it started training or resumed, nil before.
     var trainingSeconds: Double? { trainingSince.map { (.now - $0).seconds } }
+
+    /// Units (async updates) a second this server has trained since the soak first saw its version,
+    /// nil until a few seconds have passed.
+    var unitsPerSecond: Double? {
+        guard let firstVersion, let version else { return nil }
+        let seconds = (ContinuousClock.now - firstVersion.time).seconds
+        return seconds >= 3 ? Double(version - firstVersion.version) / seconds : nil
+    }
 
     /// The summary line, once the server has printed it.
     var summary: String? { log.lastLine(startingWith: "mode=") }

@@ -33,6 +33,8 @@ final class SoakRunner {
     /// The calibration session's epoch: small, so that it evaluates (on 1000 test images) as often as
     /// the soak's session will.
     private static let calibrationSamples = 12800
+    /// Fewest units the calibration window must see trained.
+    private static let calibrationUnits = 20
     /// How long the fleet has to stop its workers before ps-soak kills it.
     private static let fleetStopTimeout: Duration = .seconds(30)
     /// How often the server's resources and progress are sampled.
@@ -85,11 +87,8 @@ final class SoakRunner {
             try startFleet()
             try calibrate()
             summary = try runSession()
-        } catch let error as Abort {
-            abort = error
-            say("\(stamp) stopping early: \(error)")
         } catch {
-            abort = Abort("\(error)")
+            abort = error as? Abort ?? Abort("\(error)")
             say("\(stamp) stopping early: \(error)")
         }
         stopServer()
@@ -199,7 +198,9 @@ final class SoakRunner {
             }
             calibration.sample(metricsPort: metricsPort)
             if let version = calibration.version, version > 0 {
-                if let first, (ContinuousClock.now - first.time).seconds >= window {
+                // The window stretches until some units have been trained in it: under fast churn on a busy
+                // machine, every worker can be away loading MNIST for a while.
+                if let first, (ContinuousClock.now - first.time).seconds >= window, version - first.version >= Self.calibrationUnits {
                     rate = Double((version - first.version) * SessionPlan.samplesPerUnit) / (ContinuousClock.now - first.time).seconds
                 } else if first == nil {
                     first = (.now, version)
@@ -270,13 +271,19 @@ final class SoakRunner {
         }
     }
 
-    /// Whether the next kill is due: the session has reached its version, the server has trained long
-    /// enough to be judged, and there is a checkpoint to resume from.
+    /// Whether the next kill is due: the server has trained long enough to be judged, there is a
+    /// checkpoint to resume from, and either the session has reached the kill's version or, at the
+    /// rate this server trains, waiting longer would leave the later lives too little of the session.
     private func shouldKill(_ server: ServerIncarnation, plan: SessionPlan) -> Bool {
         let done = incarnations.filter(\.killed).count
-        guard done < plan.killVersions.count, let version = server.version else { return false }
-        return version >= plan.killVersions[done] && (server.trainingSeconds ?? 0) >= minimumLife
-            && FileManager.default.fileExists(atPath: checkpointPath)
+        guard done < plan.killVersions.count, let version = server.version,
+              (server.trainingSeconds ?? 0) >= minimumLife, FileManager.default.fileExists(atPath: checkpointPath)
+        else { return false }
+        if version >= plan.killVersions[done] { return true }
+        // Each life after this kill needs `minimumLife` of training; with half as much again to spare.
+        let lives = Double(plan.killVersions.count - done)
+        guard let rate = server.unitsPerSecond, rate > 0 else { return false }
+        return Double(plan.unitsExpected - version) / rate < lives * minimumLife * 1.5
     }
 
     private func killAndResume(_ server: ServerIncarnation, plan: SessionPlan) throws -> ServerIncarnation {
