@@ -45,6 +45,37 @@ struct SoakToolTests {
         #expect(lines.contains { $0.hasPrefix("left behind") && $0.contains(" PASS ") }, "\(output)")
     }
 
+    @Test func aProcessLeftBehindFailsTheSoakAndIsKilled() throws {
+        // A fleet "binary" that leaves an orphan behind: a sleep started in a subshell that exits at once,
+        // so init adopts it and neither its parent nor its process group leads back to the soak; only
+        // the PS_SOAK_ID marker it inherited does. Then it runs the real ps-fleet.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ps-soak-orphan-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = directory.appendingPathComponent("leaky-fleet").path
+        let fleet = RunningProcess.productsDirectory.appendingPathComponent("ps-fleet").path
+        try "#!/bin/sh\n(sleep 3117 </dev/null >/dev/null 2>&1 &)\nexec '\(fleet)' \"$@\"\n".write(toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+
+        let (status, lines) = try soak(["--minutes", "0.25", "--workers", "1", "--server-kills", "0", "--warmup", "2",
+                                        "--seed", "3", "--fleet-binary", script])
+        let output = lines.joined(separator: "\n")
+        #expect(status == 1, "ps-soak exited \(status):\n\(output)")
+        let check = try #require(lines.first { $0.hasPrefix("left behind") }, "\(output)")
+        #expect(check.contains(" FAIL ") && check.contains("sleep 3117"), "\(check)")
+        let summary = SummaryLine.parse((lines.last ?? "")[...])
+        #expect(summary["failed"] == "left_behind", "\(output)")
+        #expect(summary.int("left_behind") == 1)
+        // ps-soak killed it: its PID, printed in the check, names no live process (init reaps it).
+        let pid = try #require(Int32(check.split(separator: "pid ").last?.prefix { $0.isNumber } ?? ""))
+        var gone = false
+        for _ in 0..<50 where !gone {
+            gone = kill(pid, 0) != 0 || (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("3117") != true
+            if !gone { usleep(100_000) }
+        }
+        #expect(gone, "the orphan (pid \(pid)) is still running")
+    }
+
     @Test(arguments: [
         (["--minutes", "0.1"], "--minutes must be from 0.25 to 1440"),
         (["--workers", "0"], "--workers must be 1...64"),
