@@ -4,18 +4,20 @@ import Testing
 
 /// `ps-soak` run briefly against the real `ps-server`, `ps-fleet` and `ps-worker`: a passing soak prints
 /// every check as PASS and exits 0; an impossible accuracy threshold fails that check and exits 1.
-/// Each soak is bounded by ps-soak's own deadlines and by the suite's time limit.
-@Suite(.timeLimit(.minutes(8)))
+/// Each soak is bounded by ps-soak's own deadlines and by the suite's time limit. Serialized: each soak
+/// is a server and a fleet loading MNIST in a debug build, and three at once on two cores starved the
+/// rest of a parallel run (Reactor tests ran out their 60 s limits).
+@Suite(.serialized, .timeLimit(.minutes(8)))
 struct SoakToolTests {
     /// The checks ps-soak prints, in order.
     static let checkNames = ["session", "accuracy", "work units", "server kills", "server RSS", "server fds", "fleet", "left behind"]
 
-    @Test func shortSoakPassesEveryCheck() throws {
+    @Test func shortSoakPassesEveryCheck() async throws {
         // Half a minute, 2 workers churning every 8 s (a debug-build worker can take 10 s and more to load
         // MNIST on a busy machine: churn much faster and few of them ever train), 1 server kill and
         // resume; a warm-up of 2 s, so that servers this short-lived still have their memory and
         // descriptors judged.
-        let (status, lines) = try soak(["--minutes", "0.5", "--workers", "2", "--churn-every", "8", "--server-kills", "1",
+        let (status, lines) = try await soak(["--minutes", "0.5", "--workers", "2", "--churn-every", "8", "--server-kills", "1",
                                         "--warmup", "2", "--seed", "1"])
         let output = lines.joined(separator: "\n")
         #expect(status == 0, "ps-soak exited \(status):\n\(output)")
@@ -31,8 +33,8 @@ struct SoakToolTests {
         #expect(lines.contains { $0.contains("resumed session") })
     }
 
-    @Test func impossibleAccuracyFailsThatCheck() throws {
-        let (status, lines) = try soak(["--minutes", "0.25", "--workers", "1", "--server-kills", "0", "--min-accuracy", "1.01",
+    @Test func impossibleAccuracyFailsThatCheck() async throws {
+        let (status, lines) = try await soak(["--minutes", "0.25", "--workers", "1", "--server-kills", "0", "--min-accuracy", "1.01",
                                         "--warmup", "2", "--seed", "2"])
         let output = lines.joined(separator: "\n")
         #expect(status == 1, "ps-soak exited \(status):\n\(output)")
@@ -45,7 +47,7 @@ struct SoakToolTests {
         #expect(lines.contains { $0.hasPrefix("left behind") && $0.contains(" PASS ") }, "\(output)")
     }
 
-    @Test func aProcessLeftBehindFailsTheSoakAndIsKilled() throws {
+    @Test func aProcessLeftBehindFailsTheSoakAndIsKilled() async throws {
         // A fleet "binary" that leaves an orphan behind: a sleep started in a subshell that exits at once,
         // so init adopts it and neither its parent nor its process group leads back to the soak; only
         // the PS_SOAK_ID marker it inherited does. Then it runs the real ps-fleet.
@@ -57,7 +59,7 @@ struct SoakToolTests {
         try "#!/bin/sh\n(sleep 3117 </dev/null >/dev/null 2>&1 &)\nexec '\(fleet)' \"$@\"\n".write(toFile: script, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
 
-        let (status, lines) = try soak(["--minutes", "0.25", "--workers", "1", "--server-kills", "0", "--warmup", "2",
+        let (status, lines) = try await soak(["--minutes", "0.25", "--workers", "1", "--server-kills", "0", "--warmup", "2",
                                         "--seed", "3", "--fleet-binary", script])
         let output = lines.joined(separator: "\n")
         #expect(status == 1, "ps-soak exited \(status):\n\(output)")
@@ -71,7 +73,7 @@ struct SoakToolTests {
         var gone = false
         for _ in 0..<50 where !gone {
             gone = kill(pid, 0) != 0 || (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("3117") != true
-            if !gone { usleep(100_000) }
+            if !gone { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(gone, "the orphan (pid \(pid)) is still running")
     }
@@ -83,14 +85,14 @@ struct SoakToolTests {
         (["--hidden", "wide"], "--hidden takes positive widths"),
         (["--server-binary", "/nonexistent/ps-server"], "is not an executable file"),
     ])
-    func badFlagsAreRejected(arguments: [String], message: String) throws {
-        let (status, lines) = try soak(arguments, timeout: .seconds(60))
+    func badFlagsAreRejected(arguments: [String], message: String) async throws {
+        let (status, lines) = try await soak(arguments, timeout: .seconds(60))
         #expect(status == 64)
         #expect(lines.joined(separator: "\n").contains(message), "\(lines)")
     }
 
-    @Test func helpDescribesEveryFlag() throws {
-        let (status, lines) = try soak(["--help"], timeout: .seconds(60))
+    @Test func helpDescribesEveryFlag() async throws {
+        let (status, lines) = try await soak(["--help"], timeout: .seconds(60))
         let help = lines.joined(separator: "\n")
         #expect(status == 0)
         for flag in [
@@ -102,11 +104,19 @@ struct SoakToolTests {
     }
 
     /// Runs ps-soak to its end, its logs in a fresh directory, and returns its status and output.
-    private func soak(_ arguments: [String], timeout: Duration = .seconds(420)) throws -> (status: Int32, lines: [String]) {
+    ///
+    /// It waits by sleeping between short checks rather than blocking: a soak takes a minute or two,
+    /// and a test blocking a thread that long starves the rest of a parallel run (swift-testing runs
+    /// on a pool as wide as the machine has cores: two here), whose own time limits then expire.
+    private func soak(_ arguments: [String], timeout: Duration = .seconds(420)) async throws -> (status: Int32, lines: [String]) {
         let logs = FileManager.default.temporaryDirectory.appendingPathComponent("ps-soak-test-\(UUID().uuidString)").path
         let process = try RunningProcess("ps-soak", arguments + ["--log-dir", logs])
         defer { process.end() }
-        let status = try process.waitForExit(timeout: timeout)
-        return (status, process.output)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let status = try? process.waitForExit(timeout: .milliseconds(10)) { return (status, process.output) }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        return (try process.waitForExit(timeout: .seconds(1)), process.output)
     }
 }
