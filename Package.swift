@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "ps-codegen", targets: ["ps-codegen"]),
         .executable(name: "ps-bench", targets: ["ps-bench"]),
         .executable(name: "ps-fleet", targets: ["ps-fleet"]),
+        .executable(name: "ps-soak", targets: ["ps-soak"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -113,6 +114,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/ps-fleet",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ps-soak",
+            dependencies: ["ParameterServer", "Learning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/ps-soak",
             swiftSettings: swiftSettings
         ),
 

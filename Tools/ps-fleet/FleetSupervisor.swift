@@ -1,5 +1,6 @@
 import Foundation
 import Learning
+import ParameterServer
 import Reactor
 
 /// Keeps a fleet of `ps-worker` processes running, churns it on a seeded schedule and stops it cleanly.
@@ -59,9 +60,9 @@ final class FleetSupervisor {
     private var state = State.idle
     private let startTime = ContinuousClock.now
     /// The workers that count towards the fleet's size, by slot; a replacement takes its victim's slot.
-    private var slots: [WorkerProcess] = []
+    private var slots: [ChildProcess] = []
     /// Workers the fleet asked to go, not reaped yet.
-    private var leaving: [WorkerProcess] = []
+    private var leaving: [ChildProcess] = []
     private var nextNumber = 1
     /// Consecutive workers that exited within `quickExit` of starting.
     private var quickExits = 0
@@ -213,7 +214,7 @@ final class FleetSupervisor {
         }
     }
 
-    private func spawnWorker() throws(SpawnError) -> WorkerProcess {
+    private func spawnWorker() throws(SpawnError) -> ChildProcess {
         let number = nextNumber
         nextNumber += 1
         let name = "fleet-\(number)"
@@ -226,7 +227,7 @@ final class FleetSupervisor {
                 arguments += ["--inject", "seed=\(SplitMix64.derive(configuration.seed, UInt64(number)))"]
             }
         }
-        let worker = try WorkerProcess.spawn(
+        let worker = try ChildProcess.spawn(
             executable: configuration.executable, arguments: arguments, name: name,
             logPath: configuration.logDirectory + "/\(name).log")
         tally.started += 1

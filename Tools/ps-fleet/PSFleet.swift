@@ -117,11 +117,11 @@ struct PSFleet: ParsableCommand {
         unblockTerminationSignals()
         unblockChildSignals()
         closeInheritedDescriptorsOnExec()
-        let executable = try workerExecutable()
+        let executable = try workerBinary ?? ToolPaths.sibling("ps-worker", flag: "--worker-binary")
         if let serverPid, !processIsAlive(serverPid) {
             throw StartupError("--server-pid \(serverPid): no such process")
         }
-        let logDirectory = try makeLogDirectory()
+        let logDirectory = try ToolPaths.logDirectory(logDir, prefix: "ps-fleet")
         let seed = self.seed ?? UInt64(UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970 * 1000)))
         let churn = churnEvery.map { "churn every \(String(format: "%g", $0))s on average (\(Int((killFraction * 100).rounded()))% SIGKILL)" } ?? "no churn"
         say("ps-fleet: \(workers) workers against \(host):\(port), \(churn), seed \(seed)")
@@ -148,35 +148,6 @@ struct PSFleet: ParsableCommand {
         say(fleet.tally.sentence)
         say(fleet.tally.summary(seconds: fleet.elapsed, seed: seed, logDirectory: logDirectory).description)
         if fleet.failed { throw ExitCode.failure }
-    }
-
-    /// The `ps-worker` to run: `--worker-binary`, or the one beside this executable.
-    private func workerExecutable() throws -> String {
-        if let workerBinary { return workerBinary }
-        let beside = Bundle.main.executableURL?.deletingLastPathComponent().appendingPathComponent("ps-worker").path
-        guard let beside, FileManager.default.isExecutableFile(atPath: beside) else {
-            throw StartupError("no ps-worker next to ps-fleet (\(beside ?? "?")): build it with "
-                + "`swift build --product ps-worker`, or pass --worker-binary")
-        }
-        return beside
-    }
-
-    /// `--log-dir`, created if missing, or a new temporary directory.
-    private func makeLogDirectory() throws -> String {
-        if let logDir {
-            do {
-                try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
-            } catch {
-                throw StartupError("cannot create --log-dir \(logDir): \(error.localizedDescription)")
-            }
-            return logDir
-        }
-        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        var template = Array("\(base)/ps-fleet.XXXXXX".utf8CString)
-        guard mkdtemp(&template) != nil else {
-            throw StartupError("cannot create a log directory in \(base): \(String(cString: strerror(errno)))")
-        }
-        return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 }
 

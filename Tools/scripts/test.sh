@@ -9,6 +9,10 @@ swift build --build-tests
 # Unit suites in parallel. The end-to-end suites run in a process of their own, one test at a time:
 # their tests block a thread while they wait on real processes, and Swift Testing's cooperative pool
 # has one thread per core, so beside them (2 cores) the unit suites' async tests starved past their
-# time limits. One at a time also leaves a thread free for every time limit to fire.
+# time limits. One at a time also leaves a thread free for every time limit to fire
+# (this includes the soak tool's tests, each a server and a fleet loading MNIST).
 swift test --skip-build --parallel --skip EndToEndTests
 SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=1 swift test --skip-build --filter EndToEndTests
+# The 2-minute soak (README, "Soak test"): a churning fleet, server kills and resumes, then checks that
+# nothing was lost, leaked or left behind. It exits non-zero if any check fails.
+swift run --skip-build ps-soak --minutes 2

@@ -4,24 +4,29 @@ import Glibc
 import Darwin
 #endif
 
-/// One `ps-worker` child: started with `posix_spawn`, signalled by PID, reaped with `waitpid`.
+/// A child process started with `posix_spawn`, signalled by PID and reaped with `waitpid`: a worker
+/// of `ps-fleet`'s, or a server or fleet of `ps-soak`'s.
 ///
-/// Not Foundation's `Process`: the fleet must put each worker in a process group of its own (so a
-/// terminal's Ctrl-C reaches only ps-fleet, which then stops the workers once, gracefully; a worker
-/// that got SIGINT twice would quit without saying goodbye), and it reaps children itself, on its
-/// own loop, when SIGCHLD arrives, so that every child is known to be gone before it exits.
+/// Not Foundation's `Process`: each child gets a process group of its own (so a terminal's Ctrl-C
+/// reaches only the supervising tool, which then stops its children once, in order; a worker that got
+/// SIGINT twice would quit without saying goodbye), and the supervisor reaps its children itself, when
+/// it chooses, so that every child is known to be gone before it exits.
 ///
-/// - Warning: Loop thread only.
-final class WorkerProcess {
-    /// The name the worker gives the server, `fleet-<n>`.
-    let name: String
-    let pid: pid_t
-    /// Where the worker's standard output and error go.
-    let logPath: String
-    /// When the fleet started it.
-    let started: ContinuousClock.Instant
+/// - Warning: Not thread-safe: use it from one thread (the supervisor's loop).
+public final class ChildProcess {
+    /// What the supervisor calls it: `fleet-3`, `ps-server 2`.
+    public let name: String
+    public let pid: pid_t
+    /// Where its standard output and error go.
+    public let logPath: String
+    /// When it was started.
+    public let started: ContinuousClock.Instant
     /// How it ended, once reaped.
-    private(set) var termination: Termination?
+    public private(set) var termination: Termination? {
+        didSet { ended = .now }
+    }
+    /// When it was reaped.
+    public private(set) var ended: ContinuousClock.Instant?
 
     private init(name: String, pid: pid_t, logPath: String) {
         self.name = name
@@ -33,9 +38,11 @@ final class WorkerProcess {
     /// Starts `executable` with `arguments`, its output going to `logPath` (truncated first).
     ///
     /// The child gets standard input from /dev/null, a process group of its own, no blocked signals and
-    /// the default action for SIGINT, SIGTERM and SIGPIPE (a parent's ignored signals survive `exec`).
+    /// the default action for SIGINT, SIGTERM and SIGPIPE (a parent's blocked and ignored signals
+    /// survive `exec`), and this process's environment plus `environment` (`NAME=value` entries).
     /// - Throws: ``SpawnError`` if the executable or the log file cannot be opened.
-    static func spawn(executable: String, arguments: [String], name: String, logPath: String) throws(SpawnError) -> WorkerProcess {
+    public static func spawn(executable: String, arguments: [String], name: String, logPath: String,
+                             environment: [String] = []) throws(SpawnError) -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -58,24 +65,32 @@ final class WorkerProcess {
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var inherited: [String] = []
+        var entry = environ
+        while let variable = entry.pointee {
+            inherited.append(String(cString: variable))
+            entry += 1
+        }
+        let envp: [UnsafeMutablePointer<CChar>?] = (inherited + environment).map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid = pid_t()
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard status == 0 else {
             throw SpawnError("cannot start \(executable) (log \(logPath)): \(String(cString: strerror(status)))")
         }
-        return WorkerProcess(name: name, pid: pid, logPath: logPath)
+        return ChildProcess(name: name, pid: pid, logPath: logPath)
     }
 
-    /// Sends `signal` unless the worker was reaped already (its PID may belong to someone else by then).
-    func send(_ signal: Int32) {
+    /// Sends `signal` unless the child was reaped already (its PID may belong to someone else by then).
+    public func send(_ signal: Int32) {
         guard termination == nil else { return }
         kill(pid, signal)
     }
 
-    /// Reaps the worker if it has exited, without blocking.
+    /// Reaps the child if it has exited, without blocking.
     /// - Returns: How it ended, or nil while it still runs.
     @discardableResult
-    func reap() -> Termination? {
+    public func reap() -> Termination? {
         if let termination { return termination }
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
@@ -89,10 +104,10 @@ final class WorkerProcess {
     }
 
     /// `fleet-3 (pid 1234)`.
-    var label: String { "\(name) (pid \(pid))" }
+    public var label: String { "\(name) (pid \(pid))" }
 
-    /// The last `count` lines of the worker's log, to show why it failed.
-    func logTail(_ count: Int) -> [String] {
+    /// The last `count` lines of its log, to show why it failed.
+    public func logTail(_ count: Int) -> [String] {
         guard let file = fopen(logPath, "r") else { return [] }
         defer { fclose(file) }
         var lines: [String] = []
@@ -106,13 +121,13 @@ final class WorkerProcess {
     }
 }
 
-/// Marks every descriptor above standard error close-on-exec, so workers do not inherit them.
+/// Marks every descriptor above standard error close-on-exec, so children do not inherit them.
 ///
-/// A descriptor ps-fleet inherited (a launcher's pipe, say) would otherwise stay open as long as any
-/// worker lives, and whoever waits for that pipe's end would wait for the workers too. Call it before
+/// A descriptor a supervisor inherited (a launcher's pipe, say) would otherwise stay open as long as any
+/// child lives, and whoever waits for that pipe's end would wait for the children too. Call it before
 /// any thread starts. (`posix_spawn_file_actions_addclosefrom_np` would do this per spawn, but
 /// Swift's Glibc module does not import it.)
-func closeInheritedDescriptorsOnExec() {
+public func closeInheritedDescriptorsOnExec() {
     guard let directory = opendir("/proc/self/fd") else { return }
     defer { closedir(directory) }
     let own = dirfd(directory)
@@ -125,19 +140,19 @@ func closeInheritedDescriptorsOnExec() {
 }
 
 /// How a child process ended.
-enum Termination: CustomStringConvertible, Equatable {
+public enum Termination: CustomStringConvertible, Equatable, Sendable {
     case exited(Int32)
     case signalled(Int32)
     /// Reaped by someone else: the status is lost.
     case unknown
 
     /// Decodes a `waitpid` status (the `WIFEXITED` macros are not imported into Swift).
-    init(waitStatus status: Int32) {
+    public init(waitStatus status: Int32) {
         let signal = status & 0x7f
         self = signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
     }
 
-    var description: String {
+    public var description: String {
         switch self {
         case .exited(let code): "status \(code)"
         case .signalled(let signal): "killed by signal \(signal)"
@@ -146,11 +161,11 @@ enum Termination: CustomStringConvertible, Equatable {
     }
 }
 
-/// A worker could not be started.
-struct SpawnError: Error, CustomStringConvertible {
-    let description: String
+/// A child could not be started.
+public struct SpawnError: Error, CustomStringConvertible {
+    public let description: String
 
-    init(_ description: String) {
+    public init(_ description: String) {
         self.description = description
     }
 }
