@@ -40,7 +40,7 @@ struct AuthenticationTests {
             "ps-fleet", ["127.0.0.1", String(port), "--workers", "1", "--seed", "1", "--retry", "0.2", "--inject", "delay=20ms",
                          "--server-pid", String(server.pid), "--duration", "240"],
             environment: ["DOWNPOUR_TOKEN": token.token])
-        defer { fleet.end() }
+        defer { fleet.endGracefully() }
         try server.waitForLine(containing: "(fleet-1) joined")
 
         // A wrong token and no token: refused, told why, and they exit rather than retry.

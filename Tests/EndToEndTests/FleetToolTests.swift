@@ -16,7 +16,7 @@ struct FleetToolTests {
             "127.0.0.1", String(port), "--workers", "3", "--churn-every", "3", "--seed", "1",
             "--inject", "delay=150ms", "--retry", "0.2", "--server-pid", String(server.pid), "--duration", "240",
         ])
-        defer { fleet.end() }
+        defer { fleet.endGracefully() }
 
         let fields = try summary(of: server, timeout: .seconds(240))
         // Every unit applied once despite the kills, and the replacements joined.
@@ -44,7 +44,7 @@ struct FleetToolTests {
             "127.0.0.1", String(port), "--workers", "2", "--churn-every", "0.5", "--kill-fraction", "0",
             "--seed", "2", "--retry", "0.2", "--duration", "120",
         ])
-        defer { fleet.end() }
+        defer { fleet.endGracefully() }
         // A kill fraction of 0: every churn event stops its worker with SIGINT instead of SIGKILL.
         try fleet.waitForLine(containing: " interrupted fleet-", timeout: .seconds(60))
         fleet.send(SIGINT)
@@ -65,7 +65,7 @@ struct FleetToolTests {
             "127.0.0.1", String(port), "--workers", "1", "--seed", "4", "--inject", "crash-after=1s",
             "--retry", "0.2", "--duration", "120",
         ])
-        defer { fleet.end() }
+        defer { fleet.endGracefully() }
         // The injected crash is a SIGKILL the worker sends itself; the fleet did not ask for it.
         let line = try fleet.waitForLine(containing: "exited by itself", timeout: .seconds(60))
         #expect(line.contains("fleet-1") && line.contains("killed by signal 9") && line.contains("; started fleet-2"))

@@ -141,6 +141,14 @@ final class RunningProcess: @unchecked Sendable {
         _ = try? waitForExit(timeout: .seconds(30))
     }
 
+    /// Asks the process to stop with SIGINT and kills it only if it has not exited within `grace`:
+    /// for a supervisor such as ps-fleet, whose children (in process groups of their own) would be
+    /// orphaned by a SIGKILL when a test fails before stopping it.
+    func endGracefully(grace: Duration = .seconds(20)) {
+        send(SIGINT)
+        if (try? waitForExit(timeout: grace)) == nil { end() }
+    }
+
     /// Waits for output or exit, at most a tenth of a second, then checks on the process directly.
     ///
     /// Foundation's termination notice has been seen to go missing when many processes end at once
