@@ -275,10 +275,8 @@ struct PSServer: ParsableCommand {
             } catch {
                 throw StartupError("cannot resume from \(resume!): \(error)")
             }
-            let done = resumed.ledger.completedCount, total = recipe.epochs * ((train + recipe.batchSize * recipe.localSteps - 1)
-                / (recipe.batchSize * recipe.localSteps))
             print("resumed session \(recipe.sessionID) from \(resume!) (resume \(resumed.resumes + 1)): version \(resumed.version), "
-                + "\(done)/\(total) units done, \(SummaryLine.format(resumed.trainingSeconds, digits: 1)) s trained; "
+                + "\(resumed.ledger.completedCount)/\(server.totalUnits) units done, \(SummaryLine.format(resumed.trainingSeconds, digits: 1)) s trained; "
                 + "its settings replace the command line's")
         } else {
             server = ParameterServerRuntime(configuration: configuration, model: serverModel, loop: loop, permutation: permutation)

@@ -7,9 +7,8 @@ import Testing
 struct ResumeTests {
     /// Sync mode is deterministic for a fixed seed and worker count, so a resumed run can be compared
     /// with an uninterrupted one. Three epochs so the kill lands well inside the session.
-    static let session = smallSession.filter { $0 != "--epochs" && $0 != "2" } + [
-        "--epochs", "3", "--mode", "sync", "--workers", "2", "--seed", "7",
-    ]
+    /// (The last --epochs given wins.)
+    static let session = smallSession + ["--epochs", "3", "--mode", "sync", "--workers", "2", "--seed", "7"]
 
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("downpour-resume-\(UUID().uuidString)")

@@ -120,19 +120,19 @@ public enum CheckpointFile {
 
     // MARK: Private
 
-    private static func checksum<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> UInt32 {
-        let value = bytes.withContiguousStorageIfAvailable { buffer -> UInt in
-            var crc: UInt = 0
+    /// zlib's CRC-32 of `bytes`.
+    private static func checksum(_ bytes: some ContiguousBytes) -> UInt32 {
+        bytes.withUnsafeBytes { buffer in
+            var crc: uLong = 0
             var offset = 0
             // zlib's length argument is 32-bit: feed large bodies in pieces.
             while offset < buffer.count {
                 let piece = min(buffer.count - offset, 1 << 30)
-                crc = UInt(crc32(uLong(crc), buffer.baseAddress! + offset, uInt(piece)))
+                crc = crc32(crc, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self) + offset, uInt(piece))
                 offset += piece
             }
-            return crc
+            return UInt32(truncatingIfNeeded: crc)
         }
-        return UInt32(truncatingIfNeeded: value ?? UInt(checksum(Array(bytes))))
     }
 
     private static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {

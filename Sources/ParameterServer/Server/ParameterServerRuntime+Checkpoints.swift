@@ -94,8 +94,7 @@ extension ParameterServerRuntime {
                 checkpointsInFlight -= 1
                 switch outcome {
                 case .success(let size):
-                    checkpointsWritten += 1
-                    lastCheckpointAt = clock.now
+                    didWriteCheckpoint()
                     reporter.line("checkpoint written to \(path): version \(checkpoint.version), "
                         + "\(units)/\(totalUnits) units, \(SummaryLine.format(Double(size) / 1_048_576, digits: 1)) MiB "
                         + "in \(Int(took.seconds * 1000)) ms")
@@ -117,9 +116,14 @@ extension ParameterServerRuntime {
         guard let schedule = configuration.checkpoint, startedAt != nil else { return nil }
         let checkpoint = makeCheckpoint(recipe: schedule.recipe)
         try checkpoint.write(to: schedule.path)
+        updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
+        didWriteCheckpoint()
+        return schedule.path
+    }
+
+    /// Counts a checkpoint that reached the disk, for the age metric and the time-based schedule.
+    private func didWriteCheckpoint() {
         checkpointsWritten += 1
         lastCheckpointAt = clock.now
-        updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
-        return schedule.path
     }
 }

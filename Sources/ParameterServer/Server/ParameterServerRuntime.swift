@@ -142,6 +142,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// The coordinator's figures so far.
     public var statistics: SessionStatistics { coordinator.statistics }
 
+    /// Work units in the whole session (every epoch).
+    public var totalUnits: Int { coordinator.ledger.totalUnits }
+
     /// Binds, listens and starts the session's timers.
     /// - Throws: `ReactorError` when the address cannot be bound.
     /// - Warning: Call on the loop thread, or before the loop first runs.
