@@ -3,8 +3,8 @@
 // The Downpour parameter-server protocol.
 //
 // Every TCP frame is a 4-byte little-endian unsigned length N followed by N bytes: one `Envelope`
-// encoded in protobuf's wire format. See Schemas/README.md for the order of messages and what the
-// server does on each error.
+// encoded in protobuf's wire format. See Schemas/Messages/README.md for the order of messages, what
+// each field means and what the server does on each error.
 
 import WireCodec
 
@@ -68,8 +68,12 @@ public struct Capabilities: WireMessage, Hashable {
     public var threads: UInt32 = 0
     /// Model architectures the worker can build, such as "mlp" and "cnn".
     public var architectures: [String] = []
-    /// How many work units the worker is willing to hold at once.
+    /// How many work units the worker is willing to hold at once; 0 means the server's default. The server
+    /// caps it at its own limit (Welcome.units_ahead says what was granted).
     public var maxUnitsAhead: UInt32 = 0
+    /// The worker wants the server's heartbeats (Welcome.server_heartbeat_interval_ms), so that it can
+    /// tell a hung server from one waiting for workers. Workers that do not set it receive none.
+    public var serverHeartbeats: Bool = false
     /// Fields this schema does not know, kept so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
@@ -77,10 +81,11 @@ public struct Capabilities: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(threads: UInt32 = 0, architectures: [String] = [], maxUnitsAhead: UInt32 = 0) {
+    public init(threads: UInt32 = 0, architectures: [String] = [], maxUnitsAhead: UInt32 = 0, serverHeartbeats: Bool = false) {
         self.threads = threads
         self.architectures = architectures
         self.maxUnitsAhead = maxUnitsAhead
+        self.serverHeartbeats = serverHeartbeats
     }
 }
 
@@ -108,6 +113,16 @@ public struct Welcome: WireMessage, Hashable {
     /// server_nonce || session_id), 32 bytes, so the worker knows the server holds the token too. Empty
     /// otherwise. See Schemas/Messages/README.md.
     public var serverProof: [UInt8] = []
+    /// When Hello.capabilities.server_heartbeats was set: the server sends a Heartbeat at least this often,
+    /// in milliseconds, so a worker that hears no frame for twice this long may take the server for dead.
+    /// 0: the server sends no heartbeats to this worker.
+    public var serverHeartbeatIntervalMs: UInt32 = 0
+    /// Async mode's rule for stale updates: "none", "inverse" or "bound" (empty in sync and ssp modes).
+    public var stalenessPolicy: String = ""
+    /// K: the staleness bound under "bound", and the clock lead allowed in ssp mode.
+    public var maxStaleness: UInt32 = 0
+    /// Units the server will lease this worker at once: Hello's max_units_ahead capped by the server.
+    public var unitsAhead: UInt32 = 0
     /// Fields this schema does not know, kept so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
@@ -115,7 +130,7 @@ public struct Welcome: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = []) {
+    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0) {
         self.protocolVersion = protocolVersion
         self.workerID = workerID
         self.sessionID = sessionID
@@ -127,6 +142,10 @@ public struct Welcome: WireMessage, Hashable {
         self.trainSamples = trainSamples
         self.heartbeatIntervalMs = heartbeatIntervalMs
         self.serverProof = serverProof
+        self.serverHeartbeatIntervalMs = serverHeartbeatIntervalMs
+        self.stalenessPolicy = stalenessPolicy
+        self.maxStaleness = maxStaleness
+        self.unitsAhead = unitsAhead
     }
 }
 
@@ -675,6 +694,7 @@ extension Capabilities {
         if self.threads != 0 { size &+= WireSize.field(ProtoUInt32.self, self.threads, tagSize: 1) }
         size &+= WireSize.repeated(ProtoString.self, self.architectures, tagSize: 1)
         if self.maxUnitsAhead != 0 { size &+= WireSize.field(ProtoUInt32.self, self.maxUnitsAhead, tagSize: 1) }
+        if self.serverHeartbeats { size &+= WireSize.field(ProtoBool.self, self.serverHeartbeats, tagSize: 1) }
         return size
     }
 
@@ -682,6 +702,7 @@ extension Capabilities {
         if self.threads != 0 { writer.writeField(ProtoUInt32.self, self.threads, tag: 8) }
         writer.writeRepeated(ProtoString.self, self.architectures, tag: 18)
         if self.maxUnitsAhead != 0 { writer.writeField(ProtoUInt32.self, self.maxUnitsAhead, tag: 24) }
+        if self.serverHeartbeats { writer.writeField(ProtoBool.self, self.serverHeartbeats, tag: 32) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -691,9 +712,10 @@ extension Capabilities {
             case 8: self.threads = try reader.read(ProtoUInt32.self)
             case 18: self.architectures.append(try reader.read(ProtoString.self))
             case 24: self.maxUnitsAhead = try reader.read(ProtoUInt32.self)
+            case 32: self.serverHeartbeats = try reader.read(ProtoBool.self)
             default:
                 switch tag.fieldNumber {
-                case 1, 2, 3: throw reader.wrongWireType(tag)
+                case 1, 2, 3, 4: throw reader.wrongWireType(tag)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -715,6 +737,10 @@ extension Welcome {
         if self.trainSamples != 0 { size &+= WireSize.field(ProtoUInt32.self, self.trainSamples, tagSize: 1) }
         if self.heartbeatIntervalMs != 0 { size &+= WireSize.field(ProtoUInt32.self, self.heartbeatIntervalMs, tagSize: 1) }
         if !self.serverProof.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.serverProof, tagSize: 1) }
+        if self.serverHeartbeatIntervalMs != 0 { size &+= WireSize.field(ProtoUInt32.self, self.serverHeartbeatIntervalMs, tagSize: 1) }
+        if !self.stalenessPolicy.isEmpty { size &+= WireSize.field(ProtoString.self, self.stalenessPolicy, tagSize: 1) }
+        if self.maxStaleness != 0 { size &+= WireSize.field(ProtoUInt32.self, self.maxStaleness, tagSize: 1) }
+        if self.unitsAhead != 0 { size &+= WireSize.field(ProtoUInt32.self, self.unitsAhead, tagSize: 1) }
         return size
     }
 
@@ -730,6 +756,10 @@ extension Welcome {
         if self.trainSamples != 0 { writer.writeField(ProtoUInt32.self, self.trainSamples, tag: 72) }
         if self.heartbeatIntervalMs != 0 { writer.writeField(ProtoUInt32.self, self.heartbeatIntervalMs, tag: 80) }
         if !self.serverProof.isEmpty { writer.writeField(ProtoBytes.self, self.serverProof, tag: 90) }
+        if self.serverHeartbeatIntervalMs != 0 { writer.writeField(ProtoUInt32.self, self.serverHeartbeatIntervalMs, tag: 96) }
+        if !self.stalenessPolicy.isEmpty { writer.writeField(ProtoString.self, self.stalenessPolicy, tag: 106) }
+        if self.maxStaleness != 0 { writer.writeField(ProtoUInt32.self, self.maxStaleness, tag: 112) }
+        if self.unitsAhead != 0 { writer.writeField(ProtoUInt32.self, self.unitsAhead, tag: 120) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -747,9 +777,13 @@ extension Welcome {
             case 72: self.trainSamples = try reader.read(ProtoUInt32.self)
             case 80: self.heartbeatIntervalMs = try reader.read(ProtoUInt32.self)
             case 90: self.serverProof = try reader.read(ProtoBytes.self)
+            case 96: self.serverHeartbeatIntervalMs = try reader.read(ProtoUInt32.self)
+            case 106: self.stalenessPolicy = try reader.read(ProtoString.self)
+            case 112: self.maxStaleness = try reader.read(ProtoUInt32.self)
+            case 120: self.unitsAhead = try reader.read(ProtoUInt32.self)
             default:
                 switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11: throw reader.wrongWireType(tag)
+                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15: throw reader.wrongWireType(tag)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
