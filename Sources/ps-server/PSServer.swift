@@ -160,6 +160,15 @@ struct PSServer: ParsableCommand {
     @Option(help: "Seconds of silence after which a worker is dropped and its units requeued.")
     var heartbeatTimeout: Double = 10
 
+    @Option(help: "Seconds between heartbeats, both ways: workers are asked to send one this often, and the server sends one to each worker that asks (a worker takes a server silent for twice this long for dead).")
+    var heartbeatInterval: Double = 1
+
+    @Option(help: "Least seconds a work unit's lease lasts; it expires after the larger of this and 3 x the 99th percentile of recent unit times, and the unit is requeued.")
+    var leaseFloor: Double = 5
+
+    @Flag(help: "Do not hand idle workers backup copies of the slowest outstanding units at the session's tail.")
+    var noBackups = false
+
     func validate() throws {
         // Without a token, anyone who can reach the port can join and push updates.
         let token = try resolvedToken()
@@ -184,6 +193,10 @@ struct PSServer: ParsableCommand {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard maxWriteQueueBytes >= 1 << 20 else { throw ValidationError("--max-write-queue-bytes must be at least 1 MiB (1048576)") }
         guard handshakeTimeout > 0, heartbeatTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        guard heartbeatInterval >= 0.1, heartbeatInterval < heartbeatTimeout else {
+            throw ValidationError("--heartbeat-interval must be at least 0.1 s and below --heartbeat-timeout")
+        }
+        guard leaseFloor > 0, leaseFloor.isFinite else { throw ValidationError("--lease-floor must be a positive number of seconds") }
         if let trainSamples, trainSamples < 1 { throw ValidationError("--train-samples must be at least 1") }
         if let testSamples, testSamples < 1 { throw ValidationError("--test-samples must be at least 1") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1") }
@@ -247,6 +260,10 @@ struct PSServer: ParsableCommand {
         // A queue must hold a few whole weight frames, or ordinary pulls would trip it.
         configuration.maxQueuedWriteBytes = max(maxWriteQueueBytes, 3 * (parameterBytes + 4096))
         configuration.handshakeTimeout = .milliseconds(Int(handshakeTimeout * 1000))
+        configuration.heartbeatInterval = .milliseconds(Int(heartbeatInterval * 1000))
+        // Operational settings, like the limits: the command line's, also for a resumed session.
+        configuration.policy.leaseFloor = .milliseconds(Int(leaseFloor * 1000))
+        configuration.policy.backups = !noBackups
         if let path = checkpoint ?? resume {
             configuration.checkpoint = CheckpointSchedule(
                 path: path, everyUpdates: checkpointEvery, interval: .milliseconds(Int(checkpointInterval * 1000)), recipe: recipe)

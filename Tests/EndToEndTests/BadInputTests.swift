@@ -98,7 +98,7 @@ struct BadInputTests {
         let fields = try summary(of: server)
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("samples") == 3 * 3000)
-        #expect(fields.int("rejected") == 2)
+        #expect(fields.int("rejected") - fields.int("duplicates") == 2)  // backup copies may lose besides
         #expect(fields.int("requeued") >= 2)
         let log = server.output.joined(separator: "\n")
         #expect(log.contains("update has \(parameters - 1) values but the model has \(parameters) parameters"))

@@ -16,7 +16,8 @@ struct SessionTests {
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("samples") == 2 * 3000)
         #expect(fields.double("test_accuracy") > 0.6)
-        #expect(fields.int("duplicates") == 0)
+        #expect(fields.int("applied_twice") == 0)
+        #expect(fields.int("rejected") == fields.int("duplicates"), "only backup copies may lose")
         for worker in workers {
             #expect(try worker.waitForExit(timeout: .seconds(60)) == 0)
             #expect(worker.output.contains { $0.contains("session over: test accuracy") })

@@ -4,11 +4,12 @@ import Testing
 
 @Suite struct FaultInjectionTests {
     @Test func parsesEveryFaultCommaSeparatedOrRepeated() throws {
-        let faults = try FaultInjection(parsing: ["delay=50ms,jitter=20ms", "slowdown=3", "crash-after=1.5s", "drop-connection=0.01", "seed=7"])
+        let faults = try FaultInjection(parsing: ["delay=50ms,jitter=20ms", "slowdown=3", "crash-after=1.5s", "hang-after=2s", "drop-connection=0.01", "seed=7"])
         #expect(faults.delay == .milliseconds(50))
         #expect(faults.jitter == .milliseconds(20))
         #expect(faults.slowdown == 3)
         #expect(faults.crashAfter == .milliseconds(1500))
+        #expect(faults.hangAfter == .seconds(2))
         #expect(faults.dropConnection == 0.01)
         #expect(faults.seed == 7)
         #expect(!faults.isEmpty)

@@ -20,8 +20,8 @@ struct CoordinatorHarness {
     var finishedEpochs: [Int] = []
     var sessionFinished = 0
     var trainingStarted = 0
-    /// Units pushed and not yet acknowledged, to learn which samples an applied ack covers.
-    var inFlight: [UInt64: WorkUnitLedger.Assignment] = [:]
+    /// Units each worker pushed and has not had acknowledged, to learn which samples an applied ack covers.
+    var inFlight: [WorkerID: [UInt64: WorkUnitLedger.Assignment]] = [:]
 
     init(_ policy: SessionPolicy, samples: Int = 64, perUnit: Int = 8, epochs: Int = 2, parameters: Int = 4) {
         let ledger = WorkUnitLedger(sampleCount: samples, samplesPerUnit: perUnit, epochs: epochs,
@@ -37,10 +37,10 @@ struct CoordinatorHarness {
             case .apply(let update, _): applied.append(update)
             case .acknowledge(let worker, let ack):
                 acknowledgements[worker, default: []].append(ack)
-                if ack.applied, let unit = inFlight[ack.unitID] {
+                if ack.applied, let unit = inFlight[worker]?[ack.unitID] {
                     trainedByEpoch[unit.epoch, default: []] += unit.indices
                 }
-                inFlight[ack.unitID] = nil
+                inFlight[worker]?[ack.unitID] = nil
             case .refuse(let worker, let refusal): refusals[worker, default: []].append(refusal)
             case .disconnect(let worker): disconnected.append(worker)
             case .startTraining: trainingStarted += 1
@@ -59,7 +59,7 @@ struct CoordinatorHarness {
 
     mutating func leave(_ id: UInt64) {
         inbox[WorkerID(id)] = nil
-        run(coordinator.leave(WorkerID(id), reason: "test"))
+        run(coordinator.leave(WorkerID(id), reason: "test", now: now))
     }
 
     /// The worker pushes its oldest unit, computed on the weights it last received.
@@ -70,12 +70,12 @@ struct CoordinatorHarness {
         guard var held = inbox[worker], !held.isEmpty, weightsVersion[worker] != nil else { return false }
         let unit = held.removeFirst()
         inbox[worker] = held
-        inFlight[unit.unitID] = unit
+        inFlight[worker, default: [:]][unit.unitID] = unit
         let input = SessionCoordinator.PushInput(
             unitID: unit.unitID, baseVersion: base ?? weightsVersion[worker]!, kind: .gradient,
             loss: 1, sampleCount: unit.indices.count,
             values: values ?? Array(repeating: Float(id), count: coordinator.parameterCount))
-        run(coordinator.push(from: worker, input))
+        run(coordinator.push(from: worker, input, now: now))
         return true
     }
 
@@ -252,7 +252,9 @@ struct CoordinatorHarness {
     }
 
     @Test func silentWorkersAreDroppedAfterTheHeartbeatTimeout() {
-        var h = CoordinatorHarness(SessionPolicy(mode: .async, workersToStart: 1, heartbeatTimeout: .seconds(5)))
+        var policy = SessionPolicy(mode: .async, workersToStart: 1, heartbeatTimeout: .seconds(5))
+        policy.leaseFloor = .seconds(60)  // only the heartbeat timeout is under test
+        var h = CoordinatorHarness(policy)
         h.join(1); h.join(2)
         h.now += .seconds(4)
         h.coordinator.heard(from: WorkerID(2), now: h.now)
@@ -272,8 +274,10 @@ struct CoordinatorHarness {
         h.pushOldest(1)
         let input = SessionCoordinator.PushInput(unitID: unit.unitID, baseVersion: 0, kind: .gradient, loss: 1,
                                                  sampleCount: unit.indices.count, values: [0, 0, 0, 0])
-        h.run(h.coordinator.push(from: WorkerID(1), input))
+        h.run(h.coordinator.push(from: WorkerID(1), input, now: h.now))
         #expect(h.applied.count == 1)
-        #expect(h.coordinator.ledger.duplicateCount == 1)
+        #expect(h.coordinator.statistics.duplicates == 1)
+        #expect(h.acknowledgements[WorkerID(1)]?.last?.refusal == .duplicate)
+        #expect(h.coordinator.statistics.appliedTwice == 0)
     }
 }

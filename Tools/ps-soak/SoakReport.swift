@@ -61,10 +61,12 @@ struct SoakReport {
             name: "accuracy", passed: (accuracy ?? -1) >= settings.minAccuracy,
             figures: "\(accuracy.map { String(format: "%.4f", $0) } ?? "none") >= \(String(format: "%.4f", settings.minAccuracy)) required"))
         let units = Int(summary["units"] ?? ""), expected = Int(summary["units_expected"] ?? "")
+        let appliedTwice = Int(summary["applied_twice"] ?? "")
         checks.append(Check(
-            name: "work units", passed: units != nil && units == expected,
-            figures: "\(units.map(String.init) ?? "?") of \(expected.map(String.init) ?? "?") applied once "
-                + "(requeued \(summary["requeued"] ?? "?"), duplicates \(summary["duplicates"] ?? "?"))"))
+            name: "work units", passed: units != nil && units == expected && appliedTwice == 0,
+            figures: "\(units.map(String.init) ?? "?") of \(expected.map(String.init) ?? "?") applied, "
+                + "\(appliedTwice.map(String.init) ?? "?") twice (requeued \(summary["requeued"] ?? "?"), "
+                + "expired \(summary["expired"] ?? "?"), refused duplicates \(summary["duplicates"] ?? "?"))"))
         let killed = incarnations.filter(\.killed).count
         let resumed = incarnations.filter { $0.resumedLine != nil }.count
         checks.append(Check(
@@ -132,6 +134,8 @@ struct SoakReport {
         line.add("units_expected", summary["units_expected"] ?? "-")
         line.add("requeued", summary["requeued"] ?? "-")
         line.add("duplicates", summary["duplicates"] ?? "-")
+        line.add("applied_twice", summary["applied_twice"] ?? "-")
+        line.add("expired", summary["expired"] ?? "-")
         line.add("server_kills", incarnations.filter(\.killed).count)
         line.add("server_kills_requested", settings.serverKills)
         line.add("rss_growth_mib", Double(rss.largestGrowth) / 1_048_576, digits: 1)

@@ -42,7 +42,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
 ///   the rate it computes assume one caller at a time.
 public final class SessionMetrics {
     /// Reasons an update may be rejected for; each is exported from the start, at 0.
-    public static let rejectionReasons = ["stale", "wrong_dimensions", "not_finite", "unknown_unit"]
+    public static let rejectionReasons = SessionCoordinator.PushRefusal.allCases.map(\.rawValue)
+        + [SessionCoordinator.Refusal.Reason.wrongDimensions.rawValue, SessionCoordinator.Refusal.Reason.notFinite.rawValue]
 
     /// The registry every metric is in; ``exposition(_:)`` emits it.
     public let registry = PrometheusCollectorRegistry()
@@ -58,6 +59,9 @@ public final class SessionMetrics {
     private let framesIn: Counter
     private let framesOut: Counter
     private let samples: Counter
+    private let leasesExpired: Counter
+    private let backupLeases: Counter
+    private let appliedTwice: Counter
     private let samplesRate: Gauge
     private let syncRounds: Counter
     private let modelVersion: Gauge
@@ -102,6 +106,9 @@ public final class SessionMetrics {
         samplesRate = gauge("samples_per_second",
                             "Samples trained per second since the previous scrape (the first scrape: since training started).")
         syncRounds = counter("sync_rounds", "Sync rounds closed (sync mode only).")
+        leasesExpired = counter("leases_expired", "Work-unit leases that ran out before their push; each unit went back to the queue.")
+        backupLeases = counter("backup_leases", "Backup copies of outstanding units handed to idle workers at the session's tail.")
+        appliedTwice = counter("units_applied_twice", "Units whose update was applied more than once, by an audit apart from the ledger; always 0.")
         modelVersion = gauge("model_version", "The model's version: optimiser steps applied.")
         epochs = gauge("epochs_completed", "Epochs whose work units have all been applied.")
         testLoss = gauge("test_loss", "Test loss after the last evaluated epoch (NaN before the first).")
@@ -167,6 +174,9 @@ public final class SessionMetrics {
         set(framesOut, sentFrames)
         set(samples, statistics.samplesTrained)
         set(syncRounds, statistics.rounds)
+        set(leasesExpired, statistics.leasesExpired)
+        set(backupLeases, statistics.backupLeases)
+        set(appliedTwice, statistics.appliedTwice)
         modelVersion.set(Double(snapshot.modelVersion))
         epochs.set(Double(snapshot.epochsCompleted))
         testLoss.set(snapshot.lastEvaluation?.loss ?? .nan)

@@ -25,7 +25,9 @@ public final class MNISTWorkerModel: WorkerModel {
     ) -> (kind: UpdateKind, values: [Float], loss: Float) {
         let positions = indices.map { Int32(bitPattern: $0) }
         precondition(weights.count == model.parameterCount, "weights are checked against the model on arrival")
-        if localSteps <= 1 || positions.count <= batchSize {
+        // With local steps every push is a delta, even a short unit's single step: a sync round
+        // averages its pushes as one kind.
+        if localSteps <= 1 {
             let loss = lossAndGradient(positions[...], parameters: weights)
             return (.gradient, gradient, loss)
         }

@@ -2,8 +2,9 @@ import Messages
 import Reactor
 
 extension ParameterServerRuntime {
-    /// Carries out the coordinator's actions, in order.
+    /// Carries out the coordinator's actions, in order, then sets the timer for its next deadline.
     func run(_ actions: [SessionCoordinator.Action]) {
+        defer { armDeadline() }
         for action in actions {
             switch action {
             case .sendWeights(let worker):
@@ -21,12 +22,15 @@ extension ParameterServerRuntime {
             case .acknowledge(let worker, let ack):
                 if ack.applied { metrics?.didApply(staleness: ack.staleness) } // metrics hook: staleness histogram
                 guard let peer = peers[worker], peer.state == .joined else { continue }
+                if let refusal = ack.refusal {
+                    logRefusal(from: peer, "refused a push for unit \(ack.unitID) (\(refusal.rawValue)): \(ack.reason)")
+                }
                 send(Envelope(body: .pushAck(PushAck(
                     unitID: ack.unitID, applied: ack.applied, serverVersion: ack.serverVersion,
                     staleness: ack.staleness, reason: ack.reason))), to: peer)
             case .refuse(let worker, let refusal):
                 guard let peer = peers[worker] else { continue }
-                reporter.line("refused an update from \(peer.label): \(refusal.message)")
+                logRefusal(from: peer, "refused a push (\(refusal.reason.rawValue)): \(refusal.message)")
                 peer.connection.sendError(refusal.reason.wireCode, refusal.message, fatal: refusal.fatal)
             case .disconnect(let worker):
                 guard let peer = peers[worker] else { continue }
@@ -160,8 +164,12 @@ extension ParameterServerRuntime {
         summary.add("units", coordinator.ledger.completedCount)
         summary.add("units_expected", coordinator.ledger.totalUnits)
         summary.add("requeued", coordinator.ledger.requeuedCount)
-        summary.add("duplicates", coordinator.ledger.duplicateCount)
+        summary.add("duplicates", statistics.duplicates)
+        summary.add("applied_twice", statistics.appliedTwice)
         summary.add("rejected", statistics.rejectedTotal)
+        summary.add("rejected_by_reason", statistics.rejectedByReason)
+        summary.add("expired", statistics.leasesExpired)
+        summary.add("backups", statistics.backupLeases)
         summary.add("joins", statistics.joins)
         summary.add("leaves", statistics.leaves)
         summary.add("final_version", coordinator.version)
@@ -182,13 +190,35 @@ extension ParameterServerRuntime {
     }
 }
 
+extension ParameterServerRuntime {
+    /// Refusals of one peer logged in full before the log thins out to one line in `refusalLogEvery`:
+    /// a peer that floods the server with bad pushes cannot flood its log too.
+    static let refusalsLoggedInFull = 20
+    static let refusalLogEvery = 100
+
+    /// Logs a refused message with the peer's name and address; past `refusalsLoggedInFull` of them
+    /// from one peer, every `refusalLogEvery`th, with the count so far (every refusal is still counted
+    /// in the summary and in `/metrics`).
+    func logRefusal(from peer: Peer, _ text: String) {
+        peer.refusalsLogged += 1
+        let count = peer.refusalsLogged
+        if count <= Self.refusalsLoggedInFull {
+            reporter.line("\(peer.label): \(text)")
+            if count == Self.refusalsLoggedInFull {
+                reporter.line("\(peer.label): \(count) refusals; from now on one in \(Self.refusalLogEvery) is logged")
+            }
+        } else if count % Self.refusalLogEvery == 0 {
+            reporter.line("\(peer.label): \(text) [refusal \(count) from this worker]")
+        }
+    }
+}
+
 extension SessionCoordinator.Refusal.Reason {
     /// The protocol's error code for this reason.
     var wireCode: ErrorReport.Code {
         switch self {
         case .wrongDimensions: .wrongDimensions
         case .notFinite: .notFinite
-        case .unknownUnit: .malformed
         }
     }
 }

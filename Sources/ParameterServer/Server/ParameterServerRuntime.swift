@@ -45,6 +45,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         /// This connection's nonces, while and after it authenticates (see `HandshakeAuthentication`).
         var serverNonce: [UInt8] = []
         var clientNonce: [UInt8] = []
+        /// Closes the connection if it has not joined by the handshake timeout; cancelled once it joins.
+        var handshakeTimer: TimerHandle?
+        /// Whether the worker asked for the server's heartbeats (`Capabilities.server_heartbeats`).
+        var wantsHeartbeats = false
+        /// Refused pushes logged so far; see `logRefusal`.
+        var refusalsLogged = 0
 
         init(connection: FrameConnection, worker: WorkerID, connectedAt: ContinuousClock.Instant) {
             self.connection = connection
@@ -68,6 +74,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var peers: [WorkerID: Peer] = [:]
     var nextWorker: UInt64 = 1
     var timers: [TimerHandle] = []
+    /// Fires at the coordinator's next deadline (a lease, a heartbeat timeout, an exclusion's end).
+    var deadlineTimer: TimerHandle?
+    var armedDeadline: ContinuousClock.Instant?
+    var heartbeatSequence: UInt64 = 0
     let evaluation = ComputeThread(name: "evaluation")
     var clock = ContinuousClock()
     var startedAt: ContinuousClock.Instant?
@@ -163,6 +173,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         timers.append(loop.scheduleTimer(after: .seconds(1), repeating: .seconds(1)) { [unowned self] in
             self.tick()
         })
+        let heartbeat = configuration.heartbeatInterval
+        timers.append(loop.scheduleTimer(after: heartbeat, repeating: heartbeat) { [unowned self] in
+            self.sendHeartbeats()
+        })
         timers.append(loop.scheduleTimer(after: .milliseconds(250), repeating: .milliseconds(250)) { [unowned self] in
             self.drawBar()
         })
@@ -193,6 +207,13 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         }
         let peer = Peer(connection: connection, worker: worker, connectedAt: clock.now)
         peers[worker] = peer
+        // The timeout covers the whole handshake, authentication included, and fires on time.
+        peer.handshakeTimer = loop.scheduleTimer(after: configuration.handshakeTimeout) { [unowned self, weak peer] in
+            guard let peer, peer.isHandshaking else { return }
+            reporter.line("closing \(peer.connection.remoteAddress): no handshake within \(configuration.handshakeTimeout)")
+            peer.state = .gone
+            peer.connection.closeNow()
+        }
         connection.onFrame = { [unowned self] payload in
             self.received(payload, from: peer)
         }
@@ -203,10 +224,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
 
     private func closed(_ peer: Peer, error: ReactorError?) {
         peers[peer.worker] = nil
+        peer.handshakeTimer?.cancel()
+        peer.handshakeTimer = nil
         if peer.state == .joined {
             peer.state = .gone
             let reason = error.map { "connection lost (\($0))" } ?? "disconnected"
-            run(coordinator.leave(peer.worker, reason: reason))
+            run(coordinator.leave(peer.worker, reason: reason, now: clock.now))
         } else if let error, peer.isHandshaking {
             reporter.line("connection from \(peer.connection.remoteAddress) closed before its handshake: \(error)")
         }
@@ -246,7 +269,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             break
         case (.joined, .leave(let leave)?):
             peer.state = .gone
-            run(coordinator.leave(peer.worker, reason: leave.reason.isEmpty ? "said goodbye" : "said goodbye (\(leave.reason))"))
+            run(coordinator.leave(peer.worker, reason: leave.reason.isEmpty ? "said goodbye" : "said goodbye (\(leave.reason))",
+                                  now: clock.now))
             peer.connection.close()
         case (.joined, .error(let report)?):
             reporter.line("worker \(peer.label) reported \(report.code): \(report.message)")
@@ -286,6 +310,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             return
         }
         peer.state = .joined
+        peer.handshakeTimer?.cancel()
+        peer.handshakeTimer = nil
+        let policy = configuration.policy
+        let requested = Int(hello.capabilities?.maxUnitsAhead ?? 0)
+        let capacity = coordinator.unitsAhead(requested: requested == 0 ? Int.max : requested)
+        peer.wantsHeartbeats = hello.capabilities?.serverHeartbeats ?? false
         var welcome = Welcome()
         welcome.protocolVersion = ProtocolVersion.current
         welcome.workerID = peer.worker.rawValue
@@ -298,9 +328,15 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         welcome.trainSamples = UInt32(configuration.trainSamples)
         welcome.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.seconds * 1000)
         welcome.serverProof = serverProof(for: peer)
+        if peer.wantsHeartbeats {
+            welcome.serverHeartbeatIntervalMs = UInt32(configuration.heartbeatInterval.seconds * 1000)
+        }
+        // The rule applies to every update applied on arrival: async and ssp, never sync rounds.
+        if policy.mode != .sync { welcome.stalenessPolicy = policy.stalenessPolicy.rawValue }
+        welcome.maxStaleness = UInt32(clamping: policy.maxStaleness)
+        welcome.unitsAhead = UInt32(clamping: capacity)
         send(Envelope(body: .welcome(welcome)), to: peer) // counts bytes out for metrics
-        let capacity = Int(hello.capabilities?.maxUnitsAhead ?? 0)
-        run(coordinator.join(peer.worker, name: peer.name, capacity: capacity == 0 ? Int.max : capacity, now: clock.now))
+        run(coordinator.join(peer.worker, name: peer.name, capacity: capacity, now: clock.now))
     }
 
     private func handlePush(_ push: Push, from peer: Peer) {
@@ -315,7 +351,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         let input = SessionCoordinator.PushInput(
             unitID: push.unitID, baseVersion: push.baseVersion, kind: kind, loss: push.loss,
             sampleCount: Int(push.sampleCount), values: push.values)
-        run(coordinator.push(from: peer.worker, input))
+        run(coordinator.push(from: peer.worker, input, now: clock.now))
         checkpointIfDue()
     }
 
@@ -323,7 +359,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         let version = coordinator.version
         var weights = Weights()
         weights.version = version
-        if knownVersion != version {
+        // known_version 0 also means "none": the first weights are version 0, and a worker that
+        // holds nothing cannot say so otherwise.
+        if knownVersion == nil || knownVersion == 0 || knownVersion != version {
             weights.values = model.parameters
         }
         send(Envelope(body: .weights(weights)), to: peer) // counts bytes out for metrics
@@ -337,24 +375,48 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         peer.state = .gone
         peer.connection.sendError(code, message, fatal: true)
         if wasJoined {
-            run(coordinator.leave(peer.worker, reason: "refused: \(message)"))
+            run(coordinator.leave(peer.worker, reason: "refused: \(message)", now: clock.now))
         }
     }
 
     // MARK: Time
 
+    /// Once a second: checkpoints that are due by time, and the report's throughput samples. The
+    /// session's own deadlines have a timer of their own (`armDeadline`).
     private func tick() {
-        let now = clock.now
-        // The timeout covers the whole handshake, authentication included.
-        for peer in peers.values where peer.isHandshaking && now - peer.connectedAt > configuration.handshakeTimeout {
-            reporter.line("closing \(peer.connection.remoteAddress): no handshake within \(configuration.handshakeTimeout)")
-            peer.state = .gone
-            peer.connection.closeNow()
-        }
-        run(coordinator.tick(now: now))
         checkpointIfDue()
         if startedAt != nil, !finished {
             history.throughput.append(.init(seconds: sinceStart, updates: coordinator.statistics.updatesApplied))
+        }
+    }
+}
+
+extension ParameterServerRuntime {
+    /// Sets the deadline timer for the coordinator's next deadline, unless it is already set for that
+    /// moment or earlier. A timer that fires early (libuv's clock is cached per loop iteration) ticks,
+    /// finds nothing due, and is set again.
+    func armDeadline() {
+        guard !finished, let next = coordinator.nextDeadline else { return }
+        if let armed = armedDeadline, armed <= next { return }
+        deadlineTimer?.cancel()
+        armedDeadline = next
+        // Rounded up to the timer's millisecond, so that it does not fire just before the deadline.
+        let delay = max(.milliseconds(1), next - clock.now + .microseconds(999))
+        deadlineTimer = loop.scheduleTimer(after: delay) { [unowned self] in
+            armedDeadline = nil
+            deadlineTimer = nil
+            run(coordinator.tick(now: clock.now))
+            armDeadline()
+        }
+    }
+
+    /// Sends a heartbeat to every worker that asked for them, so it can tell a hung server from a quiet one.
+    func sendHeartbeats() {
+        guard !finished else { return }
+        heartbeatSequence += 1
+        let heartbeat = Heartbeat(seq: heartbeatSequence, unixNanos: Int64(Date().timeIntervalSince1970 * 1e9))
+        for peer in peers.values where peer.state == .joined && peer.wantsHeartbeats {
+            send(Envelope(body: .heartbeat(heartbeat)), to: peer) // counts bytes out for metrics
         }
     }
 }

@@ -6,9 +6,12 @@
 ///
 /// Invariants it keeps:
 /// - the model version only goes up, by one per applied update (or per sync round);
-/// - every work unit is applied exactly once per epoch: a leaving worker's units are requeued, a
-///   refused or too-stale update's unit is requeued, a duplicate is dropped;
-/// - no worker that has left can block the others, in any mode.
+/// - every work unit is applied exactly once per epoch: each unit sent is a *lease* to one worker, and
+///   only a push from a worker holding a live lease on the unit is applied; a leaving worker's units
+///   are requeued, a refused or too-stale update's unit is requeued, anything else is refused and
+///   changes nothing; an audit independent of the ledger counts any unit applied twice;
+/// - no worker can block the others, in any mode: one that leaves or goes silent is dropped, and a
+///   lease that outlives its deadline (`UnitTimeEstimate`) is taken back and its unit requeued.
 public struct SessionCoordinator: Sendable {
     /// Something the runtime must do.
     public enum Action: Sendable {
@@ -54,14 +57,31 @@ public struct SessionCoordinator: Sendable {
         public var serverVersion: UInt64
         public var staleness: UInt64
         public var reason: String
+        /// Why the push was not applied; nil when it was.
+        public var refusal: PushRefusal?
     }
 
-    /// Why a message was refused.
+    /// Why a well-formed push was not applied (answered with `PushAck{applied=false}`, not an error,
+    /// whose `reason` starts with the raw value and a colon).
+    public enum PushRefusal: String, Sendable, CaseIterable {
+        /// Its unit had already been applied (the losing copy of a backup lands here too).
+        case duplicate
+        /// A unit of the session that is not leased to the pusher: leased to another worker, waiting
+        /// in the queue, or in an epoch not opened yet.
+        case notLeased = "not_leased"
+        /// The pusher's lease on the unit ran out and the unit went back to the queue.
+        case leaseExpired = "lease_expired"
+        /// No unit of the session has this id.
+        case unknownUnit = "unknown_unit"
+        /// Too stale for the `bound` policy; the unit was requeued.
+        case stale
+    }
+
+    /// Why a message was refused with an `ErrorReport`.
     public struct Refusal: Sendable, Equatable {
         public enum Reason: String, Sendable {
             case wrongDimensions = "wrong_dimensions"
             case notFinite = "not_finite"
-            case unknownUnit = "unknown_unit"
         }
         public var reason: Reason
         public var message: String
@@ -97,12 +117,25 @@ public struct SessionCoordinator: Sendable {
     /// One connected worker as the session sees it.
     struct Member: Sendable {
         var name: String
-        /// Units held, oldest first.
+        /// Units it holds a live lease on, oldest first.
         var held: [UInt64] = []
         /// Updates of this worker applied so far, offset at join so a newcomer starts level (ssp).
         var clock: Int
         var lastHeard: ContinuousClock.Instant
         var capacity: Int
+        /// Leases of this worker that expired since its last applied push. While positive it is leased
+        /// one unit at a time, and none until `excludedUntil`.
+        var expiries = 0
+        /// After an expiry the worker gets no unit (and does not count in ssp's slowest clock) until
+        /// then: a stuck worker costs one unit's deadline per back-off, not one per unit.
+        var excludedUntil: ContinuousClock.Instant?
+        /// Units whose lease on this worker expired lately, so that a late push is told why (bounded).
+        var expiredUnits: [UInt64] = []
+
+        /// Units it may hold now.
+        var allowance: Int { expiries > 0 ? 1 : capacity }
+
+        func isExcluded(at now: ContinuousClock.Instant) -> Bool { excludedUntil.map { now < $0 } ?? false }
     }
 
     /// The sync round in progress.
@@ -127,6 +160,14 @@ public struct SessionCoordinator: Sendable {
     public private(set) var statistics = SessionStatistics()
     private var members: [WorkerID: Member] = [:]
     private var round: Round?
+    /// The live leases of the outstanding units.
+    private var leases = LeaseBook()
+    /// How long units take, for the leases' deadline.
+    public private(set) var unitTimes = UnitTimeEstimate()
+    /// Which units have been applied, kept apart from the ledger to catch a unit applied twice.
+    private var audit: AppliedUnitAudit
+    /// The latest time any event carried; leases granted by an event start then.
+    private var now = ContinuousClock.now
 
     /// Creates a coordinator.
     /// - Parameters:
@@ -145,6 +186,7 @@ public struct SessionCoordinator: Sendable {
         self.parameterCount = parameterCount
         self.version = version
         self.statistics = statistics
+        self.audit = AppliedUnitAudit(ledger)
     }
 
     /// Workers in the session now.
@@ -158,22 +200,46 @@ public struct SessionCoordinator: Sendable {
         statistics.takeEpochFigures()
     }
 
-    /// Units a worker holds now.
+    /// Units a worker holds a live lease on now.
     public func unitsHeld(by worker: WorkerID) -> [UInt64] { members[worker]?.held ?? [] }
 
+    /// How long a lease lasts now: `max(leaseFloor, leaseMultiple x p99)` of recent unit times.
+    public var leaseTimeout: Duration { unitTimes.leaseTimeout(floor: policy.leaseFloor, multiple: policy.leaseMultiple) }
+
+    /// The next moment `tick(now:)` has something to do: a lease's deadline, a worker's heartbeat
+    /// deadline or the end of a worker's exclusion. The runtime sets a timer for it, so that each of
+    /// these fires on time rather than on the next periodic tick.
+    public var nextDeadline: ContinuousClock.Instant? {
+        let timeout = leaseTimeout
+        var next: ContinuousClock.Instant?
+        func consider(_ instant: ContinuousClock.Instant) {
+            if next.map({ instant < $0 }) ?? true { next = instant }
+        }
+        if let oldest = leases.oldestSince { consider(oldest + timeout) }
+        for member in members.values {
+            consider(member.lastHeard + policy.heartbeatTimeout)
+            if let until = member.excludedUntil { consider(until) }
+        }
+        return next
+    }
+
     // MARK: Events
+
+    /// The units a worker asking for `requested` at once is granted (`Welcome.units_ahead`): at least
+    /// one, at most the policy's `unitsAhead`.
+    public func unitsAhead(requested: Int) -> Int { max(1, min(requested, policy.unitsAhead)) }
 
     /// A worker finished its handshake.
     /// - Parameters:
     ///   - capacity: units it is willing to hold at once; capped by the policy.
     public mutating func join(_ worker: WorkerID, name: String, capacity: Int, now: ContinuousClock.Instant) -> [Action] {
+        self.now = now
         guard phase != .finished, members[worker] == nil else { return [] }
-        let levelClock = members.values.map(\.clock).min() ?? 0
         members[worker] = Member(
             name: name,
-            clock: levelClock,
+            clock: slowestClock() ?? 0,
             lastHeard: now,
-            capacity: max(1, min(capacity, policy.unitsAhead))
+            capacity: unitsAhead(requested: capacity)
         )
         statistics.joins += 1
         var actions: [Action] = [
@@ -208,10 +274,12 @@ public struct SessionCoordinator: Sendable {
     }
 
     /// A worker left: it said so, its connection closed, or it was dropped.
-    public mutating func leave(_ worker: WorkerID, reason: String) -> [Action] {
-        guard let member = members.removeValue(forKey: worker) else { return [] }
+    public mutating func leave(_ worker: WorkerID, reason: String, now: ContinuousClock.Instant) -> [Action] {
+        self.now = now
+        guard let member = members[worker] else { return [] }
+        let requeued = member.held.filter { takeBack($0, from: worker) }
+        members[worker] = nil
         statistics.leaves += 1
-        let requeued = member.held.filter { ledger.requeue($0) }
         var actions: [Action] = [
             .memberLeft(worker, name: member.name, reason: reason),
             .log("worker \(worker) (\(member.name)) left: \(reason); \(requeued.count) unit(s) requeued; \(members.count) active"),
@@ -219,11 +287,7 @@ public struct SessionCoordinator: Sendable {
         guard phase == .training else { return actions }
         switch policy.mode {
         case .sync:
-            if var current = round {
-                current.awaiting.remove(worker)
-                round = current
-                if current.awaiting.isEmpty { actions += closeRound() }
-            }
+            actions += leaveRound(worker)
         case .async, .ssp:
             // The leaver's units (and, in ssp, a slowest clock that no longer holds anyone back).
             actions += dispatchAll()
@@ -233,75 +297,186 @@ public struct SessionCoordinator: Sendable {
 
     /// Anything arrived from the worker: it is alive.
     public mutating func heard(from worker: WorkerID, now: ContinuousClock.Instant) {
+        self.now = now
         members[worker]?.lastHeard = now
     }
 
-    /// Time passed: drop workers silent for longer than the heartbeat timeout.
+    /// Time passed: drops workers silent for the heartbeat timeout, takes back leases past their
+    /// deadline, and lets workers whose exclusion ended take units again. See `nextDeadline`.
     public mutating func tick(now: ContinuousClock.Instant) -> [Action] {
-        let silent = members.filter { now - $0.value.lastHeard > policy.heartbeatTimeout }.keys.sorted()
+        self.now = now
         var actions: [Action] = []
+        let silent = members.filter { now - $0.value.lastHeard >= policy.heartbeatTimeout }.keys.sorted()
         for worker in silent {
-            actions += leave(worker, reason: "silent for more than \(policy.heartbeatTimeout)")
+            actions += leave(worker, reason: "silent for more than \(policy.heartbeatTimeout)", now: now)
             actions.append(.disconnect(worker))
         }
+        guard phase == .training else { return actions }
+        let expired = expireLeases(now: now)
+        actions += expired
+        var readmitted = false
+        for worker in members.keys.sorted() {
+            guard let until = members[worker]?.excludedUntil, now >= until else { continue }
+            members[worker]?.excludedUntil = nil
+            // Level its clock as a newcomer's, so that a worker held back does not hold ssp back in turn.
+            if let slowest = slowestClock(excluding: worker), let clock = members[worker]?.clock, clock < slowest {
+                members[worker]?.clock = slowest
+            }
+            readmitted = true
+        }
+        if readmitted || !expired.isEmpty { actions += dispatchAll() }
         return actions
     }
 
     /// A worker pushed the result of a work unit.
-    public mutating func push(from worker: WorkerID, _ input: PushInput) -> [Action] {
-        guard phase == .training, members[worker] != nil else { return [] }
+    ///
+    /// Only a push for a unit leased to `worker` can change anything; any other is answered with
+    /// `applied=false` and its reason (`PushRefusal`), and counted.
+    public mutating func push(from worker: WorkerID, _ input: PushInput, now: ContinuousClock.Instant) -> [Action] {
+        self.now = now
+        guard members[worker] != nil else { return [] }
+        let staleness = version >= input.baseVersion ? version - input.baseVersion : 0
+        guard phase == .training, let lease = leases.lease(on: input.unitID, heldBy: worker) else {
+            return [refusePush(from: worker, input.unitID, staleness: staleness)]
+        }
         if let refusal = validate(input) {
             statistics.rejected[refusal.reason.rawValue, default: 0] += 1
-            releaseHeld(input.unitID, of: worker, requeue: true)
-            var actions: [Action] = [
-                .refuse(worker, refusal),
-                .log("refused a push from \(worker) for unit \(input.unitID): \(refusal.message)"),
-            ]
-            actions += afterPush(from: worker)
+            takeBack(input.unitID, from: worker)
+            var actions: [Action] = [.refuse(worker, refusal)]
+            actions += policy.mode == .sync ? leaveRound(worker) : afterPush(from: worker)
             return actions
         }
-        let staleness = version >= input.baseVersion ? version - input.baseVersion : 0
         switch policy.mode {
         case .sync:
-            return pushIntoRound(from: worker, input, staleness: staleness)
+            return pushIntoRound(from: worker, input, lease: lease, staleness: staleness)
         case .async, .ssp:
-            return applyNow(from: worker, input, staleness: staleness)
+            return applyNow(from: worker, input, lease: lease, staleness: staleness)
         }
+    }
+
+    // MARK: Leases
+
+    /// Leases `unitID` to `worker` from now.
+    private mutating func grant(_ unitID: UInt64, to worker: WorkerID, isBackup: Bool) {
+        leases.grant(unitID, to: worker, since: now, isBackup: isBackup)
+        members[worker]?.held.append(unitID)
+    }
+
+    /// Takes `worker`'s lease on `unitID` back, and requeues the unit when no one else holds it.
+    /// - Returns: whether the unit was requeued.
+    @discardableResult
+    private mutating func takeBack(_ unitID: UInt64, from worker: WorkerID) -> Bool {
+        let (lease, othersHold) = leases.revoke(unitID, from: worker)
+        dropHeld(unitID, of: worker)
+        return lease != nil && !othersHold && ledger.requeue(unitID)
+    }
+
+    /// Ends every lease on a unit whose update is being applied; returns the other holders, whose
+    /// capacity is free again (and whose own push will be refused as a duplicate).
+    private mutating func endLeases(of unitID: UInt64, appliedFor worker: WorkerID) -> [WorkerID] {
+        var others: [WorkerID] = []
+        for lease in leases.releaseAll(unitID) {
+            dropHeld(unitID, of: lease.worker)
+            if lease.worker != worker { others.append(lease.worker) }
+        }
+        return others
+    }
+
+    private mutating func dropHeld(_ unitID: UInt64, of worker: WorkerID) {
+        guard let position = members[worker]?.held.firstIndex(of: unitID) else { return }
+        members[worker]?.held.remove(at: position)
+    }
+
+    /// Takes back every lease past its deadline: the unit is requeued (unless a backup copy is still
+    /// out), the holder is excluded for a back-off and then leased one unit at a time until one of its
+    /// pushes is applied. In sync mode the holder also drops out of the round, which closes without it.
+    private mutating func expireLeases(now: ContinuousClock.Instant) -> [Action] {
+        let timeout = leaseTimeout
+        var actions: [Action] = []
+        for (unitID, lease) in leases.expired(at: now, timeout: timeout) {
+            let worker = lease.worker
+            let requeued = takeBack(unitID, from: worker)
+            statistics.leasesExpired += 1
+            guard var member = members[worker] else { continue }
+            // Leases that run out together are one lapse: only a lapse after the back-off counts again.
+            if member.isExcluded(at: now) { continue }
+            member.expiries += 1
+            // One deadline, then two, four, ... up to 64: a stuck worker costs a unit's deadline per
+            // back-off, while a worker that was only slow once is soon trusted again.
+            let backoff = timeout * (1 << min(member.expiries - 1, 6))
+            member.excludedUntil = now + backoff
+            member.expiredUnits.append(unitID)
+            if member.expiredUnits.count > 64 { member.expiredUnits.removeFirst() }
+            members[worker] = member
+            actions.append(.log("lease on unit \(unitID) held by worker \(worker) (\(member.name)) expired after "
+                + "\(Self.describe(timeout))" + (requeued ? "; unit requeued" : "; its backup copy is still out")
+                + "; \(worker) gets no unit for \(Self.describe(backoff)), then one at a time"))
+            if policy.mode == .sync { actions += leaveRound(worker) }
+        }
+        return actions
+    }
+
+    /// Refuses a push from a worker that holds no live lease on its unit, saying why.
+    private mutating func refusePush(from worker: WorkerID, _ unitID: UInt64, staleness: UInt64) -> Action {
+        let refusal: PushRefusal
+        let reason: String
+        if unitID >= UInt64(ledger.totalUnits) {
+            refusal = .unknownUnit
+            reason = "unit \(unitID) is not part of this session (its units are 0 to \(ledger.totalUnits - 1))"
+        } else if ledger.isDone(unitID) || audit.isApplied(unitID) {
+            refusal = .duplicate
+            reason = "unit \(unitID) was already applied"
+        } else if members[worker]?.expiredUnits.contains(unitID) == true {
+            refusal = .leaseExpired
+            reason = "this worker's lease on unit \(unitID) expired and the unit went back to the queue"
+        } else {
+            refusal = .notLeased
+            reason = "unit \(unitID) is not leased to this worker"
+        }
+        statistics.rejected[refusal.rawValue, default: 0] += 1
+        return .acknowledge(worker, Acknowledgement(
+            unitID: unitID, applied: false, serverVersion: version, staleness: staleness,
+            reason: "\(refusal.rawValue): \(reason)", refusal: refusal))
+    }
+
+    /// Counts an applied unit in the audit, which catches one applied twice.
+    private mutating func audited(_ unitID: UInt64) {
+        if !audit.recordApplied(unitID) { statistics.appliedTwice += 1 }
     }
 
     // MARK: Asynchronous and SSP
 
-    private mutating func applyNow(from worker: WorkerID, _ input: PushInput, staleness: UInt64) -> [Action] {
-        var actions: [Action] = []
-        if policy.stalenessPolicy == .bound, staleness > UInt64(policy.maxStaleness), ledger.isOutstanding(input.unitID) {
-            statistics.rejected["stale", default: 0] += 1
-            releaseHeld(input.unitID, of: worker, requeue: true)
-            actions.append(.acknowledge(worker, Acknowledgement(
+    private mutating func applyNow(from worker: WorkerID, _ input: PushInput, lease: LeaseBook.Lease, staleness: UInt64) -> [Action] {
+        if policy.stalenessPolicy == .bound, staleness > UInt64(policy.maxStaleness) {
+            statistics.rejected[PushRefusal.stale.rawValue, default: 0] += 1
+            takeBack(input.unitID, from: worker)
+            let ack = Acknowledgement(
                 unitID: input.unitID, applied: false, serverVersion: version, staleness: staleness,
-                reason: "staleness \(staleness) is over the bound \(policy.maxStaleness); unit requeued")))
-            return actions + afterPush(from: worker)
+                reason: "stale: staleness \(staleness) is over the bound \(policy.maxStaleness); unit requeued", refusal: .stale)
+            return [.acknowledge(worker, ack)] + afterPush(from: worker)
         }
-        releaseHeld(input.unitID, of: worker, requeue: false)
-        switch ledger.complete(input.unitID) {
-        case .unknown:
-            statistics.rejected[Refusal.Reason.unknownUnit.rawValue, default: 0] += 1
-            actions.append(.refuse(worker, Refusal(
-                reason: .unknownUnit, message: "unit \(input.unitID) is not part of this session", fatal: false)))
-        case .duplicate:
-            actions.append(.acknowledge(worker, Acknowledgement(
-                unitID: input.unitID, applied: false, serverVersion: version, staleness: staleness,
-                reason: "unit \(input.unitID) was already applied")))
-        case .accepted(let finishedEpoch):
-            let scale: Float = policy.stalenessPolicy == .inverse ? 1 / Float(max(1, staleness)) : 1
-            version += 1
-            members[worker]?.clock += 1
-            statistics.recordApplied(samples: input.sampleCount, loss: input.loss, staleness: staleness)
-            actions.append(.apply(Update(values: input.values, kind: input.kind, scale: scale, sampleCount: input.sampleCount), version: version))
-            actions.append(.acknowledge(worker, Acknowledgement(
-                unitID: input.unitID, applied: true, serverVersion: version, staleness: staleness, reason: "")))
-            actions += epochAndSessionEnd(finishedEpoch)
+        unitTimes.record(now - lease.since)
+        let losers = endLeases(of: input.unitID, appliedFor: worker)
+        guard case .accepted(let finishedEpoch) = ledger.complete(input.unitID) else {
+            // A leased unit is outstanding in the ledger, so this is unreachable; refuse rather than apply.
+            return [refusePush(from: worker, input.unitID, staleness: staleness)] + afterPush(from: worker)
         }
-        return actions + afterPush(from: worker)
+        audited(input.unitID)
+        let scale: Float = policy.stalenessPolicy == .inverse ? 1 / Float(max(1, staleness)) : 1
+        version += 1
+        members[worker]?.clock += 1
+        members[worker]?.expiries = 0
+        statistics.recordApplied(samples: input.sampleCount, loss: input.loss, staleness: staleness)
+        var actions: [Action] = [
+            .apply(Update(values: input.values, kind: input.kind, scale: scale, sampleCount: input.sampleCount), version: version),
+            .acknowledge(worker, Acknowledgement(
+                unitID: input.unitID, applied: true, serverVersion: version, staleness: staleness, reason: "", refusal: nil)),
+        ]
+        actions += epochAndSessionEnd(finishedEpoch)
+        actions += afterPush(from: worker)
+        // A backup's other holder has room again (its own push of this unit will be a duplicate).
+        if policy.mode == .async { for other in losers { actions += dispatch(to: other) } }
+        return actions
     }
 
     /// Refills after a push: only the pusher in async; everyone in ssp, since the slowest clock may have moved.
@@ -326,25 +501,44 @@ public struct SessionCoordinator: Sendable {
         return actions
     }
 
-    /// Tops up a worker's held units, as far as its capacity and (in ssp) the clock bound allow.
+    /// Tops up a worker's leases, as far as its allowance and (in ssp) the clock bound allow. When no
+    /// unit is waiting (the session's tail), an idle worker gets a backup copy of the oldest lease.
     private mutating func dispatch(to worker: WorkerID) -> [Action] {
         guard phase == .training, policy.mode != .sync else { return [] }
         var actions: [Action] = []
-        // Reads counts in place rather than copying the member (and its held array) on every test.
-        while let held = members[worker]?.held.count, let capacity = members[worker]?.capacity,
-              held < capacity, mayStartAnother(worker) {
-            guard let assignment = ledger.assignNext(to: worker) else { break }
-            members[worker]?.held.append(assignment.unitID)
-            actions.append(.sendUnit(worker, assignment, minVersion: 0))
+        while mayTakeAnother(worker) {
+            if let assignment = ledger.assignNext(to: worker) {
+                grant(assignment.unitID, to: worker, isBackup: false)
+                actions.append(.sendUnit(worker, assignment, minVersion: 0))
+            } else if policy.backups, members[worker]?.expiries == 0, let unitID = leases.backupCandidate(for: worker) {
+                grant(unitID, to: worker, isBackup: true)
+                statistics.backupLeases += 1
+                actions.append(.sendUnit(worker, ledger.assignment(for: unitID), minVersion: 0))
+            } else {
+                break
+            }
         }
         return actions
     }
 
-    /// In ssp a worker at clock c holding h units may take another while c + h - slowest <= K.
-    private func mayStartAnother(_ worker: WorkerID) -> Bool {
-        guard policy.mode == .ssp, let member = members[worker] else { return true }
-        let slowest = members.values.map(\.clock).min() ?? member.clock
-        return member.clock + member.held.count - slowest <= policy.maxStaleness
+    /// Whether `worker` may be leased one more unit now: present, not excluded, under its allowance,
+    /// and in ssp within the clock bound: a worker at clock c holding h units may take another while
+    /// c + h - slowest <= K.
+    private func mayTakeAnother(_ worker: WorkerID) -> Bool {
+        // Reads fields in place rather than copying the member (and its arrays) on every test.
+        guard let held = members[worker]?.held.count, let allowance = members[worker]?.allowance,
+              held < allowance, members[worker]?.isExcluded(at: now) == false else { return false }
+        guard policy.mode == .ssp, let clock = members[worker]?.clock else { return true }
+        return clock + held - (slowestClock() ?? clock) <= policy.maxStaleness
+    }
+
+    /// The slowest clock among workers that are not excluded: an excluded worker holds no one back.
+    private func slowestClock(excluding skipped: WorkerID? = nil) -> Int? {
+        var slowest: Int?
+        for (worker, member) in members where worker != skipped && !member.isExcluded(at: now) {
+            slowest = min(slowest ?? member.clock, member.clock)
+        }
+        return slowest
     }
 
     // MARK: Synchronous rounds
@@ -353,9 +547,9 @@ public struct SessionCoordinator: Sendable {
         guard phase == .training, !members.isEmpty else { return [] }
         var next = Round(version: version, awaiting: [], sum: [])
         var actions: [Action] = []
-        for worker in members.keys.sorted() {
+        for worker in members.keys.sorted() where members[worker]?.isExcluded(at: now) == false {
             guard let assignment = ledger.assignNext(to: worker) else { break }
-            members[worker]?.held.append(assignment.unitID)
+            grant(assignment.unitID, to: worker, isBackup: false)
             next.awaiting.insert(worker)
             actions.append(.sendWeights(worker))
             actions.append(.sendUnit(worker, assignment, minVersion: version))
@@ -364,19 +558,23 @@ public struct SessionCoordinator: Sendable {
         return actions
     }
 
-    private mutating func pushIntoRound(from worker: WorkerID, _ input: PushInput, staleness: UInt64) -> [Action] {
-        guard var current = round, current.awaiting.contains(worker),
-              members[worker]?.held.contains(input.unitID) == true else {
-            // Not this worker's unit in this round: a late duplicate or a confused peer.
-            releaseHeld(input.unitID, of: worker, requeue: false)
-            if ledger.isDone(input.unitID) {
-                _ = ledger.complete(input.unitID)  // a done unit only counts as a duplicate
-            }
-            return [.acknowledge(worker, Acknowledgement(
-                unitID: input.unitID, applied: false, serverVersion: version, staleness: staleness,
-                reason: "unit \(input.unitID) is not outstanding in this round"))]
+    /// The worker no longer takes part in the round (it left, its lease expired, its push was
+    /// refused): the round closes once everyone else has pushed.
+    private mutating func leaveRound(_ worker: WorkerID) -> [Action] {
+        guard var current = round, current.awaiting.remove(worker) != nil else { return [] }
+        round = current
+        return current.awaiting.isEmpty ? closeRound() : []
+    }
+
+    private mutating func pushIntoRound(from worker: WorkerID, _ input: PushInput, lease: LeaseBook.Lease, staleness: UInt64) -> [Action] {
+        guard var current = round, current.awaiting.contains(worker) else {
+            // Sync leases are only granted with a round, so this is unreachable; refuse rather than apply.
+            takeBack(input.unitID, from: worker)
+            return [refusePush(from: worker, input.unitID, staleness: staleness)]
         }
-        releaseHeld(input.unitID, of: worker, requeue: false)
+        unitTimes.record(now - lease.since)
+        // The unit stays outstanding in the ledger until the round closes; nobody holds a lease on it.
+        _ = endLeases(of: input.unitID, appliedFor: worker)
         current.awaiting.remove(worker)
         let weight = Float(input.sampleCount)
         if current.sum.isEmpty {
@@ -410,11 +608,14 @@ public struct SessionCoordinator: Sendable {
             var finishedEpoch: Int?
             for push in closing.pushes {
                 if case .accepted(let finished?) = ledger.complete(push.unitID) { finishedEpoch = finished }
+                audited(push.unitID)
                 statistics.recordApplied(samples: ledger.sampleCount(of: push.unitID), loss: nil, staleness: push.staleness)
                 members[push.worker]?.clock += 1
+                members[push.worker]?.expiries = 0
                 if members[push.worker] != nil {
                     actions.append(.acknowledge(push.worker, Acknowledgement(
-                        unitID: push.unitID, applied: true, serverVersion: version, staleness: push.staleness, reason: "")))
+                        unitID: push.unitID, applied: true, serverVersion: version, staleness: push.staleness,
+                        reason: "", refusal: nil)))
                 }
             }
             statistics.rounds += 1
@@ -457,9 +658,9 @@ public struct SessionCoordinator: Sendable {
         return nil
     }
 
-    private mutating func releaseHeld(_ unitID: UInt64, of worker: WorkerID, requeue: Bool) {
-        guard let position = members[worker]?.held.firstIndex(of: unitID) else { return }
-        members[worker]?.held.remove(at: position)
-        if requeue { ledger.requeue(unitID) }
+    /// A duration for the log, as "5.0 s".
+    private static func describe(_ duration: Duration) -> String {
+        let seconds = duration.seconds
+        return "\((seconds * 10).rounded() / 10) s"
     }
 }

@@ -13,6 +13,13 @@ public struct SessionPolicy: Sendable, Equatable {
     public var unitsAhead: Int
     /// A worker silent for longer than this is dropped and its units requeued.
     public var heartbeatTimeout: Duration
+    /// A lease expires after `max(leaseFloor, leaseMultiple x p99)` of recent unit times
+    /// (see `UnitTimeEstimate`); its unit goes back to the queue.
+    public var leaseFloor: Duration = .seconds(5)
+    public var leaseMultiple: Double = 3
+    /// Whether idle workers get backup copies of the slowest outstanding units at the session's tail
+    /// (async and ssp modes; sync rounds never wait for a backup).
+    public var backups = true
 
     public init(
         mode: TrainingMode,

@@ -2,8 +2,16 @@
 public struct SessionStatistics: Sendable, Equatable {
     /// Updates applied to the model (in sync mode, pushes taken into applied rounds).
     public var updatesApplied: UInt64 = 0
-    /// Updates not applied, by reason (`stale`, `wrong_dimensions`, `not_finite`, `unknown_unit`).
+    /// Pushes not applied, by reason: `duplicate`, `not_leased`, `lease_expired`, `unknown_unit`,
+    /// `stale`, `wrong_dimensions`, `not_finite`.
     public var rejected: [String: UInt64] = [:]
+    /// Units whose update was applied although it had been applied before, found by an audit
+    /// independent of the ledger. Always 0; anything else is a bug.
+    public var appliedTwice: UInt64 = 0
+    /// Leases that ran out before their unit was pushed (the unit went back to the queue).
+    public var leasesExpired: UInt64 = 0
+    /// Backup leases: copies of outstanding units handed to idle workers at the session's tail.
+    public var backupLeases: UInt64 = 0
     /// Training samples behind applied updates.
     public var samplesTrained: UInt64 = 0
     /// Staleness of applied updates.
@@ -22,6 +30,15 @@ public struct SessionStatistics: Sendable, Equatable {
 
     /// All rejections, whatever the reason.
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
+
+    /// Pushes refused because their unit had already been applied.
+    public var duplicates: UInt64 { rejected[SessionCoordinator.PushRefusal.duplicate.rawValue] ?? 0 }
+
+    /// The rejections as `reason:count` pairs sorted by reason, joined by commas; "-" when there are none.
+    public var rejectedByReason: String {
+        let pairs = rejected.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }
+        return pairs.isEmpty ? "-" : pairs.joined(separator: ",")
+    }
 
     mutating func recordApplied(samples: Int, loss: Float?, staleness value: UInt64) {
         updatesApplied += 1

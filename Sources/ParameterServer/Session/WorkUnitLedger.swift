@@ -328,7 +328,8 @@ public struct WorkUnitLedger: Sendable {
         epochStates[epoch]?[Int(unitID) % unitsPerEpoch] = state
     }
 
-    private mutating func assignment(for unitID: UInt64) -> Assignment {
+    /// The samples of `unitID`, a unit of an open epoch (for a backup copy of a unit already out).
+    mutating func assignment(for unitID: UInt64) -> Assignment {
         let epoch = Int(unitID) / unitsPerEpoch
         let index = Int(unitID) % unitsPerEpoch
         if permutations[epoch] == nil {

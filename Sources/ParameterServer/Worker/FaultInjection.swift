@@ -4,7 +4,8 @@ import Learning
 /// Faults a worker injects into itself, to demonstrate stragglers and failures reproducibly.
 ///
 /// Parsed from `key=value` pairs, comma-separated or given one per `--inject` flag:
-/// `delay=50ms`, `jitter=20ms`, `slowdown=3`, `crash-after=30s`, `drop-connection=0.01` and `seed=7`.
+/// `delay=50ms`, `jitter=20ms`, `slowdown=3`, `crash-after=30s`, `hang-after=10s`, `drop-connection=0.01`
+/// and `seed=7`.
 /// Every random choice comes from `seed`, so the same flags give the same faults.
 public struct FaultInjection: Sendable, Equatable {
     /// Added to every unit's compute time.
@@ -15,6 +16,9 @@ public struct FaultInjection: Sendable, Equatable {
     public var slowdown: Double = 1
     /// The process kills itself with SIGKILL this long after it starts.
     public var crashAfter: Duration?
+    /// This long after it starts, the worker stops delivering results but stays connected and keeps
+    /// sending heartbeats: a stuck worker, which only a lease deadline can catch.
+    public var hangAfter: Duration?
     /// The chance, per finished unit, that the worker drops its connection instead of pushing.
     public var dropConnection: Double = 0
     /// Seeds the random choices.
@@ -43,6 +47,7 @@ public struct FaultInjection: Sendable, Equatable {
             case "delay": delay = try Self.duration(value, key)
             case "jitter": jitter = try Self.duration(value, key)
             case "crash-after": crashAfter = try Self.duration(value, key)
+            case "hang-after": hangAfter = try Self.duration(value, key)
             case "slowdown":
                 guard let factor = Double(value), factor >= 1, factor.isFinite else {
                     throw FaultInjectionError("slowdown=\(value): expected a factor of at least 1, such as 3")
@@ -59,7 +64,7 @@ public struct FaultInjection: Sendable, Equatable {
                 }
                 seed = number
             default:
-                throw FaultInjectionError("unknown fault \"\(key)\" (known: delay, jitter, slowdown, crash-after, drop-connection, seed)")
+                throw FaultInjectionError("unknown fault \"\(key)\" (known: delay, jitter, slowdown, crash-after, hang-after, drop-connection, seed)")
             }
         }
     }
@@ -95,6 +100,7 @@ extension FaultInjection: CustomStringConvertible {
         if jitter > .zero { parts.append("jitter=\(jitter)") }
         if slowdown != 1 { parts.append("slowdown=\(slowdown)") }
         if let crashAfter { parts.append("crash-after=\(crashAfter)") }
+        if let hangAfter { parts.append("hang-after=\(hangAfter)") }
         if dropConnection > 0 { parts.append("drop-connection=\(dropConnection)") }
         parts.append("seed=\(seed)")
         return parts.joined(separator: ", ")

@@ -42,6 +42,11 @@ public final class WorkerRuntime: @unchecked Sendable {
         var computing = false
         var heartbeat: TimerHandle?
         var heartbeatSequence: UInt64 = 0
+        /// When the last complete frame from the server arrived, and the timer that gives up on a
+        /// server silent for twice its heartbeat interval (only when the server sends heartbeats).
+        var lastHeardAt = ContinuousClock.now
+        var serverSilenceLimit: Duration?
+        var watchdog: TimerHandle?
         var ended = false
         var unitsPushed = 0
         var pushesApplied = 0
@@ -89,6 +94,9 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// The injected faults' random stream for the loop thread (dropped connections).
     private var connectionFaults: Xoshiro256
     private var crashTimer: TimerHandle?
+    /// When the injected `hang-after` fault takes hold; from then on no result is delivered.
+    private var hangsAt: ContinuousClock.Instant?
+    private var hung = false
     private var session: Session?
     private var stopping = false
 
@@ -133,6 +141,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         if !configuration.faults.isEmpty {
             log("injecting faults: \(configuration.faults)")
         }
+        hangsAt = configuration.faults.hangAfter.map { .now + $0 }
         connect()
     }
 
@@ -199,6 +208,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         capabilities.threads = UInt32(configuration.threads)
         capabilities.architectures = ["mlp", "cnn"]
         capabilities.maxUnitsAhead = UInt32(configuration.unitsAhead)
+        capabilities.serverHeartbeats = true
         connection.send(Envelope(body: .hello(Hello(
             protocolVersion: ProtocolVersion.current, workerName: configuration.name, capabilities: capabilities))))
     }
@@ -206,6 +216,8 @@ public final class WorkerRuntime: @unchecked Sendable {
     private func closed(_ session: Session, error: ReactorError?) {
         session.heartbeat?.cancel()
         session.heartbeat = nil
+        session.watchdog?.cancel()
+        session.watchdog = nil
         if self.session === session { self.session = nil }
         if stopping {
             exit(0)
@@ -237,6 +249,7 @@ public final class WorkerRuntime: @unchecked Sendable {
     // MARK: Messages
 
     private func received(_ payload: UnsafeRawBufferPointer, in session: Session) {
+        session.lastHeardAt = .now
         let envelope: Envelope
         do {
             envelope = try Envelope(serializedBytes: payload)
@@ -252,7 +265,11 @@ public final class WorkerRuntime: @unchecked Sendable {
         case .workUnit(let unit)?:
             handleUnit(unit, in: session)
         case .pushAck(let ack)?:
-            if ack.applied { session.pushesApplied += 1 }
+            if ack.applied {
+                session.pushesApplied += 1
+            } else {
+                log("unit \(ack.unitID) not applied: \(ack.reason.isEmpty ? "no reason given" : ack.reason)")
+            }
         case .sessionEnd(let end)?:
             session.ended = true
             sessionsCompleted += 1
@@ -315,6 +332,30 @@ public final class WorkerRuntime: @unchecked Sendable {
             session.heartbeatSequence += 1
             let now = Int64(Date().timeIntervalSince1970 * 1e9)
             session.connection.send(Envelope(body: .heartbeat(Heartbeat(seq: session.heartbeatSequence, unixNanos: now))))
+        }
+        if welcome.serverHeartbeatIntervalMs > 0 {
+            session.serverSilenceLimit = .milliseconds(2 * Int(welcome.serverHeartbeatIntervalMs))
+            watchServer(session)
+        }
+    }
+
+    /// Gives up on a server from which no complete frame arrived for twice its heartbeat interval: it
+    /// is hung, or the network between is gone. The connection is dropped and the worker reconnects,
+    /// as after a server restart. The timer is set for the moment the limit would pass, and set again
+    /// if a frame arrived meanwhile.
+    private func watchServer(_ session: Session) {
+        guard let limit = session.serverSilenceLimit, self.session === session, !session.ended else { return }
+        let deadline = session.lastHeardAt + limit
+        let now = ContinuousClock.now
+        if now >= deadline {
+            log("the server sent nothing for \(Self.describe(now - session.lastHeardAt)) (twice its heartbeat interval); "
+                + "taking it for dead and reconnecting")
+            session.connection.closeNow()
+            return
+        }
+        // Rounded up to the timer's millisecond so it does not fire just before the deadline.
+        session.watchdog = loop.scheduleTimer(after: deadline - now + .microseconds(999)) { [weak self, unowned session] in
+            self?.watchServer(session)
         }
     }
 
@@ -398,6 +439,13 @@ public final class WorkerRuntime: @unchecked Sendable {
     }
 
     private func finished(_ push: Push, in session: Session) {
+        if let hangsAt, ContinuousClock.now >= hangsAt {
+            // Stuck: the unit never comes back and no other starts (computing stays set), while the
+            // loop thread goes on answering with heartbeats.
+            if !hung { log("injected fault: hanging with unit \(push.unitID) (hang-after); heartbeats go on") }
+            hung = true
+            return
+        }
         session.computing = false
         // A result for a connection that has gone is dropped: the server requeued the unit.
         guard self.session === session, !session.ended else { return }

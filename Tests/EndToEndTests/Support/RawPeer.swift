@@ -61,6 +61,24 @@ final class RawPeer {
         return nil
     }
 
+    /// Whether bytes (or the close) arrive within `timeout`, without reading them.
+    func isReadable(within timeout: Duration) -> Bool {
+        var entry = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        return Glibc.poll(&entry, 1, Int32(max(0, timeout.seconds * 1000))) > 0
+    }
+
+    /// Says `Hello` as a worker named `name` and reads up to the `Welcome`.
+    /// - Returns: the Welcome, or nil if the server refused or closed.
+    func join(as name: String, serverHeartbeats: Bool = false) throws -> Welcome? {
+        var capabilities = Capabilities()
+        capabilities.serverHeartbeats = serverHeartbeats
+        try send(.hello(Hello(protocolVersion: 1, workerName: name, capabilities: capabilities)))
+        guard case .welcome(let welcome)? = try receive(until: { if case .welcome = $0 { true } else { $0.isError } }) else {
+            return nil
+        }
+        return welcome
+    }
+
     /// Reads until the server closes the connection (a reset after the last bytes counts as a close).
     func readToEnd() throws -> [UInt8] {
         var received: [UInt8] = []
