@@ -8,16 +8,30 @@ import CLibUV
 /// ```
 ///
 /// Frames that arrive whole are handed over straight from the read buffer; others are gathered with
-/// at most one copy. A length prefix above ``Configuration/maxFrameLength`` closes the connection with
-/// `.frameTooLong` (other connections carry on). Sends queue up and are coalesced into one `uv_write`
-/// before the loop next waits; see ``TCPConnection`` for the write queue's bounds.
+/// at most one copy, into a buffer allocated when their length prefix arrives. A length prefix above
+/// ``maxFrameLength``, or a frame to be gathered that ``bufferBudget`` cannot cover, is refused: the
+/// connection closes with `.frameTooLong` or `.frameBudgetExceeded` (other connections carry on),
+/// after ``onFrameRefused`` had its say if it is set. Sends queue up and are coalesced into one
+/// `uv_write` before the loop next waits; see ``TCPConnection`` for the write queue's bounds.
+///
+/// A server that does not yet know its peer keeps both small until it does:
+///
+/// ```swift
+/// connection.maxFrameLength = 64 << 10                 // enough for a handshake
+/// connection.bufferBudget = strangersBudget             // shared by every connection not yet joined
+/// connection.onFrameRefused = { error in connection.send(frame: refusal(error)) }
+/// // ... once the peer has joined:
+/// connection.maxFrameLength = 64 << 20
+/// connection.bufferBudget = membersBudget               // or nil
+/// ```
 ///
 /// - Warning: Loop thread only, every property and method, and every callback runs there. The
 ///   connection stays alive while its socket is open, even with no reference kept to it.
 public final class FrameConnection: StreamReadSink {
     /// Limits and options for one framed connection.
     public struct Configuration: Sendable {
-        /// The largest frame payload accepted from the peer.
+        /// The largest frame payload accepted from the peer: the initial value of
+        /// ``FrameConnection/maxFrameLength``.
         public var maxFrameLength: Int
         /// Above this many queued write bytes ``FrameConnection/onWritabilityChanged`` says `false`.
         public var writeHighWaterMark: Int
@@ -29,6 +43,9 @@ public final class FrameConnection: StreamReadSink {
         public var idleTimeout: Duration?
         /// Whether to set `TCP_NODELAY`.
         public var noDelay: Bool
+        /// How long a connection closing after a refused frame may spend writing what is queued
+        /// (``FrameConnection/onFrameRefused``'s answer) before it closes regardless.
+        public var refusalLinger: Duration
 
         /// Creates a configuration.
         ///
@@ -39,10 +56,12 @@ public final class FrameConnection: StreamReadSink {
         ///   - maxQueuedWriteBytes: The hard bound on queued bytes (256 MiB).
         ///   - idleTimeout: Close a connection idle this long, or `nil` never to.
         ///   - noDelay: Whether to set `TCP_NODELAY` (yes).
+        ///   - refusalLinger: The bound on the graceful close after a refused frame (5 seconds).
         public init(maxFrameLength: Int = 64 << 20, writeHighWaterMark: Int = 4 << 20,
                     writeLowWaterMark: Int? = nil, maxQueuedWriteBytes: Int = 256 << 20,
-                    idleTimeout: Duration? = nil, noDelay: Bool = true) {
+                    idleTimeout: Duration? = nil, noDelay: Bool = true, refusalLinger: Duration = .seconds(5)) {
             self.maxFrameLength = maxFrameLength
+            self.refusalLinger = refusalLinger
             self.writeHighWaterMark = writeHighWaterMark
             self.writeLowWaterMark = writeLowWaterMark ?? writeHighWaterMark / 2
             self.maxQueuedWriteBytes = max(maxQueuedWriteBytes, writeHighWaterMark)
@@ -61,6 +80,7 @@ public final class FrameConnection: StreamReadSink {
 
     /// The byte stream underneath.
     public let stream: TCPConnection
+    private let refusalLinger: Duration
     // `@exclusivity(unchecked)` on the per-frame state below: only the loop thread touches it and no
     // access to it overlaps another, and dynamic exclusivity checks on it cost ~8% of the echo
     // server's CPU (Benchmarks/reactor.md). An attribute, not a compiler flag, so packages that depend
@@ -77,7 +97,8 @@ public final class FrameConnection: StreamReadSink {
     public var onFrame: ((UnsafeRawBufferPointer) -> Void)?
 
     /// Runs exactly once when the connection has closed: `nil` for a clean close (by the peer between
-    /// frames, or by us), else the reason (`.frameTooLong`, `.truncatedFrame`, `.idleTimeout`, ...).
+    /// frames, or by us), else the reason (`.frameTooLong`, `.frameBudgetExceeded`, `.truncatedFrame`,
+    /// `.idleTimeout`, ...).
     public var onClose: ((ReactorError?) -> Void)? {
         get { stream.onClose }
         set { stream.onClose = newValue }
@@ -90,10 +111,65 @@ public final class FrameConnection: StreamReadSink {
         set { stream.onWritabilityChanged = newValue }
     }
 
-    init(stream: TCPConnection, maxFrameLength: Int) {
+    /// Runs when the peer announces a frame this connection refuses, before the connection closes.
+    ///
+    /// A frame is refused when its length prefix is above ``maxFrameLength`` (`.frameTooLong`) or it
+    /// would have to be gathered and ``bufferBudget`` cannot cover it (`.frameBudgetExceeded`); the
+    /// error names the length, the limit and the peer's address. When this is set, the connection
+    /// stops reading and delivering, calls it (it may queue a last frame with
+    /// ``send(frame:)-(UnsafeRawBufferPointer)`` or ``sendFrame(payloadSize:_:)``, or close at once),
+    /// then closes gracefully: queued frames are written for at most
+    /// ``Configuration/refusalLinger``, so a peer that never reads cannot keep it open. ``onClose``
+    /// receives the same error afterwards, so log it there, once. When this is `nil` the connection
+    /// closes at once with the error, dropping queued frames.
+    ///
+    /// Bytes the peer sent after the refused length prefix are not read. If any are still unread
+    /// when the socket closes, the kernel resets the connection, and a peer that is still writing may
+    /// see the reset before it reads the answer.
+    ///
+    /// Runs at most once, on the loop thread; dropped when the connection closes, so it may capture
+    /// the connection strongly.
+    public var onFrameRefused: ((ReactorError) -> Void)?
+
+    init(stream: TCPConnection, configuration: Configuration) {
         self.stream = stream
-        self.decoder = FrameDecoder(maxFrameLength: maxFrameLength)
+        self.decoder = FrameDecoder(maxFrameLength: configuration.maxFrameLength)
+        refusalLinger = configuration.refusalLinger
         stream.readSink = self
+    }
+
+    /// The largest frame payload accepted from the peer (at most 2³² − 1); a longer length prefix is
+    /// refused.
+    ///
+    /// Starts at ``Configuration/maxFrameLength``. Changing it applies from the next length prefix
+    /// read, including those of frames already read but not yet delivered (set in ``onFrame``, it
+    /// governs the frames that follow in the same read); a frame already being gathered is finished.
+    ///
+    /// - Warning: Loop thread only.
+    public var maxFrameLength: Int {
+        get { decoder.maxFrameLength }
+        set {
+            loop.assertInEventLoop()
+            decoder.maxFrameLength = newValue
+        }
+    }
+
+    /// The budget this connection's gathered frames reserve their length from, or `nil` (the
+    /// default) for no bound beyond ``maxFrameLength``.
+    ///
+    /// A frame that arrives whole in one read needs no reservation; a frame split across reads
+    /// reserves its length when its length prefix arrives, and is refused (see ``onFrameRefused``)
+    /// when the budget cannot cover it. The reservation goes back to the budget it came from when the
+    /// frame has been delivered or the connection closes, even if the connection was attached to
+    /// another budget, or none, meanwhile. Changing the budget applies from the next gathered frame.
+    ///
+    /// - Warning: Loop thread only, and the budget must belong to this connection's loop.
+    public var bufferBudget: FrameBufferBudget? {
+        get { decoder.budget }
+        set {
+            loop.assertInEventLoop()
+            decoder.budget = newValue
+        }
     }
 
     /// The loop this connection lives on.
@@ -124,7 +200,7 @@ public final class FrameConnection: StreamReadSink {
                 }
             } catch {
                 delivering = false
-                stream.fail(error)
+                refuse(error)
             }
         } else if let frame = decoder.didReadDirectly(count) {
             deliver(frame, to: onFrame)
@@ -144,7 +220,26 @@ public final class FrameConnection: StreamReadSink {
         if gatheredTaken {
             gatheredTaken = false
             _ = decoder.releaseGatheredBuffer()  // the write queue owns it now
+        } else {
+            // Give the reservation back now, not when the next gathered frame begins (maybe never).
+            decoder.recycle()
         }
+    }
+
+    /// Refuses the frame whose length prefix the decoder rejected: lets ``onFrameRefused`` answer,
+    /// then closes gracefully within the refusal linger; without the hook, closes at once.
+    private func refuse(_ decoderError: ReactorError) {
+        let error = ReactorError(decoderError.kind, operation: "read from \(stream.remoteAddress)",
+                                 message: decoderError.message)
+        guard let onFrameRefused else {
+            stream.fail(error)
+            return
+        }
+        self.onFrameRefused = nil
+        // Recorded first, so onClose reports the refusal even if the hook closes the connection itself.
+        stream.recordCloseError(error)
+        onFrameRefused(error)
+        stream.close(lingeringAtMost: refusalLinger)
     }
 
     func didReadEnd(_ connection: TCPConnection) -> ReactorError? {
@@ -155,7 +250,11 @@ public final class FrameConnection: StreamReadSink {
 
     func connectionDidClose() {
         onFrame = nil
+        onFrameRefused = nil
         delivering = false
+        // The close callback never runs inside a delivery, so no payload is being read: free the
+        // partial frame and give its reservation back.
+        decoder.reset()
     }
 
     /// Stops reading until ``resumeReading()``. Frames already read are still delivered.
@@ -234,6 +333,16 @@ public final class FrameConnection: StreamReadSink {
         stream.close()
     }
 
+    /// Closes gracefully, but for at most `linger`: stops reading and delivering, writes queued
+    /// frames, and closes at once if they are not all written by then.
+    ///
+    /// - Parameter linger: How long queued frames may take to be written.
+    /// - Warning: Loop thread only. See ``TCPConnection/close(lingeringAtMost:)``.
+    public func close(lingeringAtMost linger: Duration) {
+        delivering = false
+        stream.close(lingeringAtMost: linger)
+    }
+
     /// Closes at once, dropping queued frames.
     ///
     /// - Warning: Loop thread only.
@@ -262,11 +371,10 @@ public final class FrameConnection: StreamReadSink {
                                deadline: ContinuousClock.Instant? = nil,
                                onAttemptFailed: @escaping (ReactorError, Int) -> Void = { _, _ in },
                                completion: @escaping (Result<FrameConnection, ReactorError>) -> Void) {
-        let maxFrameLength = configuration.maxFrameLength
         TCPConnection.connect(loop: loop, host: host, port: port, configuration: configuration.stream,
                               retryInterval: retryInterval, deadline: deadline,
                               onAttemptFailed: onAttemptFailed) { result in
-            completion(result.map { FrameConnection(stream: $0, maxFrameLength: maxFrameLength) })
+            completion(result.map { FrameConnection(stream: $0, configuration: configuration) })
         }
     }
 }
@@ -297,9 +405,8 @@ public final class FrameListener {
     /// - Warning: Loop thread only.
     public init(loop: EventLoop, host: String, port: Int, configuration: FrameConnection.Configuration = .init(),
                 onConnection: @escaping (FrameConnection) -> Void) throws {
-        let maxFrameLength = configuration.maxFrameLength
         listener = try TCPListener(loop: loop, host: host, port: port, configuration: configuration.stream) { stream in
-            onConnection(FrameConnection(stream: stream, maxFrameLength: maxFrameLength))
+            onConnection(FrameConnection(stream: stream, configuration: configuration))
         }
     }
 

@@ -10,14 +10,18 @@ public struct ReactorError: Error, Sendable, Hashable, CustomStringConvertible {
     public enum Kind: Sendable, Hashable {
         /// A libuv call returned this negative error number (`UV_ECONNREFUSED`, ...).
         case libuv(Int32)
-        /// A frame's length prefix exceeded the configured maximum.
+        /// A frame's length prefix exceeded the connection's (or decoder's) maximum frame length.
         case frameTooLong
+        /// A frame that had to be gathered needed more memory than its ``FrameBufferBudget`` had left.
+        case frameBudgetExceeded
         /// The peer closed the stream in the middle of a frame.
         case truncatedFrame
         /// A connection's queued writes exceeded the hard bound (`maxQueuedWriteBytes`).
         case writeQueueOverflow
         /// Nothing was read or written on a connection for its idle timeout.
         case idleTimeout
+        /// A graceful close could not write its queued bytes within its linger; they were dropped.
+        case lingerTimeout
         /// Connect-with-retry reached its deadline without a connection.
         case deadlineExceeded
         /// The event loop is stopping or stopped; the operation was abandoned.

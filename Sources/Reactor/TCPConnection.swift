@@ -130,6 +130,8 @@ public final class TCPConnection: LoopResource {
 
     // Idle timeout.
     private var idleTimer: UnsafeMutablePointer<uv_timer_t>?
+    /// Bounds a graceful close started by ``close(lingeringAtMost:)``.
+    private var lingerTimer: TimerHandle?
     @exclusivity(unchecked) private var lastActivity: UInt64 = 0
     /// Handles (the TCP handle and maybe the idle timer) whose close callbacks are outstanding.
     private var openHandles = 0
@@ -551,6 +553,9 @@ public final class TCPConnection: LoopResource {
 
     /// Closes gracefully: stops reading, writes what is queued, then closes. ``onClose`` gets `nil`.
     ///
+    /// A peer that never reads keeps the connection open until the idle timeout, if there is one;
+    /// ``close(lingeringAtMost:)`` bounds the wait.
+    ///
     /// - Warning: Loop thread only.
     public func close() {
         loop.assertInEventLoop()
@@ -558,6 +563,40 @@ public final class TCPConnection: LoopResource {
         state = .draining
         if reading { uv_read_stop(stream); reading = false }
         if queuedWriteBytes == 0 { closeHandles() }
+    }
+
+    /// Closes gracefully, but for at most `linger`: stops reading, writes what is queued, and closes at
+    /// once if the kernel has not taken it all by then.
+    ///
+    /// ``onClose`` gets `nil` when everything was written, else `.lingerTimeout` (or the error that
+    /// was already on record, such as the refusal that started the close). Called on a connection
+    /// already closing gracefully, it bounds that close if it had no bound yet.
+    ///
+    /// - Parameter linger: How long queued bytes may take to be written.
+    /// - Warning: Loop thread only.
+    public func close(lingeringAtMost linger: Duration) {
+        close()
+        guard state == .draining, lingerTimer == nil else { return }
+        // Unowned: closeHandles() cancels the timer, and this object lives until after that.
+        lingerTimer = loop.scheduleTimer(after: linger) { [unowned self] in
+            lingerExpired(linger)
+        }
+    }
+
+    private func lingerExpired(_ linger: Duration) {
+        lingerTimer = nil
+        guard state == .draining else { return }
+        if closeError == nil {
+            closeError = ReactorError(.lingerTimeout, operation: "close \(remoteAddress)",
+                                      message: "\(queuedWriteBytes) queued bytes were not written within \(linger); dropped them")
+        }
+        closeHandles()
+    }
+
+    /// Records `error` for ``onClose`` (unless one is recorded already) without closing yet: for a
+    /// close that must report an error but first lets queued writes out.
+    func recordCloseError(_ error: ReactorError) {
+        if closeError == nil { closeError = error }
     }
 
     /// Closes at once, dropping queued writes. ``onClose`` gets `nil`.
@@ -583,6 +622,8 @@ public final class TCPConnection: LoopResource {
         state = .closing
         reading = false
         loop.unregister(self)
+        lingerTimer?.cancel()
+        lingerTimer = nil
         if let idleTimer {
             uv_close(downpour_timer_as_handle(idleTimer)) { handle in
                 let connection = Unmanaged<TCPConnection>.fromOpaque(handle!.pointee.data!).takeUnretainedValue()
