@@ -35,9 +35,12 @@ struct BadInputTests {
         try early.send(.pull(Pull(knownVersion: 0)))
         #expect(try early.receive(until: { $0.isError })?.errorReport?.code == .malformed)
 
-        // An oversized frame: the connection is closed before anything is read or allocated.
+        // An oversized frame: refused before anything is read or allocated, with the reason, then closed.
         let huge = try RawPeer(port: port)
         try huge.sendRaw([0xFF, 0xFF, 0xFF, 0xFF])
+        let tooLarge = try #require(try huge.receive()?.body?.errorReport)
+        #expect(tooLarge.code == .frameTooLarge && tooLarge.fatal)
+        #expect(tooLarge.message.contains("4294967295"), "\(tooLarge.message)")
         #expect(try huge.receive() == nil)
 
         // The server is still serving: a real worker trains the whole session.

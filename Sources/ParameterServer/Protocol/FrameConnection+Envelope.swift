@@ -13,13 +13,17 @@ extension FrameConnection {
         }
     }
 
-    /// Sends an error report; when `fatal`, closes the connection once it is written.
+    /// Sends an error report; when `fatal`, closes the connection once it is written, or after
+    /// `fatalLinger` at most: a peer that does not read cannot keep a refused connection open.
     ///
     /// - Warning: Loop thread only.
     func sendError(_ code: ErrorReport.Code, _ message: String, fatal: Bool) {
         send(Envelope(body: .error(ErrorReport(code: code, message: message, fatal: fatal))))
-        if fatal { close() }
+        if fatal { close(lingeringAtMost: Self.fatalLinger) }
     }
+
+    /// How long a connection refused with a fatal error may take to flush before it is cut.
+    static let fatalLinger: Duration = .seconds(5)
 }
 
 extension Envelope {

@@ -78,6 +78,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var deadlineTimer: TimerHandle?
     var armedDeadline: ContinuousClock.Instant?
     var heartbeatSequence: UInt64 = 0
+    /// What the partly received frames of peers that have not joined may hold together.
+    lazy var strangerBudget = FrameBufferBudget(limit: configuration.strangerBufferBudget)
     let evaluation = ComputeThread(name: "evaluation")
     var clock = ContinuousClock()
     var startedAt: ContinuousClock.Instant?
@@ -159,7 +161,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// - Throws: `ReactorError` when the address cannot be bound.
     /// - Warning: Call on the loop thread, or before the loop first runs.
     public func start() throws {
-        var connectionConfiguration = FrameConnection.Configuration(maxFrameLength: configuration.maxFrameBytes)
+        // Every connection starts as a stranger: small frames, from a shared budget, until it joins.
+        var connectionConfiguration = FrameConnection.Configuration(
+            maxFrameLength: min(configuration.strangerFrameBytes, configuration.maxFrameBytes))
         connectionConfiguration.maxQueuedWriteBytes = configuration.maxQueuedWriteBytes
         // Workers send a heartbeat every second from their Welcome on, so a connection silent for
         // twice the longest timeout is dead or hostile, even one that was refused and never closed.
@@ -207,6 +211,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         }
         let peer = Peer(connection: connection, worker: worker, connectedAt: clock.now)
         peers[worker] = peer
+        connection.bufferBudget = strangerBudget
+        connection.onFrameRefused = { [weak peer] error in
+            // The Reactor closes the connection after this, and onClose logs the error with the peer.
+            peer?.connection.send(Envelope(body: .error(ErrorReport(
+                code: .frameTooLarge, message: "frame refused: \(error.message)", fatal: true))))
+        }
         // The timeout covers the whole handshake, authentication included, and fires on time.
         peer.handshakeTimer = loop.scheduleTimer(after: configuration.handshakeTimeout) { [unowned self, weak peer] in
             guard let peer, peer.isHandshaking else { return }
@@ -312,6 +322,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         peer.state = .joined
         peer.handshakeTimer?.cancel()
         peer.handshakeTimer = nil
+        // A member now: whole weight-sized frames, outside the strangers' budget.
+        peer.connection.maxFrameLength = configuration.maxFrameBytes
+        peer.connection.bufferBudget = nil
         let policy = configuration.policy
         let requested = Int(hello.capabilities?.maxUnitsAhead ?? 0)
         let capacity = coordinator.unitsAhead(requested: requested == 0 ? Int.max : requested)

@@ -17,8 +17,15 @@ public struct ServerConfiguration: Sendable {
     public var trainSamples = 60_000
     /// Seeds the epochs' permutations and the model's initialisation.
     public var seed: UInt64 = 1
-    /// Frames longer than this close the connection before anything is allocated.
+    /// Frames longer than this from a joined worker are refused (`CODE_FRAME_TOO_LARGE`) before
+    /// anything is allocated for them, and the connection closed.
     public var maxFrameBytes = 64 << 20
+    /// Until a peer has joined (and authenticated, with a token), its frames may be at most this long:
+    /// a Hello or a ChallengeResponse is far smaller.
+    public var strangerFrameBytes = 64 << 10
+    /// The partly received frames of all peers that have not joined may hold this much together, so
+    /// that strangers cannot make the server hold memory (1,024 of them would otherwise hold 64 MiB).
+    public var strangerBufferBudget = 16 << 20
     /// Connections beyond this are refused with a message.
     public var maxConnections = 1024
     /// A connection must send its Hello within this time.
