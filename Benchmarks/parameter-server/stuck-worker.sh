@@ -29,6 +29,7 @@ field() { tail -n 1 "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 # session NAME STUCK: one session; prints "seconds accuracy expired backups".
 session() {
     local name="$1" stuck="$2" workers=2
+    shift 2
     [ "$stuck" = 1 ] && workers=3
     pids=()
     for i in 1 2; do

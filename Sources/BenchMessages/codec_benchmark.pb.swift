@@ -9,7 +9,8 @@ public struct Heartbeat: WireMessage, Hashable {
     public var workerID: UInt64 = 0
     public var seq: UInt64 = 0
     public var unixNanos: Int64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -31,7 +32,8 @@ public struct PushGradient: WireMessage, Hashable {
     public var loss: Float = 0
     public var values: [Float] = []
     public var tag: String = ""
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -52,7 +54,8 @@ public struct PushGradient: WireMessage, Hashable {
 public struct Weights: WireMessage, Hashable {
     public var version: UInt64 = 0
     public var tensors: [Tensor] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -70,7 +73,8 @@ public struct Tensor: WireMessage, Hashable {
     public var name: String = ""
     public var shape: [UInt32] = []
     public var data: [Float] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -101,17 +105,17 @@ extension Heartbeat {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.workerID = try reader.read(ProtoUInt64.self)
-            case 16: self.seq = try reader.read(ProtoUInt64.self)
-            case 24: self.unixNanos = try reader.read(ProtoInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.workerID = try reader.read(ProtoUInt64.self)
+                case 16: self.seq = try reader.read(ProtoUInt64.self)
+                case 24: self.unixNanos = try reader.read(ProtoInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.bench.Heartbeat")
         }
     }
 }
@@ -139,21 +143,21 @@ extension PushGradient {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.workerID = try reader.read(ProtoUInt64.self)
-            case 16: self.baseVersion = try reader.read(ProtoUInt64.self)
-            case 24: self.batchSize = try reader.read(ProtoUInt32.self)
-            case 37: self.loss = try reader.read(ProtoFloat.self)
-            case 42: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
-            case 45: self.values.append(try reader.read(ProtoFloat.self))
-            case 50: self.tag = try reader.read(ProtoString.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.workerID = try reader.read(ProtoUInt64.self)
+                case 16: self.baseVersion = try reader.read(ProtoUInt64.self)
+                case 24: self.batchSize = try reader.read(ProtoUInt32.self)
+                case 37: self.loss = try reader.read(ProtoFloat.self)
+                case 42: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
+                case 45: self.values.append(try reader.read(ProtoFloat.self))
+                case 50: self.tag = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.bench.PushGradient")
         }
     }
 }
@@ -173,16 +177,16 @@ extension Weights {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.version = try reader.read(ProtoUInt64.self)
-            case 18: self.tensors.append(try reader.read(ProtoMessage<Tensor>.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.version = try reader.read(ProtoUInt64.self)
+                case 18: self.tensors.append(try reader.read(ProtoMessage<Tensor>.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.bench.Weights")
         }
     }
 }
@@ -204,19 +208,19 @@ extension Tensor {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.name = try reader.read(ProtoString.self)
-            case 18: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.shape)
-            case 16: self.shape.append(try reader.read(ProtoUInt32.self))
-            case 26: try reader.readPacked(ProtoFloat.self, appendingTo: &self.data)
-            case 29: self.data.append(try reader.read(ProtoFloat.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.name = try reader.read(ProtoString.self)
+                case 18: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.shape)
+                case 16: self.shape.append(try reader.read(ProtoUInt32.self))
+                case 26: try reader.readPacked(ProtoFloat.self, appendingTo: &self.data)
+                case 29: self.data.append(try reader.read(ProtoFloat.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.bench.Tensor")
         }
     }
 }

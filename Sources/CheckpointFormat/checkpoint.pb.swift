@@ -27,7 +27,8 @@ public struct Checkpoint: WireMessage, Hashable {
     public var resumes: UInt32 = 0
     /// Seconds since the session started (the run report's time axis), waiting for workers included.
     public var sessionSeconds: Double = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -79,7 +80,8 @@ public struct SessionSettings: WireMessage, Hashable {
     public var schedule: String = ""
     /// Optimiser steps the schedule spans.
     public var scheduleSteps: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -121,7 +123,8 @@ public struct ModelState: WireMessage, Hashable {
     /// Per-parameter buffers by name (momentum's "velocity"; Adam's "m" and "v").
     public var optimizerBuffers: [NamedBuffer] = []
     public var optimizerStepCount: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -141,7 +144,8 @@ public struct ModelState: WireMessage, Hashable {
 public struct NamedBuffer: WireMessage, Hashable {
     public var name: String = ""
     public var values: [Float] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -166,7 +170,8 @@ public struct LedgerState: WireMessage, Hashable {
     public var completed: UInt64 = 0
     public var requeued: UInt64 = 0
     public var duplicates: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -195,7 +200,8 @@ public struct Statistics: WireMessage, Hashable {
     public var rounds: UInt64 = 0
     public var joins: UInt64 = 0
     public var leaves: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -221,7 +227,8 @@ public struct History: WireMessage, Hashable {
     public var epochs: [EpochPoint] = []
     public var throughput: [ThroughputPoint] = []
     public var membership: [MembershipEvent] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -242,7 +249,8 @@ public struct EpochPoint: WireMessage, Hashable {
     public var testAccuracy: Double = 0
     public var testLoss: Double = 0
     public var trainLoss: Double? = nil
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -262,7 +270,8 @@ public struct EpochPoint: WireMessage, Hashable {
 public struct ThroughputPoint: WireMessage, Hashable {
     public var seconds: Double = 0
     public var updates: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -280,7 +289,8 @@ public struct MembershipEvent: WireMessage, Hashable {
     public var worker: String = ""
     public var joined: Bool = false
     public var reason: String = ""
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -326,24 +336,24 @@ extension Checkpoint {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: try reader.mergeMessage(into: &self.settings)
-            case 16: self.version = try reader.read(ProtoUInt64.self)
-            case 26: try reader.mergeMessage(into: &self.model)
-            case 34: try reader.mergeMessage(into: &self.ledger)
-            case 42: try reader.mergeMessage(into: &self.statistics)
-            case 50: try reader.mergeMessage(into: &self.history)
-            case 57: self.trainingSeconds = try reader.read(ProtoDouble.self)
-            case 64: self.writtenUnixMs = try reader.read(ProtoUInt64.self)
-            case 72: self.resumes = try reader.read(ProtoUInt32.self)
-            case 81: self.sessionSeconds = try reader.read(ProtoDouble.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: try reader.mergeMessage(into: &self.settings)
+                case 16: self.version = try reader.read(ProtoUInt64.self)
+                case 26: try reader.mergeMessage(into: &self.model)
+                case 34: try reader.mergeMessage(into: &self.ledger)
+                case 42: try reader.mergeMessage(into: &self.statistics)
+                case 50: try reader.mergeMessage(into: &self.history)
+                case 57: self.trainingSeconds = try reader.read(ProtoDouble.self)
+                case 64: self.writtenUnixMs = try reader.read(ProtoUInt64.self)
+                case 72: self.resumes = try reader.read(ProtoUInt32.self)
+                case 81: self.sessionSeconds = try reader.read(ProtoDouble.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.Checkpoint")
         }
     }
 }
@@ -401,35 +411,35 @@ extension SessionSettings {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.sessionID = try reader.read(ProtoString.self)
-            case 18: self.mode = try reader.read(ProtoString.self)
-            case 26: self.stalenessPolicy = try reader.read(ProtoString.self)
-            case 32: self.maxStaleness = try reader.read(ProtoUInt32.self)
-            case 40: self.workersToStart = try reader.read(ProtoUInt32.self)
-            case 48: self.unitsAhead = try reader.read(ProtoUInt32.self)
-            case 57: self.heartbeatTimeoutSeconds = try reader.read(ProtoDouble.self)
-            case 64: self.epochs = try reader.read(ProtoUInt32.self)
-            case 72: self.batchSize = try reader.read(ProtoUInt32.self)
-            case 80: self.localSteps = try reader.read(ProtoUInt32.self)
-            case 93: self.localLearningRate = try reader.read(ProtoFloat.self)
-            case 96: self.trainSamples = try reader.read(ProtoUInt32.self)
-            case 104: self.testSamples = try reader.read(ProtoUInt32.self)
-            case 112: self.seed = try reader.read(ProtoUInt64.self)
-            case 122: self.model = try reader.read(ProtoString.self)
-            case 130: self.optimizer = try reader.read(ProtoString.self)
-            case 141: self.learningRate = try reader.read(ProtoFloat.self)
-            case 149: self.momentum = try reader.read(ProtoFloat.self)
-            case 157: self.weightDecay = try reader.read(ProtoFloat.self)
-            case 162: self.schedule = try reader.read(ProtoString.self)
-            case 168: self.scheduleSteps = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.sessionID = try reader.read(ProtoString.self)
+                case 18: self.mode = try reader.read(ProtoString.self)
+                case 26: self.stalenessPolicy = try reader.read(ProtoString.self)
+                case 32: self.maxStaleness = try reader.read(ProtoUInt32.self)
+                case 40: self.workersToStart = try reader.read(ProtoUInt32.self)
+                case 48: self.unitsAhead = try reader.read(ProtoUInt32.self)
+                case 57: self.heartbeatTimeoutSeconds = try reader.read(ProtoDouble.self)
+                case 64: self.epochs = try reader.read(ProtoUInt32.self)
+                case 72: self.batchSize = try reader.read(ProtoUInt32.self)
+                case 80: self.localSteps = try reader.read(ProtoUInt32.self)
+                case 93: self.localLearningRate = try reader.read(ProtoFloat.self)
+                case 96: self.trainSamples = try reader.read(ProtoUInt32.self)
+                case 104: self.testSamples = try reader.read(ProtoUInt32.self)
+                case 112: self.seed = try reader.read(ProtoUInt64.self)
+                case 122: self.model = try reader.read(ProtoString.self)
+                case 130: self.optimizer = try reader.read(ProtoString.self)
+                case 141: self.learningRate = try reader.read(ProtoFloat.self)
+                case 149: self.momentum = try reader.read(ProtoFloat.self)
+                case 157: self.weightDecay = try reader.read(ProtoFloat.self)
+                case 162: self.schedule = try reader.read(ProtoString.self)
+                case 168: self.scheduleSteps = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.SessionSettings")
         }
     }
 }
@@ -455,20 +465,20 @@ extension ModelState {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: try reader.readPacked(ProtoFloat.self, appendingTo: &self.parameters)
-            case 13: self.parameters.append(try reader.read(ProtoFloat.self))
-            case 16: self.scheduleStep = try reader.read(ProtoUInt64.self)
-            case 26: self.optimizerKind = try reader.read(ProtoString.self)
-            case 34: self.optimizerBuffers.append(try reader.read(ProtoMessage<NamedBuffer>.self))
-            case 40: self.optimizerStepCount = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: try reader.readPacked(ProtoFloat.self, appendingTo: &self.parameters)
+                case 13: self.parameters.append(try reader.read(ProtoFloat.self))
+                case 16: self.scheduleStep = try reader.read(ProtoUInt64.self)
+                case 26: self.optimizerKind = try reader.read(ProtoString.self)
+                case 34: self.optimizerBuffers.append(try reader.read(ProtoMessage<NamedBuffer>.self))
+                case 40: self.optimizerStepCount = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.ModelState")
         }
     }
 }
@@ -488,17 +498,17 @@ extension NamedBuffer {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.name = try reader.read(ProtoString.self)
-            case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
-            case 21: self.values.append(try reader.read(ProtoFloat.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.name = try reader.read(ProtoString.self)
+                case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
+                case 21: self.values.append(try reader.read(ProtoFloat.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.NamedBuffer")
         }
     }
 }
@@ -526,21 +536,21 @@ extension LedgerState {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.finishedEpochs = try reader.read(ProtoUInt32.self)
-            case 16: self.openedEpoch = try reader.read(ProtoInt32.self)
-            case 26: try reader.readPacked(ProtoUInt64.self, appendingTo: &self.doneUnits)
-            case 24: self.doneUnits.append(try reader.read(ProtoUInt64.self))
-            case 32: self.completed = try reader.read(ProtoUInt64.self)
-            case 40: self.requeued = try reader.read(ProtoUInt64.self)
-            case 48: self.duplicates = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.finishedEpochs = try reader.read(ProtoUInt32.self)
+                case 16: self.openedEpoch = try reader.read(ProtoInt32.self)
+                case 26: try reader.readPacked(ProtoUInt64.self, appendingTo: &self.doneUnits)
+                case 24: self.doneUnits.append(try reader.read(ProtoUInt64.self))
+                case 32: self.completed = try reader.read(ProtoUInt64.self)
+                case 40: self.requeued = try reader.read(ProtoUInt64.self)
+                case 48: self.duplicates = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.LedgerState")
         }
     }
 }
@@ -576,25 +586,25 @@ extension Statistics {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.updatesApplied = try reader.read(ProtoUInt64.self)
-            case 18: try reader.readMapEntry(ProtoString.self, ProtoUInt64.self, into: &self.rejected)
-            case 24: self.samplesTrained = try reader.read(ProtoUInt64.self)
-            case 32: self.stalenessCount = try reader.read(ProtoUInt64.self)
-            case 40: self.stalenessSum = try reader.read(ProtoUInt64.self)
-            case 48: self.stalenessMaximum = try reader.read(ProtoUInt64.self)
-            case 58: try reader.readPacked(ProtoUInt64.self, appendingTo: &self.stalenessBuckets)
-            case 56: self.stalenessBuckets.append(try reader.read(ProtoUInt64.self))
-            case 64: self.rounds = try reader.read(ProtoUInt64.self)
-            case 72: self.joins = try reader.read(ProtoUInt64.self)
-            case 80: self.leaves = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.updatesApplied = try reader.read(ProtoUInt64.self)
+                case 18: try reader.readMapEntry(ProtoString.self, ProtoUInt64.self, into: &self.rejected)
+                case 24: self.samplesTrained = try reader.read(ProtoUInt64.self)
+                case 32: self.stalenessCount = try reader.read(ProtoUInt64.self)
+                case 40: self.stalenessSum = try reader.read(ProtoUInt64.self)
+                case 48: self.stalenessMaximum = try reader.read(ProtoUInt64.self)
+                case 58: try reader.readPacked(ProtoUInt64.self, appendingTo: &self.stalenessBuckets)
+                case 56: self.stalenessBuckets.append(try reader.read(ProtoUInt64.self))
+                case 64: self.rounds = try reader.read(ProtoUInt64.self)
+                case 72: self.joins = try reader.read(ProtoUInt64.self)
+                case 80: self.leaves = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.Statistics")
         }
     }
 }
@@ -616,17 +626,17 @@ extension History {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.epochs.append(try reader.read(ProtoMessage<EpochPoint>.self))
-            case 18: self.throughput.append(try reader.read(ProtoMessage<ThroughputPoint>.self))
-            case 26: self.membership.append(try reader.read(ProtoMessage<MembershipEvent>.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.epochs.append(try reader.read(ProtoMessage<EpochPoint>.self))
+                case 18: self.throughput.append(try reader.read(ProtoMessage<ThroughputPoint>.self))
+                case 26: self.membership.append(try reader.read(ProtoMessage<MembershipEvent>.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.History")
         }
     }
 }
@@ -654,20 +664,20 @@ extension EpochPoint {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.epoch = try reader.read(ProtoUInt32.self)
-            case 17: self.seconds = try reader.read(ProtoDouble.self)
-            case 24: self.updates = try reader.read(ProtoUInt64.self)
-            case 33: self.testAccuracy = try reader.read(ProtoDouble.self)
-            case 41: self.testLoss = try reader.read(ProtoDouble.self)
-            case 49: self.trainLoss = try reader.read(ProtoDouble.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.epoch = try reader.read(ProtoUInt32.self)
+                case 17: self.seconds = try reader.read(ProtoDouble.self)
+                case 24: self.updates = try reader.read(ProtoUInt64.self)
+                case 33: self.testAccuracy = try reader.read(ProtoDouble.self)
+                case 41: self.testLoss = try reader.read(ProtoDouble.self)
+                case 49: self.trainLoss = try reader.read(ProtoDouble.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.EpochPoint")
         }
     }
 }
@@ -687,16 +697,16 @@ extension ThroughputPoint {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 9: self.seconds = try reader.read(ProtoDouble.self)
-            case 16: self.updates = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 9: self.seconds = try reader.read(ProtoDouble.self)
+                case 16: self.updates = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.ThroughputPoint")
         }
     }
 }
@@ -720,18 +730,18 @@ extension MembershipEvent {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 9: self.seconds = try reader.read(ProtoDouble.self)
-            case 18: self.worker = try reader.read(ProtoString.self)
-            case 24: self.joined = try reader.read(ProtoBool.self)
-            case 34: self.reason = try reader.read(ProtoString.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 9: self.seconds = try reader.read(ProtoDouble.self)
+                case 18: self.worker = try reader.read(ProtoString.self)
+                case 24: self.joined = try reader.read(ProtoBool.self)
+                case 34: self.reason = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.MembershipEvent")
         }
     }
 }

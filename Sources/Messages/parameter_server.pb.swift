@@ -28,7 +28,8 @@ public struct Envelope: WireMessage, Hashable {
     }
 
     public var body: Body? = nil
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -48,7 +49,8 @@ public struct Hello: WireMessage, Hashable {
     public var workerName: String = ""
     /// What the worker can do.
     public var capabilities: Capabilities? = nil
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -74,7 +76,8 @@ public struct Capabilities: WireMessage, Hashable {
     /// The worker wants the server's heartbeats (Welcome.server_heartbeat_interval_ms), so that it can
     /// tell a hung server from one waiting for workers. Workers that do not set it receive none.
     public var serverHeartbeats: Bool = false
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -123,7 +126,8 @@ public struct Welcome: WireMessage, Hashable {
     public var maxStaleness: UInt32 = 0
     /// Units the server will lease this worker at once: Hello's max_units_ahead capped by the server.
     public var unitsAhead: UInt32 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -153,7 +157,8 @@ public struct Welcome: WireMessage, Hashable {
 public struct Challenge: WireMessage, Hashable {
     /// 32 random bytes, fresh for every connection.
     public var serverNonce: [UInt8] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -172,7 +177,8 @@ public struct ChallengeResponse: WireMessage, Hashable {
     /// HMAC-SHA256(token, "downpour/v1 worker-response" || server_nonce || client_nonce ||
     /// Hello.worker_name), 32 bytes. See Schemas/Messages/README.md.
     public var mac: [UInt8] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -202,7 +208,8 @@ public struct ModelSpec: WireMessage, Hashable {
     public var inputHeight: UInt32 = 0
     public var inputWidth: UInt32 = 0
     public var classes: UInt32 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -226,7 +233,8 @@ public struct TensorSpec: WireMessage, Hashable {
     public var name: String = ""
     public var shape: [UInt32] = []
     public var offset: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -244,7 +252,8 @@ public struct TensorSpec: WireMessage, Hashable {
 public struct Pull: WireMessage, Hashable {
     /// The version the worker holds, or 0 for none.
     public var knownVersion: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -261,7 +270,8 @@ public struct Weights: WireMessage, Hashable {
     public var version: UInt64 = 0
     /// The whole parameter buffer; empty when the worker already holds this version.
     public var values: [Float] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -284,7 +294,8 @@ public struct WorkUnit: WireMessage, Hashable {
     public var indices: [UInt32] = []
     /// Compute on weights of at least this version (sync rounds); 0 means any.
     public var minVersion: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -337,7 +348,8 @@ public struct Push: WireMessage, Hashable {
     public var sampleCount: UInt32 = 0
     /// A gradient (kind GRADIENT) or the change in parameters after local steps (kind DELTA).
     public var values: [Float] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -364,7 +376,8 @@ public struct PushAck: WireMessage, Hashable {
     public var staleness: UInt64 = 0
     /// Why a push was not applied, when it was not.
     public var reason: String = ""
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -384,7 +397,8 @@ public struct PushAck: WireMessage, Hashable {
 public struct Heartbeat: WireMessage, Hashable {
     public var seq: UInt64 = 0
     public var unixNanos: Int64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -400,7 +414,8 @@ public struct Heartbeat: WireMessage, Hashable {
 /// Worker to server: the worker is going away; its units go back to the queue.
 public struct Leave: WireMessage, Hashable {
     public var reason: String = ""
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -419,7 +434,8 @@ public struct SessionEnd: WireMessage, Hashable {
     public var epochs: UInt32 = 0
     public var updates: UInt64 = 0
     public var finalVersion: UInt64 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -496,7 +512,8 @@ public struct ErrorReport: WireMessage, Hashable {
     public var message: String = ""
     /// True when the sender closes the connection after this message.
     public var fatal: Bool = false
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -553,105 +570,105 @@ extension Envelope {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10:
-                if case .hello(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .hello(value)
-                } else {
-                    self.body = .hello(try reader.read(ProtoMessage<Hello>.self))
-                }
-            case 18:
-                if case .welcome(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .welcome(value)
-                } else {
-                    self.body = .welcome(try reader.read(ProtoMessage<Welcome>.self))
-                }
-            case 26:
-                if case .pull(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .pull(value)
-                } else {
-                    self.body = .pull(try reader.read(ProtoMessage<Pull>.self))
-                }
-            case 34:
-                if case .weights(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .weights(value)
-                } else {
-                    self.body = .weights(try reader.read(ProtoMessage<Weights>.self))
-                }
-            case 42:
-                if case .workUnit(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .workUnit(value)
-                } else {
-                    self.body = .workUnit(try reader.read(ProtoMessage<WorkUnit>.self))
-                }
-            case 50:
-                if case .push(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .push(value)
-                } else {
-                    self.body = .push(try reader.read(ProtoMessage<Push>.self))
-                }
-            case 58:
-                if case .pushAck(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .pushAck(value)
-                } else {
-                    self.body = .pushAck(try reader.read(ProtoMessage<PushAck>.self))
-                }
-            case 66:
-                if case .heartbeat(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .heartbeat(value)
-                } else {
-                    self.body = .heartbeat(try reader.read(ProtoMessage<Heartbeat>.self))
-                }
-            case 74:
-                if case .leave(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .leave(value)
-                } else {
-                    self.body = .leave(try reader.read(ProtoMessage<Leave>.self))
-                }
-            case 82:
-                if case .sessionEnd(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .sessionEnd(value)
-                } else {
-                    self.body = .sessionEnd(try reader.read(ProtoMessage<SessionEnd>.self))
-                }
-            case 90:
-                if case .error(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .error(value)
-                } else {
-                    self.body = .error(try reader.read(ProtoMessage<ErrorReport>.self))
-                }
-            case 98:
-                if case .challenge(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .challenge(value)
-                } else {
-                    self.body = .challenge(try reader.read(ProtoMessage<Challenge>.self))
-                }
-            case 106:
-                if case .challengeResponse(var value)? = self.body {
-                    try reader.mergeMessage(into: &value)
-                    self.body = .challengeResponse(value)
-                } else {
-                    self.body = .challengeResponse(try reader.read(ProtoMessage<ChallengeResponse>.self))
-                }
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10:
+                    if case .hello(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .hello(value)
+                    } else {
+                        self.body = .hello(try reader.read(ProtoMessage<Hello>.self))
+                    }
+                case 18:
+                    if case .welcome(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .welcome(value)
+                    } else {
+                        self.body = .welcome(try reader.read(ProtoMessage<Welcome>.self))
+                    }
+                case 26:
+                    if case .pull(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .pull(value)
+                    } else {
+                        self.body = .pull(try reader.read(ProtoMessage<Pull>.self))
+                    }
+                case 34:
+                    if case .weights(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .weights(value)
+                    } else {
+                        self.body = .weights(try reader.read(ProtoMessage<Weights>.self))
+                    }
+                case 42:
+                    if case .workUnit(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .workUnit(value)
+                    } else {
+                        self.body = .workUnit(try reader.read(ProtoMessage<WorkUnit>.self))
+                    }
+                case 50:
+                    if case .push(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .push(value)
+                    } else {
+                        self.body = .push(try reader.read(ProtoMessage<Push>.self))
+                    }
+                case 58:
+                    if case .pushAck(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .pushAck(value)
+                    } else {
+                        self.body = .pushAck(try reader.read(ProtoMessage<PushAck>.self))
+                    }
+                case 66:
+                    if case .heartbeat(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .heartbeat(value)
+                    } else {
+                        self.body = .heartbeat(try reader.read(ProtoMessage<Heartbeat>.self))
+                    }
+                case 74:
+                    if case .leave(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .leave(value)
+                    } else {
+                        self.body = .leave(try reader.read(ProtoMessage<Leave>.self))
+                    }
+                case 82:
+                    if case .sessionEnd(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .sessionEnd(value)
+                    } else {
+                        self.body = .sessionEnd(try reader.read(ProtoMessage<SessionEnd>.self))
+                    }
+                case 90:
+                    if case .error(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .error(value)
+                    } else {
+                        self.body = .error(try reader.read(ProtoMessage<ErrorReport>.self))
+                    }
+                case 98:
+                    if case .challenge(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .challenge(value)
+                    } else {
+                        self.body = .challenge(try reader.read(ProtoMessage<Challenge>.self))
+                    }
+                case 106:
+                    if case .challengeResponse(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .challengeResponse(value)
+                    } else {
+                        self.body = .challengeResponse(try reader.read(ProtoMessage<ChallengeResponse>.self))
+                    }
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Envelope")
         }
     }
 }
@@ -673,17 +690,17 @@ extension Hello {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.protocolVersion = try reader.read(ProtoUInt32.self)
-            case 18: self.workerName = try reader.read(ProtoString.self)
-            case 26: try reader.mergeMessage(into: &self.capabilities)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.protocolVersion = try reader.read(ProtoUInt32.self)
+                case 18: self.workerName = try reader.read(ProtoString.self)
+                case 26: try reader.mergeMessage(into: &self.capabilities)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Hello")
         }
     }
 }
@@ -707,18 +724,18 @@ extension Capabilities {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.threads = try reader.read(ProtoUInt32.self)
-            case 18: self.architectures.append(try reader.read(ProtoString.self))
-            case 24: self.maxUnitsAhead = try reader.read(ProtoUInt32.self)
-            case 32: self.serverHeartbeats = try reader.read(ProtoBool.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.threads = try reader.read(ProtoUInt32.self)
+                case 18: self.architectures.append(try reader.read(ProtoString.self))
+                case 24: self.maxUnitsAhead = try reader.read(ProtoUInt32.self)
+                case 32: self.serverHeartbeats = try reader.read(ProtoBool.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Capabilities")
         }
     }
 }
@@ -764,29 +781,29 @@ extension Welcome {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.protocolVersion = try reader.read(ProtoUInt32.self)
-            case 16: self.workerID = try reader.read(ProtoUInt64.self)
-            case 26: self.sessionID = try reader.read(ProtoString.self)
-            case 34: self.mode = try reader.read(ProtoString.self)
-            case 42: try reader.mergeMessage(into: &self.model)
-            case 48: self.batchSize = try reader.read(ProtoUInt32.self)
-            case 56: self.localSteps = try reader.read(ProtoUInt32.self)
-            case 69: self.localLearningRate = try reader.read(ProtoFloat.self)
-            case 72: self.trainSamples = try reader.read(ProtoUInt32.self)
-            case 80: self.heartbeatIntervalMs = try reader.read(ProtoUInt32.self)
-            case 90: self.serverProof = try reader.read(ProtoBytes.self)
-            case 96: self.serverHeartbeatIntervalMs = try reader.read(ProtoUInt32.self)
-            case 106: self.stalenessPolicy = try reader.read(ProtoString.self)
-            case 112: self.maxStaleness = try reader.read(ProtoUInt32.self)
-            case 120: self.unitsAhead = try reader.read(ProtoUInt32.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.protocolVersion = try reader.read(ProtoUInt32.self)
+                case 16: self.workerID = try reader.read(ProtoUInt64.self)
+                case 26: self.sessionID = try reader.read(ProtoString.self)
+                case 34: self.mode = try reader.read(ProtoString.self)
+                case 42: try reader.mergeMessage(into: &self.model)
+                case 48: self.batchSize = try reader.read(ProtoUInt32.self)
+                case 56: self.localSteps = try reader.read(ProtoUInt32.self)
+                case 69: self.localLearningRate = try reader.read(ProtoFloat.self)
+                case 72: self.trainSamples = try reader.read(ProtoUInt32.self)
+                case 80: self.heartbeatIntervalMs = try reader.read(ProtoUInt32.self)
+                case 90: self.serverProof = try reader.read(ProtoBytes.self)
+                case 96: self.serverHeartbeatIntervalMs = try reader.read(ProtoUInt32.self)
+                case 106: self.stalenessPolicy = try reader.read(ProtoString.self)
+                case 112: self.maxStaleness = try reader.read(ProtoUInt32.self)
+                case 120: self.unitsAhead = try reader.read(ProtoUInt32.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Welcome")
         }
     }
 }
@@ -804,15 +821,15 @@ extension Challenge {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.serverNonce = try reader.read(ProtoBytes.self)
-            default:
-                switch tag.fieldNumber {
-                case 1: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.serverNonce = try reader.read(ProtoBytes.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Challenge")
         }
     }
 }
@@ -832,16 +849,16 @@ extension ChallengeResponse {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.clientNonce = try reader.read(ProtoBytes.self)
-            case 18: self.mac = try reader.read(ProtoBytes.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.clientNonce = try reader.read(ProtoBytes.self)
+                case 18: self.mac = try reader.read(ProtoBytes.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.ChallengeResponse")
         }
     }
 }
@@ -873,24 +890,24 @@ extension ModelSpec {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.architecture = try reader.read(ProtoString.self)
-            case 18: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.hiddenSizes)
-            case 16: self.hiddenSizes.append(try reader.read(ProtoUInt32.self))
-            case 24: self.parameterCount = try reader.read(ProtoUInt64.self)
-            case 34: self.tensors.append(try reader.read(ProtoMessage<TensorSpec>.self))
-            case 42: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.convolutionFilters)
-            case 40: self.convolutionFilters.append(try reader.read(ProtoUInt32.self))
-            case 48: self.inputHeight = try reader.read(ProtoUInt32.self)
-            case 56: self.inputWidth = try reader.read(ProtoUInt32.self)
-            case 64: self.classes = try reader.read(ProtoUInt32.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.architecture = try reader.read(ProtoString.self)
+                case 18: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.hiddenSizes)
+                case 16: self.hiddenSizes.append(try reader.read(ProtoUInt32.self))
+                case 24: self.parameterCount = try reader.read(ProtoUInt64.self)
+                case 34: self.tensors.append(try reader.read(ProtoMessage<TensorSpec>.self))
+                case 42: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.convolutionFilters)
+                case 40: self.convolutionFilters.append(try reader.read(ProtoUInt32.self))
+                case 48: self.inputHeight = try reader.read(ProtoUInt32.self)
+                case 56: self.inputWidth = try reader.read(ProtoUInt32.self)
+                case 64: self.classes = try reader.read(ProtoUInt32.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.ModelSpec")
         }
     }
 }
@@ -912,18 +929,18 @@ extension TensorSpec {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.name = try reader.read(ProtoString.self)
-            case 18: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.shape)
-            case 16: self.shape.append(try reader.read(ProtoUInt32.self))
-            case 24: self.offset = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.name = try reader.read(ProtoString.self)
+                case 18: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.shape)
+                case 16: self.shape.append(try reader.read(ProtoUInt32.self))
+                case 24: self.offset = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.TensorSpec")
         }
     }
 }
@@ -941,15 +958,15 @@ extension Pull {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.knownVersion = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.knownVersion = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Pull")
         }
     }
 }
@@ -969,17 +986,17 @@ extension Weights {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.version = try reader.read(ProtoUInt64.self)
-            case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
-            case 21: self.values.append(try reader.read(ProtoFloat.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.version = try reader.read(ProtoUInt64.self)
+                case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
+                case 21: self.values.append(try reader.read(ProtoFloat.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Weights")
         }
     }
 }
@@ -1003,19 +1020,19 @@ extension WorkUnit {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.unitID = try reader.read(ProtoUInt64.self)
-            case 16: self.epoch = try reader.read(ProtoUInt32.self)
-            case 26: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.indices)
-            case 24: self.indices.append(try reader.read(ProtoUInt32.self))
-            case 32: self.minVersion = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.unitID = try reader.read(ProtoUInt64.self)
+                case 16: self.epoch = try reader.read(ProtoUInt32.self)
+                case 26: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.indices)
+                case 24: self.indices.append(try reader.read(ProtoUInt32.self))
+                case 32: self.minVersion = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.WorkUnit")
         }
     }
 }
@@ -1043,21 +1060,21 @@ extension Push {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.unitID = try reader.read(ProtoUInt64.self)
-            case 16: self.baseVersion = try reader.read(ProtoUInt64.self)
-            case 24: self.kind = try reader.read(ProtoEnum<UpdateKind>.self)
-            case 37: self.loss = try reader.read(ProtoFloat.self)
-            case 40: self.sampleCount = try reader.read(ProtoUInt32.self)
-            case 50: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
-            case 53: self.values.append(try reader.read(ProtoFloat.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.unitID = try reader.read(ProtoUInt64.self)
+                case 16: self.baseVersion = try reader.read(ProtoUInt64.self)
+                case 24: self.kind = try reader.read(ProtoEnum<UpdateKind>.self)
+                case 37: self.loss = try reader.read(ProtoFloat.self)
+                case 40: self.sampleCount = try reader.read(ProtoUInt32.self)
+                case 50: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
+                case 53: self.values.append(try reader.read(ProtoFloat.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Push")
         }
     }
 }
@@ -1083,19 +1100,19 @@ extension PushAck {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.unitID = try reader.read(ProtoUInt64.self)
-            case 16: self.applied = try reader.read(ProtoBool.self)
-            case 24: self.serverVersion = try reader.read(ProtoUInt64.self)
-            case 32: self.staleness = try reader.read(ProtoUInt64.self)
-            case 42: self.reason = try reader.read(ProtoString.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.unitID = try reader.read(ProtoUInt64.self)
+                case 16: self.applied = try reader.read(ProtoBool.self)
+                case 24: self.serverVersion = try reader.read(ProtoUInt64.self)
+                case 32: self.staleness = try reader.read(ProtoUInt64.self)
+                case 42: self.reason = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.PushAck")
         }
     }
 }
@@ -1115,16 +1132,16 @@ extension Heartbeat {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.seq = try reader.read(ProtoUInt64.self)
-            case 16: self.unixNanos = try reader.read(ProtoInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.seq = try reader.read(ProtoUInt64.self)
+                case 16: self.unixNanos = try reader.read(ProtoInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Heartbeat")
         }
     }
 }
@@ -1142,15 +1159,15 @@ extension Leave {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.reason = try reader.read(ProtoString.self)
-            default:
-                switch tag.fieldNumber {
-                case 1: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.reason = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.Leave")
         }
     }
 }
@@ -1176,19 +1193,19 @@ extension SessionEnd {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 9: self.testAccuracy = try reader.read(ProtoDouble.self)
-            case 17: self.testLoss = try reader.read(ProtoDouble.self)
-            case 24: self.epochs = try reader.read(ProtoUInt32.self)
-            case 32: self.updates = try reader.read(ProtoUInt64.self)
-            case 40: self.finalVersion = try reader.read(ProtoUInt64.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 9: self.testAccuracy = try reader.read(ProtoDouble.self)
+                case 17: self.testLoss = try reader.read(ProtoDouble.self)
+                case 24: self.epochs = try reader.read(ProtoUInt32.self)
+                case 32: self.updates = try reader.read(ProtoUInt64.self)
+                case 40: self.finalVersion = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.SessionEnd")
         }
     }
 }
@@ -1210,17 +1227,17 @@ extension ErrorReport {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.code = try reader.read(ProtoEnum<ErrorReport.Code>.self)
-            case 18: self.message = try reader.read(ProtoString.self)
-            case 24: self.fatal = try reader.read(ProtoBool.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.code = try reader.read(ProtoEnum<ErrorReport.Code>.self)
+                case 18: self.message = try reader.read(ProtoString.self)
+                case 24: self.fatal = try reader.read(ProtoBool.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.ErrorReport")
         }
     }
 }

@@ -21,7 +21,7 @@ public enum ProtoString: ProtoComparableMapKey {
         let bytes = try reader.readLengthDelimited()
         if bytes.isEmpty { return "" }
         guard let string = String(validatingUTF8Bytes: bytes) else {
-            throw .invalidUTF8(fieldNumber: reader.fieldNumber)
+            throw reader.invalidUTF8(in: bytes)
         }
         return string
     }
@@ -64,5 +64,9 @@ public enum ProtoMessage<M: WireMessage>: ProtoScalar {
         var message = M()
         try reader.mergeMessage(into: &message)
         return message
+    }
+    @inlinable
+    public static func merge(into value: inout M, from reader: inout WireReader) throws(WireDecodingError) {
+        try reader.mergeMessage(into: &value)
     }
 }

@@ -17,6 +17,15 @@ public protocol ProtoScalar {
     static func write(_ value: Value, to writer: inout WireWriter)
     /// Reads one value, without a tag.
     static func read(from reader: inout WireReader) throws(WireDecodingError) -> Value
+    /// Reads one value, without a tag, into `value`: a scalar replaces it, a message merges into it.
+    static func merge(into value: inout Value, from reader: inout WireReader) throws(WireDecodingError)
+}
+
+extension ProtoScalar {
+    @inlinable
+    public static func merge(into value: inout Value, from reader: inout WireReader) throws(WireDecodingError) {
+        value = try read(from: &reader)
+    }
 }
 
 /// A scalar that repeated fields pack: every varint and fixed-width type.

@@ -1,7 +1,10 @@
 /// Fields a message's schema does not know, kept as their encoded bytes.
 ///
 /// Decoding keeps every field it does not recognise here, and encoding writes them back after the
-/// known fields, so a peer on an older schema relays a newer message without losing anything.
+/// known fields, so a peer on an older schema relays a newer message without losing anything. A
+/// known field that arrives with a wire type its type cannot have (a string sent as a varint) is
+/// kept here too, as Google's protobuf keeps it. The bytes are kept as they arrived: Google's C++
+/// runtime re-encodes an unknown field's varints at their shortest, upb and swift-protobuf do not.
 public struct UnknownFields: Hashable, Sendable {
     /// The unknown fields, tags included, in the order they arrived.
     @inlinable
@@ -40,25 +43,38 @@ extension WireWriter {
 }
 
 extension WireReader {
-    /// Skips the value of a field the schema does not know and keeps its bytes in `unknownFields`,
-    /// unless ``WireDecodingOptions/discardUnknownFields`` is set.
+    /// Skips the value of a field the schema does not know, or a known field that arrived with a wire
+    /// type its type cannot have, and keeps its bytes in `unknownFields` unless
+    /// ``WireDecodingOptions/discardUnknownFields`` is set.
+    ///
+    /// Google's protobuf treats a field with the wrong wire type as unknown too: it keeps it and
+    /// writes it back, so a message relayed through Downpour loses nothing that protobuf would keep.
     ///
     /// - Parameters:
     ///   - tag: The tag just read by ``nextTag()``.
     ///   - unknownFields: Where the field's bytes, tag included, are appended.
-    /// - Throws: Any error from reading the skipped value.
+    /// - Throws: Any error from reading the skipped value; an end-group tag, which only a group may
+    ///   hold, is ``WireDecodingError/Reason/unmatchedEndGroup(fieldNumber:)``.
     @inlinable
     public mutating func skipField(_ tag: WireTag, into unknownFields: inout UnknownFields) throws(WireDecodingError) {
         let start = tagStart
-        try skipValue(tag)
+        if tag.wireType == .endGroup {
+            // The tag itself is what is wrong, so the error names no field.
+            throw Self.failure(.unmatchedEndGroup(fieldNumber: tag.fieldNumber), at: start, field: 0)
+        }
+        try skipValue(tag, tagOffset: start)
         if !options.discardUnknownFields {
             unknownFields.append(UnsafeRawBufferPointer(rebasing: bytes[start..<position]))
         }
     }
 
     /// Skips the value that follows `tag`, including a whole group.
+    ///
+    /// - Parameters:
+    ///   - tag: The tag just read.
+    ///   - tagOffset: Where that tag starts, for errors.
     @usableFromInline
-    mutating func skipValue(_ tag: WireTag) throws(WireDecodingError) {
+    mutating func skipValue(_ tag: WireTag, tagOffset: Int) throws(WireDecodingError) {
         switch tag.wireType {
         case .varint:
             _ = try readVarint()
@@ -69,25 +85,23 @@ extension WireReader {
         case .lengthDelimited:
             position &+= try readLength()
         case .startGroup:
-            guard depth < options.maxDepth else { throw .nestingTooDeep(limit: options.maxDepth) }
+            guard depth < options.maxDepth else { throw failure(.nestingTooDeep(limit: options.maxDepth), at: tagOffset) }
             depth &+= 1
             while true {
-                guard let inner = try nextTag() else { throw .truncated }
+                guard position < end else { throw failure(.unterminatedGroup, at: tagOffset) }
+                let innerOffset = position
+                let inner = try readTag(errorField: currentTag)
                 if inner.wireType == .endGroup {
-                    guard inner.fieldNumber == tag.fieldNumber else { throw .unmatchedEndGroup(fieldNumber: inner.fieldNumber) }
+                    guard inner.fieldNumber == tag.fieldNumber else {
+                        throw failure(.unmatchedEndGroup(fieldNumber: inner.fieldNumber), at: innerOffset)
+                    }
                     break
                 }
-                try skipValue(inner)
+                try skipValue(inner, tagOffset: innerOffset)
             }
             depth &-= 1
         case .endGroup:
-            throw .unmatchedEndGroup(fieldNumber: tag.fieldNumber)
+            throw failure(.unmatchedEndGroup(fieldNumber: tag.fieldNumber), at: tagOffset)
         }
-    }
-
-    /// Reports a known field that arrived with a wire type its type cannot have.
-    @inlinable
-    public func wrongWireType(_ tag: WireTag) -> WireDecodingError {
-        .wrongWireType(fieldNumber: tag.fieldNumber, wireType: tag.wireType)
     }
 }

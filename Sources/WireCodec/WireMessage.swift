@@ -13,7 +13,8 @@ public protocol WireMessage: Sendable {
     /// Creates a message with every field at its proto3 default.
     init()
 
-    /// Fields the schema does not know, kept from decoding so that re-encoding loses nothing.
+    /// Fields the schema does not know, and known fields that came with a wire type their type cannot
+    /// have, kept from decoding so that re-encoding loses nothing.
     var unknownFields: UnknownFields { get set }
 
     /// The exact number of bytes ``encode(to:)`` writes.

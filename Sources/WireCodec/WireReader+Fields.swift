@@ -22,14 +22,18 @@ extension WireReader {
     /// Reads a packed repeated field of fixed-width elements and appends them; on little-endian
     /// machines the elements are copied as one block.
     ///
-    /// - Throws: ``WireDecodingError/malformedPackedField(fieldNumber:length:)`` when the length is not
-    ///   a multiple of the element width.
+    /// - Throws: ``WireDecodingError`` with reason
+    ///   ``WireDecodingError/Reason/malformedPackedField(length:elementSize:)`` when the length is not a
+    ///   multiple of the element width.
     @inlinable
     public mutating func readPacked<S: ProtoFixedWidth>(
         _ type: S.Type, appendingTo values: inout [S.Value]
     ) throws(WireDecodingError) {
+        let start = position
         let length = try readLength()
-        guard length % S.width == 0 else { throw .malformedPackedField(fieldNumber: fieldNumber, length: length) }
+        guard length % S.width == 0 else {
+            throw failure(.malformedPackedField(length: length, elementSize: S.width), at: start)
+        }
         let count = length / S.width
         #if _endian(little)
         let source = UnsafeRawBufferPointer(rebasing: bytes[position..<(position &+ length)])
@@ -57,24 +61,32 @@ extension WireReader {
 
     /// Reads one map entry and stores it; a missing key or value takes its type's default, and a later
     /// entry for the same key replaces an earlier one.
+    ///
+    /// An entry's other fields, and a key or value sent with the wrong wire type, are skipped and
+    /// dropped, as protobuf's generated C++, Java and Go code drop them: a map keeps keys and values
+    /// only. (upb keeps such an entry whole as an unknown field instead.) A message value that appears
+    /// twice in one entry is merged, as any message field is. Errors inside the entry name the map field.
     @inlinable
     public mutating func readMapEntry<K: ProtoMapKey, V: ProtoScalar>(
         _ keyType: K.Type, _ valueType: V.Type, into map: inout [K.Value: V.Value]
     ) throws(WireDecodingError) where K.Value: Hashable {
+        let start = position
         let length = try readLength()
-        guard depth < options.maxDepth else { throw .nestingTooDeep(limit: options.maxDepth) }
+        guard depth < options.maxDepth else { throw failure(.nestingTooDeep(limit: options.maxDepth), at: start) }
         let outerEnd = end
         end = position &+ length
         depth &+= 1
+        let keyTag = UInt32(1 << 3) | UInt32(K.wireType.rawValue)
+        let valueTag = UInt32(2 << 3) | UInt32(V.wireType.rawValue)
         var key = K.defaultValue
         var value = V.defaultValue
-        var ignored = UnknownFields()
-        while let tag = try nextTag() {
-            switch (tag.fieldNumber, tag.wireType) {
-            case (1, K.wireType): key = try K.read(from: &self)
-            case (2, V.wireType): value = try V.read(from: &self)
-            case (1, _), (2, _): throw wrongWireType(tag)
-            default: try skipField(tag, into: &ignored)
+        while position < end {
+            let tagOffset = position
+            let tag = try readTag(errorField: currentTag)
+            switch tag.rawValue {
+            case keyTag: key = try K.read(from: &self)
+            case valueTag: try V.merge(into: &value, from: &self)
+            default: try skipValue(tag, tagOffset: tagOffset)
             }
         }
         depth &-= 1

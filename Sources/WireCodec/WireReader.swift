@@ -17,12 +17,14 @@ public struct WireReader {
     /// How many messages enclose the one being decoded.
     @usableFromInline
     var depth: Int
-    /// Where the last tag started, so an unknown field can be kept byte for byte.
+    /// Where the last tag read by ``nextTag()`` started, so an unknown field can be kept byte for byte.
     @usableFromInline
     var tagStart: Int
-    /// The field number of the last tag, for error messages.
+    /// The last tag read by ``nextTag()``, `fieldNumber << 3 | wireType`, or 0 before the first:
+    /// the field that errors name. Tags inside groups and map entries do not replace it, so an error
+    /// there names the field of the message that holds them.
     @usableFromInline
-    var fieldNumber: Int
+    var currentTag: UInt32
     @usableFromInline
     let options: WireDecodingOptions
 
@@ -38,7 +40,7 @@ public struct WireReader {
         self.end = bytes.count
         self.depth = 0
         self.tagStart = 0
-        self.fieldNumber = 0
+        self.currentTag = 0
         self.options = options
     }
 
@@ -53,30 +55,81 @@ public struct WireReader {
 
     /// Reads the next field tag, or returns `nil` at the end of the current message.
     ///
-    /// - Throws: ``WireDecodingError/invalidFieldNumber(_:)``, ``WireDecodingError/invalidWireType(_:)``,
-    ///   or an error from reading the varint.
+    /// A tag is a varint of at most ``WireFormat/maxTagLength`` bytes whose value fits in 32 bits, as
+    /// Google's protobuf reads it.
+    ///
+    /// - Throws: ``WireDecodingError`` with reason ``WireDecodingError/Reason/invalidFieldNumber(_:)``,
+    ///   ``WireDecodingError/Reason/invalidWireType(_:)``, ``WireDecodingError/Reason/overlongTag`` or
+    ///   ``WireDecodingError/Reason/truncatedVarint(remaining:)``; the error names no field.
     @inlinable
     public mutating func nextTag() throws(WireDecodingError) -> WireTag? {
         guard position < end else { return nil }
         tagStart = position
-        let raw = try readVarint()
-        let number = raw >> 3
-        guard number != 0, number <= UInt64(WireFormat.maxFieldNumber) else {
-            throw .invalidFieldNumber(number)
+        let tag = try readTag(errorField: 0)
+        currentTag = tag.rawValue
+        return tag
+    }
+
+    /// Reads a tag at `position`, which must be before `end`, without making it the current field:
+    /// groups and map entries read their inner tags with this.
+    ///
+    /// - Parameter errorField: The raw tag that errors name; 0 for none.
+    @inlinable
+    mutating func readTag(errorField: UInt32) throws(WireDecodingError) -> WireTag {
+        let start = position
+        let first = byte(at: start)
+        let raw: UInt32
+        if first < 0x80 {
+            raw = UInt32(first)
+            position = start &+ 1
+        } else {
+            raw = try readLongTag(errorField: errorField)
         }
-        guard let wireType = WireType(rawValue: UInt8(truncatingIfNeeded: raw & 7)) else {
-            throw .invalidWireType(UInt8(truncatingIfNeeded: raw & 7))
+        guard raw >= 8 else { throw Self.failure(.invalidFieldNumber(0), at: start, field: errorField) }
+        let wireTypeBits = UInt8(truncatingIfNeeded: raw & 7)
+        guard let wireType = WireType(rawValue: wireTypeBits) else {
+            throw Self.failure(.invalidWireType(wireTypeBits), at: start, field: errorField)
         }
-        fieldNumber = Int(truncatingIfNeeded: number)
-        return WireTag(fieldNumber: fieldNumber, wireType: wireType)
+        return WireTag(rawValue: raw, fieldNumber: Int(truncatingIfNeeded: raw >> 3), wireType: wireType)
+    }
+
+    /// Reads a tag of two to five bytes.
+    @inlinable
+    mutating func readLongTag(errorField: UInt32) throws(WireDecodingError) -> UInt32 {
+        let start = position
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        var offset = start
+        while true {
+            guard offset < end else {
+                throw Self.failure(.truncatedVarint(remaining: end &- start), at: start, field: errorField)
+            }
+            let byte = byte(at: offset)
+            offset &+= 1
+            result |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { break }
+            shift &+= 7
+            if shift >= 7 &* UInt64(WireFormat.maxTagLength) {
+                throw Self.failure(.overlongTag, at: start, field: errorField)
+            }
+        }
+        // Google's C++ runtime drops the bits of a fifth byte beyond 32, which would read a different
+        // field than upb and swift-protobuf, which refuse the tag; refusing is the reading no peer
+        // can turn into a field another reader does not see.
+        guard result <= UInt64(UInt32.max) else {
+            throw Self.failure(.invalidFieldNumber(result >> 3), at: start, field: errorField)
+        }
+        position = offset
+        return UInt32(truncatingIfNeeded: result)
     }
 
     /// Reads a base-128 varint of up to ten bytes.
     ///
-    /// - Throws: ``WireDecodingError/truncated`` or ``WireDecodingError/overlongVarint``.
+    /// - Throws: ``WireDecodingError`` with reason ``WireDecodingError/Reason/truncatedVarint(remaining:)``
+    ///   or ``WireDecodingError/Reason/overlongVarint``.
     @inlinable
     public mutating func readVarint() throws(WireDecodingError) -> UInt64 {
-        guard position < end else { throw .truncated }
+        guard position < end else { throw failure(.truncatedVarint(remaining: 0), at: position) }
         let first = byte(at: position)
         if first < 0x80 {
             position &+= 1
@@ -91,7 +144,7 @@ public struct WireReader {
         var shift: UInt64 = 0
         var offset = position
         while true {
-            guard offset < end else { throw .truncated }
+            guard offset < end else { throw failure(.truncatedVarint(remaining: end &- position), at: position) }
             let byte = byte(at: offset)
             offset &+= 1
             result |= UInt64(byte & 0x7F) << shift
@@ -100,14 +153,14 @@ public struct WireReader {
                 return result
             }
             shift &+= 7
-            if shift >= 70 { throw .overlongVarint }
+            if shift >= 70 { throw failure(.overlongVarint, at: position) }
         }
     }
 
     /// Reads four little-endian bytes.
     @inlinable
     public mutating func readFixed32() throws(WireDecodingError) -> UInt32 {
-        guard end &- position >= 4 else { throw .truncated }
+        guard end &- position >= 4 else { throw failure(.truncated(needed: 4, remaining: end &- position), at: position) }
         let value = bytes.loadUnaligned(fromByteOffset: position, as: UInt32.self)
         position &+= 4
         return UInt32(littleEndian: value)
@@ -116,7 +169,7 @@ public struct WireReader {
     /// Reads eight little-endian bytes.
     @inlinable
     public mutating func readFixed64() throws(WireDecodingError) -> UInt64 {
-        guard end &- position >= 8 else { throw .truncated }
+        guard end &- position >= 8 else { throw failure(.truncated(needed: 8, remaining: end &- position), at: position) }
         let value = bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self)
         position &+= 8
         return UInt64(littleEndian: value)
@@ -124,12 +177,16 @@ public struct WireReader {
 
     /// Reads a length prefix and checks it against the bytes left in the current message.
     ///
-    /// - Throws: ``WireDecodingError/lengthPastEnd(length:available:)`` when it does not fit.
+    /// - Throws: ``WireDecodingError`` with reason ``WireDecodingError/Reason/lengthPastEnd(length:remaining:)``
+    ///   when it does not fit, or an error from reading the varint.
     @inlinable
     public mutating func readLength() throws(WireDecodingError) -> Int {
+        let start = position
         let length = try readVarint()
         let available = end &- position
-        guard length <= UInt64(available) else { throw .lengthPastEnd(length: length, available: available) }
+        guard length <= UInt64(available) else {
+            throw failure(.lengthPastEnd(length: length, remaining: available), at: start)
+        }
         return Int(truncatingIfNeeded: length)
     }
 
@@ -144,18 +201,22 @@ public struct WireReader {
 
     /// Decodes a nested message's fields into `message`, merging as protobuf does.
     ///
-    /// - Throws: ``WireDecodingError/nestingTooDeep(limit:)`` beyond ``WireDecodingOptions/maxDepth``,
-    ///   or any error from the nested message.
+    /// - Throws: ``WireDecodingError`` with reason ``WireDecodingError/Reason/nestingTooDeep(limit:)``
+    ///   beyond ``WireDecodingOptions/maxDepth``, or any error from the nested message.
     @inlinable
     public mutating func mergeMessage<M: WireMessage>(into message: inout M) throws(WireDecodingError) {
+        let start = position
         let length = try readLength()
-        guard depth < options.maxDepth else { throw .nestingTooDeep(limit: options.maxDepth) }
+        guard depth < options.maxDepth else { throw failure(.nestingTooDeep(limit: options.maxDepth), at: start) }
         let outerEnd = end
+        let outerTag = currentTag
         end = position &+ length
         depth &+= 1
         try message.merge(from: &self)
         depth &-= 1
         end = outerEnd
+        // A map entry goes on reading after a message value, and its errors name the map field.
+        currentTag = outerTag
     }
 
     /// Decodes a nested message's fields into `message`, starting from an empty message when it is `nil`.
@@ -172,5 +233,42 @@ public struct WireReader {
         var message = M()
         try message.merge(from: &self)
         return message
+    }
+
+    /// An error at `offset` naming the current field. Out of line, so the inlined fast paths stay small.
+    @usableFromInline
+    @inline(never)
+    func failure(_ reason: WireDecodingError.Reason, at offset: Int) -> WireDecodingError {
+        Self.failure(reason, at: offset, field: currentTag)
+    }
+
+    /// An error at `offset` naming the field whose raw tag is `field`, or none when it is 0.
+    @usableFromInline
+    @inline(never)
+    static func failure(_ reason: WireDecodingError.Reason, at offset: Int, field: UInt32) -> WireDecodingError {
+        var tag: WireTag?
+        if field >= 8, let wireType = WireType(rawValue: UInt8(truncatingIfNeeded: field & 7)) {
+            tag = WireTag(rawValue: field, fieldNumber: Int(truncatingIfNeeded: field >> 3), wireType: wireType)
+        }
+        return WireDecodingError(reason, offset: offset, field: tag)
+    }
+
+    /// The error for a string whose bytes, borrowed from the input, are not valid UTF-8: it points
+    /// at the first byte that is not part of a valid sequence.
+    @usableFromInline
+    @inline(never)
+    func invalidUTF8(in string: UnsafeRawBufferPointer) -> WireDecodingError {
+        var start = 0
+        if let base = bytes.baseAddress, let stringBase = string.baseAddress { start = stringBase - base }
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = string.makeIterator()
+        var valid = 0
+        parsing: while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): valid &+= scalar.count
+            case .error, .emptyInput: break parsing
+            }
+        }
+        return failure(.invalidUTF8, at: start &+ valid)
     }
 }

@@ -46,6 +46,14 @@ public struct WireTag: Hashable, Sendable {
         self.fieldNumber = fieldNumber
         self.wireType = wireType
     }
+
+    /// Creates a tag from parts the reader has already checked.
+    @inlinable
+    init(rawValue: UInt32, fieldNumber: Int, wireType: WireType) {
+        self.rawValue = rawValue
+        self.fieldNumber = fieldNumber
+        self.wireType = wireType
+    }
 }
 
 /// Constants of the protobuf wire format.
@@ -56,4 +64,7 @@ public enum WireFormat {
     public static let reservedFieldNumbers: ClosedRange<Int> = 19_000...19_999
     /// The longest varint: ten bytes carry 64 bits.
     public static let maxVarintLength = 10
+    /// The longest tag: five bytes carry its 32 bits. Google's protobuf refuses a longer one, so a
+    /// tag padded with extra `0x80` bytes is refused here too rather than read differently.
+    public static let maxTagLength = 5
 }

@@ -43,6 +43,30 @@ struct WireReaderTests {
         #expect(dropped.serializedBytes() == [0x08, 0x01])
     }
 
+    /// Field 3's tag, 0x18, padded with 0x80 bytes to `length` bytes.
+    static func paddedTag(length: Int) -> [UInt8] {
+        length == 1 ? [0x18] : [0x98] + Array(repeating: 0x80, count: length - 2) + [0x00]
+    }
+
+    @Test("a tag padded to at most five bytes is read; six are refused, as Google's protobuf refuses them")
+    func tagLength() throws {
+        let inputs = (1...7).map { Self.paddedTag(length: $0) + [0x05] }
+        let verdicts = try GoogleProtobuf.reencode(inputs.map { (type: "downpour.test.Scalars", bytes: $0) })
+        for (length, (input, verdict)) in zip(1..., zip(inputs, verdicts)) {
+            if length <= WireFormat.maxTagLength {
+                let decoded = try Scalars(serializedBytes: input)
+                #expect(decoded.fInt32 == 5)
+                #expect(decoded.serializedBytes() == [0x18, 0x05])
+                #expect(verdict == .accepted([0x18, 0x05], droppedFromMapEntries: false), "a tag of \(length) bytes")
+            } else {
+                #expect(throws: WireDecodingError(.overlongTag, offset: 0, messageName: "downpour.test.Scalars")) {
+                    try Scalars(serializedBytes: input)
+                }
+                #expect(verdict == .rejected, "a tag of \(length) bytes")
+            }
+        }
+    }
+
     @Test("an enum value this schema does not know survives decoding and encoding")
     func unrecognizedEnum() throws {
         let bytes: [UInt8] = [0x80, 0x01, 0x2A]  // field 16 = 42

@@ -99,7 +99,8 @@ struct SwiftEmitter {
                 out.docComment(oneof.comments)
                 out.line("public var \(SwiftNaming.escaped(SwiftNaming.propertyName(oneof.name))): \(SwiftNaming.typeName(oneof.name))? = nil")
             }
-            out.line("/// Fields this schema does not know, kept so that re-encoding loses nothing.")
+            out.line("/// Fields this schema does not know, and known fields that came with the wrong wire type, kept")
+            out.line("/// so that re-encoding loses nothing.")
             out.line("public var unknownFields = UnknownFields()")
             out.line()
             out.line("/// Creates a message with every field at its default.")
@@ -304,8 +305,14 @@ struct SwiftEmitter {
         }
     }
 
+    /// `merge(from:)`: a switch on the whole tag, so that matching the wire type costs nothing. A tag
+    /// that matches no case, an unknown field number or a known one with a wire type its type cannot
+    /// have, is kept as an unknown field, as Google's protobuf does. Errors leaving the loop are
+    /// attributed to this message unless a nested message already claimed them.
     private mutating func emitMerge(_ message: MessageDecl, fields: [FieldDecl]) {
         block("public mutating func merge(from reader: inout WireReader) throws(WireDecodingError)") { out in
+            out.line("do throws(WireDecodingError) {")
+            out.indentation += 1
             out.block("while let tag = try reader.nextTag()") { out in
                 if fields.isEmpty {
                     out.line("try reader.skipField(tag, into: &unknownFields)")
@@ -315,15 +322,14 @@ struct SwiftEmitter {
                     for field in fields {
                         out.emitMergeCases(field)
                     }
-                    out.line("default:")
-                    out.indentation += 1
-                    out.switchBlock("tag.fieldNumber") { out in
-                        out.line("case \(fields.map { String($0.number) }.joined(separator: ", ")): throw reader.wrongWireType(tag)")
-                        out.line("default: try reader.skipField(tag, into: &unknownFields)")
-                    }
-                    out.indentation -= 1
+                    out.line("default: try reader.skipField(tag, into: &unknownFields)")
                 }
             }
+            out.indentation -= 1
+            // Proto names are identifiers joined by dots, so they need no escaping in a literal.
+            out.line("} catch {")
+            out.line("    throw error.inMessage(\"\(message.fullName)\")")
+            out.line("}")
         }
     }
 

@@ -3,7 +3,9 @@
 # As root it runs apt-get itself; otherwise it prints the exact command to run and fails.
 set -euo pipefail
 
-packages=(libuv1-dev libopenblas-dev zlib1g-dev pkg-config protobuf-compiler)
+# protobuf-compiler and python3-protobuf (Google's C++ runtime under Python) are the references the
+# codec's conformance and differential tests compare against.
+packages=(libuv1-dev libopenblas-dev zlib1g-dev pkg-config protobuf-compiler python3-protobuf)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then

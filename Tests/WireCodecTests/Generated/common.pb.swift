@@ -41,7 +41,8 @@ public enum Color: WireEnum, CaseIterable {
 public struct Point: WireMessage, Hashable {
     public var x: Int32 = 0
     public var y: Int32 = 0
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -69,16 +70,16 @@ extension Point {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.x = try reader.read(ProtoSInt32.self)
-            case 16: self.y = try reader.read(ProtoSInt32.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.x = try reader.read(ProtoSInt32.self)
+                case 16: self.y = try reader.read(ProtoSInt32.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.test.Point")
         }
     }
 }

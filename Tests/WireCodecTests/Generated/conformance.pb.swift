@@ -22,7 +22,8 @@ public struct Scalars: WireMessage, Hashable {
     public var fString: String = ""
     public var fBytes: [UInt8] = []
     public var fColor: Color = .unspecified
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -67,7 +68,8 @@ public struct OptionalScalars: WireMessage, Hashable {
     public var fString: String? = nil
     public var fBytes: [UInt8]? = nil
     public var fColor: Color? = nil
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -112,7 +114,8 @@ public struct RepeatedScalars: WireMessage, Hashable {
     public var fString: [String] = []
     public var fBytes: [[UInt8]] = []
     public var fColor: [Color] = []
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -178,7 +181,8 @@ public struct Everything: WireMessage, Hashable {
 
         public var mood: Everything.Nested.Mood = .calm
         public var children: [Everything.Nested] = []
-        /// Fields this schema does not know, kept so that re-encoding loses nothing.
+        /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+        /// so that re-encoding loses nothing.
         public var unknownFields = UnknownFields()
 
         /// Creates a message with every field at its default.
@@ -218,7 +222,8 @@ public struct Everything: WireMessage, Hashable {
     public var largestFieldNumber: Int32 = 0
     /// Exactly one of these, or none.
     public var choice: Choice? = nil
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -266,7 +271,8 @@ public struct Tree: WireMessage, Hashable {
     private var _right: WireIndirect<Tree>? = nil
     public var forest: [Tree] = []
     public var extra: Extra? = nil
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -285,7 +291,8 @@ public struct Tree: WireMessage, Hashable {
 /// An older version of Everything that knows only its first field, for unknown fields.
 public struct EverythingV1: WireMessage, Hashable {
     public var scalars: Scalars? = nil
-    /// Fields this schema does not know, kept so that re-encoding loses nothing.
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
 
     /// Creates a message with every field at its default.
@@ -340,30 +347,30 @@ extension Scalars {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 9: self.fDouble = try reader.read(ProtoDouble.self)
-            case 21: self.fFloat = try reader.read(ProtoFloat.self)
-            case 24: self.fInt32 = try reader.read(ProtoInt32.self)
-            case 32: self.fInt64 = try reader.read(ProtoInt64.self)
-            case 40: self.fUint32 = try reader.read(ProtoUInt32.self)
-            case 48: self.fUint64 = try reader.read(ProtoUInt64.self)
-            case 56: self.fSint32 = try reader.read(ProtoSInt32.self)
-            case 64: self.fSint64 = try reader.read(ProtoSInt64.self)
-            case 77: self.fFixed32 = try reader.read(ProtoFixed32.self)
-            case 81: self.fFixed64 = try reader.read(ProtoFixed64.self)
-            case 93: self.fSfixed32 = try reader.read(ProtoSFixed32.self)
-            case 97: self.fSfixed64 = try reader.read(ProtoSFixed64.self)
-            case 104: self.fBool = try reader.read(ProtoBool.self)
-            case 114: self.fString = try reader.read(ProtoString.self)
-            case 122: self.fBytes = try reader.read(ProtoBytes.self)
-            case 128: self.fColor = try reader.read(ProtoEnum<Color>.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 9: self.fDouble = try reader.read(ProtoDouble.self)
+                case 21: self.fFloat = try reader.read(ProtoFloat.self)
+                case 24: self.fInt32 = try reader.read(ProtoInt32.self)
+                case 32: self.fInt64 = try reader.read(ProtoInt64.self)
+                case 40: self.fUint32 = try reader.read(ProtoUInt32.self)
+                case 48: self.fUint64 = try reader.read(ProtoUInt64.self)
+                case 56: self.fSint32 = try reader.read(ProtoSInt32.self)
+                case 64: self.fSint64 = try reader.read(ProtoSInt64.self)
+                case 77: self.fFixed32 = try reader.read(ProtoFixed32.self)
+                case 81: self.fFixed64 = try reader.read(ProtoFixed64.self)
+                case 93: self.fSfixed32 = try reader.read(ProtoSFixed32.self)
+                case 97: self.fSfixed64 = try reader.read(ProtoSFixed64.self)
+                case 104: self.fBool = try reader.read(ProtoBool.self)
+                case 114: self.fString = try reader.read(ProtoString.self)
+                case 122: self.fBytes = try reader.read(ProtoBytes.self)
+                case 128: self.fColor = try reader.read(ProtoEnum<Color>.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.test.Scalars")
         }
     }
 }
@@ -411,30 +418,30 @@ extension OptionalScalars {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 9: self.fDouble = try reader.read(ProtoDouble.self)
-            case 21: self.fFloat = try reader.read(ProtoFloat.self)
-            case 24: self.fInt32 = try reader.read(ProtoInt32.self)
-            case 32: self.fInt64 = try reader.read(ProtoInt64.self)
-            case 40: self.fUint32 = try reader.read(ProtoUInt32.self)
-            case 48: self.fUint64 = try reader.read(ProtoUInt64.self)
-            case 56: self.fSint32 = try reader.read(ProtoSInt32.self)
-            case 64: self.fSint64 = try reader.read(ProtoSInt64.self)
-            case 77: self.fFixed32 = try reader.read(ProtoFixed32.self)
-            case 81: self.fFixed64 = try reader.read(ProtoFixed64.self)
-            case 93: self.fSfixed32 = try reader.read(ProtoSFixed32.self)
-            case 97: self.fSfixed64 = try reader.read(ProtoSFixed64.self)
-            case 104: self.fBool = try reader.read(ProtoBool.self)
-            case 114: self.fString = try reader.read(ProtoString.self)
-            case 122: self.fBytes = try reader.read(ProtoBytes.self)
-            case 128: self.fColor = try reader.read(ProtoEnum<Color>.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 9: self.fDouble = try reader.read(ProtoDouble.self)
+                case 21: self.fFloat = try reader.read(ProtoFloat.self)
+                case 24: self.fInt32 = try reader.read(ProtoInt32.self)
+                case 32: self.fInt64 = try reader.read(ProtoInt64.self)
+                case 40: self.fUint32 = try reader.read(ProtoUInt32.self)
+                case 48: self.fUint64 = try reader.read(ProtoUInt64.self)
+                case 56: self.fSint32 = try reader.read(ProtoSInt32.self)
+                case 64: self.fSint64 = try reader.read(ProtoSInt64.self)
+                case 77: self.fFixed32 = try reader.read(ProtoFixed32.self)
+                case 81: self.fFixed64 = try reader.read(ProtoFixed64.self)
+                case 93: self.fSfixed32 = try reader.read(ProtoSFixed32.self)
+                case 97: self.fSfixed64 = try reader.read(ProtoSFixed64.self)
+                case 104: self.fBool = try reader.read(ProtoBool.self)
+                case 114: self.fString = try reader.read(ProtoString.self)
+                case 122: self.fBytes = try reader.read(ProtoBytes.self)
+                case 128: self.fColor = try reader.read(ProtoEnum<Color>.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.test.OptionalScalars")
         }
     }
 }
@@ -482,44 +489,44 @@ extension RepeatedScalars {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: try reader.readPacked(ProtoDouble.self, appendingTo: &self.fDouble)
-            case 9: self.fDouble.append(try reader.read(ProtoDouble.self))
-            case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.fFloat)
-            case 21: self.fFloat.append(try reader.read(ProtoFloat.self))
-            case 26: try reader.readPacked(ProtoInt32.self, appendingTo: &self.fInt32)
-            case 24: self.fInt32.append(try reader.read(ProtoInt32.self))
-            case 34: try reader.readPacked(ProtoInt64.self, appendingTo: &self.fInt64)
-            case 32: self.fInt64.append(try reader.read(ProtoInt64.self))
-            case 42: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.fUint32)
-            case 40: self.fUint32.append(try reader.read(ProtoUInt32.self))
-            case 50: try reader.readPacked(ProtoUInt64.self, appendingTo: &self.fUint64)
-            case 48: self.fUint64.append(try reader.read(ProtoUInt64.self))
-            case 58: try reader.readPacked(ProtoSInt32.self, appendingTo: &self.fSint32)
-            case 56: self.fSint32.append(try reader.read(ProtoSInt32.self))
-            case 66: try reader.readPacked(ProtoSInt64.self, appendingTo: &self.fSint64)
-            case 64: self.fSint64.append(try reader.read(ProtoSInt64.self))
-            case 74: try reader.readPacked(ProtoFixed32.self, appendingTo: &self.fFixed32)
-            case 77: self.fFixed32.append(try reader.read(ProtoFixed32.self))
-            case 82: try reader.readPacked(ProtoFixed64.self, appendingTo: &self.fFixed64)
-            case 81: self.fFixed64.append(try reader.read(ProtoFixed64.self))
-            case 90: try reader.readPacked(ProtoSFixed32.self, appendingTo: &self.fSfixed32)
-            case 93: self.fSfixed32.append(try reader.read(ProtoSFixed32.self))
-            case 98: try reader.readPacked(ProtoSFixed64.self, appendingTo: &self.fSfixed64)
-            case 97: self.fSfixed64.append(try reader.read(ProtoSFixed64.self))
-            case 106: try reader.readPacked(ProtoBool.self, appendingTo: &self.fBool)
-            case 104: self.fBool.append(try reader.read(ProtoBool.self))
-            case 114: self.fString.append(try reader.read(ProtoString.self))
-            case 122: self.fBytes.append(try reader.read(ProtoBytes.self))
-            case 130: try reader.readPacked(ProtoEnum<Color>.self, appendingTo: &self.fColor)
-            case 128: self.fColor.append(try reader.read(ProtoEnum<Color>.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: try reader.readPacked(ProtoDouble.self, appendingTo: &self.fDouble)
+                case 9: self.fDouble.append(try reader.read(ProtoDouble.self))
+                case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.fFloat)
+                case 21: self.fFloat.append(try reader.read(ProtoFloat.self))
+                case 26: try reader.readPacked(ProtoInt32.self, appendingTo: &self.fInt32)
+                case 24: self.fInt32.append(try reader.read(ProtoInt32.self))
+                case 34: try reader.readPacked(ProtoInt64.self, appendingTo: &self.fInt64)
+                case 32: self.fInt64.append(try reader.read(ProtoInt64.self))
+                case 42: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.fUint32)
+                case 40: self.fUint32.append(try reader.read(ProtoUInt32.self))
+                case 50: try reader.readPacked(ProtoUInt64.self, appendingTo: &self.fUint64)
+                case 48: self.fUint64.append(try reader.read(ProtoUInt64.self))
+                case 58: try reader.readPacked(ProtoSInt32.self, appendingTo: &self.fSint32)
+                case 56: self.fSint32.append(try reader.read(ProtoSInt32.self))
+                case 66: try reader.readPacked(ProtoSInt64.self, appendingTo: &self.fSint64)
+                case 64: self.fSint64.append(try reader.read(ProtoSInt64.self))
+                case 74: try reader.readPacked(ProtoFixed32.self, appendingTo: &self.fFixed32)
+                case 77: self.fFixed32.append(try reader.read(ProtoFixed32.self))
+                case 82: try reader.readPacked(ProtoFixed64.self, appendingTo: &self.fFixed64)
+                case 81: self.fFixed64.append(try reader.read(ProtoFixed64.self))
+                case 90: try reader.readPacked(ProtoSFixed32.self, appendingTo: &self.fSfixed32)
+                case 93: self.fSfixed32.append(try reader.read(ProtoSFixed32.self))
+                case 98: try reader.readPacked(ProtoSFixed64.self, appendingTo: &self.fSfixed64)
+                case 97: self.fSfixed64.append(try reader.read(ProtoSFixed64.self))
+                case 106: try reader.readPacked(ProtoBool.self, appendingTo: &self.fBool)
+                case 104: self.fBool.append(try reader.read(ProtoBool.self))
+                case 114: self.fString.append(try reader.read(ProtoString.self))
+                case 122: self.fBytes.append(try reader.read(ProtoBytes.self))
+                case 130: try reader.readPacked(ProtoEnum<Color>.self, appendingTo: &self.fColor)
+                case 128: self.fColor.append(try reader.read(ProtoEnum<Color>.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.test.RepeatedScalars")
         }
     }
 }
@@ -581,40 +588,40 @@ extension Everything {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: try reader.mergeMessage(into: &self.scalars)
-            case 18: try reader.mergeMessage(into: &self.optionals)
-            case 26: try reader.mergeMessage(into: &self.lists)
-            case 34: self.choice = .choiceText(try reader.read(ProtoString.self))
-            case 40: self.choice = .choiceNumber(try reader.read(ProtoUInt64.self))
-            case 50:
-                if case .choicePoint(var value)? = self.choice {
-                    try reader.mergeMessage(into: &value)
-                    self.choice = .choicePoint(value)
-                } else {
-                    self.choice = .choicePoint(try reader.read(ProtoMessage<Point>.self))
-                }
-            case 56: self.choice = .choiceColor(try reader.read(ProtoEnum<Color>.self))
-            case 66: try reader.readMapEntry(ProtoString.self, ProtoInt32.self, into: &self.counts)
-            case 74: try reader.readMapEntry(ProtoUInt64.self, ProtoMessage<Point>.self, into: &self.points)
-            case 82: try reader.readMapEntry(ProtoBool.self, ProtoString.self, into: &self.flags)
-            case 90: try reader.readMapEntry(ProtoSInt64.self, ProtoEnum<Color>.self, into: &self.colors)
-            case 98: try reader.mergeMessage(into: &self.nested)
-            case 106: try reader.mergeMessage(into: &self.tree)
-            case 122: self.`default` = try reader.read(ProtoString.self)
-            case 128: self.self_ = try reader.read(ProtoBool.self)
-            case 136: self.unknownFields_ = try reader.read(ProtoBool.self)
-            case 144: self.serializedSize_ = try reader.read(ProtoUInt32.self)
-            case 151992: self.justBelowProtobufRange = try reader.read(ProtoInt32.self)
-            case 160000: self.justAboveProtobufRange = try reader.read(ProtoInt32.self)
-            case 4294967288: self.largestFieldNumber = try reader.read(ProtoInt32.self)
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 18999, 20000, 536870911: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: try reader.mergeMessage(into: &self.scalars)
+                case 18: try reader.mergeMessage(into: &self.optionals)
+                case 26: try reader.mergeMessage(into: &self.lists)
+                case 34: self.choice = .choiceText(try reader.read(ProtoString.self))
+                case 40: self.choice = .choiceNumber(try reader.read(ProtoUInt64.self))
+                case 50:
+                    if case .choicePoint(var value)? = self.choice {
+                        try reader.mergeMessage(into: &value)
+                        self.choice = .choicePoint(value)
+                    } else {
+                        self.choice = .choicePoint(try reader.read(ProtoMessage<Point>.self))
+                    }
+                case 56: self.choice = .choiceColor(try reader.read(ProtoEnum<Color>.self))
+                case 66: try reader.readMapEntry(ProtoString.self, ProtoInt32.self, into: &self.counts)
+                case 74: try reader.readMapEntry(ProtoUInt64.self, ProtoMessage<Point>.self, into: &self.points)
+                case 82: try reader.readMapEntry(ProtoBool.self, ProtoString.self, into: &self.flags)
+                case 90: try reader.readMapEntry(ProtoSInt64.self, ProtoEnum<Color>.self, into: &self.colors)
+                case 98: try reader.mergeMessage(into: &self.nested)
+                case 106: try reader.mergeMessage(into: &self.tree)
+                case 122: self.`default` = try reader.read(ProtoString.self)
+                case 128: self.self_ = try reader.read(ProtoBool.self)
+                case 136: self.unknownFields_ = try reader.read(ProtoBool.self)
+                case 144: self.serializedSize_ = try reader.read(ProtoUInt32.self)
+                case 151992: self.justBelowProtobufRange = try reader.read(ProtoInt32.self)
+                case 160000: self.justAboveProtobufRange = try reader.read(ProtoInt32.self)
+                case 4294967288: self.largestFieldNumber = try reader.read(ProtoInt32.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.test.Everything")
         }
     }
 }
@@ -634,16 +641,16 @@ extension Everything.Nested {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 8: self.mood = try reader.read(ProtoEnum<Everything.Nested.Mood>.self)
-            case 18: self.children.append(try reader.read(ProtoMessage<Everything.Nested>.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.mood = try reader.read(ProtoEnum<Everything.Nested.Mood>.self)
+                case 18: self.children.append(try reader.read(ProtoMessage<Everything.Nested>.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.test.Everything.Nested")
         }
     }
 }
@@ -677,26 +684,26 @@ extension Tree {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: self.label = try reader.read(ProtoString.self)
-            case 18: try reader.mergeMessage(into: &self.left)
-            case 26: try reader.mergeMessage(into: &self.right)
-            case 34: self.forest.append(try reader.read(ProtoMessage<Tree>.self))
-            case 42:
-                if case .only(var value)? = self.extra {
-                    try reader.mergeMessage(into: &value)
-                    self.extra = .only(value)
-                } else {
-                    self.extra = .only(try reader.read(ProtoMessage<Tree>.self))
-                }
-            case 48: self.extra = .leaf(try reader.read(ProtoInt32.self))
-            default:
-                switch tag.fieldNumber {
-                case 1, 2, 3, 4, 5, 6: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.label = try reader.read(ProtoString.self)
+                case 18: try reader.mergeMessage(into: &self.left)
+                case 26: try reader.mergeMessage(into: &self.right)
+                case 34: self.forest.append(try reader.read(ProtoMessage<Tree>.self))
+                case 42:
+                    if case .only(var value)? = self.extra {
+                        try reader.mergeMessage(into: &value)
+                        self.extra = .only(value)
+                    } else {
+                        self.extra = .only(try reader.read(ProtoMessage<Tree>.self))
+                    }
+                case 48: self.extra = .leaf(try reader.read(ProtoInt32.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.test.Tree")
         }
     }
 }
@@ -714,15 +721,15 @@ extension EverythingV1 {
     }
 
     public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
-        while let tag = try reader.nextTag() {
-            switch tag.rawValue {
-            case 10: try reader.mergeMessage(into: &self.scalars)
-            default:
-                switch tag.fieldNumber {
-                case 1: throw reader.wrongWireType(tag)
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: try reader.mergeMessage(into: &self.scalars)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
+        } catch {
+            throw error.inMessage("downpour.test.EverythingV1")
         }
     }
 }
