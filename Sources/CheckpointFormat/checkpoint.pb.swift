@@ -200,6 +200,11 @@ public struct Statistics: WireMessage, Hashable {
     public var rounds: UInt64 = 0
     public var joins: UInt64 = 0
     public var leaves: UInt64 = 0
+    /// Units applied more than once, found by the audit apart from the ledger; always 0.
+    public var appliedTwice: UInt64 = 0
+    /// Work-unit leases that expired, and backup leases handed out.
+    public var leasesExpired: UInt64 = 0
+    public var backupLeases: UInt64 = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -208,7 +213,7 @@ public struct Statistics: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(updatesApplied: UInt64 = 0, rejected: [String: UInt64] = [:], samplesTrained: UInt64 = 0, stalenessCount: UInt64 = 0, stalenessSum: UInt64 = 0, stalenessMaximum: UInt64 = 0, stalenessBuckets: [UInt64] = [], rounds: UInt64 = 0, joins: UInt64 = 0, leaves: UInt64 = 0) {
+    public init(updatesApplied: UInt64 = 0, rejected: [String: UInt64] = [:], samplesTrained: UInt64 = 0, stalenessCount: UInt64 = 0, stalenessSum: UInt64 = 0, stalenessMaximum: UInt64 = 0, stalenessBuckets: [UInt64] = [], rounds: UInt64 = 0, joins: UInt64 = 0, leaves: UInt64 = 0, appliedTwice: UInt64 = 0, leasesExpired: UInt64 = 0, backupLeases: UInt64 = 0) {
         self.updatesApplied = updatesApplied
         self.rejected = rejected
         self.samplesTrained = samplesTrained
@@ -219,6 +224,9 @@ public struct Statistics: WireMessage, Hashable {
         self.rounds = rounds
         self.joins = joins
         self.leaves = leaves
+        self.appliedTwice = appliedTwice
+        self.leasesExpired = leasesExpired
+        self.backupLeases = backupLeases
     }
 }
 
@@ -568,6 +576,9 @@ extension Statistics {
         if self.rounds != 0 { size &+= WireSize.field(ProtoUInt64.self, self.rounds, tagSize: 1) }
         if self.joins != 0 { size &+= WireSize.field(ProtoUInt64.self, self.joins, tagSize: 1) }
         if self.leaves != 0 { size &+= WireSize.field(ProtoUInt64.self, self.leaves, tagSize: 1) }
+        if self.appliedTwice != 0 { size &+= WireSize.field(ProtoUInt64.self, self.appliedTwice, tagSize: 1) }
+        if self.leasesExpired != 0 { size &+= WireSize.field(ProtoUInt64.self, self.leasesExpired, tagSize: 1) }
+        if self.backupLeases != 0 { size &+= WireSize.field(ProtoUInt64.self, self.backupLeases, tagSize: 1) }
         return size
     }
 
@@ -582,6 +593,9 @@ extension Statistics {
         if self.rounds != 0 { writer.writeField(ProtoUInt64.self, self.rounds, tag: 64) }
         if self.joins != 0 { writer.writeField(ProtoUInt64.self, self.joins, tag: 72) }
         if self.leaves != 0 { writer.writeField(ProtoUInt64.self, self.leaves, tag: 80) }
+        if self.appliedTwice != 0 { writer.writeField(ProtoUInt64.self, self.appliedTwice, tag: 88) }
+        if self.leasesExpired != 0 { writer.writeField(ProtoUInt64.self, self.leasesExpired, tag: 96) }
+        if self.backupLeases != 0 { writer.writeField(ProtoUInt64.self, self.backupLeases, tag: 104) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -600,6 +614,9 @@ extension Statistics {
                 case 64: self.rounds = try reader.read(ProtoUInt64.self)
                 case 72: self.joins = try reader.read(ProtoUInt64.self)
                 case 80: self.leaves = try reader.read(ProtoUInt64.self)
+                case 88: self.appliedTwice = try reader.read(ProtoUInt64.self)
+                case 96: self.leasesExpired = try reader.read(ProtoUInt64.self)
+                case 104: self.backupLeases = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -14,6 +14,9 @@ func sampleCheckpoint(parameterCount: Int? = nil) -> SessionCheckpoint {
     statistics.joins = 3
     statistics.leaves = 1
     statistics.rounds = 7
+    statistics.leasesExpired = 5
+    statistics.backupLeases = 6
+    statistics.appliedTwice = 1  // impossible in a real session; here it shows the field survives
     return SessionCheckpoint(
         recipe: SessionRecipe(
             sessionID: "s-1", policy: SessionPolicy(mode: .ssp, stalenessPolicy: .inverse, maxStaleness: 3, workersToStart: 2,
@@ -50,6 +53,7 @@ func sampleCheckpoint(parameterCount: Int? = nil) -> SessionCheckpoint {
         #expect(loaded.statistics.staleness == original.statistics.staleness)
         #expect(loaded.statistics.rejected == ["stale": 4])
         #expect((loaded.statistics.joins, loaded.statistics.leaves, loaded.statistics.rounds) == (3, 1, 7))
+        #expect((loaded.statistics.leasesExpired, loaded.statistics.backupLeases, loaded.statistics.appliedTwice) == (5, 6, 1))
         #expect(loaded.epochs == original.epochs)
         #expect(loaded.throughput == original.throughput)
         #expect(loaded.membership == original.membership)

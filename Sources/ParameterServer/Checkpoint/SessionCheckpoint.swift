@@ -113,6 +113,9 @@ public struct SessionCheckpoint: Sendable {
         figures.rounds = statistics.rounds
         figures.joins = statistics.joins
         figures.leaves = statistics.leaves
+        figures.appliedTwice = statistics.appliedTwice
+        figures.leasesExpired = statistics.leasesExpired
+        figures.backupLeases = statistics.backupLeases
         message.statistics = figures
         var history = History()
         history.epochs = epochs.map { point in
@@ -188,6 +191,9 @@ public struct SessionCheckpoint: Sendable {
         statistics.rounds = figures.rounds
         statistics.joins = figures.joins
         statistics.leaves = figures.leaves
+        statistics.appliedTwice = figures.appliedTwice
+        statistics.leasesExpired = figures.leasesExpired
+        statistics.backupLeases = figures.backupLeases
         self.statistics = statistics
         let history = message.history ?? History()
         epochs = history.epochs.map {
