@@ -71,7 +71,7 @@ public struct SessionSettings: WireMessage, Hashable {
     public var seed: UInt64 = 0
     /// The model's compact name, such as "mlp:512" or "cnn:32,64:128".
     public var model: String = ""
-    /// "sgd", "momentum", "nesterov" or "adam".
+    /// "sgd", "momentum", "nesterov", "adam" or "delayed-nesterov".
     public var optimizer: String = ""
     public var learningRate: Float = 0
     public var momentum: Float = 0
@@ -80,6 +80,10 @@ public struct SessionSettings: WireMessage, Hashable {
     public var schedule: String = ""
     /// Optimiser steps the schedule spans.
     public var scheduleSteps: UInt64 = 0
+    /// Nesterov momentum of the workers' local steps (0: plain SGD).
+    public var localMomentum: Float = 0
+    /// The schedule of the local learning rate over the session's units; empty means "constant".
+    public var localSchedule: String = ""
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -88,7 +92,7 @@ public struct SessionSettings: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0) {
+    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "") {
         self.sessionID = sessionID
         self.mode = mode
         self.stalenessPolicy = stalenessPolicy
@@ -110,6 +114,8 @@ public struct SessionSettings: WireMessage, Hashable {
         self.weightDecay = weightDecay
         self.schedule = schedule
         self.scheduleSteps = scheduleSteps
+        self.localMomentum = localMomentum
+        self.localSchedule = localSchedule
     }
 }
 
@@ -390,6 +396,8 @@ extension SessionSettings {
         if self.weightDecay.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.weightDecay, tagSize: 2) }
         if !self.schedule.isEmpty { size &+= WireSize.field(ProtoString.self, self.schedule, tagSize: 2) }
         if self.scheduleSteps != 0 { size &+= WireSize.field(ProtoUInt64.self, self.scheduleSteps, tagSize: 2) }
+        if self.localMomentum.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localMomentum, tagSize: 2) }
+        if !self.localSchedule.isEmpty { size &+= WireSize.field(ProtoString.self, self.localSchedule, tagSize: 2) }
         return size
     }
 
@@ -415,6 +423,8 @@ extension SessionSettings {
         if self.weightDecay.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.weightDecay, tag: 157) }
         if !self.schedule.isEmpty { writer.writeField(ProtoString.self, self.schedule, tag: 162) }
         if self.scheduleSteps != 0 { writer.writeField(ProtoUInt64.self, self.scheduleSteps, tag: 168) }
+        if self.localMomentum.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localMomentum, tag: 181) }
+        if !self.localSchedule.isEmpty { writer.writeField(ProtoString.self, self.localSchedule, tag: 186) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -443,6 +453,8 @@ extension SessionSettings {
                 case 157: self.weightDecay = try reader.read(ProtoFloat.self)
                 case 162: self.schedule = try reader.read(ProtoString.self)
                 case 168: self.scheduleSteps = try reader.read(ProtoUInt64.self)
+                case 181: self.localMomentum = try reader.read(ProtoFloat.self)
+                case 186: self.localSchedule = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

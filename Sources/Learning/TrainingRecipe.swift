@@ -3,22 +3,27 @@ import Foundation
 /// The optimisers a command line can name.
 public enum OptimizerKind: String, Sendable, CaseIterable {
     case sgd, momentum, nesterov, adam
+    /// Nesterov momentum moved once per `delay` arrivals (see `DelayedNesterov`): for the deltas of
+    /// asynchronous local SGD.
+    case delayedNesterov = "delayed-nesterov"
 
     /// Builds the optimiser.
     /// - Parameters:
-    ///   - momentum: for `momentum` and `nesterov`.
-    ///   - weightDecay: L2 for the SGD variants, decoupled for Adam.
-    public func make(momentum: Float, weightDecay: Float) -> any Optimizer {
+    ///   - momentum: for `momentum`, `nesterov` and `delayed-nesterov`.
+    ///   - weightDecay: L2 for the SGD variants, decoupled for Adam; `delayed-nesterov` has none.
+    ///   - delay: arrivals per momentum step, for `delayed-nesterov`.
+    public func make(momentum: Float, weightDecay: Float, delay: Int = 1) -> any Optimizer {
         switch self {
         case .sgd: SGD(weightDecay: weightDecay)
         case .momentum: SGD(momentum: momentum, weightDecay: weightDecay)
         case .nesterov: SGD(momentum: momentum, nesterov: true, weightDecay: weightDecay)
         case .adam: Adam(weightDecay: weightDecay)
+        case .delayedNesterov: DelayedNesterov(momentum: momentum, delay: max(1, delay))
         }
     }
 
     /// Whether `momentum` matters to this optimiser.
-    public var usesMomentum: Bool { self == .momentum || self == .nesterov }
+    public var usesMomentum: Bool { self == .momentum || self == .nesterov || self == .delayedNesterov }
 }
 
 /// The learning-rate schedules a command line can name.

@@ -126,6 +126,9 @@ public struct Welcome: WireMessage, Hashable {
     public var maxStaleness: UInt32 = 0
     /// Units the server will lease this worker at once: Hello's max_units_ahead capped by the server.
     public var unitsAhead: UInt32 = 0
+    /// Nesterov momentum of the worker's local steps when local_steps > 1, with its velocity kept from
+    /// one unit to the next for the whole session; 0: plain SGD, as before this field existed.
+    public var localMomentum: Float = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -134,7 +137,7 @@ public struct Welcome: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0) {
+    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0) {
         self.protocolVersion = protocolVersion
         self.workerID = workerID
         self.sessionID = sessionID
@@ -150,6 +153,7 @@ public struct Welcome: WireMessage, Hashable {
         self.stalenessPolicy = stalenessPolicy
         self.maxStaleness = maxStaleness
         self.unitsAhead = unitsAhead
+        self.localMomentum = localMomentum
     }
 }
 
@@ -294,6 +298,9 @@ public struct WorkUnit: WireMessage, Hashable {
     public var indices: [UInt32] = []
     /// Compute on weights of at least this version (sync rounds); 0 means any.
     public var minVersion: UInt64 = 0
+    /// The learning rate of this unit's local steps: Welcome.local_learning_rate on the session's
+    /// schedule (cosine by default) at the session's progress. 0: use Welcome.local_learning_rate.
+    public var localLearningRate: Float = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -302,11 +309,12 @@ public struct WorkUnit: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(unitID: UInt64 = 0, epoch: UInt32 = 0, indices: [UInt32] = [], minVersion: UInt64 = 0) {
+    public init(unitID: UInt64 = 0, epoch: UInt32 = 0, indices: [UInt32] = [], minVersion: UInt64 = 0, localLearningRate: Float = 0) {
         self.unitID = unitID
         self.epoch = epoch
         self.indices = indices
         self.minVersion = minVersion
+        self.localLearningRate = localLearningRate
     }
 }
 
@@ -758,6 +766,7 @@ extension Welcome {
         if !self.stalenessPolicy.isEmpty { size &+= WireSize.field(ProtoString.self, self.stalenessPolicy, tagSize: 1) }
         if self.maxStaleness != 0 { size &+= WireSize.field(ProtoUInt32.self, self.maxStaleness, tagSize: 1) }
         if self.unitsAhead != 0 { size &+= WireSize.field(ProtoUInt32.self, self.unitsAhead, tagSize: 1) }
+        if self.localMomentum.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localMomentum, tagSize: 2) }
         return size
     }
 
@@ -777,6 +786,7 @@ extension Welcome {
         if !self.stalenessPolicy.isEmpty { writer.writeField(ProtoString.self, self.stalenessPolicy, tag: 106) }
         if self.maxStaleness != 0 { writer.writeField(ProtoUInt32.self, self.maxStaleness, tag: 112) }
         if self.unitsAhead != 0 { writer.writeField(ProtoUInt32.self, self.unitsAhead, tag: 120) }
+        if self.localMomentum.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localMomentum, tag: 133) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -799,6 +809,7 @@ extension Welcome {
                 case 106: self.stalenessPolicy = try reader.read(ProtoString.self)
                 case 112: self.maxStaleness = try reader.read(ProtoUInt32.self)
                 case 120: self.unitsAhead = try reader.read(ProtoUInt32.self)
+                case 133: self.localMomentum = try reader.read(ProtoFloat.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -1008,6 +1019,7 @@ extension WorkUnit {
         if self.epoch != 0 { size &+= WireSize.field(ProtoUInt32.self, self.epoch, tagSize: 1) }
         size &+= WireSize.packed(ProtoUInt32.self, self.indices, tagSize: 1)
         if self.minVersion != 0 { size &+= WireSize.field(ProtoUInt64.self, self.minVersion, tagSize: 1) }
+        if self.localLearningRate.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localLearningRate, tagSize: 1) }
         return size
     }
 
@@ -1016,6 +1028,7 @@ extension WorkUnit {
         if self.epoch != 0 { writer.writeField(ProtoUInt32.self, self.epoch, tag: 16) }
         writer.writePacked(ProtoUInt32.self, self.indices, tag: 26)
         if self.minVersion != 0 { writer.writeField(ProtoUInt64.self, self.minVersion, tag: 32) }
+        if self.localLearningRate.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localLearningRate, tag: 45) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1028,6 +1041,7 @@ extension WorkUnit {
                 case 26: try reader.readPacked(ProtoUInt32.self, appendingTo: &self.indices)
                 case 24: self.indices.append(try reader.read(ProtoUInt32.self))
                 case 32: self.minVersion = try reader.read(ProtoUInt64.self)
+                case 45: self.localLearningRate = try reader.read(ProtoFloat.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -12,6 +12,10 @@ public struct SessionRecipe: Sendable, Equatable {
     public var batchSize: Int
     public var localSteps: Int
     public var localLearningRate: Float
+    /// Nesterov momentum of the workers' local steps; 0 is plain SGD.
+    public var localMomentum: Float
+    /// The schedule the local learning rate follows over the session's work units.
+    public var localSchedule: ScheduleKind
     public var trainSamples: Int
     public var testSamples: Int
     /// Seeds the initial weights and every epoch's permutation (a pure function of seed and epoch),
@@ -30,7 +34,7 @@ public struct SessionRecipe: Sendable, Equatable {
         sessionID: String, policy: SessionPolicy, epochs: Int, batchSize: Int, localSteps: Int,
         localLearningRate: Float, trainSamples: Int, testSamples: Int, seed: UInt64, model: ModelDescription,
         optimizer: OptimizerKind, learningRate: Float, momentum: Float, weightDecay: Float,
-        schedule: ScheduleKind, scheduleSteps: Int
+        schedule: ScheduleKind, scheduleSteps: Int, localMomentum: Float = 0, localSchedule: ScheduleKind = .constant
     ) {
         self.sessionID = sessionID
         self.policy = policy
@@ -38,6 +42,8 @@ public struct SessionRecipe: Sendable, Equatable {
         self.batchSize = batchSize
         self.localSteps = localSteps
         self.localLearningRate = localLearningRate
+        self.localMomentum = localMomentum
+        self.localSchedule = localSchedule
         self.trainSamples = trainSamples
         self.testSamples = testSamples
         self.seed = seed
@@ -58,13 +64,17 @@ public struct SessionRecipe: Sendable, Equatable {
         configuration.batchSize = batchSize
         configuration.localSteps = localSteps
         configuration.localLearningRate = localLearningRate
+        configuration.localMomentum = localMomentum
+        configuration.localSchedule = localSchedule
         configuration.trainSamples = trainSamples
         configuration.seed = seed
     }
 
     /// The optimiser and schedule the recipe names.
     public func makeOptimizer() -> (optimizer: any Optimizer, schedule: LearningRateSchedule) {
-        (optimizer.make(momentum: momentum, weightDecay: weightDecay),
+        // Async and ssp deltas arrive one worker at a time; a sync round's come averaged, as one.
+        (optimizer.make(momentum: momentum, weightDecay: weightDecay,
+                        delay: policy.mode == .sync ? 1 : policy.workersToStart),
          schedule.make(rate: learningRate, totalSteps: scheduleSteps))
     }
 
@@ -83,6 +93,8 @@ public struct SessionRecipe: Sendable, Equatable {
         settings.batchSize = UInt32(batchSize)
         settings.localSteps = UInt32(localSteps)
         settings.localLearningRate = localLearningRate
+        settings.localMomentum = localMomentum
+        settings.localSchedule = localSchedule.rawValue
         settings.trainSamples = UInt32(trainSamples)
         settings.testSamples = UInt32(testSamples)
         settings.seed = seed
@@ -109,6 +121,9 @@ public struct SessionRecipe: Sendable, Equatable {
         guard let schedule = ScheduleKind(rawValue: settings.schedule) else {
             throw invalid("unknown schedule \"\(settings.schedule)\"")
         }
+        guard let localSchedule = settings.localSchedule.isEmpty ? .constant : ScheduleKind(rawValue: settings.localSchedule) else {
+            throw invalid("unknown local schedule \"\(settings.localSchedule)\"")
+        }
         guard settings.workersToStart >= 1, settings.unitsAhead >= 1, settings.epochs >= 1, settings.batchSize >= 1,
               settings.localSteps >= 1, settings.trainSamples >= 1, settings.testSamples >= 1 else {
             throw invalid("a count that must be positive is 0")
@@ -116,7 +131,8 @@ public struct SessionRecipe: Sendable, Equatable {
         guard settings.heartbeatTimeoutSeconds > 0, settings.heartbeatTimeoutSeconds.isFinite,
               settings.learningRate > 0, settings.learningRate.isFinite,
               settings.localLearningRate > 0, settings.localLearningRate.isFinite,
-              (0..<1).contains(settings.momentum), settings.weightDecay >= 0, settings.weightDecay.isFinite else {
+              (0..<1).contains(settings.momentum), (0..<1).contains(settings.localMomentum),
+              settings.weightDecay >= 0, settings.weightDecay.isFinite else {
             throw invalid("a rate or timeout is out of range")
         }
         self.init(
@@ -129,6 +145,7 @@ public struct SessionRecipe: Sendable, Equatable {
             localLearningRate: settings.localLearningRate, trainSamples: Int(settings.trainSamples),
             testSamples: Int(settings.testSamples), seed: settings.seed, model: model, optimizer: optimizer,
             learningRate: settings.learningRate, momentum: settings.momentum, weightDecay: settings.weightDecay,
-            schedule: schedule, scheduleSteps: Int(clamping: settings.scheduleSteps))
+            schedule: schedule, scheduleSteps: Int(clamping: settings.scheduleSteps), localMomentum: settings.localMomentum,
+            localSchedule: localSchedule)
     }
 }

@@ -14,6 +14,8 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
     private let schedule: LearningRateSchedule
     private let totalSteps: Int
     private var steps = 0
+    /// Scratch for a delta's pseudo-gradient, kept so that applying one allocates nothing.
+    private var pseudoGradient: [Float] = []
     private let evaluator: Mutex<EvaluationModel>
     private let testSet: Dataset
 
@@ -63,10 +65,19 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
                 }
             }
         case .delta:
-            let scale = update.scale
-            parameters.withUnsafeMutableBufferPointer { p in
+            // A delta is a pseudo-gradient, -(parameters after the local steps - before), for the same
+            // optimiser: the outer optimiser of local SGD (DiLoCo). `sgd` at rate 1 adds it as it is.
+            let rate = currentLearningRate * update.scale
+            steps += 1
+            if pseudoGradient.count != parameters.count { pseudoGradient = [Float](repeating: 0, count: parameters.count) }
+            pseudoGradient.withUnsafeMutableBufferPointer { g in
                 update.values.withUnsafeBufferPointer { d in
-                    for i in 0..<p.count { p[i] += scale * d[i] }
+                    for i in 0..<g.count { g[i] = -d[i] }
+                }
+            }
+            parameters.withUnsafeMutableBufferPointer { p in
+                pseudoGradient.withUnsafeBufferPointer { g in
+                    optimizer.step(parameters: p, gradient: g, learningRate: rate)
                 }
             }
         }

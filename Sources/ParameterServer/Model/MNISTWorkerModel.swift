@@ -11,6 +11,9 @@ public final class MNISTWorkerModel: WorkerModel {
     private var gradient: [Float]
     private var batchImages: [Float] = []
     private var batchLabels: [UInt8] = []
+    /// The local steps' momentum velocity, carried from one unit to the next: a worker's inner optimiser
+    /// keeps its state for the session, as DiLoCo's workers do.
+    private var velocity: [Float] = []
 
     /// Builds the model for `description` over `trainSet`.
     public init(description: ModelDescription, trainSet: Dataset) {
@@ -21,7 +24,7 @@ public final class MNISTWorkerModel: WorkerModel {
     }
 
     public func train(
-        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float
+        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float, momentum: Float
     ) -> (kind: UpdateKind, values: [Float], loss: Float) {
         let positions = indices.map { Int32(bitPattern: $0) }
         precondition(weights.count == model.parameterCount, "weights are checked against the model on arrival")
@@ -39,9 +42,24 @@ public final class MNISTWorkerModel: WorkerModel {
             lossSum += lossAndGradient(batch, parameters: local)
             batches += 1
             let rate = learningRate
-            local.withUnsafeMutableBufferPointer { p in
-                gradient.withUnsafeBufferPointer { g in
-                    for i in 0..<p.count { p[i] -= rate * g[i] }
+            if momentum == 0 {
+                local.withUnsafeMutableBufferPointer { p in
+                    gradient.withUnsafeBufferPointer { g in
+                        for i in 0..<p.count { p[i] -= rate * g[i] }
+                    }
+                }
+            } else {
+                // Nesterov, as PyTorch: v = mu v + g; w -= lr (g + mu v).
+                if velocity.count != local.count { velocity = [Float](repeating: 0, count: local.count) }
+                local.withUnsafeMutableBufferPointer { p in
+                    gradient.withUnsafeBufferPointer { g in
+                        velocity.withUnsafeMutableBufferPointer { v in
+                            for i in 0..<p.count {
+                                v[i] = momentum * v[i] + g[i]
+                                p[i] -= rate * (g[i] + momentum * v[i])
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -13,8 +13,8 @@ public protocol ServerModel: AnyObject, Sendable {
     /// The current parameters: one contiguous buffer in the specification's layout.
     var parameters: [Float] { get }
 
-    /// Applies one update: a gradient goes through the optimiser with its learning rate times
-    /// `update.scale`; a delta is added, times `update.scale`.
+    /// Applies one update through the optimiser, at its learning rate times `update.scale`: a gradient
+    /// as it is, a delta as the pseudo-gradient `-delta` (the outer step of local SGD).
     func apply(_ update: SessionCoordinator.Update)
 
     /// Test-set loss and accuracy (0...1) of the given parameters.
@@ -38,11 +38,12 @@ public protocol WorkerModel: AnyObject {
     /// Trains on `indices` starting from `weights`.
     ///
     /// With one local step the result is the mean gradient over the batch. With `localSteps` > 1 it
-    /// takes that many SGD steps of `batchSize` samples at `learningRate` and returns the change in
-    /// parameters (new minus `weights`).
+    /// takes that many SGD steps of `batchSize` samples at `learningRate`, with Nesterov `momentum`
+    /// whose velocity the model keeps from one call to the next, and returns the change in parameters
+    /// (new minus `weights`).
     /// - Returns: the update's kind, its values, and the mean training loss.
     func train(
-        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float
+        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float, momentum: Float
     ) -> (kind: UpdateKind, values: [Float], loss: Float)
 }
 

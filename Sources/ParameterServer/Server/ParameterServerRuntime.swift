@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 import Messages
 import Reactor
 import WireCodec
@@ -156,6 +157,14 @@ public final class ParameterServerRuntime: @unchecked Sendable {
 
     /// Work units in the whole session (every epoch).
     public var totalUnits: Int { coordinator.ledger.totalUnits }
+
+    /// The learning rate of local steps now: the session's schedule over its work units, so that late
+    /// deltas are small as a single process's late steps are.
+    var localLearningRate: Float {
+        let ledger = coordinator.ledger
+        return configuration.localSchedule.make(rate: configuration.localLearningRate, totalSteps: ledger.totalUnits)
+            .rate(atStep: ledger.completedCount, totalSteps: ledger.totalUnits)
+    }
 
     /// Binds, listens and starts the session's timers.
     /// - Throws: `ReactorError` when the address cannot be bound.
@@ -338,6 +347,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         welcome.batchSize = UInt32(configuration.batchSize)
         welcome.localSteps = UInt32(configuration.localSteps)
         welcome.localLearningRate = configuration.localLearningRate
+        welcome.localMomentum = configuration.localMomentum
         welcome.trainSamples = UInt32(configuration.trainSamples)
         welcome.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.seconds * 1000)
         welcome.serverProof = serverProof(for: peer)

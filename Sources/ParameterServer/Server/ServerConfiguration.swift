@@ -1,3 +1,5 @@
+import Learning
+
 /// Everything a `ParameterServerRuntime` needs to run one session, apart from the model.
 public struct ServerConfiguration: Sendable {
     /// The address to listen on; 127.0.0.1 unless the operator chooses otherwise.
@@ -13,6 +15,10 @@ public struct ServerConfiguration: Sendable {
     public var localSteps = 1
     /// The learning rate workers use for local steps when `localSteps` > 1.
     public var localLearningRate: Float = 0.05
+    /// Nesterov momentum of the workers' local steps (its velocity kept across units); 0 is plain SGD.
+    public var localMomentum: Float = 0
+    /// The schedule the local learning rate follows over the session's work units.
+    public var localSchedule: ScheduleKind = .constant
     /// Training samples the session draws from (the first N of the training set).
     public var trainSamples = 60_000
     /// Seeds the epochs' permutations and the model's initialisation.

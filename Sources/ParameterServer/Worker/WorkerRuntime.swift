@@ -417,14 +417,18 @@ public final class WorkerRuntime: @unchecked Sendable {
         }
         let batchSize = Int(welcome.batchSize)
         let localSteps = Int(welcome.localSteps)
-        let rate = welcome.localLearningRate
+        // The unit's rate follows the session's schedule; a server that sends none means the Welcome's.
+        let rate = unit.localLearningRate > 0 && unit.localLearningRate.isFinite ? unit.localLearningRate : welcome.localLearningRate
+        // A third-party server's Welcome may carry anything; momentum outside 0..<1 would diverge.
+        let momentum = (0..<1).contains(welcome.localMomentum) ? welcome.localMomentum : 0
         let loop = self.loop
         let faults = computeFaults
         compute.submit { [self] in
             let clock = ContinuousClock()
             let started = clock.now
             let result = box.model.train(
-                indices: unit.indices, weights: weights, batchSize: batchSize, localSteps: localSteps, learningRate: rate)
+                indices: unit.indices, weights: weights, batchSize: batchSize, localSteps: localSteps, learningRate: rate,
+                momentum: momentum)
             if !faults.faults.isEmpty {
                 let extra = faults.faults.extraTime(afterComputing: clock.now - started, using: &faults.generator)
                 if extra > .zero { Thread.sleep(forTimeInterval: extra.seconds) }

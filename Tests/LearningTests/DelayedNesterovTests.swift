@@ -1,0 +1,51 @@
+import Testing
+@testable import Learning
+
+@Suite struct DelayedNesterovTests {
+    @Test func withADelayOfOneItIsNesterovMomentum() {
+        var delayed = DelayedNesterov(momentum: 0.9, delay: 1)
+        var nesterov = SGD(momentum: 0.9, nesterov: true)
+        var a: [Float] = [1, -2, 3], b: [Float] = [1, -2, 3]
+        for step in 0..<5 {
+            let gradient: [Float] = [0.1 * Float(step), -0.3, 0.05]
+            delayed.step(parameters: &a, gradient: gradient, learningRate: 0.5)
+            nesterov.step(parameters: &b, gradient: gradient, learningRate: 0.5)
+        }
+        for (x, y) in zip(a, b) { #expect(abs(x - y) < 1e-5) }
+    }
+
+    @Test func nArrivalsMoveLikeOneNesterovStepOnTheirMean() {
+        // Three workers' pseudo-gradients, twice round: the delayed optimiser after each 3 arrivals
+        // must stand where Nesterov on the mean stands after each step.
+        let rounds: [[[Float]]] = [[[1, 0], [0, 1], [2, -1]], [[0.5, 0.5], [-1, 0], [0, 3]]]
+        var delayed = DelayedNesterov(momentum: 0.8, delay: 3)
+        var nesterov = SGD(momentum: 0.8, nesterov: true)
+        var a: [Float] = [0, 0], b: [Float] = [0, 0]
+        for round in rounds {
+            for gradient in round { delayed.step(parameters: &a, gradient: gradient, learningRate: 0.3) }
+            let mean = (0..<2).map { i in round.map { $0[i] }.reduce(0, +) / 3 }
+            nesterov.step(parameters: &b, gradient: mean, learningRate: 0.3)
+            for (x, y) in zip(a, b) { #expect(abs(x - y) < 1e-5) }
+        }
+    }
+
+    @Test func betweenMomentumStepsEachArrivalIsAppliedAtItsShare() {
+        var delayed = DelayedNesterov(momentum: 0.9, delay: 4)
+        var w: [Float] = [1]
+        delayed.step(parameters: &w, gradient: [2], learningRate: 1)
+        #expect(w == [0.5])  // 1 - (1 / 4) * 2, no momentum yet
+    }
+
+    @Test func itsStateCarriesOnExactly() throws {
+        var original = DelayedNesterov(momentum: 0.9, delay: 2)
+        var w: [Float] = [1, 1]
+        for g: Float in [1, 2, 3] { original.step(parameters: &w, gradient: [g, -g], learningRate: 0.1) }
+        var restored = DelayedNesterov(momentum: 0.9, delay: 2)
+        try restored.restore(original.state, parameterCount: 2)
+        var u = w
+        original.step(parameters: &w, gradient: [4, -4], learningRate: 0.1)
+        restored.step(parameters: &u, gradient: [4, -4], learningRate: 0.1)
+        #expect(w == u)
+        #expect(throws: OptimizerStateError.self) { try restored.restore(SGD(momentum: 0.5).state, parameterCount: 2) }
+    }
+}
