@@ -18,6 +18,11 @@ struct SessionTests {
         #expect(fields.double("test_accuracy") > 0.6)
         #expect(fields.int("applied_twice") == 0)
         #expect(fields.int("rejected") == fields.int("duplicates"), "only backup copies may lose")
+        // fp32 at H = 1: every 32-sample unit pushes the whole model (MLP 784-32-10: 25,450 floats) and
+        // pulls it at most once more, so between 1 and 2 models' bytes cross per unit.
+        let modelBytes = 4.0 * 25_450, perUnit = fields.double("bytes_per_sample") * 32
+        #expect(perUnit > modelBytes && perUnit < 2.2 * modelBytes, "bytes_per_sample=\(fields["bytes_per_sample"] ?? "?")")
+        #expect(fields.int("bytes_in") + fields.int("bytes_out") > 0)
         for worker in workers {
             #expect(try worker.waitForExit(timeout: .seconds(60)) == 0)
             #expect(worker.output.contains { $0.contains("session over: test accuracy") })

@@ -46,10 +46,4 @@ extension ParameterServerRuntime {
         snapshot.checkpointsWritten = checkpointsWritten
         return snapshot
     }
-
-    /// Queues `envelope` to `peer`, counting its bytes for metrics when they are on.
-    func send(_ envelope: Envelope, to peer: Peer) {
-        if let metrics { metrics.didSend(bytes: envelope.serializedSize()) }
-        peer.connection.send(envelope)
-    }
 }

@@ -162,6 +162,12 @@ extension ParameterServerRuntime {
         summary.add("staleness_mean", statistics.staleness.mean, digits: 3)
         summary.add("staleness_max", statistics.staleness.maximum)
         summary.add("samples_per_second", Double(statistics.samplesTrained) / max(seconds, 1e-9), digits: 0)
+        summary.add("bytes_in", wireBytesIn)
+        summary.add("bytes_out", wireBytesOut)
+        // This server process's traffic over the samples trained in it (a resumed session's earlier
+        // lives are not counted).
+        let samplesHere = statistics.samplesTrained - resumedSamples
+        summary.add("bytes_per_sample", Double(wireBytesIn + wireBytesOut) / Double(max(samplesHere, 1)), digits: 0)
         summary.add("units", coordinator.ledger.completedCount)
         summary.add("units_expected", coordinator.ledger.totalUnits)
         summary.add("requeued", coordinator.ledger.requeuedCount)

@@ -39,6 +39,7 @@ extension ParameterServerRuntime {
         resumedTrainingSeconds = checkpoint.trainingSeconds
         lastEpochUpdates = checkpoint.statistics.updatesApplied
         lastEpochSamples = checkpoint.statistics.samplesTrained
+        resumedSamples = checkpoint.statistics.samplesTrained
         updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
         history.epochs = checkpoint.epochs
         history.throughput = checkpoint.throughput

@@ -79,6 +79,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var deadlineTimer: TimerHandle?
     var armedDeadline: ContinuousClock.Instant?
     var heartbeatSequence: UInt64 = 0
+    /// Bytes of the protocol's frames received and queued, length prefixes included: the session's
+    /// traffic, for the summary's bytes per sample.
+    var wireBytesIn: UInt64 = 0
+    var wireBytesOut: UInt64 = 0
     /// What the partly received frames of peers that have not joined may hold together.
     lazy var strangerBudget = FrameBufferBudget(limit: configuration.strangerBufferBudget)
     let evaluation = ComputeThread(name: "evaluation")
@@ -102,6 +106,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var resumedTrainingSeconds = 0.0
     /// Times the session had been resumed before this process.
     var resumes = 0
+    /// Samples trained before this process, for a resumed session.
+    var resumedSamples: UInt64 = 0
     /// Encodes and writes checkpoints off the loop thread, one at a time.
     var checkpointWriter: ComputeThread?
     var checkpointsInFlight = 0
@@ -257,6 +263,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
 
     private func received(_ payload: UnsafeRawBufferPointer, from peer: Peer) {
         guard peer.state != .gone else { return }
+        wireBytesIn &+= UInt64(payload.count + 4)
         metrics?.didReceive(bytes: payload.count) // metrics hook: frame bytes in
         let envelope: Envelope
         do {
@@ -431,6 +438,14 @@ extension ParameterServerRuntime {
             run(coordinator.tick(now: clock.now))
             armDeadline()
         }
+    }
+
+    /// Queues `envelope` to `peer`, counting its bytes (and for metrics, when they are on).
+    func send(_ envelope: Envelope, to peer: Peer) {
+        let size = envelope.serializedSize()
+        wireBytesOut &+= UInt64(size + 4)
+        metrics?.didSend(bytes: size)
+        peer.connection.sendFrame(payloadSize: size) { envelope.serialize(into: $0) }
     }
 
     /// Sends a heartbeat to every worker that asked for them, so it can tell a hung server from a quiet one.
