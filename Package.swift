@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Messages", targets: ["Messages"]),
         .library(name: "Learning", targets: ["Learning"]),
         .library(name: "ParameterServer", targets: ["ParameterServer"]),
+        .library(name: "TensorEncoding", targets: ["TensorEncoding"]),
         .executable(name: "ps-server", targets: ["ps-server"]),
         .executable(name: "ps-worker", targets: ["ps-worker"]),
         .executable(name: "ps-train", targets: ["ps-train"]),
@@ -64,6 +65,9 @@ let package = Package(
         .target(name: "CheckpointFormat", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
         .target(name: "Learning", dependencies: ["CZlib", "CBLAS"], swiftSettings: swiftSettings),
         .target(name: "SchemaCompiler", path: "Tools/SchemaCompiler", swiftSettings: swiftSettings),
+        // Compact encodings of Float32 vectors for the wire (fp16, bf16, q8, topk, sign) and error
+        // feedback; no dependencies, nothing of sockets or protobuf. README.md documents the layouts.
+        .target(name: "TensorEncoding", exclude: ["README.md"], swiftSettings: swiftSettings),
 
         // MARK: The parameter server
         .target(
@@ -129,6 +133,7 @@ let package = Package(
         .testTarget(name: "SchemaCompilerTests", dependencies: ["SchemaCompiler", "ps-codegen"], swiftSettings: swiftSettings),
         .testTarget(name: "LearningTests", dependencies: ["Learning"], swiftSettings: swiftSettings),
         .testTarget(name: "ParameterServerTests", dependencies: ["ParameterServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "TensorEncodingTests", dependencies: ["TensorEncoding"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["ParameterServer", "Messages", "WireCodec"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]

@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "FuzzFrameDecoder", targets: ["FuzzFrameDecoder"]),
         .executable(name: "FuzzEnvelope", targets: ["FuzzEnvelope"]),
         .executable(name: "FuzzServerConnection", targets: ["FuzzServerConnection"]),
+        .executable(name: "FuzzTensorDecoding", targets: ["FuzzTensorDecoding"]),
     ],
     dependencies: [
         .package(name: "Downpour", path: "../.."),
@@ -45,6 +46,11 @@ let package = Package(
                 .product(name: "Messages", package: "Downpour"),
                 .product(name: "Learning", package: "Downpour"),
             ],
+            swiftSettings: fuzzSettings
+        ),
+        .executableTarget(
+            name: "FuzzTensorDecoding",
+            dependencies: [.product(name: "TensorEncoding", package: "Downpour")],
             swiftSettings: fuzzSettings
         ),
     ],

@@ -107,6 +107,54 @@ def main():
         write("FuzzServerConnection", f"token-{name}", b"\x03" + frame(messages[name]))
     write("FuzzServerConnection", "token-own-hello", b"\x02" + frame(messages["hello"]) + frame(messages["challenge-response"]))
 
+    tensor_seeds()
+
+
+def tensor_seeds():
+    """FuzzTensorDecoding: byte 0 the encoding (0 fp32, 1 fp16, 2 bf16, 3 q8, 4 sign, 5 topk), byte 1
+    the block size minus 1, bytes 2-3 the value count; then the payload. The README's worked examples
+    (Sources/TensorEncoding/README.md), larger valid payloads, and each cut short."""
+    def seed(name, encoding, block, count, payload):
+        data = bytes([encoding, block - 1]) + struct.pack("<H", count) + payload
+        write("FuzzTensorDecoding", name, data)
+        if len(payload) > 2:
+            write("FuzzTensorDecoding", f"{name}-truncated", data[: 4 + len(payload) // 2])
+
+    h = bytes.fromhex
+    seed("fp32-example", 0, 1, 2, h("0000803F000020C0"))
+    seed("fp16-example", 1, 1, 5, h("003C00C1662EFF7B0100"))
+    seed("bf16-example", 2, 1, 3, h("803F20C0CD3D"))
+    seed("q8-example", 3, 4, 5, h("0000803F7FC00002" "0000803E81"))
+    seed("sign-example", 4, 4, 6, h("000040400A0000803F02"))
+    seed("topk-example", 5, 1, 8, h("03000000020201" "00C4004100C8"))
+    seed("topk-two-byte-gap", 5, 1, 300, h("02000000" "00AA02" "003C00BC"))
+
+    values = [((i * 37) % 101 - 50) / 64.0 for i in range(300)]
+    seed("fp32-300", 0, 1, 300, struct.pack("<300f", *values))
+    seed("fp16-300", 1, 1, 300, struct.pack("<300e", *values))
+    seed("bf16-300", 2, 1, 300, b"".join(struct.pack("<f", v)[2:] for v in values))
+    q8 = b""
+    for start in range(0, 300, 64):
+        block = values[start:start + 64]
+        scale = max(abs(v) for v in block) / 127
+        q8 += struct.pack("<f", scale) + bytes((round(v / scale) & 0xFF) if scale else 0 for v in block)
+    seed("q8-300-block64", 3, 64, 300, q8)
+    sign = b""
+    for start in range(0, 300, 100):
+        block = values[start:start + 100]
+        bits = sum(1 << i for i, v in enumerate(block) if v < 0)
+        sign += struct.pack("<f", sum(abs(v) for v in block) / len(block)) + bits.to_bytes((len(block) + 7) // 8, "little")
+    seed("sign-300-block100", 4, 100, 300, sign)
+    indices = [3, 4, 90, 299]
+    def varint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([n & 0x7F | 0x80])
+            n >>= 7
+        return out + bytes([n])
+    gaps = b"".join(varint(i - p - 1) for p, i in zip([-1] + indices, indices))
+    seed("topk-4-of-300", 5, 1, 300, struct.pack("<I", 4) + gaps + struct.pack("<4e", 1.5, -2, 0.25, 7))
+
 
 if __name__ == "__main__":
     main()
