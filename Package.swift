@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "ParameterServer",
             dependencies: [
-                "Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "CZlib",
+                "Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "TensorEncoding", "CZlib",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -83,12 +83,12 @@ let package = Package(
         // MARK: Executables
         .executableTarget(
             name: "ps-server",
-            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ParameterServer", "TensorEncoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "ps-worker",
-            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ParameterServer", "TensorEncoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec", "Messages"], swiftSettings: swiftSettings),
         .testTarget(name: "SchemaCompilerTests", dependencies: ["SchemaCompiler", "ps-codegen"], swiftSettings: swiftSettings),
         .testTarget(name: "LearningTests", dependencies: ["Learning"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParameterServerTests", dependencies: ["ParameterServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParameterServerTests", dependencies: ["ParameterServer", "TensorEncoding"], swiftSettings: swiftSettings),
         .testTarget(name: "TensorEncodingTests", dependencies: ["TensorEncoding"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["ParameterServer", "Messages", "WireCodec"], swiftSettings: swiftSettings),
     ],

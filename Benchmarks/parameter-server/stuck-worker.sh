@@ -15,16 +15,8 @@ runs="${1:-3}"
 shift $(( $# > 0 ? 1 : 0 ))
 port="${PORT:-18889}"
 
-for product in ps-server ps-worker; do
-    swift build -c release --product "$product" >/dev/null
-done
-bin="$(swift build -c release --show-bin-path)"
-logs="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-field() { tail -n 1 "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+source Benchmarks/parameter-server/common.sh
+release_build ps-server ps-worker
 
 # session NAME STUCK: one session; prints "seconds accuracy expired backups".
 session() {

@@ -84,6 +84,10 @@ public struct SessionSettings: WireMessage, Hashable {
     public var localMomentum: Float = 0
     /// The schedule of the local learning rate over the session's units; empty means "constant".
     public var localSchedule: String = ""
+    /// How pushes and weights travel, as ps-server's --push-encoding and --pull-encoding take them
+    /// ("sign", "q8", "topk:0.01"); empty means "fp32" (checkpoints from before encodings).
+    public var pushEncoding: String = ""
+    public var pullEncoding: String = ""
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -92,7 +96,7 @@ public struct SessionSettings: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "") {
+    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "", pushEncoding: String = "", pullEncoding: String = "") {
         self.sessionID = sessionID
         self.mode = mode
         self.stalenessPolicy = stalenessPolicy
@@ -116,6 +120,8 @@ public struct SessionSettings: WireMessage, Hashable {
         self.scheduleSteps = scheduleSteps
         self.localMomentum = localMomentum
         self.localSchedule = localSchedule
+        self.pushEncoding = pushEncoding
+        self.pullEncoding = pullEncoding
     }
 }
 
@@ -398,6 +404,8 @@ extension SessionSettings {
         if self.scheduleSteps != 0 { size &+= WireSize.field(ProtoUInt64.self, self.scheduleSteps, tagSize: 2) }
         if self.localMomentum.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localMomentum, tagSize: 2) }
         if !self.localSchedule.isEmpty { size &+= WireSize.field(ProtoString.self, self.localSchedule, tagSize: 2) }
+        if !self.pushEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pushEncoding, tagSize: 2) }
+        if !self.pullEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pullEncoding, tagSize: 2) }
         return size
     }
 
@@ -425,6 +433,8 @@ extension SessionSettings {
         if self.scheduleSteps != 0 { writer.writeField(ProtoUInt64.self, self.scheduleSteps, tag: 168) }
         if self.localMomentum.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localMomentum, tag: 181) }
         if !self.localSchedule.isEmpty { writer.writeField(ProtoString.self, self.localSchedule, tag: 186) }
+        if !self.pushEncoding.isEmpty { writer.writeField(ProtoString.self, self.pushEncoding, tag: 194) }
+        if !self.pullEncoding.isEmpty { writer.writeField(ProtoString.self, self.pullEncoding, tag: 202) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -455,6 +465,8 @@ extension SessionSettings {
                 case 168: self.scheduleSteps = try reader.read(ProtoUInt64.self)
                 case 181: self.localMomentum = try reader.read(ProtoFloat.self)
                 case 186: self.localSchedule = try reader.read(ProtoString.self)
+                case 194: self.pushEncoding = try reader.read(ProtoString.self)
+                case 202: self.pullEncoding = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

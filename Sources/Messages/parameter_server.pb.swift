@@ -76,6 +76,9 @@ public struct Capabilities: WireMessage, Hashable {
     /// The worker wants the server's heartbeats (Welcome.server_heartbeat_interval_ms), so that it can
     /// tell a hung server from one waiting for workers. Workers that do not set it receive none.
     public var serverHeartbeats: Bool = false
+    /// Encodings of float vectors the worker can write (pushes) and read (weights) besides fp32:
+    /// "fp16", "bf16", "q8", "topk", "sign". See Encoding.
+    public var encodings: [String] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -84,11 +87,34 @@ public struct Capabilities: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(threads: UInt32 = 0, architectures: [String] = [], maxUnitsAhead: UInt32 = 0, serverHeartbeats: Bool = false) {
+    public init(threads: UInt32 = 0, architectures: [String] = [], maxUnitsAhead: UInt32 = 0, serverHeartbeats: Bool = false, encodings: [String] = []) {
         self.threads = threads
         self.architectures = architectures
         self.maxUnitsAhead = maxUnitsAhead
         self.serverHeartbeats = serverHeartbeats
+        self.encodings = encodings
+    }
+}
+
+/// How a vector of floats travels in a bytes field (Push.encoded_values, Weights.encoded_values),
+/// byte by byte in Schemas/Messages/README.md, "Encodings".
+public struct Encoding: WireMessage, Hashable {
+    /// "fp16", "bf16", "q8", "topk" or "sign". Empty (or "fp32"): no encoding; the plain repeated float
+    /// field carries the values, as before encodings existed.
+    public var name: String = ""
+    /// q8 and sign: values per block. topk: entries kept per vector (k).
+    public var parameter: UInt32 = 0
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(name: String = "", parameter: UInt32 = 0) {
+        self.name = name
+        self.parameter = parameter
     }
 }
 
@@ -129,6 +155,11 @@ public struct Welcome: WireMessage, Hashable {
     /// Nesterov momentum of the worker's local steps when local_steps > 1, with its velocity kept from
     /// one unit to the next for the whole session; 0: plain SGD, as before this field existed.
     public var localMomentum: Float = 0
+    /// The encoding of this worker's pushes, chosen from Hello.capabilities.encodings; unset: fp32 in
+    /// Push.values. A worker may always send fp32 in Push.values instead.
+    public var pushEncoding: Encoding? = nil
+    /// The encoding of the Weights this worker receives; unset: fp32 in Weights.values.
+    public var pullEncoding: Encoding? = nil
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -137,7 +168,7 @@ public struct Welcome: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0) {
+    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0, pushEncoding: Encoding? = nil, pullEncoding: Encoding? = nil) {
         self.protocolVersion = protocolVersion
         self.workerID = workerID
         self.sessionID = sessionID
@@ -154,6 +185,8 @@ public struct Welcome: WireMessage, Hashable {
         self.maxStaleness = maxStaleness
         self.unitsAhead = unitsAhead
         self.localMomentum = localMomentum
+        self.pushEncoding = pushEncoding
+        self.pullEncoding = pullEncoding
     }
 }
 
@@ -272,8 +305,11 @@ public struct Pull: WireMessage, Hashable {
 /// Server to worker: the model's parameters at a version.
 public struct Weights: WireMessage, Hashable {
     public var version: UInt64 = 0
-    /// The whole parameter buffer; empty when the worker already holds this version.
+    /// The whole parameter buffer; empty when the worker already holds this version (or when
+    /// encoded_values carries it).
     public var values: [Float] = []
+    /// The whole parameter buffer in Welcome.pull_encoding, when that is set.
+    public var encodedValues: [UInt8] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -282,9 +318,10 @@ public struct Weights: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(version: UInt64 = 0, values: [Float] = []) {
+    public init(version: UInt64 = 0, values: [Float] = [], encodedValues: [UInt8] = []) {
         self.version = version
         self.values = values
+        self.encodedValues = encodedValues
     }
 }
 
@@ -356,6 +393,8 @@ public struct Push: WireMessage, Hashable {
     public var sampleCount: UInt32 = 0
     /// A gradient (kind GRADIENT) or the change in parameters after local steps (kind DELTA).
     public var values: [Float] = []
+    /// The same in Welcome.push_encoding, instead of values (then empty).
+    public var encodedValues: [UInt8] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -364,13 +403,14 @@ public struct Push: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(unitID: UInt64 = 0, baseVersion: UInt64 = 0, kind: UpdateKind = .gradient, loss: Float = 0, sampleCount: UInt32 = 0, values: [Float] = []) {
+    public init(unitID: UInt64 = 0, baseVersion: UInt64 = 0, kind: UpdateKind = .gradient, loss: Float = 0, sampleCount: UInt32 = 0, values: [Float] = [], encodedValues: [UInt8] = []) {
         self.unitID = unitID
         self.baseVersion = baseVersion
         self.kind = kind
         self.loss = loss
         self.sampleCount = sampleCount
         self.values = values
+        self.encodedValues = encodedValues
     }
 }
 
@@ -479,11 +519,14 @@ public struct ErrorReport: WireMessage, Hashable {
         case frameTooLarge
         /// Authentication failed.
         case unauthenticated
+        /// Encoded values that cannot be decoded in the negotiated encoding (a push), or that the worker
+        /// cannot read (weights).
+        case badEncoding
         /// A value this schema does not know, kept so that it survives re-encoding.
         case unrecognized(Int32)
 
         /// Every value the schema declares.
-        public static let allCases: [Code] = [.unspecified, .protocolVersion, .malformed, .wrongDimensions, .notFinite, .unavailable, .modelMismatch, .frameTooLarge, .unauthenticated]
+        public static let allCases: [Code] = [.unspecified, .protocolVersion, .malformed, .wrongDimensions, .notFinite, .unavailable, .modelMismatch, .frameTooLarge, .unauthenticated, .badEncoding]
 
         public init(rawValue: Int32) {
             switch rawValue {
@@ -496,6 +539,7 @@ public struct ErrorReport: WireMessage, Hashable {
             case 6: self = .modelMismatch
             case 7: self = .frameTooLarge
             case 8: self = .unauthenticated
+            case 9: self = .badEncoding
             default: self = .unrecognized(rawValue)
             }
         }
@@ -511,6 +555,7 @@ public struct ErrorReport: WireMessage, Hashable {
             case .modelMismatch: 6
             case .frameTooLarge: 7
             case .unauthenticated: 8
+            case .badEncoding: 9
             case .unrecognized(let value): value
             }
         }
@@ -720,6 +765,7 @@ extension Capabilities {
         size &+= WireSize.repeated(ProtoString.self, self.architectures, tagSize: 1)
         if self.maxUnitsAhead != 0 { size &+= WireSize.field(ProtoUInt32.self, self.maxUnitsAhead, tagSize: 1) }
         if self.serverHeartbeats { size &+= WireSize.field(ProtoBool.self, self.serverHeartbeats, tagSize: 1) }
+        size &+= WireSize.repeated(ProtoString.self, self.encodings, tagSize: 1)
         return size
     }
 
@@ -728,6 +774,7 @@ extension Capabilities {
         writer.writeRepeated(ProtoString.self, self.architectures, tag: 18)
         if self.maxUnitsAhead != 0 { writer.writeField(ProtoUInt32.self, self.maxUnitsAhead, tag: 24) }
         if self.serverHeartbeats { writer.writeField(ProtoBool.self, self.serverHeartbeats, tag: 32) }
+        writer.writeRepeated(ProtoString.self, self.encodings, tag: 42)
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -739,11 +786,41 @@ extension Capabilities {
                 case 18: self.architectures.append(try reader.read(ProtoString.self))
                 case 24: self.maxUnitsAhead = try reader.read(ProtoUInt32.self)
                 case 32: self.serverHeartbeats = try reader.read(ProtoBool.self)
+                case 42: self.encodings.append(try reader.read(ProtoString.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
         } catch {
             throw error.inMessage("downpour.Capabilities")
+        }
+    }
+}
+
+extension Encoding {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if !self.name.isEmpty { size &+= WireSize.field(ProtoString.self, self.name, tagSize: 1) }
+        if self.parameter != 0 { size &+= WireSize.field(ProtoUInt32.self, self.parameter, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if !self.name.isEmpty { writer.writeField(ProtoString.self, self.name, tag: 10) }
+        if self.parameter != 0 { writer.writeField(ProtoUInt32.self, self.parameter, tag: 16) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.name = try reader.read(ProtoString.self)
+                case 16: self.parameter = try reader.read(ProtoUInt32.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.Encoding")
         }
     }
 }
@@ -767,6 +844,8 @@ extension Welcome {
         if self.maxStaleness != 0 { size &+= WireSize.field(ProtoUInt32.self, self.maxStaleness, tagSize: 1) }
         if self.unitsAhead != 0 { size &+= WireSize.field(ProtoUInt32.self, self.unitsAhead, tagSize: 1) }
         if self.localMomentum.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localMomentum, tagSize: 2) }
+        if let value = self.pushEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
+        if let value = self.pullEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
         return size
     }
 
@@ -787,6 +866,8 @@ extension Welcome {
         if self.maxStaleness != 0 { writer.writeField(ProtoUInt32.self, self.maxStaleness, tag: 112) }
         if self.unitsAhead != 0 { writer.writeField(ProtoUInt32.self, self.unitsAhead, tag: 120) }
         if self.localMomentum.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localMomentum, tag: 133) }
+        if let value = self.pushEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 138) }
+        if let value = self.pullEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 146) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -810,6 +891,8 @@ extension Welcome {
                 case 112: self.maxStaleness = try reader.read(ProtoUInt32.self)
                 case 120: self.unitsAhead = try reader.read(ProtoUInt32.self)
                 case 133: self.localMomentum = try reader.read(ProtoFloat.self)
+                case 138: try reader.mergeMessage(into: &self.pushEncoding)
+                case 146: try reader.mergeMessage(into: &self.pullEncoding)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -987,12 +1070,14 @@ extension Weights {
         var size = unknownFields.count
         if self.version != 0 { size &+= WireSize.field(ProtoUInt64.self, self.version, tagSize: 1) }
         size &+= WireSize.packed(ProtoFloat.self, self.values, tagSize: 1)
+        if !self.encodedValues.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.encodedValues, tagSize: 1) }
         return size
     }
 
     public func encode(to writer: inout WireWriter) {
         if self.version != 0 { writer.writeField(ProtoUInt64.self, self.version, tag: 8) }
         writer.writePacked(ProtoFloat.self, self.values, tag: 18)
+        if !self.encodedValues.isEmpty { writer.writeField(ProtoBytes.self, self.encodedValues, tag: 26) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1003,6 +1088,7 @@ extension Weights {
                 case 8: self.version = try reader.read(ProtoUInt64.self)
                 case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
                 case 21: self.values.append(try reader.read(ProtoFloat.self))
+                case 26: self.encodedValues = try reader.read(ProtoBytes.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -1060,6 +1146,7 @@ extension Push {
         if self.loss.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.loss, tagSize: 1) }
         if self.sampleCount != 0 { size &+= WireSize.field(ProtoUInt32.self, self.sampleCount, tagSize: 1) }
         size &+= WireSize.packed(ProtoFloat.self, self.values, tagSize: 1)
+        if !self.encodedValues.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.encodedValues, tagSize: 1) }
         return size
     }
 
@@ -1070,6 +1157,7 @@ extension Push {
         if self.loss.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.loss, tag: 37) }
         if self.sampleCount != 0 { writer.writeField(ProtoUInt32.self, self.sampleCount, tag: 40) }
         writer.writePacked(ProtoFloat.self, self.values, tag: 50)
+        if !self.encodedValues.isEmpty { writer.writeField(ProtoBytes.self, self.encodedValues, tag: 58) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1084,6 +1172,7 @@ extension Push {
                 case 40: self.sampleCount = try reader.read(ProtoUInt32.self)
                 case 50: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
                 case 53: self.values.append(try reader.read(ProtoFloat.self))
+                case 58: self.encodedValues = try reader.read(ProtoBytes.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

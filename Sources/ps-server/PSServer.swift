@@ -3,6 +3,7 @@ import Foundation
 import Learning
 import ParameterServer
 import Reactor
+import TensorEncoding
 
 /// `ps-server`: runs one training session. It waits for workers, trains, evaluates, tells the
 /// workers the session is over, prints a summary and exits. Run it again for the next session.
@@ -65,8 +66,13 @@ struct PSServer: ParsableCommand {
     @Option(help: "Training samples per local step.")
     var batchSize = 64
 
-    @Option(help: "Local steps per push: 1 sends gradients; more sends model deltas (local SGD; FedAvg in sync mode).")
-    var localSteps = 1
+    // Measured with 4 workers, MLP-512, 5 epochs (BENCHMARKS.md): H = 8 with sign pushes and q8 weights
+    // reached 97.8% (async) and 98.2% (sync) at 930 bytes per sample, where fp32 at H = 1 moves 50,980.
+    @Option(help: "Local steps per push (H): 1 sends gradients; more sends model deltas (local SGD, the outer step on the server). Default 8; 1 with --uncompressed.")
+    var localSteps: Int?
+
+    @Flag(help: "The exchange before encodings, for comparison: every unit pulls and pushes the whole model in fp32 (--local-steps 1 --push-encoding fp32 --pull-encoding fp32 unless given). About 51 KB cross the server's link per sample of the default MLP.")
+    var uncompressed = false
 
     @Option(help: "Staleness policy in async mode: none (plain async SGD), inverse (learning rate / staleness) or bound (drop updates staler than --max-staleness).")
     var stalenessPolicy: StalenessPolicy = .none
@@ -106,13 +112,22 @@ struct PSServer: ParsableCommand {
     @Option(help: "Learning-rate schedule over the session's updates: constant, step or cosine.")
     var schedule: ScheduleKind = .cosine
 
-    @Option(help: "Learning rate of the workers' local steps when --local-steps > 1.")
-    var localLr: Float = 0.05
+    @Option(help: "Learning rate of the workers' local steps when --local-steps > 1 (default 0.05 for the MLP, 0.01 for the CNN, which diverges at 0.05 with momentum).")
+    var localLr: Float?
 
     // Measured (async, 4 workers, H = 16 and 32, MLP-512, 5 epochs): without inner momentum local SGD
     // stalled near 95.5% whatever the outer optimiser; with Nesterov 0.9 kept across units it reached 97.7%.
     @Option(help: "Nesterov momentum of the workers' local steps when --local-steps > 1; each worker keeps its velocity from unit to unit.")
     var localMomentum: Float = 0.9
+
+    @Option(help: ArgumentHelp("How workers push their updates: fp32, fp16, bf16, q8[:BLOCK] (8 bits per value, a scale per block), sign[:BLOCK] (1 bit per value, a scale per block) or topk:FRACTION (the largest values, with their indices); lossy ones keep the rest as an error-feedback residual on the worker. Workers that do not offer it push fp32. Default sign; fp32 with --uncompressed.", valueName: "encoding"))
+    var pushEncoding: String?
+
+    @Option(help: ArgumentHelp("How weights are sent to workers: fp32, fp16, bf16 or q8[:BLOCK]; encoded once per version for every puller. Workers that do not offer it get fp32. Default q8; fp32 with --uncompressed.", valueName: "encoding"))
+    var pullEncoding: String?
+
+    /// H, the local steps per push.
+    private var steps: Int { localSteps ?? (uncompressed ? 1 : 8) }
 
     @Option(help: "Schedule of the local learning rate over the session's work units: constant, step or cosine (sent with each unit).")
     var localSchedule: ScheduleKind = .constant
@@ -171,6 +186,12 @@ struct PSServer: ParsableCommand {
     @Option(help: "Seconds between heartbeats, both ways: workers are asked to send one this often, and the server sends one to each worker that asks (a worker takes a server silent for twice this long for dead).")
     var heartbeatInterval: Double = 1
 
+    @Option(help: "Also evaluate on the test set every N updates, for a finer time to accuracy (default: at epoch ends only).")
+    var evalEvery: Int?
+
+    @Option(help: "The test accuracy whose first reaching the summary reports as seconds_to_target (training seconds).")
+    var targetAccuracy = 0.975
+
     @Option(help: "Least seconds a work unit's lease lasts; it expires after the larger of this and 3 x the 99th percentile of recent unit times, and the unit is requeued.")
     var leaseFloor: Double = 5
 
@@ -190,11 +211,11 @@ struct PSServer: ParsableCommand {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        guard localSteps >= 1 else { throw ValidationError("--local-steps must be at least 1") }
+        guard steps >= 1 else { throw ValidationError("--local-steps must be at least 1") }
         guard maxStaleness >= 0 else { throw ValidationError("--max-staleness must not be negative") }
         guard unitsAhead >= 1 else { throw ValidationError("--units-ahead must be at least 1") }
         guard (lr ?? 1) > 0, (lr ?? 1).isFinite else { throw ValidationError("--lr must be a positive number") }
-        guard localLr > 0, localLr.isFinite else { throw ValidationError("--local-lr must be a positive number") }
+        guard (localLr ?? 1) > 0, (localLr ?? 1).isFinite else { throw ValidationError("--local-lr must be a positive number") }
         guard (0..<1).contains(localMomentum) else { throw ValidationError("--local-momentum must be in 0..<1") }
         guard (0..<1).contains(momentum ?? 0) else { throw ValidationError("--momentum must be in 0..<1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -205,6 +226,8 @@ struct PSServer: ParsableCommand {
         guard heartbeatInterval >= 0.1, heartbeatInterval < heartbeatTimeout else {
             throw ValidationError("--heartbeat-interval must be at least 0.1 s and below --heartbeat-timeout")
         }
+        if let evalEvery, evalEvery < 1 { throw ValidationError("--eval-every must be at least 1") }
+        guard (0...1).contains(targetAccuracy) else { throw ValidationError("--target-accuracy must be in 0...1") }
         guard leaseFloor > 0, leaseFloor.isFinite else { throw ValidationError("--lease-floor must be a positive number of seconds") }
         if let trainSamples, trainSamples < 1 { throw ValidationError("--train-samples must be at least 1") }
         if let testSamples, testSamples < 1 { throw ValidationError("--test-samples must be at least 1") }
@@ -273,6 +296,15 @@ struct PSServer: ParsableCommand {
         // Operational settings, like the limits: the command line's, also for a resumed session.
         configuration.policy.leaseFloor = .milliseconds(Int(leaseFloor * 1000))
         configuration.policy.backups = !noBackups
+        configuration.evaluateEvery = evalEvery.map { UInt64($0) }
+        configuration.targetAccuracy = targetAccuracy
+        let (push, pull) = (recipe.pushEncoding, recipe.pullEncoding)
+        configuration.pushEncoding = try encoding(push, flag: "--push-encoding", parameters: recipe.model.parameterCount)
+        configuration.pullEncoding = try encoding(pull, flag: "--pull-encoding", parameters: recipe.model.parameterCount)
+        switch configuration.pullEncoding {
+        case .topK, .sign: throw StartupError("--pull-encoding \(pull): weights are sent whole, in fp32, fp16, bf16 or q8")
+        default: break
+        }
         if let path = checkpoint ?? resume {
             configuration.checkpoint = CheckpointSchedule(
                 path: path, everyUpdates: checkpointEvery, interval: .milliseconds(Int(checkpointInterval * 1000)), recipe: recipe)
@@ -286,7 +318,11 @@ struct PSServer: ParsableCommand {
         print("data: \(recipe.trainSamples) training and \(test.count) test images from \(directory)")
         let momentumText = recipe.optimizer.usesMomentum ? " momentum \(recipe.momentum)," : ""
         let optimizerText = "\(recipe.optimizer.rawValue)\(momentumText) lr \(recipe.learningRate), \(recipe.schedule.rawValue) schedule"
-        print("optimiser: \(optimizerText)" + (recipe.localSteps > 1 ? ", workers' local lr \(recipe.localLearningRate)" : ""))
+        print("optimiser: \(optimizerText)")
+        let local = recipe.localSteps > 1
+            ? "\(recipe.localSteps) local steps per push (lr \(recipe.localLearningRate), Nesterov \(recipe.localMomentum))"
+            : "1 step per push (gradients)"
+        print("exchange: \(local); pushes \(configuration.pushEncoding), weights \(configuration.pullEncoding)")
 
         let (seed, train) = (recipe.seed, recipe.trainSamples)
         let permutation: @Sendable (Int) -> [UInt32] = { epoch in
@@ -368,7 +404,7 @@ struct PSServer: ParsableCommand {
         let optimizer = effectiveOptimizer
         let rate = lr ?? defaultLearningRate(optimizer)
         // The schedule counts applied optimiser steps: updates in async and ssp, rounds in sync.
-        let samplesPerUnit = batchSize * localSteps
+        let samplesPerUnit = batchSize * steps
         let unitsPerEpoch = (train + samplesPerUnit - 1) / samplesPerUnit
         let totalSteps = epochs * (mode == .sync ? max(1, unitsPerEpoch / workers) : unitsPerEpoch)
         return SessionRecipe(
@@ -376,12 +412,13 @@ struct PSServer: ParsableCommand {
             policy: SessionPolicy(
                 mode: mode, stalenessPolicy: stalenessPolicy, maxStaleness: maxStaleness, workersToStart: workers,
                 unitsAhead: unitsAhead, heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000))),
-            epochs: epochs, batchSize: batchSize, localSteps: localSteps,
-            localLearningRate: localLr,
+            epochs: epochs, batchSize: batchSize, localSteps: steps,
+            localLearningRate: localLr ?? (model == .mlp ? 0.05 : 0.01),
             trainSamples: train, testSamples: test, seed: seed, model: try modelDescription(),
             optimizer: optimizer, learningRate: rate, momentum: effectiveMomentum, weightDecay: weightDecay,
-            schedule: schedule, scheduleSteps: totalSteps, localMomentum: localSteps > 1 ? localMomentum : 0,
-            localSchedule: localSchedule)
+            schedule: schedule, scheduleSteps: totalSteps, localMomentum: steps > 1 ? localMomentum : 0,
+            localSchedule: localSchedule,
+            pushEncoding: pushEncoding ?? (uncompressed ? "fp32" : "sign"), pullEncoding: pullEncoding ?? (uncompressed ? "fp32" : "q8"))
     }
 
     /// Loads `path` for --resume, or says plainly why not.
@@ -424,22 +461,30 @@ struct PSServer: ParsableCommand {
 
     private var effectiveOptimizer: OptimizerKind {
         if let optimizer { return optimizer }
-        if localSteps > 1 { return mode == .sync ? .nesterov : .delayedNesterov }
+        if steps > 1 { return mode == .sync ? .nesterov : .delayedNesterov }
         return mode == .sync ? .momentum : .adam
     }
 
     // With local steps the optimiser is the outer one. In async mode plain averaging (delayed Nesterov
     // without momentum: each delta at lr / workers) measured best; outer momentum made the early
-    // epochs unstable. A sync round's averaged delta takes DiLoCo's Nesterov momentum.
+    // epochs unstable. A sync round's averaged delta takes Nesterov momentum as in DiLoCo, where 0.5 at
+    // rate 1 measured best (98.2% with sign pushes at H = 8; DiLoCo's 0.9 at 0.7 stopped at 94.3%).
     private var effectiveMomentum: Float {
         if let momentum { return momentum }
-        if localSteps > 1 { return mode == .sync ? 0.9 : 0 }
+        if steps > 1 { return mode == .sync ? 0.5 : 0 }
         return mode == .sync ? 0.9 : 0.5
     }
 
+    private func encoding(_ choice: String, flag: String, parameters: Int) throws -> TensorEncoding {
+        do {
+            return try TensorEncoding(choice: choice, count: parameters)
+        } catch {
+            throw StartupError("\(flag): \(error)")
+        }
+    }
+
     private func defaultLearningRate(_ optimizer: OptimizerKind) -> Float {
-        if localSteps > 1, optimizer == .delayedNesterov { return 1 }
-        if localSteps > 1, optimizer == .nesterov { return 0.7 }
+        if steps > 1, optimizer == .delayedNesterov || optimizer == .nesterov { return 1 }
         if optimizer == .adam { return mode == .sync ? 0.001 : 0.0005 }
         return model == .mlp ? 0.05 : 0.01
     }

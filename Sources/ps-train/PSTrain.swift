@@ -66,6 +66,12 @@ struct PSTrain: ParsableCommand {
     @Option(help: "Evaluate on only the first N test images.")
     var testLimit: Int?
 
+    @Option(help: "Also evaluate every N batches, for a finer time to accuracy (evaluation time is not counted as training time).")
+    var evalEvery: Int?
+
+    @Option(help: "The test accuracy whose first reaching the summary reports as seconds_to_target (training seconds).")
+    var targetAccuracy = 0.975
+
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -74,6 +80,8 @@ struct PSTrain: ParsableCommand {
         guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must not be negative") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if let evalEvery, evalEvery < 1 { throw ValidationError("--eval-every must be at least 1") }
+        guard (0...1).contains(targetAccuracy) else { throw ValidationError("--target-accuracy must be in 0...1") }
         if hidden != nil {
             guard model == .mlp else { throw ValidationError("--hidden applies to --model mlp only") }
             _ = try hiddenWidths()
@@ -124,17 +132,31 @@ struct PSTrain: ParsableCommand {
         var trainingSeconds = 0.0
         var samples = 0
         var last: (trainLoss: Double, testLoss: Double, accuracy: Double) = (0, 0, 0)
+        // Training seconds at the first evaluation that reached --target-accuracy.
+        var secondsToTarget: Double?
         for epoch in 0..<epochs {
             let epochStart = clock.now
-            let result = trainer.trainEpoch(on: train, epoch: epoch) { done, total, loss in
+            var evaluating = Duration.zero
+            let result = trainer.trainEpoch(on: train, epoch: epoch, progressEvery: evalEvery ?? 50) { done, total, loss in
                 progress?.show(epoch: epoch + 1, of: epochs, done: done, total: total, loss: loss)
+                guard evalEvery != nil, done < total else { return }
+                let evaluationStart = clock.now
+                let trained = trainingSeconds + (evaluationStart - epochStart - evaluating).seconds
+                let evaluation = trainer.evaluate(on: test)
+                evaluating += clock.now - evaluationStart
+                if secondsToTarget == nil, evaluation.accuracy >= targetAccuracy { secondsToTarget = trained }
+                progress?.clear()
+                print("evaluation at epoch \(epoch + 1), batch \(done)/\(total): test loss \(format(evaluation.loss, 4)), "
+                    + "test accuracy \(format(100 * evaluation.accuracy, 2))%, trained \(format(trained, 2)) s")
+                fflush(nil)
             }
-            let seconds = (clock.now - epochStart).seconds
+            let seconds = (clock.now - epochStart - evaluating).seconds
             trainingSeconds += seconds
             samples += result.samples
             progress?.clear()
             let evaluation = trainer.evaluate(on: test)
             last = (result.loss, evaluation.loss, evaluation.accuracy)
+            if secondsToTarget == nil, evaluation.accuracy >= targetAccuracy { secondsToTarget = trainingSeconds }
             print(
                 "epoch \(epoch + 1)/\(epochs): \(Int(Double(result.samples) / seconds)) samples/s, "
                     + "train loss \(format(result.loss, 4)), test loss \(format(evaluation.loss, 4)), "
@@ -159,6 +181,8 @@ struct PSTrain: ParsableCommand {
             "train_loss": format(last.trainLoss, 4),
             "test_loss": format(last.testLoss, 4),
             "test_accuracy": format(last.accuracy, 4),
+            "target_accuracy": format(targetAccuracy, 4),
+            "seconds_to_target": secondsToTarget.map { format($0, 2) } ?? "-",
         ]
         print(summary.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
     }

@@ -3,6 +3,7 @@ import Foundation
 import Learning
 import ParameterServer
 import Reactor
+import TensorEncoding
 
 /// `ps-worker HOST [PORT] [RETRY_INTERVAL]`: a long-lived worker that joins every session.
 @main
@@ -51,6 +52,9 @@ struct PSWorker: ParsableCommand {
     @Option(help: ArgumentHelp(AuthenticationToken.flagHelp, valueName: "secret"))
     var token: String?
 
+    @Option(help: ArgumentHelp("Encodings to offer the server besides fp32, comma-separated (default: all of fp16, bf16, q8, topk, sign); \"fp32\" offers none, as a worker written before encodings.", valueName: "list"))
+    var encodings: String?
+
     @Option(help: ArgumentHelp(
         "Faults to inject, as key=value pairs (repeatable or comma-separated): delay=50ms, jitter=20ms, slowdown=3, crash-after=30s, drop-connection=0.01, seed=7.",
         valueName: "faults"))
@@ -68,6 +72,17 @@ struct PSWorker: ParsableCommand {
             throw ValidationError("--inject: \(error)")
         }
         _ = try resolvedToken()
+        _ = try offeredEncodings()
+    }
+
+    /// The encodings --encodings names, checked against those this worker knows.
+    private func offeredEncodings() throws -> [String] {
+        guard let encodings else { return TensorEncoding.wireNames }
+        let names = encodings.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0 != "fp32" }
+        for name in names where !TensorEncoding.wireNames.contains(name) {
+            throw ValidationError("--encodings: unknown encoding \"\(name)\" (known: fp32, \(TensorEncoding.wireNames.joined(separator: ", ")))")
+        }
+        return names
     }
 
     /// The token from --token, --token-file or the environment, if any.
@@ -99,6 +114,7 @@ struct PSWorker: ParsableCommand {
         configuration.once = once
         configuration.unitsAhead = unitsAhead
         configuration.faults = try FaultInjection(parsing: inject)
+        configuration.encodings = try offeredEncodings()
         configuration.token = token?.token
 
         let loop = try EventLoop()

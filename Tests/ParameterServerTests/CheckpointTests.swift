@@ -23,7 +23,8 @@ func sampleCheckpoint(parameterCount: Int? = nil) -> SessionCheckpoint {
                                                      unitsAhead: 4, heartbeatTimeout: .milliseconds(2500)),
             epochs: 3, batchSize: 8, localSteps: 2, localLearningRate: 0.04, trainSamples: 100, testSamples: 50, seed: 99,
             model: model, optimizer: .adam, learningRate: 0.001, momentum: 0.5, weightDecay: 0.01, schedule: .cosine,
-            scheduleSteps: 21, localMomentum: 0.9, localSchedule: .step),
+            scheduleSteps: 21, localMomentum: 0.9, localSchedule: .step,
+            pushEncoding: "topk:0.01", pullEncoding: "q8:64"),
         version: 12,
         model: ModelTrainingState(
             parameters: (0..<count).map { Float($0) / 7 },

@@ -59,6 +59,9 @@ struct PSSoak: ParsableCommand {
     @Option(help: "Hidden layer widths of the session's MLP (ps-server --hidden).")
     var hidden = "128"
 
+    @Option(help: "Local steps per unit (ps-server --local-steps; its default exchange otherwise).")
+    var localSteps = 8
+
     @Option(help: "Seeds the churn schedule and the server's weights and sample order (default: from the clock, printed at start).")
     var seed: UInt64?
 
@@ -79,6 +82,7 @@ struct PSSoak: ParsableCommand {
         guard (0...100).contains(serverKills) else { throw ValidationError("--server-kills must be 0...100, got \(serverKills)") }
         guard minAccuracy >= 0, minAccuracy.isFinite else { throw ValidationError("--min-accuracy must be a number from 0 up") }
         guard warmup >= 0, warmup.isFinite else { throw ValidationError("--warmup must not be negative") }
+        guard (1...64).contains(localSteps) else { throw ValidationError("--local-steps must be 1...64, got \(localSteps)") }
         guard ModelDescription.hiddenWidths(parsing: hidden) != nil else {
             throw ValidationError("--hidden takes positive widths separated by commas, e.g. 128 or 256,128")
         }
@@ -95,7 +99,7 @@ struct PSSoak: ParsableCommand {
             minutes: minutes, workers: workers, churnEvery: churnEvery, killFraction: killFraction,
             serverKills: serverKills, minAccuracy: minAccuracy, warmup: warmup,
             seed: seed ?? UInt64(UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970 * 1000))),
-            hidden: hidden, logDirectory: try ToolPaths.logDirectory(logDir, prefix: "ps-soak"),
+            hidden: hidden, localSteps: localSteps, logDirectory: try ToolPaths.logDirectory(logDir, prefix: "ps-soak"),
             serverBinary: try serverBinary ?? ToolPaths.sibling("ps-server", flag: "--server-binary"),
             fleetBinary: try fleetBinary ?? ToolPaths.sibling("ps-fleet", flag: "--fleet-binary"))
         closeInheritedDescriptorsOnExec()

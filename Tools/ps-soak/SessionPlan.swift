@@ -5,14 +5,16 @@
 /// real one: many epochs over a subset of MNIST, so that a long soak evaluates often and a short one
 /// still trains enough to pass the accuracy check.
 struct SessionPlan {
-    /// Samples per work unit: `ps-server`'s default batch size, one local step.
-    static let samplesPerUnit = 64
+    /// `ps-server`'s default batch size.
+    static let batchSize = 64
+    /// Samples per work unit: the batch size times the session's local steps.
     /// The smallest training subset: on 6400 samples the soak's MLP plateaued near 92% on the test set,
     /// too close to the default threshold of 90%; on 19200, about 95%.
     static let minimumTrainSamples = 19200
     /// MNIST's training set.
     static let maximumTrainSamples = 60000
 
+    let samplesPerUnit: Int
     /// `ps-server --train-samples`.
     let trainSamples: Int
     /// `ps-server --epochs`.
@@ -25,7 +27,7 @@ struct SessionPlan {
     let expectedSeconds: Double
 
     /// Work units in one epoch.
-    var unitsPerEpoch: Int { (trainSamples + Self.samplesPerUnit - 1) / Self.samplesPerUnit }
+    var unitsPerEpoch: Int { (trainSamples + samplesPerUnit - 1) / samplesPerUnit }
     /// Work units in the session: `units_expected` in the server's summary.
     var unitsExpected: Int { epochs * unitsPerEpoch }
 
@@ -35,7 +37,9 @@ struct SessionPlan {
     ///   - startupSeconds: How long the calibration server took to start (MNIST loaded, listening).
     ///   - kills: Server kills to place.
     ///   - lifeSeconds: Training each server life needs for its memory and descriptors to be judged.
-    init(seconds: Double, samplesPerSecond: Double, startupSeconds: Double, kills: Int, lifeSeconds: Double) {
+    ///   - localSteps: `ps-server --local-steps`: batches per unit.
+    init(seconds: Double, samplesPerSecond: Double, startupSeconds: Double, kills: Int, lifeSeconds: Double, localSteps: Int) {
+        samplesPerUnit = Self.batchSize * localSteps
         // The calibration trains in the same regime (the same fleet and churn, an evaluation every 12800
         // samples), so its rate stands as measured; a machine whose load changes makes the soak longer
         // or shorter than asked, never less thorough (kills follow the session's progress).
@@ -45,21 +49,21 @@ struct SessionPlan {
         // started while every worker was loading MNIST too; a resumed one starts with the machine to
         // itself, in about half the time (measured in debug builds on 2 cores).
         let checkpointEvery = 50
-        let perKill = startupSeconds / 2 + 1 + Double(checkpointEvery * Self.samplesPerUnit) / 2 / rate
+        let perKill = startupSeconds / 2 + 1 + Double(checkpointEvery * samplesPerUnit) / 2 / rate
         // A few seconds at the end: the fleet's graceful stop and the final checks.
         let training = max(seconds - Double(kills) * perKill - 5, 5)
         // Never so few units that a server life trains too briefly to be judged, even if the session
         // runs at twice the calibrated rate (seen when the calibration ended before most of the fleet
         // had loaded MNIST and joined).
         let samples = max(rate * training, Double(kills + 1) * lifeSeconds * 2 * samplesPerSecond)
-        let subset = Int(samples / 8) / Self.samplesPerUnit * Self.samplesPerUnit
+        let subset = Int(samples / 8) / samplesPerUnit * samplesPerUnit
         trainSamples = min(max(subset, Self.minimumTrainSamples), Self.maximumTrainSamples)
         epochs = max(3, Int((samples / Double(trainSamples)).rounded()))
-        let units = epochs * ((trainSamples + Self.samplesPerUnit - 1) / Self.samplesPerUnit)
+        let units = epochs * ((trainSamples + samplesPerUnit - 1) / samplesPerUnit)
         // Evenly spaced through the session's units; checkpoints often enough that each kill has one
         // well before it to resume from.
         killVersions = (0..<kills).map { units * ($0 + 1) / (kills + 1) }
         self.checkpointEvery = max(10, min(checkpointEvery, units / (4 * (kills + 1))))
-        expectedSeconds = Double(units * Self.samplesPerUnit) / rate + Double(kills) * perKill
+        expectedSeconds = Double(units * samplesPerUnit) / rate + Double(kills) * perKill
     }
 }

@@ -19,6 +19,8 @@ final class SoakRunner {
         var warmup: Double
         var seed: UInt64
         var hidden: String
+        /// `ps-server --local-steps`, for the calibration and the session alike.
+        var localSteps: Int
         var logDirectory: String
         var serverBinary: String
         var fleetBinary: String
@@ -171,6 +173,7 @@ final class SoakRunner {
             executable: settings.serverBinary,
             arguments: [
                 "--port", String(port), "--metrics-port", String(metricsPort), "--workers", "1", "--hidden", settings.hidden,
+                "--local-steps", String(settings.localSteps),
                 "--train-samples", String(Self.calibrationSamples), "--test-samples", "1000", "--epochs", "1000",
                 "--seed", String(settings.seed),
             ],
@@ -201,7 +204,7 @@ final class SoakRunner {
                 // The window stretches until some units have been trained in it: under fast churn on a busy
                 // machine, every worker can be away loading MNIST for a while.
                 if let first, (ContinuousClock.now - first.time).seconds >= window, version - first.version >= Self.calibrationUnits {
-                    rate = Double((version - first.version) * SessionPlan.samplesPerUnit) / (ContinuousClock.now - first.time).seconds
+                    rate = Double((version - first.version) * SessionPlan.batchSize * settings.localSteps) / (ContinuousClock.now - first.time).seconds
                 } else if first == nil {
                     first = (.now, version)
                 }
@@ -219,7 +222,7 @@ final class SoakRunner {
         calibrationRate = rate
         let startupSeconds = startup ?? 1
         let plan = SessionPlan(seconds: budget - elapsed, samplesPerSecond: rate, startupSeconds: startupSeconds,
-                               kills: settings.serverKills, lifeSeconds: minimumLife)
+                               kills: settings.serverKills, lifeSeconds: minimumLife, localSteps: settings.localSteps)
         self.plan = plan
         say("\(stamp) calibration: \(Int(rate)) samples/s with \(workers.map(String.init) ?? "?") workers training; a server starts in "
             + String(format: "%.1fs", startupSeconds))
@@ -312,7 +315,8 @@ final class SoakRunner {
             arguments += ["--resume", checkpointPath]
         } else {
             arguments += [
-                "--workers", "1", "--hidden", settings.hidden, "--train-samples", String(plan.trainSamples),
+                "--workers", "1", "--hidden", settings.hidden, "--local-steps", String(settings.localSteps),
+                "--train-samples", String(plan.trainSamples),
                 "--epochs", String(plan.epochs), "--seed", String(settings.seed),
             ]
         }

@@ -16,6 +16,9 @@ public struct SessionRecipe: Sendable, Equatable {
     public var localMomentum: Float
     /// The schedule the local learning rate follows over the session's work units.
     public var localSchedule: ScheduleKind
+    /// How pushes and weights travel, as an operator writes them (`sign`, `q8`, `topk:0.01`).
+    public var pushEncoding: String
+    public var pullEncoding: String
     public var trainSamples: Int
     public var testSamples: Int
     /// Seeds the initial weights and every epoch's permutation (a pure function of seed and epoch),
@@ -34,7 +37,8 @@ public struct SessionRecipe: Sendable, Equatable {
         sessionID: String, policy: SessionPolicy, epochs: Int, batchSize: Int, localSteps: Int,
         localLearningRate: Float, trainSamples: Int, testSamples: Int, seed: UInt64, model: ModelDescription,
         optimizer: OptimizerKind, learningRate: Float, momentum: Float, weightDecay: Float,
-        schedule: ScheduleKind, scheduleSteps: Int, localMomentum: Float = 0, localSchedule: ScheduleKind = .constant
+        schedule: ScheduleKind, scheduleSteps: Int, localMomentum: Float = 0, localSchedule: ScheduleKind = .constant,
+        pushEncoding: String = "fp32", pullEncoding: String = "fp32"
     ) {
         self.sessionID = sessionID
         self.policy = policy
@@ -44,6 +48,8 @@ public struct SessionRecipe: Sendable, Equatable {
         self.localLearningRate = localLearningRate
         self.localMomentum = localMomentum
         self.localSchedule = localSchedule
+        self.pushEncoding = pushEncoding
+        self.pullEncoding = pullEncoding
         self.trainSamples = trainSamples
         self.testSamples = testSamples
         self.seed = seed
@@ -95,6 +101,8 @@ public struct SessionRecipe: Sendable, Equatable {
         settings.localLearningRate = localLearningRate
         settings.localMomentum = localMomentum
         settings.localSchedule = localSchedule.rawValue
+        settings.pushEncoding = pushEncoding
+        settings.pullEncoding = pullEncoding
         settings.trainSamples = UInt32(trainSamples)
         settings.testSamples = UInt32(testSamples)
         settings.seed = seed
@@ -146,6 +154,8 @@ public struct SessionRecipe: Sendable, Equatable {
             testSamples: Int(settings.testSamples), seed: settings.seed, model: model, optimizer: optimizer,
             learningRate: settings.learningRate, momentum: settings.momentum, weightDecay: settings.weightDecay,
             schedule: schedule, scheduleSteps: Int(clamping: settings.scheduleSteps), localMomentum: settings.localMomentum,
-            localSchedule: localSchedule)
+            localSchedule: localSchedule,
+            pushEncoding: settings.pushEncoding.isEmpty ? "fp32" : settings.pushEncoding,
+            pullEncoding: settings.pullEncoding.isEmpty ? "fp32" : settings.pullEncoding)
     }
 }

@@ -43,7 +43,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
 public final class SessionMetrics {
     /// Reasons an update may be rejected for; each is exported from the start, at 0.
     public static let rejectionReasons = SessionCoordinator.PushRefusal.allCases.map(\.rawValue)
-        + [SessionCoordinator.Refusal.Reason.wrongDimensions.rawValue, SessionCoordinator.Refusal.Reason.notFinite.rawValue]
+        + [SessionCoordinator.Refusal.Reason.wrongDimensions.rawValue, SessionCoordinator.Refusal.Reason.notFinite.rawValue,
+           SessionCoordinator.Refusal.Reason.badEncoding.rawValue]
 
     /// The registry every metric is in; ``exposition(_:)`` emits it.
     public let registry = PrometheusCollectorRegistry()
@@ -75,6 +76,10 @@ public final class SessionMetrics {
     /// Frame payload bytes received and sent, counted by the runtime's hooks.
     private var receivedBytes: UInt64 = 0
     private var sentBytes: UInt64 = 0
+    /// Bytes of pushed values and of weights sent, by encoding.
+    private var pushBytes: [String: UInt64] = [:]
+    private var weightBytes: [String: UInt64] = [:]
+    private var encodingCounters: [String: Counter] = [:]
     private var receivedFrames: UInt64 = 0
     private var sentFrames: UInt64 = 0
     /// The previous scrape's sample count and time, for the recent rate.
@@ -128,6 +133,16 @@ public final class SessionMetrics {
         MetricNameDescriptor(namespace: "downpour", metricName: name, unitName: unit, helpText: help)
     }
 
+    /// `downpour_<name>_bytes_total{encoding="..."}`, made on first use.
+    private func encodingCounter(_ name: String, _ help: String, encoding: String) -> Counter {
+        let key = "\(name) \(encoding)"
+        if let counter = encodingCounters[key] { return counter }
+        let counter = registry.makeCounter(
+            descriptor: Self.descriptor(name, unit: "bytes_total", help), labels: [("encoding", encoding)])
+        encodingCounters[key] = counter
+        return counter
+    }
+
     private func rejectedCounter(_ reason: String) -> Counter {
         if let counter = updatesRejected[reason] { return counter }
         let counter = registry.makeCounter(
@@ -142,6 +157,18 @@ public final class SessionMetrics {
     func didReceive(bytes: Int) {
         receivedBytes &+= UInt64(bytes)
         receivedFrames &+= 1
+    }
+
+    /// A push arrived whose values took `bytes` bytes in `encoding`.
+    func didReceivePush(encoding: String, bytes: Int) {
+        pushBytes[encoding, default: 0] &+= UInt64(bytes)
+    }
+
+    /// Weights of `bytes` payload bytes were queued in `encoding` (their frame counts in `didSend` too).
+    func didSendWeights(encoding: String, bytes: Int) {
+        weightBytes[encoding, default: 0] &+= UInt64(bytes)
+        sentBytes &+= UInt64(bytes)
+        sentFrames &+= 1
     }
 
     /// A frame of `bytes` payload bytes was queued.
@@ -174,6 +201,12 @@ public final class SessionMetrics {
         set(framesOut, sentFrames)
         set(samples, statistics.samplesTrained)
         set(syncRounds, statistics.rounds)
+        for (encoding, bytes) in pushBytes {
+            set(encodingCounter("push_values", "Bytes of pushed values, by the encoding they travelled in.", encoding: encoding), bytes)
+        }
+        for (encoding, bytes) in weightBytes {
+            set(encodingCounter("weights_sent", "Bytes of weights frames sent, by the encoding they travelled in.", encoding: encoding), bytes)
+        }
         set(leasesExpired, statistics.leasesExpired)
         set(backupLeases, statistics.backupLeases)
         set(appliedTwice, statistics.appliedTwice)

@@ -68,6 +68,9 @@ public final class MNISTWorkerModel: WorkerModel {
                 for i in 0..<p.count { p[i] -= w[i] }
             }
         }
+        // Diverged (the server refuses the delta): start the next unit with no velocity, or every later
+        // unit would carry the NaN on.
+        if !local.allSatisfy(\.isFinite) { velocity = [] }
         return (.delta, local, lossSum / Float(max(1, batches)))
     }
 

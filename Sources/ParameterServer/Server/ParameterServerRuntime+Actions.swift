@@ -18,8 +18,9 @@ extension ParameterServerRuntime {
                 unit.minVersion = minVersion
                 if configuration.localSteps > 1 { unit.localLearningRate = localLearningRate }
                 send(Envelope(body: .workUnit(unit)), to: peer) // counts bytes out for metrics
-            case .apply(let update, _):
+            case .apply(let update, let version):
                 model.apply(update)
+                if let every = configuration.evaluateEvery, version % every == 0 { evaluatePeriodically(version: version) }
             case .acknowledge(let worker, let ack):
                 if ack.applied { metrics?.didApply(staleness: ack.staleness) } // metrics hook: staleness histogram
                 guard let peer = peers[worker], peer.state == .joined else { continue }
@@ -76,7 +77,7 @@ extension ParameterServerRuntime {
         let model = self.model
         let loop = self.loop
         // The report places the epoch when it ended, not when its evaluation finished.
-        let (endedAt, updatesAtEnd) = (sinceStart, statistics.updatesApplied)
+        let (endedAt, updatesAtEnd, trainedAtEnd) = (sinceStart, statistics.updatesApplied, trainingSeconds)
         evaluationsInFlight += 1
         evaluation.submit { [self] in
             let result = model.evaluate(parameters: parameters)
@@ -85,6 +86,7 @@ extension ParameterServerRuntime {
                 line.testLoss = result.loss
                 line.testAccuracy = result.accuracy
                 self.lastEvaluation = result
+                self.reached(result.accuracy, trainedFor: trainedAtEnd)
                 self.history.epochs.append(.init(
                     epoch: line.epoch, seconds: endedAt, updates: updatesAtEnd, testAccuracy: result.accuracy,
                     testLoss: result.loss, trainLoss: line.trainLoss))
@@ -93,6 +95,33 @@ extension ParameterServerRuntime {
                 if self.finishing { self.endSession() }
             }
         }
+    }
+
+    /// Evaluates a snapshot on the evaluation thread between epoch ends (`evaluateEvery`), unless the
+    /// previous one is still running, and prints its line.
+    private func evaluatePeriodically(version: UInt64) {
+        guard !periodicEvaluationRunning, !finishing, !finished else { return }
+        periodicEvaluationRunning = true
+        let (parameters, model, loop) = (model.parameters, self.model, self.loop)
+        let (trained, epochs) = (trainingSeconds, Double(coordinator.ledger.completedCount) / Double(max(1, coordinator.ledger.unitsPerEpoch)))
+        evaluationsInFlight += 1
+        evaluation.submit { [self] in
+            let result = model.evaluate(parameters: parameters)
+            loop.execute { [self] in
+                self.evaluationsInFlight -= 1
+                self.periodicEvaluationRunning = false
+                self.reached(result.accuracy, trainedFor: trained)
+                self.reporter.line("evaluation at update \(version) (epoch \(SummaryLine.format(epochs, digits: 2))): "
+                    + "test_loss \(SummaryLine.format(result.loss, digits: 4))  test_acc \(SummaryLine.format(result.accuracy * 100, digits: 2))%  "
+                    + "elapsed \(SummaryLine.format(trained, digits: 1))s")
+                if self.finishing { self.endSession() }
+            }
+        }
+    }
+
+    /// Notes when the test accuracy first reached the target.
+    private func reached(_ accuracy: Double, trainedFor seconds: Double) {
+        if accuracy >= configuration.targetAccuracy, secondsToTarget.map({ seconds < $0 }) ?? true { secondsToTarget = seconds }
     }
 
     /// Once the last evaluation is in: tells every worker the session is over and closes them.
@@ -162,6 +191,7 @@ extension ParameterServerRuntime {
         summary.add("staleness_mean", statistics.staleness.mean, digits: 3)
         summary.add("staleness_max", statistics.staleness.maximum)
         summary.add("samples_per_second", Double(statistics.samplesTrained) / max(seconds, 1e-9), digits: 0)
+        summary.add("seconds_to_target", secondsToTarget.map { SummaryLine.format($0, digits: 2) } ?? "-")
         summary.add("bytes_in", wireBytesIn)
         summary.add("bytes_out", wireBytesOut)
         // This server process's traffic over the samples trained in it (a resumed session's earlier
@@ -226,6 +256,7 @@ extension SessionCoordinator.Refusal.Reason {
         switch self {
         case .wrongDimensions: .wrongDimensions
         case .notFinite: .notFinite
+        case .badEncoding: .badEncoding
         }
     }
 }

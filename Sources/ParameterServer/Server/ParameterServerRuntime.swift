@@ -2,6 +2,7 @@ import Foundation
 import Learning
 import Messages
 import Reactor
+import TensorEncoding
 import WireCodec
 
 /// One training session of the parameter server, on an event loop: it listens, admits workers,
@@ -52,6 +53,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         var wantsHeartbeats = false
         /// Refused pushes logged so far; see `logRefusal`.
         var refusalsLogged = 0
+        /// What this worker pushes in and is sent weights in: the session's choices where the worker
+        /// offered them, fp32 otherwise (a worker written before encodings existed).
+        var pushEncoding: TensorEncoding = .fp32
+        var pullEncoding: TensorEncoding = .fp32
 
         init(connection: FrameConnection, worker: WorkerID, connectedAt: ContinuousClock.Instant) {
             self.connection = connection
@@ -79,6 +84,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var deadlineTimer: TimerHandle?
     var armedDeadline: ContinuousClock.Instant?
     var heartbeatSequence: UInt64 = 0
+    /// The weights of one version as one pull encoding's frame payload, encoded once for every puller.
+    var encodedWeights: (version: UInt64, encoding: TensorEncoding, payload: [UInt8])?
+    /// Where encoded pushes are decoded: one buffer for the session, not a fresh array per push.
+    var decodedPush: [Float] = []
     /// Bytes of the protocol's frames received and queued, length prefixes included: the session's
     /// traffic, for the summary's bytes per sample.
     var wireBytesIn: UInt64 = 0
@@ -94,6 +103,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// Evaluations handed to the evaluation thread and not yet reported.
     var evaluationsInFlight = 0
     var lastEvaluation: (loss: Double, accuracy: Double)?
+    /// Training seconds at the first evaluation that reached `configuration.targetAccuracy`.
+    var secondsToTarget: Double?
+    /// Whether a periodic (`evaluateEvery`) evaluation is running; the next waits for it.
+    var periodicEvaluationRunning = false
     var finishing = false
     var finished = false
     /// Metrics hooks and the `/metrics` server, when `startMetrics` was called (see Metrics/).
@@ -345,6 +358,13 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         let requested = Int(hello.capabilities?.maxUnitsAhead ?? 0)
         let capacity = coordinator.unitsAhead(requested: requested == 0 ? Int.max : requested)
         peer.wantsHeartbeats = hello.capabilities?.serverHeartbeats ?? false
+        let offered = Set(hello.capabilities?.encodings ?? [])
+        for (encoding, use) in [(configuration.pushEncoding, "pushes"), (configuration.pullEncoding, "weights")]
+        where encoding != .fp32 && !offered.contains(encoding.name) {
+            reporter.line("worker \(peer.label) does not offer \(encoding.name); its \(use) travel as fp32")
+        }
+        if offered.contains(configuration.pushEncoding.name) { peer.pushEncoding = configuration.pushEncoding }
+        if offered.contains(configuration.pullEncoding.name) { peer.pullEncoding = configuration.pullEncoding }
         var welcome = Welcome()
         welcome.protocolVersion = ProtocolVersion.current
         welcome.workerID = peer.worker.rawValue
@@ -365,6 +385,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         if policy.mode != .sync { welcome.stalenessPolicy = policy.stalenessPolicy.rawValue }
         welcome.maxStaleness = UInt32(clamping: policy.maxStaleness)
         welcome.unitsAhead = UInt32(clamping: capacity)
+        welcome.pushEncoding = peer.pushEncoding.wire
+        welcome.pullEncoding = peer.pullEncoding.wire
         send(Envelope(body: .welcome(welcome)), to: peer) // counts bytes out for metrics
         run(coordinator.join(peer.worker, name: peer.name, capacity: capacity, now: clock.now))
     }
@@ -378,23 +400,73 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             refuse(peer, .malformed, "Push.kind \(raw) is not an update kind this server knows")
             return
         }
-        let input = SessionCoordinator.PushInput(
+        var input = SessionCoordinator.PushInput(
             unitID: push.unitID, baseVersion: push.baseVersion, kind: kind, loss: push.loss,
             sampleCount: Int(push.sampleCount), values: push.values)
+        if !push.encodedValues.isEmpty {
+            input.values = []
+            input.decodingError = decode(push, from: peer)
+            if input.decodingError == nil { input.values = decodedPush }
+        }
+        metrics?.didReceivePush(encoding: push.encodedValues.isEmpty ? "fp32" : peer.pushEncoding.name,
+                                bytes: push.encodedValues.isEmpty ? 4 * push.values.count : push.encodedValues.count)
         run(coordinator.push(from: peer.worker, input, now: clock.now))
         checkpointIfDue()
     }
 
+    /// Decodes an encoded push into `decodedPush`, or says why it cannot be.
+    private func decode(_ push: Push, from peer: Peer) -> String? {
+        guard peer.pushEncoding != .fp32 else {
+            return "Push.encoded_values is set, but no encoding was negotiated (send fp32 in Push.values)"
+        }
+        guard push.values.isEmpty else { return "Push has both values and encoded_values" }
+        let count = model.specification.parameterCount
+        if decodedPush.count != count { decodedPush = [Float](repeating: 0, count: count) }
+        let encoding = peer.pushEncoding
+        let failure: TensorDecodingError? = push.encodedValues.withUnsafeBytes { bytes in
+            decodedPush.withUnsafeMutableBufferPointer { output in
+                do throws(TensorDecodingError) {
+                    try encoding.decode(bytes, into: output)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+        }
+        return failure.map { "Push.encoded_values: \($0)" }
+    }
+
     func sendWeights(to peer: Peer, knownVersion: UInt64? = nil) {
         let version = coordinator.version
-        var weights = Weights()
-        weights.version = version
         // known_version 0 also means "none": the first weights are version 0, and a worker that
         // holds nothing cannot say so otherwise.
-        if knownVersion == nil || knownVersion == 0 || knownVersion != version {
-            weights.values = model.parameters
+        let current = knownVersion != nil && knownVersion != 0 && knownVersion == version
+        guard !current else {
+            send(Envelope(body: .weights(Weights(version: version))), to: peer)
+            return
         }
-        send(Envelope(body: .weights(weights)), to: peer) // counts bytes out for metrics
+        let payload = weightsPayload(version: version, encoding: peer.pullEncoding)
+        wireBytesOut &+= UInt64(payload.count + 4)
+        metrics?.didSendWeights(encoding: peer.pullEncoding.name, bytes: payload.count)
+        peer.connection.send(frame: payload)
+    }
+
+    /// The serialized Weights envelope of `version` in `encoding`, made once per version and encoding
+    /// and shared by every puller.
+    private func weightsPayload(version: UInt64, encoding: TensorEncoding) -> [UInt8] {
+        if let cached = encodedWeights, cached.version == version, cached.encoding == encoding { return cached.payload }
+        var weights = Weights(version: version)
+        if encoding == .fp32 {
+            weights.values = model.parameters
+        } else {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(encoding.maxEncodedSize(count: model.specification.parameterCount))
+            model.parameters.withUnsafeBufferPointer { encoding.encode($0, into: &bytes) }
+            weights.encodedValues = bytes
+        }
+        let payload = Envelope(body: .weights(weights)).serializedBytes()
+        encodedWeights = (version, encoding, payload)
+        return payload
     }
 
     /// Refuses a peer's message with a fatal error: logged, reported to the peer, connection closed.

@@ -1,4 +1,5 @@
 import Learning
+import TensorEncoding
 
 /// Everything a `ParameterServerRuntime` needs to run one session, apart from the model.
 public struct ServerConfiguration: Sendable {
@@ -23,6 +24,14 @@ public struct ServerConfiguration: Sendable {
     public var trainSamples = 60_000
     /// Seeds the epochs' permutations and the model's initialisation.
     public var seed: UInt64 = 1
+    /// Evaluate on the test set every this many updates as well as at epoch ends (nil: epoch ends only),
+    /// for a finer time to accuracy.
+    public var evaluateEvery: UInt64?
+    /// The test accuracy whose first reaching the summary reports (`seconds_to_target`).
+    public var targetAccuracy = 0.975
+    /// The encoding workers push in, when they offer it (else fp32), and the one weights are sent in.
+    public var pushEncoding: TensorEncoding = .fp32
+    public var pullEncoding: TensorEncoding = .fp32
     /// Frames longer than this from a joined worker are refused (`CODE_FRAME_TOO_LARGE`) before
     /// anything is allocated for them, and the connection closed.
     public var maxFrameBytes = 64 << 20

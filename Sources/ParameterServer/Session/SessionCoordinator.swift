@@ -82,6 +82,7 @@ public struct SessionCoordinator: Sendable {
         public enum Reason: String, Sendable {
             case wrongDimensions = "wrong_dimensions"
             case notFinite = "not_finite"
+            case badEncoding = "bad_encoding"
         }
         public var reason: Reason
         public var message: String
@@ -96,6 +97,9 @@ public struct SessionCoordinator: Sendable {
         public var loss: Float
         public var sampleCount: Int
         public var values: [Float]
+        /// Why the push's encoded values could not be decoded, when they could not: it is refused
+        /// (`bad_encoding`) and its unit requeued.
+        public var decodingError: String?
 
         public init(unitID: UInt64, baseVersion: UInt64, kind: UpdateKind, loss: Float, sampleCount: Int, values: [Float]) {
             self.unitID = unitID
@@ -637,6 +641,9 @@ public struct SessionCoordinator: Sendable {
     }
 
     private func validate(_ input: PushInput) -> Refusal? {
+        if let decodingError = input.decodingError {
+            return Refusal(reason: .badEncoding, message: decodingError, fatal: false)
+        }
         if input.values.count != parameterCount {
             return Refusal(
                 reason: .wrongDimensions,

@@ -1,3 +1,5 @@
+import TensorEncoding
+
 /// How a `WorkerRuntime` finds its server and behaves between sessions.
 public struct WorkerConfiguration: Sendable {
     public var host: String
@@ -14,6 +16,9 @@ public struct WorkerConfiguration: Sendable {
     public var unitsAhead = 2
     /// Frames longer than this from the server close the connection.
     public var maxFrameBytes = 64 << 20
+    /// Encodings offered to the server besides fp32 (`Capabilities.encodings`): all this worker knows
+    /// by default; empty makes it an fp32-only worker, as one written before encodings.
+    public var encodings = TensorEncoding.wireNames
     /// Faults to inject (none by default).
     public var faults = FaultInjection()
     /// When set, the worker answers the server's challenge with it and accepts only a server that

@@ -2,6 +2,7 @@ import Foundation
 import Learning
 import Messages
 import Reactor
+import TensorEncoding
 import WireCodec
 
 /// A long-lived worker: connects to the server (retrying until it is up), joins the session, trains
@@ -39,6 +40,8 @@ public final class WorkerRuntime: @unchecked Sendable {
         var weightsVersion: UInt64 = 0
         var hasWeights = false
         var units: [Messages.WorkUnit] = []
+        /// The encoding weights arrive in (Welcome.pull_encoding).
+        var pullEncoding: TensorEncoding = .fp32
         var computing = false
         var heartbeat: TimerHandle?
         var heartbeatSequence: UInt64 = 0
@@ -66,9 +69,47 @@ public final class WorkerRuntime: @unchecked Sendable {
         // Safe: after creation on the loop thread, the model is used only by jobs on the one compute
         // thread, which run one at a time.
         let model: WorkerModel
+        /// Encodes pushes, keeping what each did not carry for the next (error feedback); nil for fp32.
+        var feedback: ErrorFeedbackEncoder?
 
-        init(_ model: WorkerModel) {
+        init(_ model: WorkerModel, pushEncoding: TensorEncoding) {
             self.model = model
+            if pushEncoding != .fp32 {
+                feedback = ErrorFeedbackEncoder(count: model.specification.parameterCount, encoding: pushEncoding)
+            }
+        }
+
+        /// The push for `values`: encoded when an encoding was negotiated, fp32 when none was, or when
+        /// the accumulated values are not finite (the server then refuses the fp32 push and requeues
+        /// the unit, and the residual starts again from zero).
+        func push(unitID: UInt64, base: UInt64, kind: UpdateKind, loss: Float, sampleCount: Int, values: [Float]) -> Push {
+            var push = Push(unitID: unitID, baseVersion: base, kind: kind == .gradient ? .gradient : .delta,
+                            loss: loss, sampleCount: UInt32(sampleCount))
+            guard var encoder = feedback else {
+                push.values = values
+                return push
+            }
+            // Leave the encoder's arrays one owner, so encoding mutates them in place instead of
+            // copying a model-sized residual every push.
+            feedback = nil
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(encoder.encoding.maxEncodedSize(count: values.count))
+            let encoded: Bool = values.withUnsafeBufferPointer { values in
+                do throws(TensorDecodingError) {
+                    try encoder.encode(values, into: &bytes)
+                    return true
+                } catch {
+                    return false
+                }
+            }
+            if encoded {
+                push.encodedValues = bytes
+            } else {
+                encoder.reset()
+                push.values = values
+            }
+            feedback = encoder
+            return push
         }
     }
 
@@ -209,6 +250,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         capabilities.architectures = ["mlp", "cnn"]
         capabilities.maxUnitsAhead = UInt32(configuration.unitsAhead)
         capabilities.serverHeartbeats = true
+        capabilities.encodings = configuration.encodings
         connection.send(Envelope(body: .hello(Hello(
             protocolVersion: ProtocolVersion.current, workerName: configuration.name, capabilities: capabilities))))
     }
@@ -316,8 +358,16 @@ public final class WorkerRuntime: @unchecked Sendable {
             return
         }
         let specification = ModelSpecification(wire: spec)
+        let pushEncoding: TensorEncoding
         do {
-            session.model = ModelBox(try makeModel(specification))
+            pushEncoding = try TensorEncoding(wire: welcome.pushEncoding, count: specification.parameterCount)
+            session.pullEncoding = try TensorEncoding(wire: welcome.pullEncoding, count: specification.parameterCount)
+        } catch {
+            fail(session, .badEncoding, "cannot use the session's encodings: \(error)")
+            return
+        }
+        do {
+            session.model = ModelBox(try makeModel(specification), pushEncoding: pushEncoding)
         } catch {
             fail(session, .modelMismatch, "cannot build the session's model: \(error)")
             return
@@ -364,16 +414,40 @@ public final class WorkerRuntime: @unchecked Sendable {
             fail(session, .malformed, "the server sent Weights before Welcome")
             return
         }
-        if weights.values.isEmpty {
+        if weights.values.isEmpty && weights.encodedValues.isEmpty {
             // The server's answer to a pull when nothing changed.
             return
         }
-        guard weights.values.count == Int(spec.parameterCount) else {
-            fail(session, .wrongDimensions, "the server sent \(weights.values.count) weights for a model of \(spec.parameterCount) parameters")
-            return
-        }
         guard weights.version >= session.weightsVersion else { return }
-        session.weights = weights.values
+        let count = Int(spec.parameterCount)
+        if !weights.encodedValues.isEmpty {
+            guard session.pullEncoding != .fp32 else {
+                fail(session, .badEncoding, "the server sent encoded weights, but no pull encoding was agreed")
+                return
+            }
+            if session.weights.count != count { session.weights = [Float](repeating: 0, count: count) }
+            let encoding = session.pullEncoding
+            let failure: TensorDecodingError? = weights.encodedValues.withUnsafeBytes { bytes in
+                session.weights.withUnsafeMutableBufferPointer { output in
+                    do throws(TensorDecodingError) {
+                        try encoding.decode(bytes, into: output)
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+            }
+            if let failure {
+                fail(session, .badEncoding, "the server's Weights.encoded_values: \(failure)")
+                return
+            }
+        } else {
+            guard weights.values.count == count else {
+                fail(session, .wrongDimensions, "the server sent \(weights.values.count) weights for a model of \(spec.parameterCount) parameters")
+                return
+            }
+            session.weights = weights.values
+        }
         session.weightsVersion = weights.version
         session.hasWeights = true
         startNextUnit(in: session)
@@ -433,9 +507,8 @@ public final class WorkerRuntime: @unchecked Sendable {
                 let extra = faults.faults.extraTime(afterComputing: clock.now - started, using: &faults.generator)
                 if extra > .zero { Thread.sleep(forTimeInterval: extra.seconds) }
             }
-            let push = Push(
-                unitID: unit.unitID, baseVersion: base, kind: result.kind == .gradient ? .gradient : .delta,
-                loss: result.loss, sampleCount: UInt32(unit.indices.count), values: result.values)
+            let push = box.push(unitID: unit.unitID, base: base, kind: result.kind, loss: result.loss,
+                                sampleCount: unit.indices.count, values: result.values)
             loop.execute { [self] in
                 self.finished(push, in: session)
             }

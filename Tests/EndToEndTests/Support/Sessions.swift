@@ -2,8 +2,13 @@ import Foundation
 import ParameterServer
 import Testing
 
-/// Flags for a session small enough for a debug build: a subset of MNIST and a narrow MLP.
-let smallSession = [
+/// Flags for a session small enough for a debug build: a subset of MNIST and a narrow MLP, with the
+/// exchange of one gradient per 32-sample unit (`--uncompressed`), so that the suites about leases,
+/// churn and hostile peers have many small units to work with. `compressedSession` keeps the defaults.
+let smallSession = compressedSession + ["--uncompressed"]
+
+/// `smallSession` with ps-server's default exchange: local steps, sign pushes, q8 weights.
+let compressedSession = [
     "--train-samples", "3000", "--test-samples", "1000", "--hidden", "32", "--batch-size", "32",
     "--epochs", "2", "--heartbeat-timeout", "20",
 ]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Bytes per sample and accuracy of the exchange settings, side by side in one run: each configuration
+# is an async (or MODE) session of WORKERS ps-workers on this machine over loopback, release builds,
+# with ps-train alone first as the yardstick. Loopback has no bandwidth limit: this measures what
+# crosses the wire and what it costs in accuracy; Benchmarks/wan/run.sh measures time over shaped links.
+#
+#   Benchmarks/parameter-server/encodings.sh [extra ps-server flags...]
+#
+# Environment: WORKERS (4), MODE (async), EPOCHS (5), CONFIGS (a ;-separated list of "label=flags";
+# default below).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+workers="${WORKERS:-4}"
+mode="${MODE:-async}"
+epochs="${EPOCHS:-5}"
+port="${PORT:-18890}"
+default_configs="fp32 H=1=--uncompressed;fp32 H=8=--local-steps 8 --push-encoding fp32 --pull-encoding fp32;q8/q8 H=8=--local-steps 8 --push-encoding q8 --pull-encoding q8;sign/q8 H=8 (default)=;sign/q8 H=16=--local-steps 16;topk 1%/q8 H=16=--local-steps 16 --push-encoding topk:0.01;sign/q8 H=32=--local-steps 32"
+configs="${CONFIGS:-$default_configs}"
+
+source Benchmarks/parameter-server/common.sh
+release_build ps-server ps-worker ps-train
+
+"$bin/ps-train" --model mlp --epochs "$epochs" >"$logs/ps-train.log" 2>&1
+echo "ps-train alone: test_accuracy $(field "$logs/ps-train.log" test_accuracy), $(field "$logs/ps-train.log" samples_per_second) samples/s"
+echo
+echo "| configuration | test accuracy | bytes per sample | vs fp32 H=1 | samples/s | seconds |"
+echo "| --- | --- | --- | --- | --- | --- |"
+baseline=""
+IFS=';' read -ra entries <<<"$configs"
+for entry in "${entries[@]}"; do
+    # The label may contain "=" (H=1); the flags follow the last "=".
+    label="${entry%=*}"; flags="${entry##*=}"
+    name="$(echo "$label" | tr -c 'a-zA-Z0-9' '_')"
+    pids=()
+    for i in $(seq 1 "$workers"); do
+        "$bin/ps-worker" 127.0.0.1 "$port" 0.2 --once --name "w$i" >"$logs/$name-w$i.log" 2>&1 &
+        pids+=($!)
+    done
+    # shellcheck disable=SC2086
+    timeout 900 "$bin/ps-server" --port "$port" --workers "$workers" --mode "$mode" --epochs "$epochs" $flags "$@" >"$logs/$name-server.log" 2>&1
+    cleanup; wait 2>/dev/null || true
+    server="$logs/$name-server.log"
+    bps="$(field "$server" bytes_per_sample)"
+    [ -z "$baseline" ] && baseline="$bps"
+    echo "| $label | $(field "$server" test_accuracy) | $bps | $(awk -v a="$bps" -v b="$baseline" 'BEGIN { printf "%.4fx", a / b }') | $(field "$server" samples_per_second) | $(field "$server" seconds) |"
+done
+echo
+echo "(logs in $logs)"

@@ -1,0 +1,37 @@
+import Messages
+import TensorEncoding
+import Testing
+@testable import ParameterServer
+
+@Suite struct EncodingChoiceTests {
+    @Test(arguments: [
+        ("fp32", TensorEncoding.fp32), ("fp16", .fp16), ("bf16", .bf16), ("q8", .q8(blockSize: 256)), ("q8:64", .q8(blockSize: 64)),
+        ("sign", .sign(blockSize: 4096)), ("sign:1024", .sign(blockSize: 1024)), ("topk:0.01", .topK(count: 4071)),
+        ("topk:0.0000001", .topK(count: 1)), ("topk:1", .topK(count: 407_050)),
+    ])
+    func parsesAnOperatorsChoice(choice: String, expected: TensorEncoding) throws {
+        #expect(try TensorEncoding(choice: choice, count: 407_050) == expected)
+    }
+
+    @Test(arguments: ["", "fp8", "topk", "topk:0", "topk:1.5", "topk:x", "q8:0", "q8:-4", "sign:big"])
+    func refusesWhatItCannotUse(choice: String) {
+        #expect(throws: EncodingChoiceError.self) { try TensorEncoding(choice: choice, count: 1000) }
+    }
+
+    @Test(arguments: [TensorEncoding.fp16, .bf16, .q8(blockSize: 128), .sign(blockSize: 512), .topK(count: 10)])
+    func travelsInAWelcomeAndBack(encoding: TensorEncoding) throws {
+        #expect(try TensorEncoding(wire: encoding.wire, count: 1000) == encoding)
+    }
+
+    @Test func fp32IsTheAbsenceOfAnEncoding() throws {
+        #expect(TensorEncoding.fp32.wire == nil)
+        #expect(try TensorEncoding(wire: nil, count: 10) == .fp32)
+        #expect(try TensorEncoding(wire: Messages.Encoding(name: "fp32"), count: 10) == .fp32)
+    }
+
+    @Test func aWelcomeNamingWhatTheWorkerCannotUseIsRefused() {
+        #expect(throws: EncodingChoiceError.self) { try TensorEncoding(wire: Messages.Encoding(name: "zstd"), count: 10) }
+        #expect(throws: EncodingChoiceError.self) { try TensorEncoding(wire: Messages.Encoding(name: "topk", parameter: 11), count: 10) }
+        #expect(throws: EncodingChoiceError.self) { try TensorEncoding(wire: Messages.Encoding(name: "topk", parameter: 0), count: 10) }
+    }
+}
