@@ -24,8 +24,8 @@ extension ParameterServerRuntime {
             case .acknowledge(let worker, let ack):
                 if ack.applied { metrics?.didApply(staleness: ack.staleness) } // metrics hook: staleness histogram
                 guard let peer = peers[worker], peer.state == .joined else { continue }
-                if let refusal = ack.refusal {
-                    logRefusal(from: peer, "refused a push for unit \(ack.unitID) (\(refusal.rawValue)): \(ack.reason)")
+                if ack.refusal != nil {
+                    logRefusal(from: peer, "refused a push for unit \(ack.unitID): \(ack.reason)")
                 }
                 send(Envelope(body: .pushAck(PushAck(
                     unitID: ack.unitID, applied: ack.applied, serverVersion: ack.serverVersion,

@@ -135,6 +135,8 @@ public struct SessionCoordinator: Sendable {
         var excludedUntil: ContinuousClock.Instant?
         /// Units whose lease on this worker expired lately, so that a late push is told why (bounded).
         var expiredUnits: [UInt64] = []
+        /// Units this worker held a copy of that another worker's copy completed (backups), likewise.
+        var supersededUnits: [UInt64] = []
 
         /// Units it may hold now.
         var allowance: Int { expiries > 0 ? 1 : capacity }
@@ -381,7 +383,10 @@ public struct SessionCoordinator: Sendable {
         var others: [WorkerID] = []
         for lease in leases.releaseAll(unitID) {
             dropHeld(unitID, of: lease.worker)
-            if lease.worker != worker { others.append(lease.worker) }
+            guard lease.worker != worker else { continue }
+            others.append(lease.worker)
+            members[lease.worker]?.supersededUnits.append(unitID)
+            if members[lease.worker]?.supersededUnits.count ?? 0 > 64 { members[lease.worker]?.supersededUnits.removeFirst() }
         }
         return others
     }
@@ -429,7 +434,9 @@ public struct SessionCoordinator: Sendable {
             reason = "unit \(unitID) is not part of this session (its units are 0 to \(ledger.totalUnits - 1))"
         } else if ledger.isDone(unitID) || audit.isApplied(unitID) {
             refusal = .duplicate
-            reason = "unit \(unitID) was already applied"
+            reason = members[worker]?.supersededUnits.contains(unitID) == true
+                ? "unit \(unitID) was already applied, from another worker's copy (a backup at the session's tail)"
+                : "unit \(unitID) was already applied"
         } else if members[worker]?.expiredUnits.contains(unitID) == true {
             refusal = .leaseExpired
             reason = "this worker's lease on unit \(unitID) expired and the unit went back to the queue"
