@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "ps-bench",
             dependencies: [
-                "Reactor", "WireCodec", "Messages", "BenchMessages", "Learning", "ParameterServer",
+                "Reactor", "WireCodec", "Messages", "BenchMessages", "Learning", "ParameterServer", "TensorEncoding",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/ps-bench",

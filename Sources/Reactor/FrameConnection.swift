@@ -178,6 +178,8 @@ public final class FrameConnection: StreamReadSink {
     public var remoteAddress: String { stream.remoteAddress }
     /// The bytes queued for writing and not yet taken by the kernel.
     public var queuedWriteBytes: Int { stream.queuedWriteBytes }
+    /// Bytes read from the peer so far, partial frames included.
+    public var bytesRead: UInt64 { stream.bytesRead }
     /// Whether queued writes are below the high-water mark.
     public var isWritable: Bool { stream.isWritable }
 

@@ -255,6 +255,7 @@ public final class TCPConnection: LoopResource {
     private func didRead(_ nread: Int, into base: UnsafeMutableRawPointer?) {
         if nread > 0 {
             lastActivity = loop.now
+            bytesRead &+= UInt64(nread)
             if let sink = readSink {
                 sink.didRead(self, base: base!, count: nread)
             } else if let onRead {
@@ -278,6 +279,9 @@ public final class TCPConnection: LoopResource {
 
     /// The bytes queued for writing and not yet confirmed written by the kernel.
     public var queuedWriteBytes: Int { pendingBytes + inFlightBytes }
+
+    /// Bytes read from the peer so far: progress even while a large frame is still arriving.
+    public private(set) var bytesRead: UInt64 = 0
 
     /// Whether the connection is open (not closing, not draining for a graceful close).
     var isOpen: Bool { state == .open }

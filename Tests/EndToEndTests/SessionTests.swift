@@ -57,6 +57,7 @@ struct SessionTests {
         let (server, port) = try startServer([
             "--train-samples", "6000", "--test-samples", "1000", "--hidden", "32", "--batch-size", "16",
             "--epochs", "3", "--workers", "2", "--mode", "async", "--report", report.path,
+            "--uncompressed",  // many small units, so that the churn lands mid-session
         ])
         defer { server.end() }
         let first = try startWorker(port: port, name: "doomed")

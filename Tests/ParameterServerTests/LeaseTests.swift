@@ -228,12 +228,23 @@ private func finish(_ h: inout CoordinatorHarness, workers: [UInt64], limit: Int
 
 @Suite struct AppliedUnitAuditTests {
     @Test func reportsASecondApplicationAndUnitsOutsideTheSession() {
-        var audit = AppliedUnitAudit(totalUnits: 130)
+        var audit = AppliedUnitAudit(unitsPerEpoch: 65, epochs: 2)
         let first = audit.recordApplied(129)
         let second = audit.recordApplied(129)
         let outside = audit.recordApplied(130)
         #expect(first && !second && !outside)
         #expect(audit.isApplied(129) && !audit.isApplied(128))
+    }
+
+    @Test func keepsBitsOnlyForOpenEpochsAndStillCatchesARepeatInAFinishedOne() {
+        var audit = AppliedUnitAudit(unitsPerEpoch: 3, epochs: 1_000_000)
+        for unit in UInt64(0)..<3 { _ = audit.recordApplied(unit) }
+        _ = audit.recordApplied(7)  // epoch 2 opens before epoch 1 completes
+        #expect(audit.openEpochCount == 1)
+        for unit in UInt64(3)..<6 { _ = audit.recordApplied(unit) }
+        #expect(audit.openEpochCount == 1)  // epoch 1 complete, epoch 2 still open
+        let again = audit.recordApplied(1)
+        #expect(!again && audit.isApplied(4) && audit.isApplied(7) && !audit.isApplied(6))
     }
 
     @Test func aResumedLedgersDoneUnitsCountAsApplied() throws {

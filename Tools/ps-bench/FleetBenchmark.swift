@@ -3,6 +3,7 @@ import Foundation
 import ParameterServer
 import Reactor
 import Synchronization
+import TensorEncoding
 
 #if canImport(Glibc)
 import Glibc
@@ -14,12 +15,21 @@ import Glibc
 /// - Warning: Call `run()` from the main thread; the server lives on its own loop thread and is read
 ///   only through `EventLoop.execute`.
 final class FleetBenchmark {
-    /// Samples (and so, at batch size 1, work units) per epoch. The session's ledger opens an epoch's
-    /// units all at once and keeps a record of every unit for the whole session, so the session is a
-    /// long run of small epochs: one huge epoch would allocate tens of bytes per unit up front.
-    static let samplesPerEpoch = 1 << 16
-    /// Enough epochs that no run gets near the end of the session.
-    static let epochs = 1_000_000
+    /// Work units per epoch: 65,536 at one sample per unit (batch size 1, one local step), else at
+    /// least 4,096. The session's ledger opens an epoch's units all at once and keeps a record of every
+    /// unit for the whole session, so the session is a long run of small epochs: one huge epoch would
+    /// allocate tens of bytes per unit up front.
+    static func samplesPerEpoch(samplesPerUnit: Int) -> Int {
+        samplesPerUnit * max(4096, (1 << 16) / samplesPerUnit)
+    }
+    /// Enough epochs that no run gets near the end of the session, even at 400,000 updates/s (over
+    /// twice the fastest measured) for the workers' whole lifetime; no more, because the session's
+    /// `AppliedUnitAudit` keeps a bit for every unit of the session from the start (1,000,000 epochs of
+    /// 65,536 units would be 8 GB).
+    static func epochs(unitsPerEpoch: Int, lifetime: Duration) -> Int {
+        let units = Double(lifetime.components.seconds + 1) * 400_000
+        return max(2, Int((units / Double(unitsPerEpoch)).rounded(.up)))
+    }
 
     private let options: FleetBenchmarkCommand
 
@@ -32,16 +42,23 @@ final class FleetBenchmark {
         result.memoryBefore = FleetProcessStatus.memory()
         let output = try FleetOutput(serverLog: options.serverLog)
         defer { output.restore() }
+        let encodings = try options.encodings()
         output.line("fleet: workers=\(options.workers) parameters=\(options.parameters) units_ahead=\(options.unitsAhead) "
             + "seconds=\(format(options.seconds, 1)) warmup=\(format(options.warmup, 1)) runs=\(options.runs) "
             + "server_log=\(options.serverLog)")
+        output.line("exchange: batch \(options.batchSize) x \(options.steps) local step(s) per push "
+            + "(\(options.steps == 1 ? "gradients" : "deltas"), \(options.samplesPerUnit) samples); server pushes \(encodings.push), "
+            + "weights \(encodings.pull); workers offer \(options.offeredEncodings.isEmpty ? "none" : options.offeredEncodings.joined(separator: ","))"
+            + "\(options.pullEveryUnit ? "; a pull per unit" : ""); workers' malloc \(options.workersDefaultMalloc ? "default" : "GLIBC_TUNABLES")")
 
         let loop = try EventLoop.startOnNewThread(name: "fleet-server")
+        let server = makeServer(loop: loop, encodings: encodings)
         defer {
             loop.stop()
             try? loop.join()
+            // The server's callbacks hold it unowned: it must outlive its loop, not just its last use here.
+            withExtendedLifetime(server) {}
         }
-        let server = makeServer(loop: loop)
         let port = try onLoop(loop) { () throws -> Int in
             try server.start()
             return server.port
@@ -80,6 +97,7 @@ final class FleetBenchmark {
             let window = FleetWindow(from: start, to: end, parameters: options.parameters)
             result.windows.append(window)
             output.line("run \(index): \(format(window.updatesPerSecond, 0)) updates/s, "
+                + "\(format(window.samplesPerSecond, 0)) samples/s, "
                 + "\(format(window.updatesPerSecond * Double(options.parameters) / 1e6, 1)) M floats/s, "
                 + "staleness \(format(window.stalenessMean, 2)), server \(format(window.serverCores, 2)) cores, "
                 + "workers \(format(window.clientCores, 2)) cores")
@@ -94,7 +112,7 @@ final class FleetBenchmark {
 
     // MARK: Parts
 
-    private func makeServer(loop: EventLoop) -> ParameterServerRuntime {
+    private func makeServer(loop: EventLoop, encodings: (push: TensorEncoding, pull: TensorEncoding)) -> ParameterServerRuntime {
         var configuration = ServerConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
@@ -103,15 +121,19 @@ final class FleetBenchmark {
         configuration.policy = SessionPolicy(
             mode: .async, stalenessPolicy: .none, workersToStart: options.workers, unitsAhead: options.unitsAhead,
             heartbeatTimeout: .seconds(3600))
-        configuration.batchSize = 1
-        configuration.localSteps = 1
-        configuration.trainSamples = Self.samplesPerEpoch
-        configuration.epochs = Self.epochs
-        configuration.maxFrameBytes = options.parameters * 4 + 4096
+        configuration.batchSize = options.batchSize
+        configuration.localSteps = options.steps
+        configuration.pushEncoding = encodings.push
+        configuration.pullEncoding = encodings.pull
+        let samplesPerEpoch = Self.samplesPerEpoch(samplesPerUnit: options.samplesPerUnit)
+        configuration.trainSamples = samplesPerEpoch
+        let unitsPerEpoch = samplesPerEpoch / options.samplesPerUnit
+        configuration.epochs = Self.epochs(unitsPerEpoch: unitsPerEpoch, lifetime: options.clientLifetime)
+        configuration.maxFrameBytes = options.parameters * 4 + options.samplesPerUnit * 5 + 4096
         configuration.maxConnections = options.workers + 16
         configuration.handshakeTimeout = .seconds(60)
         configuration.sessionID = "fleet"
-        let samples = UInt32(Self.samplesPerEpoch)
+        let samples = UInt32(samplesPerEpoch)
         return ParameterServerRuntime(
             configuration: configuration, model: FleetServerModel(parameterCount: options.parameters), loop: loop,
             reporter: ProgressReporter(isTerminal: false), permutation: { _ in Array(0..<samples) })
@@ -127,13 +149,19 @@ final class FleetBenchmark {
             "fleet", "--workers", "\(options.workers)", "--parameters", "\(options.parameters)",
             "--seconds", "\(options.seconds)", "--warmup", "\(options.warmup)", "--runs", "\(options.runs)",
             "--units-ahead", "\(options.unitsAhead)", "--clients-port", "\(port)", "--clients-parent", "\(getpid())",
+            "--batch-size", "\(options.batchSize)", "--local-steps", "\(options.steps)",
+            "--client-encodings", options.offeredEncodings.isEmpty ? "none" : options.offeredEncodings.joined(separator: ","),
         ]
+        if options.pullEveryUnit { process.arguments?.append("--pull-every-unit") }
         // The workers' process only generates load: glibc keeps its freed large buffers mapped, so it
         // does not spend its share of the machine on a page fault per pushed page (every push over
         // 128 KiB gets a write buffer of its own, which glibc would otherwise map and unmap each time).
         // The server's process keeps the default allocator, as in production.
+        // `--workers-default-malloc` leaves the allocator alone, to see whether an exchange needs this.
         var environment = ProcessInfo.processInfo.environment
-        environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+        if !options.workersDefaultMalloc {
+            environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+        }
         process.environment = environment
         do {
             try process.run()
@@ -148,7 +176,7 @@ final class FleetBenchmark {
         var snapshot = try onLoop(loop) { () throws -> FleetSnapshot in
             let statistics = server.statistics
             return FleetSnapshot(
-                nanoseconds: monotonicNanoseconds(), updates: statistics.updatesApplied,
+                nanoseconds: monotonicNanoseconds(), updates: statistics.updatesApplied, samples: statistics.samplesTrained,
                 stalenessSum: statistics.staleness.sum, stalenessCount: statistics.staleness.count,
                 joins: statistics.joins, leaves: statistics.leaves, rejected: statistics.rejectedTotal)
         }
@@ -198,6 +226,7 @@ private final class FleetMailbox<T: Sendable>: Sendable {
 struct FleetSnapshot: Sendable {
     var nanoseconds: UInt64
     var updates: UInt64
+    var samples: UInt64
     var stalenessSum: UInt64
     var stalenessCount: UInt64
     var joins: UInt64
@@ -210,6 +239,8 @@ struct FleetSnapshot: Sendable {
 /// The figures of one measured window.
 struct FleetWindow {
     var updatesPerSecond: Double
+    /// Samples behind the applied updates (each push's `sample_count`), per second.
+    var samplesPerSecond: Double
     var stalenessMean: Double
     var serverCores: Double
     var clientCores: Double
@@ -217,6 +248,7 @@ struct FleetWindow {
     init(from start: FleetSnapshot, to end: FleetSnapshot, parameters: Int) {
         let seconds = Double(end.nanoseconds - start.nanoseconds) / 1e9
         updatesPerSecond = Double(end.updates - start.updates) / seconds
+        samplesPerSecond = Double(end.samples - start.samples) / seconds
         let count = end.stalenessCount - start.stalenessCount
         stalenessMean = count == 0 ? 0 : Double(end.stalenessSum - start.stalenessSum) / Double(count)
         serverCores = (end.serverCPU - start.serverCPU) / seconds
@@ -242,6 +274,9 @@ struct FleetResult {
     /// Prints one line per figure, then the summary line.
     func report(options: FleetBenchmarkCommand) {
         let updates = median(windows.map(\.updatesPerSecond))
+        let samples = median(windows.map(\.samplesPerSecond))
+        let samplesPerCPU = median(windows.map { $0.samplesPerSecond / max($0.serverCores, 1e-9) })
+        let encodings = try? options.encodings()
         let floats = updates * Double(options.parameters)
         let gigabytes = floats * 4 / 1e9
         let staleness = median(windows.map(\.stalenessMean))
@@ -253,12 +288,14 @@ struct FleetResult {
             : Double(memoryEnd.resident - memoryConnected.resident) / Double(updatesSinceJoin)
         let of = "(median of \(windows.count))"
         print("updates: \(format(updates, 0)) updates/s \(of)")
+        print("samples: \(format(samples, 0)) samples/s (\(options.samplesPerUnit) per full unit)")
         print("floats: \(format(floats / 1e6, 1)) M floats/s")
         print("throughput: \(format(gigabytes, 3)) GB/s")
         print("goal_ratio: \(format(floats / Self.goalFloatsPerSecond, 3)) of 400 M floats/s")
         print("staleness_mean: \(format(staleness, 2))")
         print("server_cpu: \(format(serverCores, 2)) cores")
         print("server_floats_per_cpu_s: \(format(floatsPerCPU / 1e6, 1)) M floats per CPU-second of the server process")
+        print("server_samples_per_cpu_s: \(format(samplesPerCPU, 0)) samples per CPU-second of the server process")
         print("workers_cpu: \(format(clientCores, 2)) cores")
         print("rss_before: \(megabytes(memoryBefore.resident)) MB")
         print("rss_connected: \(megabytes(memoryConnected.resident)) MB")
@@ -270,9 +307,16 @@ struct FleetResult {
         summary.add("workers", options.workers)
         summary.add("parameters", options.parameters)
         summary.add("units_ahead", options.unitsAhead)
+        summary.add("batch_size", options.batchSize)
+        summary.add("local_steps", options.steps)
+        summary.add("push_encoding", encodings.map { "\($0.push)" } ?? "?")
+        summary.add("pull_encoding", encodings.map { "\($0.pull)" } ?? "?")
+        summary.add("pull_every_unit", options.pullEveryUnit ? 1 : 0)
+        summary.add("workers_malloc", options.workersDefaultMalloc ? "default" : "tunables")
         summary.add("seconds", options.seconds, digits: 1)
         summary.add("runs", windows.count)
         summary.add("updates_per_s", updates, digits: 0)
+        summary.add("samples_per_s", samples, digits: 0)
         summary.add("floats_per_s", floats, digits: 0)
         summary.add("gb_per_s", gigabytes, digits: 3)
         summary.add("goal_ratio", floats / Self.goalFloatsPerSecond, digits: 3)
@@ -280,6 +324,7 @@ struct FleetResult {
         summary.add("server_cores", serverCores, digits: 2)
         summary.add("workers_cores", clientCores, digits: 2)
         summary.add("server_floats_per_cpu_s", floatsPerCPU, digits: 0)
+        summary.add("server_samples_per_cpu_s", samplesPerCPU, digits: 0)
         summary.add("rss_before_mb", megabytes(memoryBefore.resident))
         summary.add("rss_connected_mb", megabytes(memoryConnected.resident))
         summary.add("rss_end_mb", megabytes(memoryEnd.resident))

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ParameterServer
 import Reactor
+import TensorEncoding
 
 #if canImport(Glibc)
 import Glibc
@@ -10,26 +11,35 @@ import Glibc
 /// `ps-bench fleet`: a real parameter server under a fleet of workers that push as fast as they can.
 ///
 /// The server (`ParameterServerRuntime`, async mode, staleness policy none, an SGD-with-momentum model
-/// of `--parameters` floats) runs in this process on an event loop of its own. The workers run in a
-/// child process (this executable again, with the hidden `--clients-port`), all on one event loop:
-/// each answers every work unit at once with a prebuilt gradient, so the figures are the server's
-/// decode, check and apply path and its memory, not the workers' computation.
+/// of `--parameters` floats) runs in this process on an event loop of its own, with ps-server's
+/// exchange: by default `--local-steps 8`, sign pushes and q8 weights; `--uncompressed` is the exchange
+/// before encodings (one step per push, fp32 both ways). The workers run in a child process (this
+/// executable again, with the hidden `--clients-port`), all on one event loop: each offers its
+/// encodings, prebuilds one push in the negotiated encoding after the Welcome and answers every work
+/// unit at once with it, so the figures are the server's decode, check and apply path and its memory,
+/// not the workers' computation.
 ///
 /// ```
-/// ps-bench fleet --workers 64 --parameters 1000 --seconds 5 --runs 3
+/// ps-bench fleet --workers 4 --parameters 407050 --seconds 5 --runs 5
+/// ps-bench fleet --workers 64 --parameters 1000 --seconds 5 --runs 3 --uncompressed --batch-size 1
 /// ```
 struct FleetBenchmarkCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
-        abstract: "Measure the parameter server: updates applied per second, floats/s, staleness and memory.",
+        abstract: "Measure the parameter server: updates and samples applied per second, floats/s, staleness and memory.",
         discussion: """
             Runs a real parameter server in this process and --workers workers in a child process, which \
             push an update of --parameters floats for every work unit they are given, with no computation. \
+            The exchange is ps-server's: --local-steps (default 8: each push is a delta of --batch-size x H \
+            samples; 1 pushes gradients), --push-encoding (default sign) and --pull-encoding (default q8), \
+            or --uncompressed (H = 1, fp32 both ways) as before encodings. The workers offer \
+            --client-encodings and push a prebuilt vector in the encoding the server chose. \
             After --warmup seconds it takes --runs consecutive windows of --seconds each and reports the \
             median of each figure over them, the server process's resident memory before start, once \
             every worker has joined and at the end (and its peak), and the CPU both processes used. \
             The workers' process runs with glibc keeping freed memory mapped (GLIBC_TUNABLES), so that \
-            it spends its CPU on pushing; the server's process keeps the default allocator. \
+            it spends its CPU on pushing (unless --workers-default-malloc); the server's process keeps the \
+            default allocator. \
             The server's own log lines go to --server-log. The last line of output is a \
             machine-readable summary (key=value pairs).
             """
@@ -56,6 +66,32 @@ struct FleetBenchmarkCommand: ParsableCommand {
     @Option(help: "Where the server's own log lines go (it logs joins, epochs and leaves).")
     var serverLog = "/dev/null"
 
+    // MARK: The exchange (as ps-server's options)
+
+    @Option(help: "Training samples per local step: a unit holds --batch-size x --local-steps sample indices, and a push counts that many samples.")
+    var batchSize = 64
+
+    @Option(help: "Local steps per push (H): 1 pushes gradients; more pushes deltas. Default 8; 1 with --uncompressed.")
+    var localSteps: Int?
+
+    @Flag(help: "The exchange before encodings: --local-steps 1 --push-encoding fp32 --pull-encoding fp32 unless given.")
+    var uncompressed = false
+
+    @Option(help: ArgumentHelp("How workers push: fp32, fp16, bf16, q8[:BLOCK], sign[:BLOCK] or topk:FRACTION. Default sign; fp32 with --uncompressed.", valueName: "encoding"))
+    var pushEncoding: String?
+
+    @Option(help: ArgumentHelp("How weights are sent: fp32, fp16, bf16 or q8[:BLOCK]. Default q8; fp32 with --uncompressed.", valueName: "encoding"))
+    var pullEncoding: String?
+
+    @Option(help: ArgumentHelp("Encodings the workers offer in their Hello, comma-separated (default: all that TensorEncoding knows, fp16,bf16,q8,topk,sign); none offers nothing, as a worker before encodings.", valueName: "names"))
+    var clientEncodings: String?
+
+    @Flag(help: "Workers also send a Pull (their newest version) for every unit, as ps-worker does in async mode; the weights they get are not decoded.")
+    var pullEveryUnit = false
+
+    @Flag(help: "Run the workers' process with glibc's default allocator instead of GLIBC_TUNABLES (see the page).")
+    var workersDefaultMalloc = false
+
     /// Set only in the child process: run the workers against the server on this port.
     @Option(help: .hidden)
     var clientsPort: Int?
@@ -77,6 +113,41 @@ struct FleetBenchmarkCommand: ParsableCommand {
         if let clientsPort, !(1...65535).contains(clientsPort) {
             throw ValidationError("--clients-port must be within 1...65535")
         }
+        guard (1...65536).contains(batchSize) else { throw ValidationError("--batch-size must be within 1...65536") }
+        guard (1...1024).contains(steps) else { throw ValidationError("--local-steps must be within 1...1024") }
+        _ = try encodings()
+        for name in offeredEncodings where !TensorEncoding.wireNames.contains(name) {
+            throw ValidationError("--client-encodings: unknown encoding \"\(name)\" (known: \(TensorEncoding.wireNames.joined(separator: ", ")), or none)")
+        }
+    }
+
+    /// H, the local steps per push.
+    var steps: Int { localSteps ?? (uncompressed ? 1 : 8) }
+
+    /// Samples behind one full unit.
+    var samplesPerUnit: Int { batchSize * steps }
+
+    /// The server's push and pull encodings, as ps-server resolves them.
+    func encodings() throws -> (push: TensorEncoding, pull: TensorEncoding) {
+        let push: TensorEncoding
+        let pull: TensorEncoding
+        do throws(EncodingChoiceError) {
+            push = try TensorEncoding(choice: pushEncoding ?? (uncompressed ? "fp32" : "sign"), count: parameters)
+            pull = try TensorEncoding(choice: pullEncoding ?? (uncompressed ? "fp32" : "q8"), count: parameters)
+        } catch {
+            throw ValidationError("fleet: \(error)")
+        }
+        switch pull {
+        case .topK, .sign: throw ValidationError("--pull-encoding \(pull.name): weights are always whole (fp32, fp16, bf16 or q8)")
+        default: return (push, pull)
+        }
+    }
+
+    /// The wire names the workers list in `Capabilities.encodings`.
+    var offeredEncodings: [String] {
+        guard let clientEncodings else { return TensorEncoding.wireNames }
+        if clientEncodings == "none" || clientEncodings.isEmpty { return [] }
+        return clientEncodings.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
     func run() throws {

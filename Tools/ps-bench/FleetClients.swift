@@ -2,6 +2,7 @@ import ArgumentParser
 import Messages
 import ParameterServer
 import Reactor
+import TensorEncoding
 import WireCodec
 
 #if canImport(Glibc)
@@ -9,22 +10,31 @@ import Glibc
 #endif
 
 /// The workers of `ps-bench fleet`, in the child process: every connection on one event loop, each
-/// saying Hello and then answering every WorkUnit at once with a Push of a prebuilt gradient.
+/// saying Hello (offering `--client-encodings`), prebuilding one push in the encoding its Welcome names,
+/// and then answering every WorkUnit at once with a Push of it: a gradient when the Welcome's
+/// `local_steps` is 1, a delta otherwise. Weights are never decoded (only their version is kept).
 ///
 /// - Warning: Loop thread only (the child's main thread, which runs the loop).
 final class FleetClients {
-    /// One worker: its connection and the newest model version it has heard of.
+    /// One worker: its connection, the newest model version it has heard of, and its push.
     private final class Worker {
         let connection: FrameConnection
         var version: UInt64 = 0
+        /// The version of the newest Weights it was sent (with `--pull-every-unit`, its base version).
+        var weightsVersion: UInt64 = 0
+        /// Every push it sends, but for the unit, base version and sample count: built after the
+        /// Welcome, in its push encoding; its values or encoded bytes are shared by every push.
+        var push: Push?
 
         init(connection: FrameConnection) { self.connection = connection }
     }
 
     private let loop: EventLoop
     private let options: FleetBenchmarkCommand
-    /// The gradient every push carries: finite, never changed, shared by every push without a copy.
+    /// The vector every push carries (encoded as the Welcome says): finite, deterministic, never changed.
     private let gradient: [Float]
+    /// The prebuilt push payloads by encoding, so that workers with the same encoding share one.
+    private var prebuilt: [TensorEncoding: [UInt8]] = [:]
     private var workers: [Worker] = []
     private var stopping = false
     private var failure: String?
@@ -42,11 +52,12 @@ final class FleetClients {
     private init(loop: EventLoop, options: FleetBenchmarkCommand) {
         self.loop = loop
         self.options = options
-        gradient = (0..<options.parameters).map { Float($0 % 7 + 1) * 1e-3 }
+        // Both signs and a spread of magnitudes (and a few zeros), so that every encoding has work to do.
+        gradient = (0..<options.parameters).map { (Float($0 % 13) - 6) * 1e-3 }
     }
 
     private func start(port: Int, parent: Int32?) {
-        var configuration = FrameConnection.Configuration(maxFrameLength: options.parameters * 4 + 4096)
+        var configuration = FrameConnection.Configuration(maxFrameLength: options.parameters * 4 + options.samplesPerUnit * 5 + 4096)
         configuration.maxQueuedWriteBytes = max(256 << 20, options.unitsAhead * (options.parameters * 4 + 4096) * 2)
         for index in 0..<options.workers {
             FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port, configuration: configuration,
@@ -84,6 +95,7 @@ final class FleetClients {
         var capabilities = Capabilities()
         capabilities.threads = 1
         capabilities.maxUnitsAhead = UInt32(options.unitsAhead)
+        capabilities.encodings = options.offeredEncodings
         hello.capabilities = capabilities
         send(Envelope(body: .hello(hello)), on: connection)
     }
@@ -97,16 +109,30 @@ final class FleetClients {
         }
         switch envelope.body {
         case .workUnit(let unit)?:
+            guard var push = worker.push else { return fail("worker \(index) got a WorkUnit before its Welcome") }
+            // As ps-worker in async mode: ask for the weights after the ones this unit starts from.
+            if options.pullEveryUnit {
+                send(Envelope(body: .pull(Pull(knownVersion: worker.weightsVersion))), on: worker.connection)
+            }
             // The push is encoded size first, straight into the connection's outgoing buffer; its
-            // values share `gradient`'s storage.
-            let push = Push(unitID: unit.unitID, baseVersion: worker.version, kind: .gradient, loss: 0.5,
-                            sampleCount: UInt32(unit.indices.count), values: gradient)
+            // values or encoded bytes share the prebuilt storage.
+            push.unitID = unit.unitID
+            push.baseVersion = options.pullEveryUnit ? worker.weightsVersion : worker.version
+            push.sampleCount = UInt32(unit.indices.count)
             send(Envelope(body: .push(push)), on: worker.connection)
         case .pushAck(let ack)?:
             worker.version = max(worker.version, ack.serverVersion)
         case .weights(let weights)?:
+            // Not decoded: a real worker would, but this measures the server.
             worker.version = max(worker.version, weights.version)
-        case .welcome?, .heartbeat?:
+            worker.weightsVersion = max(worker.weightsVersion, weights.version)
+        case .welcome(let welcome)?:
+            do {
+                worker.push = try makePush(welcome)
+            } catch {
+                fail("worker \(index): \(error)")
+            }
+        case .heartbeat?:
             break
         case .sessionEnd?:
             stop()
@@ -115,6 +141,28 @@ final class FleetClients {
         default:
             fail("worker \(index) got an unexpected message")
         }
+    }
+
+    /// The push a worker sends for every unit, in the encoding and of the kind its Welcome names.
+    private func makePush(_ welcome: Welcome) throws -> Push {
+        let count = Int(welcome.model?.parameterCount ?? UInt64(options.parameters))
+        guard count == gradient.count else {
+            throw ValidationError("the server's model has \(count) parameters, not \(gradient.count)")
+        }
+        let encoding: TensorEncoding
+        do throws(EncodingChoiceError) {
+            encoding = try TensorEncoding(wire: welcome.pushEncoding, count: count)
+        } catch {
+            throw ValidationError("the Welcome's push encoding: \(error)")
+        }
+        var push = Push(kind: welcome.localSteps > 1 ? .delta : .gradient, loss: 0.5)
+        if encoding == .fp32 {
+            push.values = gradient
+        } else {
+            if prebuilt[encoding] == nil { prebuilt[encoding] = encoding.encoded(gradient) }
+            push.encodedValues = prebuilt[encoding] ?? []
+        }
+        return push
     }
 
     private func send(_ envelope: Envelope, on connection: FrameConnection) {

@@ -48,6 +48,8 @@ public final class WorkerRuntime: @unchecked Sendable {
         /// When the last complete frame from the server arrived, and the timer that gives up on a
         /// server silent for twice its heartbeat interval (only when the server sends heartbeats).
         var lastHeardAt = ContinuousClock.now
+        /// The connection's byte count when `lastHeardAt` was last moved by bytes alone.
+        var bytesReadAtLastHeard: UInt64 = 0
         var serverSilenceLimit: Duration?
         var watchdog: TimerHandle?
         var ended = false
@@ -292,6 +294,7 @@ public final class WorkerRuntime: @unchecked Sendable {
 
     private func received(_ payload: UnsafeRawBufferPointer, in session: Session) {
         session.lastHeardAt = .now
+        session.bytesReadAtLastHeard = session.connection.bytesRead
         let envelope: Envelope
         do {
             envelope = try Envelope(serializedBytes: payload)
@@ -395,8 +398,15 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// if a frame arrived meanwhile.
     private func watchServer(_ session: Session) {
         guard let limit = session.serverSilenceLimit, self.session === session, !session.ended else { return }
-        let deadline = session.lastHeardAt + limit
         let now = ContinuousClock.now
+        // Bytes of a frame still arriving count as life: on a slow link a heartbeat can wait behind a
+        // weights frame for longer than the limit.
+        let bytesRead = session.connection.bytesRead
+        if bytesRead != session.bytesReadAtLastHeard {
+            session.bytesReadAtLastHeard = bytesRead
+            session.lastHeardAt = max(session.lastHeardAt, now)
+        }
+        let deadline = session.lastHeardAt + limit
         if now >= deadline {
             log("the server sent nothing for \(Self.describe(now - session.lastHeardAt)) (twice its heartbeat interval); "
                 + "taking it for dead and reconnecting")
