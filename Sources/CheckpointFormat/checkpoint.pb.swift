@@ -247,6 +247,8 @@ public struct History: WireMessage, Hashable {
     public var epochs: [EpochPoint] = []
     public var throughput: [ThroughputPoint] = []
     public var membership: [MembershipEvent] = []
+    /// Evaluations between epoch ends (ps-server's --eval-every); none in checkpoints from before them.
+    public var evaluations: [EvaluationPoint] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -255,10 +257,11 @@ public struct History: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(epochs: [EpochPoint] = [], throughput: [ThroughputPoint] = [], membership: [MembershipEvent] = []) {
+    public init(epochs: [EpochPoint] = [], throughput: [ThroughputPoint] = [], membership: [MembershipEvent] = [], evaluations: [EvaluationPoint] = []) {
         self.epochs = epochs
         self.throughput = throughput
         self.membership = membership
+        self.evaluations = evaluations
     }
 }
 
@@ -269,6 +272,9 @@ public struct EpochPoint: WireMessage, Hashable {
     public var testAccuracy: Double = 0
     public var testLoss: Double = 0
     public var trainLoss: Double? = nil
+    /// Protocol bytes in and out (length prefixes included) when the epoch ended, counted over the
+    /// session's server processes; 0 in checkpoints from before it was recorded.
+    public var wireBytes: UInt64 = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -277,19 +283,24 @@ public struct EpochPoint: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(epoch: UInt32 = 0, seconds: Double = 0, updates: UInt64 = 0, testAccuracy: Double = 0, testLoss: Double = 0, trainLoss: Double? = nil) {
+    public init(epoch: UInt32 = 0, seconds: Double = 0, updates: UInt64 = 0, testAccuracy: Double = 0, testLoss: Double = 0, trainLoss: Double? = nil, wireBytes: UInt64 = 0) {
         self.epoch = epoch
         self.seconds = seconds
         self.updates = updates
         self.testAccuracy = testAccuracy
         self.testLoss = testLoss
         self.trainLoss = trainLoss
+        self.wireBytes = wireBytes
     }
 }
 
 public struct ThroughputPoint: WireMessage, Hashable {
     public var seconds: Double = 0
     public var updates: UInt64 = 0
+    /// Protocol bytes in and out and samples trained so far, as EpochPoint counts them; 0 in
+    /// checkpoints from before they were recorded.
+    public var wireBytes: UInt64 = 0
+    public var samples: UInt64 = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -298,9 +309,35 @@ public struct ThroughputPoint: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(seconds: Double = 0, updates: UInt64 = 0) {
+    public init(seconds: Double = 0, updates: UInt64 = 0, wireBytes: UInt64 = 0, samples: UInt64 = 0) {
         self.seconds = seconds
         self.updates = updates
+        self.wireBytes = wireBytes
+        self.samples = samples
+    }
+}
+
+/// One evaluation of the model between epoch ends.
+public struct EvaluationPoint: WireMessage, Hashable {
+    public var seconds: Double = 0
+    public var updates: UInt64 = 0
+    public var wireBytes: UInt64 = 0
+    public var testAccuracy: Double = 0
+    public var testLoss: Double = 0
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(seconds: Double = 0, updates: UInt64 = 0, wireBytes: UInt64 = 0, testAccuracy: Double = 0, testLoss: Double = 0) {
+        self.seconds = seconds
+        self.updates = updates
+        self.wireBytes = wireBytes
+        self.testAccuracy = testAccuracy
+        self.testLoss = testLoss
     }
 }
 
@@ -656,6 +693,7 @@ extension History {
         size &+= WireSize.repeated(ProtoMessage<EpochPoint>.self, self.epochs, tagSize: 1)
         size &+= WireSize.repeated(ProtoMessage<ThroughputPoint>.self, self.throughput, tagSize: 1)
         size &+= WireSize.repeated(ProtoMessage<MembershipEvent>.self, self.membership, tagSize: 1)
+        size &+= WireSize.repeated(ProtoMessage<EvaluationPoint>.self, self.evaluations, tagSize: 1)
         return size
     }
 
@@ -663,6 +701,7 @@ extension History {
         writer.writeRepeated(ProtoMessage<EpochPoint>.self, self.epochs, tag: 10)
         writer.writeRepeated(ProtoMessage<ThroughputPoint>.self, self.throughput, tag: 18)
         writer.writeRepeated(ProtoMessage<MembershipEvent>.self, self.membership, tag: 26)
+        writer.writeRepeated(ProtoMessage<EvaluationPoint>.self, self.evaluations, tag: 34)
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -673,6 +712,7 @@ extension History {
                 case 10: self.epochs.append(try reader.read(ProtoMessage<EpochPoint>.self))
                 case 18: self.throughput.append(try reader.read(ProtoMessage<ThroughputPoint>.self))
                 case 26: self.membership.append(try reader.read(ProtoMessage<MembershipEvent>.self))
+                case 34: self.evaluations.append(try reader.read(ProtoMessage<EvaluationPoint>.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -691,6 +731,7 @@ extension EpochPoint {
         if self.testAccuracy.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.testAccuracy, tagSize: 1) }
         if self.testLoss.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.testLoss, tagSize: 1) }
         if let value = self.trainLoss { size &+= WireSize.field(ProtoDouble.self, value, tagSize: 1) }
+        if self.wireBytes != 0 { size &+= WireSize.field(ProtoUInt64.self, self.wireBytes, tagSize: 1) }
         return size
     }
 
@@ -701,6 +742,7 @@ extension EpochPoint {
         if self.testAccuracy.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.testAccuracy, tag: 33) }
         if self.testLoss.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.testLoss, tag: 41) }
         if let value = self.trainLoss { writer.writeField(ProtoDouble.self, value, tag: 49) }
+        if self.wireBytes != 0 { writer.writeField(ProtoUInt64.self, self.wireBytes, tag: 56) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -714,6 +756,7 @@ extension EpochPoint {
                 case 33: self.testAccuracy = try reader.read(ProtoDouble.self)
                 case 41: self.testLoss = try reader.read(ProtoDouble.self)
                 case 49: self.trainLoss = try reader.read(ProtoDouble.self)
+                case 56: self.wireBytes = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -728,12 +771,16 @@ extension ThroughputPoint {
         var size = unknownFields.count
         if self.seconds.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.seconds, tagSize: 1) }
         if self.updates != 0 { size &+= WireSize.field(ProtoUInt64.self, self.updates, tagSize: 1) }
+        if self.wireBytes != 0 { size &+= WireSize.field(ProtoUInt64.self, self.wireBytes, tagSize: 1) }
+        if self.samples != 0 { size &+= WireSize.field(ProtoUInt64.self, self.samples, tagSize: 1) }
         return size
     }
 
     public func encode(to writer: inout WireWriter) {
         if self.seconds.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.seconds, tag: 9) }
         if self.updates != 0 { writer.writeField(ProtoUInt64.self, self.updates, tag: 16) }
+        if self.wireBytes != 0 { writer.writeField(ProtoUInt64.self, self.wireBytes, tag: 24) }
+        if self.samples != 0 { writer.writeField(ProtoUInt64.self, self.samples, tag: 32) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -743,11 +790,51 @@ extension ThroughputPoint {
                 switch tag.rawValue {
                 case 9: self.seconds = try reader.read(ProtoDouble.self)
                 case 16: self.updates = try reader.read(ProtoUInt64.self)
+                case 24: self.wireBytes = try reader.read(ProtoUInt64.self)
+                case 32: self.samples = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
         } catch {
             throw error.inMessage("downpour.checkpoint.ThroughputPoint")
+        }
+    }
+}
+
+extension EvaluationPoint {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.seconds.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.seconds, tagSize: 1) }
+        if self.updates != 0 { size &+= WireSize.field(ProtoUInt64.self, self.updates, tagSize: 1) }
+        if self.wireBytes != 0 { size &+= WireSize.field(ProtoUInt64.self, self.wireBytes, tagSize: 1) }
+        if self.testAccuracy.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.testAccuracy, tagSize: 1) }
+        if self.testLoss.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.testLoss, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.seconds.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.seconds, tag: 9) }
+        if self.updates != 0 { writer.writeField(ProtoUInt64.self, self.updates, tag: 16) }
+        if self.wireBytes != 0 { writer.writeField(ProtoUInt64.self, self.wireBytes, tag: 24) }
+        if self.testAccuracy.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.testAccuracy, tag: 33) }
+        if self.testLoss.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.testLoss, tag: 41) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 9: self.seconds = try reader.read(ProtoDouble.self)
+                case 16: self.updates = try reader.read(ProtoUInt64.self)
+                case 24: self.wireBytes = try reader.read(ProtoUInt64.self)
+                case 33: self.testAccuracy = try reader.read(ProtoDouble.self)
+                case 41: self.testLoss = try reader.read(ProtoDouble.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.EvaluationPoint")
         }
     }
 }

@@ -34,10 +34,12 @@ func sampleCheckpoint(parameterCount: Int? = nil) -> SessionCheckpoint {
         ledger: WorkUnitLedger.Progress(finishedEpochs: 1, openedEpoch: 2, doneUnits: [7, 9, 15], completedCount: 10,
                                         requeuedCount: 2, duplicateCount: 1),
         statistics: statistics,
-        epochs: [.init(epoch: 1, seconds: 3.5, updates: 7, testAccuracy: 0.8, testLoss: 0.6, trainLoss: nil)],
-        throughput: [.init(seconds: 1, updates: 3), .init(seconds: 2, updates: 6)],
+        epochs: [.init(epoch: 1, seconds: 3.5, updates: 7, testAccuracy: 0.8, testLoss: 0.6, trainLoss: nil, wireBytes: 9_000_123)],
+        throughput: [.init(seconds: 1, updates: 3, wireBytes: 4_000_000, samples: 96), .init(seconds: 2, updates: 6, wireBytes: 8_000_001, samples: 192)],
         membership: [.init(seconds: 0.5, worker: "a", joined: true, reason: ""),
                      .init(seconds: 2.5, worker: "a", joined: false, reason: "connection lost")],
+        evaluations: [.init(seconds: 1.5, updates: 4, wireBytes: 5_000_000, testAccuracy: 0.7, testLoss: 0.9),
+                      .init(seconds: 3, updates: 6, wireBytes: 8_500_000, testAccuracy: 0.75, testLoss: 0.8)],
         trainingSeconds: 4.25, sessionSeconds: 5.5, resumes: 1, writtenAt: Date(timeIntervalSince1970: 1_800_000_000))
 }
 
@@ -58,8 +60,42 @@ func sampleCheckpoint(parameterCount: Int? = nil) -> SessionCheckpoint {
         #expect(loaded.epochs == original.epochs)
         #expect(loaded.throughput == original.throughput)
         #expect(loaded.membership == original.membership)
+        #expect(loaded.evaluations == original.evaluations)
+        #expect(loaded.epochs[0].wireBytes == 9_000_123)
+        #expect(loaded.throughput.map(\.wireBytes) == [4_000_000, 8_000_001] && loaded.throughput.map(\.samples) == [96, 192])
         #expect((loaded.trainingSeconds, loaded.sessionSeconds, loaded.resumes) == (4.25, 5.5, 1))
         #expect(loaded.writtenAt == original.writtenAt)
+    }
+
+    @Test func historyFromBeforeTrafficWasCountedLoadsWithZeros() throws {
+        // A checkpoint of an older ps-server has none of the traffic fields: proto3 writes no field
+        // that holds its default, so zeroing them gives that older file's bytes.
+        var message = sampleCheckpoint().wire
+        var history = message.history!
+        for index in history.epochs.indices { history.epochs[index].wireBytes = 0 }
+        for index in history.throughput.indices { (history.throughput[index].wireBytes, history.throughput[index].samples) = (0, 0) }
+        history.evaluations = []
+        message.history = history
+        let old = CheckpointFile.frame(message.serializedBytes())
+        #expect(old.count < sampleCheckpoint().fileBytes().count)
+        let loaded = try SessionCheckpoint(fileBytes: old)
+        #expect(loaded.epochs.map(\.wireBytes) == [0] && loaded.epochs[0].testAccuracy == 0.8)
+        #expect(loaded.throughput.map(\.wireBytes) == [0, 0] && loaded.throughput.map(\.samples) == [0, 0])
+        #expect(loaded.throughput.map(\.updates) == [3, 6])
+        #expect(loaded.evaluations.isEmpty)
+    }
+
+    @Test func aResumedProcessCountsItsBytesOnFromTheRestoredHistory() {
+        var history = SessionHistory(title: "s", configuration: [])
+        #expect(history.sessionWireBytes(100) == 100)
+        var resumed = SessionHistory(title: "s", configuration: [])
+        resumed.epochs = sampleCheckpoint().epochs
+        resumed.throughput = sampleCheckpoint().throughput
+        #expect(resumed.sessionWireBytes(0) == 9_000_123)
+        resumed.throughput.append(.init(seconds: 9, updates: 9, wireBytes: resumed.sessionWireBytes(1000), samples: 300))
+        #expect(resumed.sessionWireBytes(5000) == 9_005_123)  // fixed once, not raised by its own points
+        history.epochs = sampleCheckpoint().epochs
+        #expect(history.sessionWireBytes(200) == 200)  // a fresh session's offset stays zero
     }
 
     @Test func refusesEveryTruncation() throws {

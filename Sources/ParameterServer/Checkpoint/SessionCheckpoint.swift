@@ -19,6 +19,8 @@ public struct SessionCheckpoint: Sendable {
     public var epochs: [SessionHistory.EpochPoint]
     public var throughput: [SessionHistory.ThroughputPoint]
     public var membership: [SessionHistory.MembershipEvent]
+    /// Evaluations between epoch ends (`--eval-every`).
+    public var evaluations: [SessionHistory.EvaluationPoint]
     /// Seconds of training before the checkpoint.
     public var trainingSeconds: Double
     /// Seconds since the session started, waiting included: the report's time axis.
@@ -31,7 +33,7 @@ public struct SessionCheckpoint: Sendable {
         recipe: SessionRecipe, version: UInt64, model: ModelTrainingState, ledger: WorkUnitLedger.Progress,
         statistics: SessionStatistics, epochs: [SessionHistory.EpochPoint] = [],
         throughput: [SessionHistory.ThroughputPoint] = [], membership: [SessionHistory.MembershipEvent] = [],
-        trainingSeconds: Double, sessionSeconds: Double, resumes: Int, writtenAt: Date = Date()
+        evaluations: [SessionHistory.EvaluationPoint] = [], trainingSeconds: Double, sessionSeconds: Double, resumes: Int, writtenAt: Date = Date()
     ) {
         self.recipe = recipe
         self.version = version
@@ -41,6 +43,7 @@ public struct SessionCheckpoint: Sendable {
         self.epochs = epochs
         self.throughput = throughput
         self.membership = membership
+        self.evaluations = evaluations
         self.trainingSeconds = trainingSeconds
         self.sessionSeconds = sessionSeconds
         self.resumes = resumes
@@ -126,12 +129,15 @@ public struct SessionCheckpoint: Sendable {
             wire.testAccuracy = point.testAccuracy
             wire.testLoss = point.testLoss
             wire.trainLoss = point.trainLoss
+            wire.wireBytes = point.wireBytes
             return wire
         }
         history.throughput = throughput.map { point in
             var wire = CheckpointFormat.ThroughputPoint()
             wire.seconds = point.seconds
             wire.updates = point.updates
+            wire.wireBytes = point.wireBytes
+            wire.samples = point.samples
             return wire
         }
         history.membership = membership.map { event in
@@ -141,6 +147,11 @@ public struct SessionCheckpoint: Sendable {
             wire.joined = event.joined
             wire.reason = event.reason
             return wire
+        }
+        history.evaluations = evaluations.map { point in
+            CheckpointFormat.EvaluationPoint(
+                seconds: point.seconds, updates: point.updates, wireBytes: point.wireBytes,
+                testAccuracy: point.testAccuracy, testLoss: point.testLoss)
         }
         message.history = history
         message.trainingSeconds = trainingSeconds
@@ -198,11 +209,18 @@ public struct SessionCheckpoint: Sendable {
         let history = message.history ?? History()
         epochs = history.epochs.map {
             SessionHistory.EpochPoint(epoch: Int($0.epoch), seconds: $0.seconds, updates: $0.updates,
-                                      testAccuracy: $0.testAccuracy, testLoss: $0.testLoss, trainLoss: $0.trainLoss)
+                                      testAccuracy: $0.testAccuracy, testLoss: $0.testLoss, trainLoss: $0.trainLoss,
+                                      wireBytes: $0.wireBytes)
         }
-        throughput = history.throughput.map { SessionHistory.ThroughputPoint(seconds: $0.seconds, updates: $0.updates) }
+        throughput = history.throughput.map {
+            SessionHistory.ThroughputPoint(seconds: $0.seconds, updates: $0.updates, wireBytes: $0.wireBytes, samples: $0.samples)
+        }
         membership = history.membership.map {
             SessionHistory.MembershipEvent(seconds: $0.seconds, worker: $0.worker, joined: $0.joined, reason: $0.reason)
+        }
+        evaluations = history.evaluations.map {
+            SessionHistory.EvaluationPoint(seconds: $0.seconds, updates: $0.updates, wireBytes: $0.wireBytes,
+                                           testAccuracy: $0.testAccuracy, testLoss: $0.testLoss)
         }
         guard message.trainingSeconds >= 0, message.trainingSeconds.isFinite,
               message.sessionSeconds >= 0, message.sessionSeconds.isFinite else {

@@ -1,5 +1,5 @@
-/// What a session did over time, for its run report: epoch results, a throughput series, membership
-/// events, the staleness histogram and the configuration.
+/// What a session did over time, for its run report: epoch results and evaluations between them, a
+/// throughput and traffic series, membership events, the staleness histogram and the configuration.
 public struct SessionHistory: Sendable {
     /// One evaluated epoch.
     public struct EpochPoint: Sendable, Equatable {
@@ -9,25 +9,51 @@ public struct SessionHistory: Sendable {
         public var testAccuracy: Double
         public var testLoss: Double
         public var trainLoss: Double?
+        /// Protocol bytes in and out when the epoch ended (see `sessionWireBytes`); 0 if not known.
+        public var wireBytes: UInt64
 
-        public init(epoch: Int, seconds: Double, updates: UInt64, testAccuracy: Double, testLoss: Double, trainLoss: Double?) {
+        public init(epoch: Int, seconds: Double, updates: UInt64, testAccuracy: Double, testLoss: Double, trainLoss: Double?,
+                    wireBytes: UInt64 = 0) {
             self.epoch = epoch
             self.seconds = seconds
             self.updates = updates
             self.testAccuracy = testAccuracy
             self.testLoss = testLoss
             self.trainLoss = trainLoss
+            self.wireBytes = wireBytes
         }
     }
 
-    /// Applied updates counted at one moment.
+    /// One evaluation between epoch ends (ps-server's `--eval-every`), placed when it was taken.
+    public struct EvaluationPoint: Sendable, Equatable {
+        public var seconds: Double
+        public var updates: UInt64
+        public var wireBytes: UInt64
+        public var testAccuracy: Double
+        public var testLoss: Double
+
+        public init(seconds: Double, updates: UInt64, wireBytes: UInt64, testAccuracy: Double, testLoss: Double) {
+            self.seconds = seconds
+            self.updates = updates
+            self.wireBytes = wireBytes
+            self.testAccuracy = testAccuracy
+            self.testLoss = testLoss
+        }
+    }
+
+    /// Applied updates, samples trained and protocol bytes counted at one moment.
     public struct ThroughputPoint: Sendable, Equatable {
         public var seconds: Double
         public var updates: UInt64
+        /// Protocol bytes in and out so far (see `sessionWireBytes`); 0 if not known.
+        public var wireBytes: UInt64
+        public var samples: UInt64
 
-        public init(seconds: Double, updates: UInt64) {
+        public init(seconds: Double, updates: UInt64, wireBytes: UInt64 = 0, samples: UInt64 = 0) {
             self.seconds = seconds
             self.updates = updates
+            self.wireBytes = wireBytes
+            self.samples = samples
         }
     }
 
@@ -50,6 +76,8 @@ public struct SessionHistory: Sendable {
     /// The session's settings, in the order to show them.
     public var configuration: [(String, String)]
     public var epochs: [EpochPoint] = []
+    /// Evaluations between epoch ends, in the order they were taken.
+    public var evaluations: [EvaluationPoint] = []
     public var throughput: [ThroughputPoint] = []
     public var membership: [MembershipEvent] = []
     /// Bucket upper bounds and counts, as `StalenessStatistics` keeps them.
@@ -62,6 +90,21 @@ public struct SessionHistory: Sendable {
     public init(title: String, configuration: [(String, String)]) {
         self.title = title
         self.configuration = configuration
+    }
+
+    /// Bytes that earlier server processes of a resumed session moved, fixed on the first call of
+    /// `sessionWireBytes` (nil until then).
+    private var carriedWireBytes: UInt64?
+
+    /// The session's protocol bytes so far, given this process's count: a resumed session's process
+    /// counts from zero, so the largest count in the history it restored is added to it (the traffic
+    /// between that history's last point and the crash is not known, and not counted). Call it only
+    /// once the restored points are in place.
+    public mutating func sessionWireBytes(_ bytesInThisProcess: UInt64) -> UInt64 {
+        let carried = carriedWireBytes ?? max(
+            throughput.map(\.wireBytes).max() ?? 0, epochs.map(\.wireBytes).max() ?? 0, evaluations.map(\.wireBytes).max() ?? 0)
+        carriedWireBytes = carried
+        return carried &+ bytesInThisProcess
     }
 
     /// Fills the histogram from the session's statistics.

@@ -78,6 +78,7 @@ extension ParameterServerRuntime {
         let loop = self.loop
         // The report places the epoch when it ended, not when its evaluation finished.
         let (endedAt, updatesAtEnd, trainedAtEnd) = (sinceStart, statistics.updatesApplied, trainingSeconds)
+        let bytesAtEnd = history.sessionWireBytes(wireBytesIn &+ wireBytesOut)
         evaluationsInFlight += 1
         evaluation.submit { [self] in
             let result = model.evaluate(parameters: parameters)
@@ -89,7 +90,7 @@ extension ParameterServerRuntime {
                 self.reached(result.accuracy, trainedFor: trainedAtEnd)
                 self.history.epochs.append(.init(
                     epoch: line.epoch, seconds: endedAt, updates: updatesAtEnd, testAccuracy: result.accuracy,
-                    testLoss: result.loss, trainLoss: line.trainLoss))
+                    testLoss: result.loss, trainLoss: line.trainLoss, wireBytes: bytesAtEnd))
                 self.evaluationsInFlight -= 1
                 self.reporter.line(line.text)
                 if self.finishing { self.endSession() }
@@ -104,6 +105,7 @@ extension ParameterServerRuntime {
         periodicEvaluationRunning = true
         let (parameters, model, loop) = (model.parameters, self.model, self.loop)
         let (trained, epochs) = (trainingSeconds, Double(coordinator.ledger.completedCount) / Double(max(1, coordinator.ledger.unitsPerEpoch)))
+        let (takenAt, updates, bytes) = (sinceStart, coordinator.statistics.updatesApplied, history.sessionWireBytes(wireBytesIn &+ wireBytesOut))
         evaluationsInFlight += 1
         evaluation.submit { [self] in
             let result = model.evaluate(parameters: parameters)
@@ -111,6 +113,8 @@ extension ParameterServerRuntime {
                 self.evaluationsInFlight -= 1
                 self.periodicEvaluationRunning = false
                 self.reached(result.accuracy, trainedFor: trained)
+                self.history.evaluations.append(.init(
+                    seconds: takenAt, updates: updates, wireBytes: bytes, testAccuracy: result.accuracy, testLoss: result.loss))
                 self.reporter.line("evaluation at update \(version) (epoch \(SummaryLine.format(epochs, digits: 2))): "
                     + "test_loss \(SummaryLine.format(result.loss, digits: 4))  test_acc \(SummaryLine.format(result.accuracy * 100, digits: 2))%  "
                     + "elapsed \(SummaryLine.format(trained, digits: 1))s")

@@ -44,6 +44,7 @@ extension ParameterServerRuntime {
         history.epochs = checkpoint.epochs
         history.throughput = checkpoint.throughput
         history.membership = checkpoint.membership
+        history.evaluations = checkpoint.evaluations
         history.membership.append(.init(seconds: sinceStart, worker: "ps-server", joined: true, reason: "resumed from its checkpoint"))
         lastEvaluation = checkpoint.epochs.last.map { (loss: $0.testLoss, accuracy: $0.testAccuracy) }
     }
@@ -54,7 +55,8 @@ extension ParameterServerRuntime {
         SessionCheckpoint(
             recipe: recipe, version: coordinator.version, model: model.trainingState(),
             ledger: coordinator.ledger.progress, statistics: coordinator.statistics, epochs: history.epochs,
-            throughput: history.throughput, membership: history.membership, trainingSeconds: trainingSeconds,
+            throughput: history.throughput, membership: history.membership, evaluations: history.evaluations,
+            trainingSeconds: trainingSeconds,
             sessionSeconds: sinceStart, resumes: resumes)
     }
 

@@ -483,12 +483,15 @@ public final class ParameterServerRuntime: @unchecked Sendable {
 
     // MARK: Time
 
-    /// Once a second: checkpoints that are due by time, and the report's throughput samples. The
+    /// Once a second: checkpoints that are due by time, and the report's throughput and traffic samples. The
     /// session's own deadlines have a timer of their own (`armDeadline`).
     private func tick() {
         checkpointIfDue()
         if startedAt != nil, !finished {
-            history.throughput.append(.init(seconds: sinceStart, updates: coordinator.statistics.updatesApplied))
+            let statistics = coordinator.statistics
+            history.throughput.append(.init(
+                seconds: sinceStart, updates: statistics.updatesApplied,
+                wireBytes: history.sessionWireBytes(wireBytesIn &+ wireBytesOut), samples: statistics.samplesTrained))
         }
     }
 }
