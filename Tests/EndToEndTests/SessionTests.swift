@@ -88,7 +88,8 @@ struct SessionTests {
 
         // The run report: one SVG per chart, with this run's workers and results in it.
         let html = try String(contentsOf: report, encoding: .utf8)
-        #expect(html.components(separatedBy: "<svg").count - 1 == 6)
+        #expect(html.components(separatedBy: "<svg").count - 1 == 8)
+        #expect(html.contains("over protocol bytes in and out") && html.contains("bytes per trained sample"))
         #expect(html.contains("doomed") && html.contains("newcomer") && html.contains("steady"))
         // Two departures: the killed worker (its connection closed or reset) and the one that said goodbye.
         #expect(html.components(separatedBy: "<td>left: ").count - 1 == 2)
