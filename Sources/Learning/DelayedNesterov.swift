@@ -18,8 +18,9 @@
 /// applies to a synchronous round's averaged delta.
 public struct DelayedNesterov: Optimizer {
     public let momentum: Float
-    /// N: arrivals per momentum step; the number of workers in an asynchronous session.
-    public let delay: Int
+    /// N: arrivals per momentum step; the number of workers in an asynchronous session, which follows
+    /// the workers present (`expectArrivals`).
+    public private(set) var delay: Int
     private var velocity: [Float] = []
     private var pending: [Float] = []
     private var arrivals = 0
@@ -63,6 +64,10 @@ public struct DelayedNesterov: Optimizer {
                 }
             }
         }
+    }
+
+    public mutating func expectArrivals(_ count: Int) {
+        delay = max(1, count)
     }
 
     public var state: OptimizerState {

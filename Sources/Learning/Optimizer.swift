@@ -20,6 +20,14 @@ public protocol Optimizer: Sendable {
     /// Replaces the state with one taken from an optimiser of the same kind, for `parameterCount`
     /// parameters. Nothing changes when it throws.
     mutating func restore(_ state: OptimizerState, parameterCount: Int) throws(OptimizerStateError)
+
+    /// How many updates now arrive one by one for each step a single process would take (the active
+    /// workers of an asynchronous session); only optimisers that average over arrivals use it.
+    mutating func expectArrivals(_ count: Int)
+}
+
+extension Optimizer {
+    public mutating func expectArrivals(_ count: Int) {}
 }
 
 extension Optimizer {

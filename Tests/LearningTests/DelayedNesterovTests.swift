@@ -49,3 +49,16 @@ import Testing
         #expect(throws: OptimizerStateError.self) { try restored.restore(SGD(momentum: 0.5).state, parameterCount: 2) }
     }
 }
+
+@Suite struct DelayedNesterovArrivalsTests {
+    @Test func theShareFollowsTheWorkersPresent() {
+        var delayed = DelayedNesterov(momentum: 0, delay: 1)
+        var w: [Float] = [0]
+        delayed.expectArrivals(4)
+        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
+        #expect(w == [0.5])  // 4 workers: each delta counts a quarter
+        delayed.expectArrivals(2)
+        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
+        #expect(w == [1.5])
+    }
+}

@@ -207,6 +207,18 @@ private func finish(_ h: inout CoordinatorHarness, workers: [UInt64], limit: Int
     }
 }
 
+@Suite struct DeltaArrivalTests {
+    @Test func asyncDeltasSayHowManyWorkersArePresent() {
+        var h = CoordinatorHarness(SessionPolicy(mode: .async, workersToStart: 1))
+        h.join(1); h.join(2); h.join(3)
+        h.pushOldest(1)
+        #expect(h.applied.last?.arrivalsPerStep == 3)
+        h.leave(3)
+        h.pushOldest(2)
+        #expect(h.applied.last?.arrivalsPerStep == 2)
+    }
+}
+
 @Suite struct UnitTimeEstimateTests {
     @Test func usesTheFloorUntilEnoughUnitsAreSeenThenThreeTimesTheP99() {
         var estimate = UnitTimeEstimate()

@@ -69,6 +69,9 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
             // optimiser: the outer optimiser of local SGD (DiLoCo). `sgd` at rate 1 adds it as it is.
             let rate = currentLearningRate * update.scale
             steps += 1
+            // Each delta counts for 1 / (workers present) of an outer step: workers that join or leave
+            // change how many arrive per step a single process would take.
+            optimizer.expectArrivals(update.arrivalsPerStep)
             if pseudoGradient.count != parameters.count { pseudoGradient = [Float](repeating: 0, count: parameters.count) }
             pseudoGradient.withUnsafeMutableBufferPointer { g in
                 update.values.withUnsafeBufferPointer { d in

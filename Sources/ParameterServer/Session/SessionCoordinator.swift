@@ -48,6 +48,9 @@ public struct SessionCoordinator: Sendable {
         /// Multiplies the learning rate (gradients) or the delta (deltas): 1 except under `inverse`.
         public var scale: Float
         public var sampleCount: Int
+        /// Workers whose updates arrive one by one now: what an outer optimiser averages deltas over
+        /// (the active workers in async and ssp; 1 for a sync round, already averaged).
+        public var arrivalsPerStep = 1
     }
 
     /// The answer to one push.
@@ -479,7 +482,8 @@ public struct SessionCoordinator: Sendable {
         members[worker]?.expiries = 0
         statistics.recordApplied(samples: input.sampleCount, loss: input.loss, staleness: staleness)
         var actions: [Action] = [
-            .apply(Update(values: input.values, kind: input.kind, scale: scale, sampleCount: input.sampleCount), version: version),
+            .apply(Update(values: input.values, kind: input.kind, scale: scale, sampleCount: input.sampleCount,
+                          arrivalsPerStep: max(1, members.count)), version: version),
             .acknowledge(worker, Acknowledgement(
                 unitID: input.unitID, applied: true, serverVersion: version, staleness: staleness, reason: "", refusal: nil)),
         ]
