@@ -94,7 +94,7 @@ struct PSServer: ParsableCommand {
     // Adam's per-parameter step sizes tolerate stale gradients well: with 2 async workers it reached
     // 98.0% in 5 epochs where momentum SGD stopped near 97.5%. Sync rounds are fresh large batches,
     // where the single-process recipe (momentum 0.9, lr 0.05) does best.
-    @Option(help: "Optimiser for pushed updates: sgd, momentum, nesterov, adam or delayed-nesterov. With --local-steps > 1 it is the outer optimiser, applied to each delta as a pseudo-gradient (DiLoCo). Default: momentum in sync mode, adam in async and ssp; with local steps, nesterov in sync mode and delayed-nesterov (momentum once per --workers deltas) in async and ssp.")
+    @Option(help: "Optimiser for pushed updates: sgd, momentum, nesterov, adam or delayed-nesterov. With --local-steps > 1 it is the outer optimiser, applied to each delta as a pseudo-gradient (DiLoCo). Default: momentum in sync mode, adam in async and ssp; with local steps, nesterov in sync mode and delayed-nesterov (each delta at --lr / the workers present, momentum once per that many deltas) in async and ssp.")
     var optimizer: OptimizerKind?
 
     @Option(help: "Peak learning rate (default: adam 0.0005 in async and ssp, 0.001 in sync; otherwise 0.05 for the MLP, 0.01 for the CNN; with local steps, the outer rate 0.7).")
@@ -466,7 +466,7 @@ struct PSServer: ParsableCommand {
     }
 
     // With local steps the optimiser is the outer one. In async mode plain averaging (delayed Nesterov
-    // without momentum: each delta at lr / workers) measured best; outer momentum made the early
+    // without momentum: each delta at lr / the workers present) measured best; outer momentum made the early
     // epochs unstable. A sync round's averaged delta takes Nesterov momentum as in DiLoCo, where 0.5 at
     // rate 1 measured best (98.2% with sign pushes at H = 8; DiLoCo's 0.9 at 0.7 stopped at 94.3%).
     private var effectiveMomentum: Float {
