@@ -207,6 +207,21 @@ private func finish(_ h: inout CoordinatorHarness, workers: [UInt64], limit: Int
     }
 }
 
+@Suite struct FutureVersionTests {
+    @Test(arguments: [TrainingMode.async, .sync])
+    func aPushComputedOnAVersionTheServerNeverHadIsRefusedAndItsUnitRequeued(mode: TrainingMode) {
+        var h = CoordinatorHarness(SessionPolicy(mode: mode, workersToStart: 1))
+        h.join(1)
+        let unit = h.inbox[WorkerID(1)]![0]
+        h.pushOldest(1, base: 7)
+        #expect(h.applied.isEmpty)
+        #expect(h.acknowledgements[WorkerID(1)]?.last?.refusal == .futureVersion)
+        #expect(h.coordinator.statistics.rejected["future_version"] == 1)
+        #expect(h.coordinator.ledger.requeuedCount == 1)
+        #expect(h.inbox[WorkerID(1)]?.contains(unit) == true)  // handed out again
+    }
+}
+
 @Suite struct DeltaArrivalTests {
     @Test func asyncDeltasSayHowManyWorkersArePresent() {
         var h = CoordinatorHarness(SessionPolicy(mode: .async, workersToStart: 1))

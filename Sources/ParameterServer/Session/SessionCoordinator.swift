@@ -78,6 +78,9 @@ public struct SessionCoordinator: Sendable {
         case unknownUnit = "unknown_unit"
         /// Too stale for the `bound` policy; the unit was requeued.
         case stale
+        /// Computed on weights of a version the server never had (ahead of its own); the unit was
+        /// requeued.
+        case futureVersion = "future_version"
     }
 
     /// Why a message was refused with an `ErrorReport`.
@@ -347,6 +350,17 @@ public struct SessionCoordinator: Sendable {
         let staleness = version >= input.baseVersion ? version - input.baseVersion : 0
         guard phase == .training, let lease = leases.lease(on: input.unitID, heldBy: worker) else {
             return [refusePush(from: worker, input.unitID, staleness: staleness)]
+        }
+        if input.baseVersion > version {
+            statistics.rejected[PushRefusal.futureVersion.rawValue, default: 0] += 1
+            takeBack(input.unitID, from: worker)
+            let ack = Acknowledgement(
+                unitID: input.unitID, applied: false, serverVersion: version, staleness: 0,
+                reason: "future_version: base_version \(input.baseVersion) is ahead of the server's version \(version); unit requeued",
+                refusal: .futureVersion)
+            var actions: [Action] = [.acknowledge(worker, ack)]
+            actions += policy.mode == .sync ? leaveRound(worker) : afterPush(from: worker)
+            return actions
         }
         if let refusal = validate(input) {
             statistics.rejected[refusal.reason.rawValue, default: 0] += 1

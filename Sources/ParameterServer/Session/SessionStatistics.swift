@@ -3,7 +3,7 @@ public struct SessionStatistics: Sendable, Equatable {
     /// Updates applied to the model (in sync mode, pushes taken into applied rounds).
     public var updatesApplied: UInt64 = 0
     /// Pushes not applied, by reason: `duplicate`, `not_leased`, `lease_expired`, `unknown_unit`,
-    /// `stale`, `wrong_dimensions`, `not_finite`.
+    /// `future_version`, `stale`, `wrong_dimensions`, `not_finite`, `bad_encoding`.
     public var rejected: [String: UInt64] = [:]
     /// Units whose update was applied although it had been applied before, found by an audit
     /// independent of the ledger. Always 0; anything else is a bug.
