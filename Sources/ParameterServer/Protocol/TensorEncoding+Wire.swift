@@ -66,6 +66,24 @@ extension TensorEncoding {
     }
 }
 
+extension TensorEncoding {
+    /// Decodes `bytes` into `output`, whose count is the number of values; nil when it worked, else
+    /// the refusal (`output` then untouched). A value, not a throw: arrays' closure-taking methods
+    /// rethrow untyped errors, and both runtimes turn the refusal into a message of their own.
+    func decodeRefusal(_ bytes: [UInt8], into output: inout [Float]) -> TensorDecodingError? {
+        bytes.withUnsafeBytes { bytes in
+            output.withUnsafeMutableBufferPointer { output in
+                do throws(TensorDecodingError) {
+                    try decode(bytes, into: output)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+        }
+    }
+}
+
 /// An encoding that cannot be used, and why.
 public struct EncodingChoiceError: Error, CustomStringConvertible, Sendable {
     public let description: String

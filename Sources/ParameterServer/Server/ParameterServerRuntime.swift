@@ -84,8 +84,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var deadlineTimer: TimerHandle?
     var armedDeadline: ContinuousClock.Instant?
     var heartbeatSequence: UInt64 = 0
-    /// The weights of one version as one pull encoding's frame payload, encoded once for every puller.
-    var encodedWeights: (version: UInt64, encoding: TensorEncoding, payload: [UInt8])?
+    /// The weights as each pull encoding's frame payload, of the version they were last made for:
+    /// encoded once per version for every puller, also when a fleet mixes encodings.
+    var encodedWeights: [TensorEncoding: (version: UInt64, payload: [UInt8])] = [:]
     /// Where encoded pushes are decoded: one buffer for the session, not a fresh array per push.
     var decodedPush: [Float] = []
     /// Bytes of the protocol's frames received and queued, length prefixes included: the session's
@@ -422,18 +423,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         guard push.values.isEmpty else { return "Push has both values and encoded_values" }
         let count = model.specification.parameterCount
         if decodedPush.count != count { decodedPush = [Float](repeating: 0, count: count) }
-        let encoding = peer.pushEncoding
-        let failure: TensorDecodingError? = push.encodedValues.withUnsafeBytes { bytes in
-            decodedPush.withUnsafeMutableBufferPointer { output in
-                do throws(TensorDecodingError) {
-                    try encoding.decode(bytes, into: output)
-                    return nil
-                } catch {
-                    return error
-                }
-            }
-        }
-        return failure.map { "Push.encoded_values: \($0)" }
+        return peer.pushEncoding.decodeRefusal(push.encodedValues, into: &decodedPush).map { "Push.encoded_values: \($0)" }
     }
 
     func sendWeights(to peer: Peer, knownVersion: UInt64? = nil) {
@@ -454,7 +444,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// The serialized Weights envelope of `version` in `encoding`, made once per version and encoding
     /// and shared by every puller.
     private func weightsPayload(version: UInt64, encoding: TensorEncoding) -> [UInt8] {
-        if let cached = encodedWeights, cached.version == version, cached.encoding == encoding { return cached.payload }
+        if let cached = encodedWeights[encoding], cached.version == version { return cached.payload }
         var weights = Weights(version: version)
         if encoding == .fp32 {
             weights.values = model.parameters
@@ -465,7 +455,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             weights.encodedValues = bytes
         }
         let payload = Envelope(body: .weights(weights)).serializedBytes()
-        encodedWeights = (version, encoding, payload)
+        encodedWeights[encoding] = (version, payload)
         return payload
     }
 

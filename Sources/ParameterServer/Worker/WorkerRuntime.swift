@@ -436,18 +436,7 @@ public final class WorkerRuntime: @unchecked Sendable {
                 return
             }
             if session.weights.count != count { session.weights = [Float](repeating: 0, count: count) }
-            let encoding = session.pullEncoding
-            let failure: TensorDecodingError? = weights.encodedValues.withUnsafeBytes { bytes in
-                session.weights.withUnsafeMutableBufferPointer { output in
-                    do throws(TensorDecodingError) {
-                        try encoding.decode(bytes, into: output)
-                        return nil
-                    } catch {
-                        return error
-                    }
-                }
-            }
-            if let failure {
+            if let failure = session.pullEncoding.decodeRefusal(weights.encodedValues, into: &session.weights) {
                 fail(session, .badEncoding, "the server's Weights.encoded_values: \(failure)")
                 return
             }
