@@ -1,5 +1,7 @@
 /// Resolves type names and checks the rules protoc enforces, collecting every error it finds.
 struct Checker {
+    /// Put before every top-level type's Swift name; nested types are reached through them.
+    private let typePrefix: String
     private var errors: [SchemaError] = []
     private var symbols: [String: Symbol] = [:]
 
@@ -29,6 +31,11 @@ struct Checker {
         "UInt32", "UInt64", "UnknownFields", "WireDecodingError", "WireEnum", "WireIndirect", "WireMessage",
         "WireReader", "WireSize", "WireTag", "WireWriter", "CaseIterable", "Protocol",
     ]
+
+    /// Creates a checker that names top-level Swift types `typePrefix` + their schema name.
+    init(typePrefix: String = "") {
+        self.typePrefix = typePrefix
+    }
 
     /// Checks `files`, which include every file they import.
     ///
@@ -86,7 +93,7 @@ struct Checker {
     private mutating func name(_ decl: TypeDecl, file: SchemaFile, scope: String, swiftPath: [String]) {
         decl.file = file
         decl.fullName = scope.isEmpty ? decl.name : "\(scope).\(decl.name)"
-        decl.swiftPath = swiftPath + [decl.name]
+        decl.swiftPath = swiftPath.isEmpty ? [typePrefix + decl.name] : swiftPath + [decl.name]
         checkTypeName(decl.name, at: decl.location)
     }
 

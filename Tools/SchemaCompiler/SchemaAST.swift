@@ -92,8 +92,11 @@ class TypeDecl {
     let location: SourceLocation
     /// The name with the package and enclosing messages, such as `downpour.ErrorReport.Code`.
     var fullName = ""
-    /// The enclosing messages' names and this one's, as Swift spells the nested type.
+    /// The enclosing messages' names and this one's, as Swift spells the nested type; the outermost
+    /// carries the type prefix, if any (`Downpour_ErrorReport`, `Code`).
     var swiftPath: [String] = []
+    /// The name this type is declared with in Swift: its own, prefixed when it is top-level.
+    var swiftName: String { swiftPath.last ?? name }
     weak var parent: MessageDecl?
     weak var file: SchemaFile?
     var reservedRanges: [ReservedRange] = []

@@ -13,13 +13,35 @@ public struct GeneratedFile: Hashable, Sendable {
 /// let files = try compiler.compile(["Schemas/Messages/parameter_server.proto"])
 /// ```
 public struct SchemaCompiler {
+    private let typePrefix: String
     private let readFile: (String) -> String?
 
     /// Creates a compiler that reads schemas with `readFile`.
     ///
-    /// - Parameter readFile: Returns a file's text, or `nil` when it cannot be read.
-    public init(readFile: @escaping (String) -> String?) {
+    /// - Parameters:
+    ///   - typePrefix: Put before the Swift name of every top-level message and enum, and so before
+    ///     every reference to it, so that generated types cannot clash with hand-written ones in the
+    ///     same module (`Downpour_` gives `Downpour_WorkUnit` and `Downpour_ErrorReport.Code`), as
+    ///     swift-protobuf prefixes by package. Nested types keep their names: their parent qualifies
+    ///     them. The wire format and the proto names in decoding errors do not change. It applies to
+    ///     every schema of one compilation, imported ones included, so generate schemas that import
+    ///     each other with the same prefix. Empty (the default) for none; else a valid start of a
+    ///     Swift identifier (see ``isValidTypePrefix(_:)``).
+    ///   - readFile: Returns a file's text, or `nil` when it cannot be read.
+    public init(typePrefix: String = "", readFile: @escaping (String) -> String?) {
+        precondition(Self.isValidTypePrefix(typePrefix), "type prefix '\(typePrefix)' cannot start a Swift identifier")
+        self.typePrefix = typePrefix
         self.readFile = readFile
+    }
+
+    /// Whether `prefix` can start a Swift type name: empty, or ASCII letters, digits and `_`, not
+    /// starting with a digit.
+    public static func isValidTypePrefix(_ prefix: String) -> Bool {
+        guard let first = prefix.unicodeScalars.first else { return true }
+        func isWordCharacter(_ scalar: Unicode.Scalar) -> Bool {
+            scalar.isASCII && (scalar == "_" || scalar.properties.isAlphabetic || ("0"..."9").contains(scalar))
+        }
+        return !("0"..."9").contains(first) && prefix.unicodeScalars.allSatisfy(isWordCharacter)
     }
 
     /// Compiles `paths` into one Swift file each; files they import are checked but not generated.
@@ -29,7 +51,7 @@ public struct SchemaCompiler {
     /// - Throws: ``SchemaErrors`` holding every problem found.
     public func compile(_ paths: [String]) throws(SchemaErrors) -> [GeneratedFile] {
         let files = try SchemaLoader(readFile: readFile).load(paths)
-        var checker = Checker()
+        var checker = Checker(typePrefix: typePrefix)
         try checker.check(files)
         let requested = Set(paths.map(SchemaLoader.normalized))
         return files.filter { requested.contains($0.path) }.map { file in

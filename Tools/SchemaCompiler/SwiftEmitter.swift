@@ -74,7 +74,7 @@ struct SwiftEmitter {
 
     private mutating func emitStruct(_ message: MessageDecl) {
         docComment(message.comments)
-        block("public struct \(message.name): WireMessage, Hashable") { out in
+        block("public struct \(message.swiftName): WireMessage, Hashable") { out in
             var first = true
             for nested in message.enums {
                 if !first { out.line() }
@@ -189,7 +189,7 @@ struct SwiftEmitter {
     private mutating func emitEnum(_ decl: EnumDecl) {
         let cases = SwiftNaming.enumCaseNames(decl.values.map(\.name), enumName: decl.name).map(SwiftNaming.escaped)
         docComment(decl.comments)
-        block("public enum \(decl.name): WireEnum, CaseIterable") { out in
+        block("public enum \(decl.swiftName): WireEnum, CaseIterable") { out in
             for (value, name) in zip(decl.values, cases) {
                 out.docComment(value.comments)
                 out.line("case \(name)")
@@ -198,7 +198,7 @@ struct SwiftEmitter {
             out.line("case unrecognized(Int32)")
             out.line()
             out.line("/// Every value the schema declares.")
-            out.line("public static let allCases: [\(decl.name)] = [\(cases.map { ".\($0)" }.joined(separator: ", "))]")
+            out.line("public static let allCases: [\(decl.swiftName)] = [\(cases.map { ".\($0)" }.joined(separator: ", "))]")
             out.line()
             out.block("public init(rawValue: Int32)") { out in
                 out.switchBlock("rawValue") { out in

@@ -21,6 +21,11 @@ struct PSCodegen: ParsableCommand {
     @Option(name: .long, help: "The folder to write the generated Swift files into.")
     var out: String
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Put this before every top-level type's Swift name (Downpour_WorkUnit, Downpour_ErrorReport.Code), so generated types cannot clash with hand-written ones; references follow, nested types keep their names.",
+        valueName: "prefix"))
+    var typePrefix: String?
+
     @Flag(name: .long, help: "Write nothing; fail if any generated file differs from what is in --out.")
     var check = false
 
@@ -29,10 +34,13 @@ struct PSCodegen: ParsableCommand {
         for schema in schemas where !schema.hasSuffix(".proto") {
             throw ValidationError("'\(schema)' is not a .proto file")
         }
+        if let typePrefix, typePrefix.isEmpty || !SchemaCompiler.isValidTypePrefix(typePrefix) {
+            throw ValidationError("--type-prefix takes letters, digits and '_', not starting with a digit, e.g. Downpour_")
+        }
     }
 
     func run() throws {
-        let compiler = SchemaCompiler { path in
+        let compiler = SchemaCompiler(typePrefix: typePrefix ?? "") { path in
             guard let data = FileManager.default.contents(atPath: path) else { return nil }
             return String(data: data, encoding: .utf8)
         }
