@@ -65,6 +65,9 @@ let package = Package(
         .target(name: "CheckpointFormat", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
         .target(name: "Learning", dependencies: ["CZlib", "CBLAS"], swiftSettings: swiftSettings),
         .target(name: "SchemaCompiler", path: "Tools/SchemaCompiler", swiftSettings: swiftSettings),
+        // Spawning, reaping and finding the executables ps-fleet and ps-soak supervise: the operators'
+        // tools need it, the library and its servers do not, so it stays out of ParameterServer.
+        .target(name: "ProcessTooling", path: "Tools/ProcessTooling", swiftSettings: swiftSettings),
         // Compact encodings of Float32 vectors for the wire (fp16, bf16, q8, topk, sign) and error
         // feedback; no dependencies, nothing of sockets or protobuf. README.md documents the layouts.
         .target(name: "TensorEncoding", exclude: ["README.md"], swiftSettings: swiftSettings),
@@ -114,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "ps-fleet",
             dependencies: [
-                "ParameterServer", "Reactor", "Learning",
+                "ParameterServer", "ProcessTooling", "Reactor", "Learning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/ps-fleet",
@@ -122,7 +125,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "ps-soak",
-            dependencies: ["ParameterServer", "Learning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "ParameterServer", "ProcessTooling", "Learning",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Tools/ps-soak",
             swiftSettings: swiftSettings
         ),

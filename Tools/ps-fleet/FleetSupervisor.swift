@@ -1,6 +1,6 @@
 import Foundation
 import Learning
-import ParameterServer
+import ProcessTooling
 import Reactor
 
 /// Keeps a fleet of `ps-worker` processes running, churns it on a seeded schedule and stops it cleanly.

@@ -1,4 +1,4 @@
-import ParameterServer
+import ProcessTooling
 
 extension ChildProcess {
     /// Waits until the child has exited, at most `timeout`, waking on SIGCHLD.

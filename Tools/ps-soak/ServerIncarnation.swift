@@ -1,4 +1,4 @@
-import ParameterServer
+import ProcessTooling
 
 /// One life of the soak's server, from its start to its exit or SIGKILL, with what the soak saw of it.
 final class ServerIncarnation {

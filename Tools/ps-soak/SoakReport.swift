@@ -1,5 +1,6 @@
 import Foundation
 import ParameterServer
+import ProcessTooling
 
 /// The soak's verdict: every check with PASS or FAIL and its figures, a table of the server's lives,
 /// and a last `key=value` line for scripts.

@@ -1,5 +1,6 @@
 import Foundation
 import ParameterServer
+import ProcessTooling
 
 /// Runs one soak from start to verdict: a fleet with churn, a calibration session, the soak session
 /// with its server killed and resumed, the fleet's stop, the search for leftovers, the checks.

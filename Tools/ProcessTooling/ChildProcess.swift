@@ -121,27 +121,11 @@ public final class ChildProcess {
     }
 }
 
-/// Marks every descriptor above standard error close-on-exec, so children do not inherit them.
-///
-/// A descriptor a supervisor inherited (a launcher's pipe, say) would otherwise stay open as long as any
-/// child lives, and whoever waits for that pipe's end would wait for the children too. Call it before
-/// any thread starts. (`posix_spawn_file_actions_addclosefrom_np` would do this per spawn, but
-/// Swift's Glibc module does not import it.)
-public func closeInheritedDescriptorsOnExec() {
-    guard let directory = opendir("/proc/self/fd") else { return }
-    defer { closedir(directory) }
-    let own = dirfd(directory)
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        guard let descriptor = Int32(name), descriptor > 2, descriptor != own else { continue }
-        let flags = fcntl(descriptor, F_GETFD)
-        if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
-    }
-}
-
 /// How a child process ended.
 public enum Termination: CustomStringConvertible, Equatable, Sendable {
+    /// It exited by itself, with this status.
     case exited(Int32)
+    /// A signal with this number ended it.
     case signalled(Int32)
     /// Reaped by someone else: the status is lost.
     case unknown
@@ -152,6 +136,7 @@ public enum Termination: CustomStringConvertible, Equatable, Sendable {
         self = signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
     }
 
+    /// `status 0`, `killed by signal 9`: how a tool reports it.
     public var description: String {
         switch self {
         case .exited(let code): "status \(code)"
@@ -163,8 +148,10 @@ public enum Termination: CustomStringConvertible, Equatable, Sendable {
 
 /// A child could not be started.
 public struct SpawnError: Error, CustomStringConvertible {
+    /// What could not be started, and why.
     public let description: String
 
+    /// Creates an error that says `description`.
     public init(_ description: String) {
         self.description = description
     }

@@ -5,12 +5,12 @@ public enum ToolPaths {
     /// The executable `name` in the directory of this process's own executable: the package's products
     /// are built side by side, so a tool finds the others it runs without a search path.
     /// - Parameter flag: The option that names it instead, for the error message (`--worker-binary`).
-    /// - Throws: ``ToolPathError`` when there is no such executable.
-    public static func sibling(_ name: String, flag: String) throws(ToolPathError) -> String {
+    /// - Throws: ``StartupError`` when there is no such executable.
+    public static func sibling(_ name: String, flag: String) throws(StartupError) -> String {
         let own = Bundle.main.executableURL
         let beside = own?.deletingLastPathComponent().appendingPathComponent(name).path
         guard let beside, FileManager.default.isExecutableFile(atPath: beside) else {
-            throw ToolPathError("no \(name) next to \(own?.lastPathComponent ?? "this program") (\(beside ?? "?")): "
+            throw StartupError("no \(name) next to \(own?.lastPathComponent ?? "this program") (\(beside ?? "?")): "
                 + "build it with `swift build --product \(name)`, or pass \(flag)")
         }
         return beside
@@ -18,31 +18,21 @@ public enum ToolPaths {
 
     /// `requested` (a `--log-dir`), created if missing, or a new temporary directory `PREFIX.XXXXXX`
     /// in `$TMPDIR` or /tmp.
-    /// - Throws: ``ToolPathError`` when the directory cannot be created.
-    public static func logDirectory(_ requested: String?, prefix: String) throws(ToolPathError) -> String {
+    /// - Throws: ``StartupError`` when the directory cannot be created.
+    public static func logDirectory(_ requested: String?, prefix: String) throws(StartupError) -> String {
         if let requested {
             do {
                 try FileManager.default.createDirectory(atPath: requested, withIntermediateDirectories: true)
             } catch {
-                throw ToolPathError("cannot create --log-dir \(requested): \(error.localizedDescription)")
+                throw StartupError("cannot create --log-dir \(requested): \(error.localizedDescription)")
             }
             return requested
         }
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else {
-            throw ToolPathError("cannot create a log directory in \(base): \(String(cString: strerror(errno)))")
+            throw StartupError("cannot create a log directory in \(base): \(String(cString: strerror(errno)))")
         }
         return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
-}
-
-/// A tool could not find an executable or create its log directory; ArgumentParser prints it as
-/// "Error: ..." with exit status 1.
-public struct ToolPathError: Error, CustomStringConvertible {
-    public let description: String
-
-    public init(_ description: String) {
-        self.description = description
     }
 }
