@@ -14,6 +14,7 @@ let package = Package(
     name: "Downpour",
     platforms: [.macOS(.v13)],
     products: [
+        .library(name: "Locking", targets: ["Locking"]),
         .library(name: "Reactor", targets: ["Reactor"]),
         .library(name: "WireCodec", targets: ["WireCodec"]),
         .library(name: "Messages", targets: ["Messages"]),
@@ -52,9 +53,11 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
 
         // MARK: Stand-alone libraries
+        // The one lock (over pthread, visible to ThreadSanitizer) that the libraries and tools share.
+        .target(name: "Locking", swiftSettings: swiftSettings),
         .target(
             name: "Reactor",
-            dependencies: ["CLibUV"],
+            dependencies: ["CLibUV", "Locking"],
             swiftSettings: swiftSettings
         ),
         .target(name: "WireCodec", swiftSettings: swiftSettings),
@@ -63,7 +66,7 @@ let package = Package(
         .target(name: "BenchMessages", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
         // Generated from Schemas/Checkpoint: the body of ps-server's checkpoint files.
         .target(name: "CheckpointFormat", dependencies: ["WireCodec"], swiftSettings: swiftSettings),
-        .target(name: "Learning", dependencies: ["CZlib", "CBLAS"], swiftSettings: swiftSettings),
+        .target(name: "Learning", dependencies: ["CZlib", "CBLAS", "Locking"], swiftSettings: swiftSettings),
         .target(name: "SchemaCompiler", path: "Tools/SchemaCompiler", swiftSettings: swiftSettings),
         // Spawning, reaping and finding the executables ps-fleet and ps-soak supervise: the operators'
         // tools need it, the library and its servers do not, so it stays out of ParameterServer.
@@ -76,7 +79,7 @@ let package = Package(
         .target(
             name: "ParameterServer",
             dependencies: [
-                "Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "TensorEncoding", "CZlib",
+                "Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "TensorEncoding", "CZlib", "Locking",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -108,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "ps-bench",
             dependencies: [
-                "Reactor", "WireCodec", "Messages", "BenchMessages", "Learning", "ParameterServer", "TensorEncoding",
+                "Reactor", "WireCodec", "Messages", "BenchMessages", "Learning", "ParameterServer", "TensorEncoding", "Locking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/ps-bench",
@@ -134,7 +137,7 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "ReactorTests", dependencies: ["Reactor"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "Locking"], swiftSettings: swiftSettings),
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec", "Messages"], swiftSettings: swiftSettings),
         .testTarget(name: "SchemaCompilerTests", dependencies: ["SchemaCompiler", "ps-codegen"], swiftSettings: swiftSettings),
         .testTarget(name: "LearningTests", dependencies: ["Learning"], swiftSettings: swiftSettings),

@@ -1,4 +1,5 @@
 import CBLAS
+import Locking
 
 #if canImport(Glibc)
 import Glibc
@@ -82,7 +83,7 @@ public enum BLAS {
         return library
     }
 
-    private static let requestedThreads = LockedValue(1)
+    private static let requestedThreads = Locked(1)
 }
 
 /// OpenBLAS could not be loaded.

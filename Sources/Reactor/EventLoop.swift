@@ -1,4 +1,5 @@
 import CLibUV
+import Locking
 import Synchronization
 
 #if canImport(Glibc)

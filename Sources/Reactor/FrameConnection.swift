@@ -28,58 +28,52 @@ import CLibUV
 /// - Warning: Loop thread only, every property and method, and every callback runs there. The
 ///   connection stays alive while its socket is open, even with no reference kept to it.
 public final class FrameConnection: StreamReadSink {
-    /// Limits and options for one framed connection.
+    /// Limits and options for one framed connection: the frames' own, and the byte stream's underneath.
+    ///
+    /// ```swift
+    /// var configuration = FrameConnection.Configuration(maxFrameLength: 1 << 20)
+    /// configuration.stream.idleTimeout = .seconds(30)
+    /// ```
     public struct Configuration: Sendable {
         /// The largest frame payload accepted from the peer: the initial value of
         /// ``FrameConnection/maxFrameLength``.
         public var maxFrameLength: Int
-        /// Above this many queued write bytes ``FrameConnection/onWritabilityChanged`` says `false`.
-        public var writeHighWaterMark: Int
-        /// At or below this many queued write bytes it says `true` again.
-        public var writeLowWaterMark: Int
-        /// The hard bound on queued write bytes; a send past it closes the connection with an error.
-        public var maxQueuedWriteBytes: Int
-        /// Close the connection with `.idleTimeout` when nothing was read or written for this long.
-        public var idleTimeout: Duration?
-        /// Whether to set `TCP_NODELAY`.
-        public var noDelay: Bool
         /// How long a connection closing after a refused frame may spend writing what is queued
         /// (``FrameConnection/onFrameRefused``'s answer) before it closes regardless.
         public var refusalLinger: Duration
+        /// The byte stream's write-queue bounds, idle timeout and `TCP_NODELAY`. Above its high-water
+        /// mark ``FrameConnection/onWritabilityChanged`` says `false`; a send past its bound closes the
+        /// connection with `.writeQueueOverflow`.
+        public var stream: TCPConnection.Configuration
+
+        /// The stream's defaults for framed connections: a write queue deeper than a raw
+        /// ``TCPConnection``'s (4 MiB high-water mark, 256 MiB bound), because one frame may be tens of
+        /// MiB; no idle timeout, `TCP_NODELAY` set.
+        public static var defaultStream: TCPConnection.Configuration {
+            TCPConnection.Configuration(writeHighWaterMark: 4 << 20, maxQueuedWriteBytes: 256 << 20)
+        }
 
         /// Creates a configuration.
         ///
         /// - Parameters:
         ///   - maxFrameLength: The largest payload accepted (64 MiB).
-        ///   - writeHighWaterMark: Queued bytes above which the connection is not writable (4 MiB).
-        ///   - writeLowWaterMark: Queued bytes at or below which it is writable again (half the high-water mark).
-        ///   - maxQueuedWriteBytes: The hard bound on queued bytes (256 MiB).
-        ///   - idleTimeout: Close a connection idle this long, or `nil` never to.
-        ///   - noDelay: Whether to set `TCP_NODELAY` (yes).
         ///   - refusalLinger: The bound on the graceful close after a refused frame (5 seconds).
-        public init(maxFrameLength: Int = 64 << 20, writeHighWaterMark: Int = 4 << 20,
-                    writeLowWaterMark: Int? = nil, maxQueuedWriteBytes: Int = 256 << 20,
-                    idleTimeout: Duration? = nil, noDelay: Bool = true, refusalLinger: Duration = .seconds(5)) {
+        ///   - stream: The byte stream's configuration (``defaultStream``). Change single fields of
+        ///     it with `configuration.stream.idleTimeout = ...` to keep the others' framed defaults.
+        public init(maxFrameLength: Int = 64 << 20, refusalLinger: Duration = .seconds(5),
+                    stream: TCPConnection.Configuration = defaultStream) {
             self.maxFrameLength = maxFrameLength
             self.refusalLinger = refusalLinger
-            self.writeHighWaterMark = writeHighWaterMark
-            self.writeLowWaterMark = writeLowWaterMark ?? writeHighWaterMark / 2
-            self.maxQueuedWriteBytes = max(maxQueuedWriteBytes, writeHighWaterMark)
-            self.idleTimeout = idleTimeout
-            self.noDelay = noDelay
-        }
-
-        var stream: TCPConnection.Configuration {
-            .init(writeHighWaterMark: writeHighWaterMark, writeLowWaterMark: writeLowWaterMark,
-                  maxQueuedWriteBytes: maxQueuedWriteBytes, idleTimeout: idleTimeout, noDelay: noDelay)
+            self.stream = stream
         }
     }
 
     /// A direct read into a gathered frame is worth it when at least this much of it is missing.
     private static let directReadMinimum = 16 * 1024
 
-    /// The byte stream underneath.
-    public let stream: TCPConnection
+    /// The byte stream underneath. Not public: bytes written to it outside ``send(frame:)-(UnsafeRawBufferPointer)``
+    /// or ``sendFrame(payloadSize:_:)`` would break the framing the peer reads.
+    let stream: TCPConnection
     private let refusalLinger: Duration
     // `@exclusivity(unchecked)` on the per-frame state below: only the loop thread touches it and no
     // access to it overlaps another, and dynamic exclusivity checks on it cost ~8% of the echo
@@ -318,6 +312,14 @@ public final class FrameConnection: StreamReadSink {
         guard let target = stream.reserve(payloadSize + 4) else { return }
         target.storeBytes(of: UInt32(truncatingIfNeeded: payloadSize).littleEndian, as: UInt32.self)
         fill(UnsafeMutableRawBufferPointer(start: target + 4, count: payloadSize))
+    }
+
+    /// Writes `bytes` as they are, with no length prefix: for the Reactor's tests, which must send
+    /// malformed, partial or oversized frames that ``send(frame:)-(UnsafeRawBufferPointer)`` would not.
+    ///
+    /// - Warning: Loop thread only.
+    func writeUnframedForTesting(_ bytes: [UInt8]) {
+        stream.write(bytes)
     }
 
     // MARK: Closing

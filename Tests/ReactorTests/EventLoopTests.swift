@@ -1,5 +1,4 @@
 import Reactor
-import Synchronization
 import Testing
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-import Reactor
+@testable import Reactor
 import Testing
 
 /// Per-connection frame limits, shared frame buffer budgets and the refusal hook, over loopback.
@@ -36,12 +36,12 @@ struct FrameConnectionLimitTests {
                     answers.value.append(Array(answer))
                     if answers.value.count == 2 {
                         // Lowered again: the same 101 bytes that passed under the raised limit are refused.
-                        connection.stream.write(frameBytes([2]) + frameBytes(payload(101)))
+                        connection.writeUnframedForTesting(frameBytes([2]) + frameBytes(payload(101)))
                     }
                 }
                 connection.onClose = { _ in clientClose.succeed(answers.value) }
                 // Raise and a 500-byte frame in one write: the new limit governs the frame read after it.
-                connection.stream.write(frameBytes([1]) + frameBytes(payload(500)))
+                connection.writeUnframedForTesting(frameBytes([1]) + frameBytes(payload(500)))
             }
             let received = try await clientClose.get()
             #expect(received == [[1], littleEndian(500), [2], Self.refusedAnswer])
@@ -97,7 +97,7 @@ struct FrameConnectionLimitTests {
                         answered[index].succeed(())
                     }
                     connection.onClose = { _ in firstClosed.succeed(index) }
-                    connection.stream.write(Array(bytes[..<1000]))
+                    connection.writeUnframedForTesting(Array(bytes[..<1000]))
                 })
             }
             let refused = try await firstClosed.get()
@@ -113,7 +113,7 @@ struct FrameConnectionLimitTests {
             let others = (0..<3).filter { $0 != refused }
             let senders = clients
             loop.execute {
-                for index in others { senders[index].value?.stream.write(Array(bytes[1000...])) }
+                for index in others { senders[index].value?.writeUnframedForTesting(Array(bytes[1000...])) }
             }
             for index in others { try await answered[index].get() }
             for index in others {
@@ -157,13 +157,13 @@ struct FrameConnectionLimitTests {
             let holderAck = Promise<Void>()
             let holder = try await connectClient(on: loop, port: port) { connection in
                 connection.onFrame = { _ in holderAck.succeed(()) }
-                connection.stream.write(frameBytes([7]) + Array(bytes[..<1000]))
+                connection.writeUnframedForTesting(frameBytes([7]) + Array(bytes[..<1000]))
             }
             try await holderAck.get()
 
             // B: the budget is spent, so its frame is refused, at once as there is no hook.
             _ = try await connectClient(on: loop, port: port) { connection in
-                connection.stream.write(Array(bytes[..<1000]))
+                connection.writeUnframedForTesting(Array(bytes[..<1000]))
             }
             let heldByA = try await budgetRefusal.get()
             #expect(heldByA == frameLength)
@@ -178,12 +178,12 @@ struct FrameConnectionLimitTests {
             _ = try await connectClient(on: loop, port: port) { connection in
                 connection.onFrame = { [unowned connection] answer in
                     if answer.count == 1 {
-                        connection.stream.write(Array(bytes[1000...]))
+                        connection.writeUnframedForTesting(Array(bytes[1000...]))
                     } else {
                         echoed.succeed(Array(answer))
                     }
                 }
-                connection.stream.write(frameBytes([7]) + Array(bytes[..<1000]))
+                connection.writeUnframedForTesting(frameBytes([7]) + Array(bytes[..<1000]))
             }
             let echo = try await echoed.get()
             #expect(echo == payload(frameLength))
@@ -224,7 +224,7 @@ struct FrameConnectionLimitTests {
                     clientClosed.succeed(received.value)
                 }
                 // A frame to echo, then a length prefix one byte over the limit, in one write.
-                connection.stream.write(frameBytes(Array("hello".utf8)) + Array(frameBytes(payload(1001)).prefix(4)))
+                connection.writeUnframedForTesting(frameBytes(Array("hello".utf8)) + Array(frameBytes(payload(1001)).prefix(4)))
             }
             let received = try await clientClosed.get()
             #expect(received == ["hello", "refused: length prefix 1001 exceeds the maximum frame length 1000"])
@@ -255,7 +255,7 @@ struct FrameConnectionLimitTests {
                 return listener.localPort
             }
             _ = try await connectClient(on: loop, port: port) { connection in
-                connection.stream.write(Array(frameBytes(payload(11)).prefix(4)))
+                connection.writeUnframedForTesting(Array(frameBytes(payload(11)).prefix(4)))
             }
             let error = try await closeError.get()
             #expect(error?.kind == .frameTooLong)

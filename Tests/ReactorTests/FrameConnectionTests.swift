@@ -1,4 +1,4 @@
-import Reactor
+@testable import Reactor
 import Testing
 
 @Suite("FrameConnection over loopback", .timeLimit(.minutes(2)))
@@ -138,7 +138,7 @@ struct FrameConnectionTests {
             let badClosed = Promise<ReactorError?>()
             _ = try await connectClient(on: loop, port: port) { connection in
                 connection.onClose = { badClosed.succeed($0) }
-                connection.stream.write(frameBytes(payload(1001)))
+                connection.writeUnframedForTesting(frameBytes(payload(1001)))
             }
             let serverError = try await serverErrors.get()
             #expect(serverError?.kind == .frameTooLong)
@@ -159,7 +159,7 @@ struct FrameConnectionTests {
             let port = try await startEchoServer(on: loop) { serverClose.succeed($0) }
             _ = try await connectClient(on: loop, port: port) { connection in
                 let bytes = frameBytes(payload(1000))
-                connection.stream.write(Array(bytes.prefix(500)))
+                connection.writeUnframedForTesting(Array(bytes.prefix(500)))
                 connection.close()
             }
             let error = try await serverClose.get()
@@ -230,7 +230,7 @@ struct FrameConnectionTests {
                 }
                 return listener.localPort
             }
-            let configuration = FrameConnection.Configuration(writeHighWaterMark: 256 << 10, maxQueuedWriteBytes: 8 << 20)
+            let configuration = FrameConnection.Configuration(stream: .init(writeHighWaterMark: 256 << 10, maxQueuedWriteBytes: 8 << 20))
             let writability = LoopBox<[Bool]>([])
             let closed = Promise<ReactorError?>()
             let notWritable = Promise<Int>()
@@ -271,7 +271,9 @@ struct FrameConnectionTests {
     func idleTimeout() async throws {
         try await withLoop { loop in
             let serverClose = Promise<ReactorError?>()
-            let port = try await startEchoServer(on: loop, configuration: .init(idleTimeout: .milliseconds(100))) {
+            var configuration = FrameConnection.Configuration()
+            configuration.stream.idleTimeout = .milliseconds(100)
+            let port = try await startEchoServer(on: loop, configuration: configuration) {
                 serverClose.succeed($0)
             }
             let clock = ContinuousClock()

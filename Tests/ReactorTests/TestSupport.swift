@@ -1,4 +1,5 @@
 @testable import Reactor
+import Locking
 import Synchronization
 import Testing
 
@@ -10,7 +11,6 @@ final class Promise<Value: Sendable>: Sendable {
         var nextWaiter = 0
     }
 
-    // A pthread mutex (Reactor's Locked) rather than Synchronization.Mutex, which TSan cannot see.
     private let state = Locked(State())
 
     init() {}

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import Learning
 import ParameterServer
 import Reactor
-import Synchronization
+import Locking
 import TensorEncoding
 
 #if canImport(Glibc)
@@ -208,7 +209,7 @@ final class FleetBenchmark {
 
 /// Hands one result from the loop thread to the waiting main thread.
 private final class FleetMailbox<T: Sendable>: Sendable {
-    private let value = Mutex<Result<T, any Error>?>(nil)
+    private let value = Locked<Result<T, any Error>?>(nil)
     private let ready = DispatchSemaphore(value: 0)
 
     func put(_ result: Result<T, any Error>) {

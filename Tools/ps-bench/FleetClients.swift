@@ -58,7 +58,7 @@ final class FleetClients {
 
     private func start(port: Int, parent: Int32?) {
         var configuration = FrameConnection.Configuration(maxFrameLength: options.parameters * 4 + options.samplesPerUnit * 5 + 4096)
-        configuration.maxQueuedWriteBytes = max(256 << 20, options.unitsAhead * (options.parameters * 4 + 4096) * 2)
+        configuration.stream.maxQueuedWriteBytes = max(256 << 20, options.unitsAhead * (options.parameters * 4 + 4096) * 2)
         for index in 0..<options.workers {
             FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port, configuration: configuration,
                                     retryInterval: .milliseconds(100), deadline: .now + .seconds(30)) { [self] result in

@@ -1,5 +1,5 @@
 import Learning
-import Synchronization
+import Locking
 
 /// The server's model over the Learning core: the parameter buffer, an optimiser with its schedule,
 /// and a test set to evaluate on.
@@ -16,7 +16,7 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
     private var steps = 0
     /// Scratch for a delta's pseudo-gradient, kept so that applying one allocates nothing.
     private var pseudoGradient: [Float] = []
-    private let evaluator: Mutex<EvaluationModel>
+    private let evaluator: Locked<EvaluationModel>
     private let testSet: Dataset
 
     /// A model with scratch buffers of its own, used only for evaluation.
@@ -45,7 +45,7 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
         self.schedule = schedule
         self.totalSteps = totalSteps
         self.testSet = testSet
-        self.evaluator = Mutex(EvaluationModel(model: model))
+        self.evaluator = Locked(EvaluationModel(model: model))
     }
 
     /// The learning rate the next gradient step will use, before any staleness scaling.

@@ -193,11 +193,11 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         // Every connection starts as a stranger: small frames, from a shared budget, until it joins.
         var connectionConfiguration = FrameConnection.Configuration(
             maxFrameLength: min(configuration.strangerFrameBytes, configuration.maxFrameBytes))
-        connectionConfiguration.maxQueuedWriteBytes = configuration.maxQueuedWriteBytes
+        connectionConfiguration.stream.maxQueuedWriteBytes = configuration.maxQueuedWriteBytes
         // Workers send a heartbeat every second from their Welcome on, so a connection silent for
         // twice the longest timeout is dead or hostile, even one that was refused and never closed.
         let longest = max(configuration.policy.heartbeatTimeout, configuration.handshakeTimeout)
-        connectionConfiguration.idleTimeout = longest * 2
+        connectionConfiguration.stream.idleTimeout = longest * 2
         listener = try FrameListener(
             loop: loop, host: configuration.host, port: configuration.port, configuration: connectionConfiguration
         ) { [unowned self] connection in

@@ -213,7 +213,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         let retry = configuration.retryInterval
         log("connecting to \(host):\(port)")
         var frameConfiguration = FrameConnection.Configuration(maxFrameLength: configuration.maxFrameBytes)
-        frameConfiguration.idleTimeout = nil
+        frameConfiguration.stream.idleTimeout = nil
         FrameConnection.connect(
             loop: loop, host: host, port: port, configuration: frameConfiguration, retryInterval: retry,
             deadline: nil,
