@@ -5,7 +5,8 @@
 //   CLibUV      <- Reactor                       (event loop, TCP, framing; knows nothing of ML)
 //   WireCodec   <- Messages                      (protobuf wire format; Messages is generated from Schemas/)
 //   CZlib+CBLAS <- Learning                      (MNIST, tensors, models, optimisers; no networking)
-//   Reactor + Messages + Learning <- ParameterServer <- executables
+//   Learning    <- model families (Examples/*) <- ModelCatalog   (the models the executables can train)
+//   Reactor + Messages + Learning <- ParameterServer <- executables (thin command lines over its hosts)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = []
@@ -75,6 +76,12 @@ let package = Package(
         // feedback; no dependencies, nothing of sockets or protobuf. README.md documents the layouts.
         .target(name: "TensorEncoding", exclude: ["README.md"], swiftSettings: swiftSettings),
 
+        // MARK: Model families
+        // The example of a model family of one's own (Examples/Spirals/README.md).
+        .target(name: "SpiralsModel", dependencies: ["Learning"], path: "Examples/Spirals/Sources/SpiralsModel", swiftSettings: swiftSettings),
+        // The families ps-server, ps-worker and ps-train can train: register a model of your own here.
+        .target(name: "ModelCatalog", dependencies: ["Learning", "SpiralsModel"], swiftSettings: swiftSettings),
+
         // MARK: The parameter server
         .target(
             name: "ParameterServer",
@@ -89,17 +96,17 @@ let package = Package(
         // MARK: Executables
         .executableTarget(
             name: "ps-server",
-            dependencies: ["ParameterServer", "TensorEncoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ParameterServer", "ModelCatalog", "Learning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "ps-worker",
-            dependencies: ["ParameterServer", "TensorEncoding", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ParameterServer", "ModelCatalog", "Learning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "ps-train",
-            dependencies: ["Learning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Learning", "ModelCatalog", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -144,6 +151,7 @@ let package = Package(
         .testTarget(name: "ParameterServerTests", dependencies: ["ParameterServer", "TensorEncoding"], swiftSettings: swiftSettings),
         .testTarget(name: "TensorEncodingTests", dependencies: ["TensorEncoding"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["ParameterServer", "Messages", "WireCodec"], swiftSettings: swiftSettings),
+        .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "SpiralsModel", "Learning", "ParameterServer", "Reactor"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -69,7 +69,8 @@ public struct SessionSettings: WireMessage, Hashable {
     /// Seeds the initial weights and every epoch's permutation, which is a pure function of
     /// (seed, epoch): with it, this is the session's whole random state.
     public var seed: UInt64 = 0
-    /// The model's compact name, such as "mlp:512" or "cnn:32,64:128".
+    /// The model: its family and options as text (family:options), such as "mlp:512", "cnn:32,64:128" or
+    /// "spirals:64,64"; any registered family resumes from it.
     public var model: String = ""
     /// "sgd", "momentum", "nesterov", "adam" or "delayed-nesterov".
     public var optimizer: String = ""

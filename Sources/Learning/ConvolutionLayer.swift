@@ -7,11 +7,11 @@
 /// output (row stride `batch*outH*outW`). Chunks are sized so the columns and the output block stay in
 /// the L2 cache: one sgemm over a whole batch of 64 runs at about 30 GFLOP/s here, chunks at about 100.
 /// Weight `[filters][channels][k][k]`, bias `[filters]`.
-final class ConvolutionLayer: Layer {
-    let channels: Int, filters: Int, kernel: Int
-    let height: Int, width: Int
-    let outHeight: Int, outWidth: Int
-    let relu: Bool
+public final class ConvolutionLayer: Layer {
+    public let channels: Int, filters: Int, kernel: Int
+    public let height: Int, width: Int
+    public let outHeight: Int, outWidth: Int
+    public let relu: Bool
     /// Samples per sgemm.
     let chunk: Int
     /// im2col columns of one chunk, reused as dColumns in backward.
@@ -21,7 +21,7 @@ final class ConvolutionLayer: Layer {
     static let chunkBudget = 196_608
 
     /// - Parameter chunk: samples per sgemm; by default as many as fit `chunkBudget` floats.
-    init(channels: Int, filters: Int, kernel: Int, height: Int, width: Int, relu: Bool, chunk: Int? = nil) {
+    public init(channels: Int, filters: Int, kernel: Int, height: Int, width: Int, relu: Bool, chunk: Int? = nil) {
         precondition(height >= kernel && width >= kernel)
         self.channels = channels
         self.filters = filters
@@ -35,17 +35,17 @@ final class ConvolutionLayer: Layer {
         columns.reserve(patchSize * self.chunk * outHeight * outWidth)
     }
 
-    var inputSize: Int { channels * height * width }
-    var outputSize: Int { filters * outHeight * outWidth }
+    public var inputSize: Int { channels * height * width }
+    public var outputSize: Int { filters * outHeight * outWidth }
     private var patchSize: Int { channels * kernel * kernel }
 
-    var parameterShapes: [(name: String, shape: [Int], fanIn: Int?)] {
+    public var parameterShapes: [(name: String, shape: [Int], fanIn: Int?)] {
         [("weight", [filters, channels, kernel, kernel], patchSize), ("bias", [filters], nil)]
     }
 
-    func reserve(batchCapacity: Int) {}
+    public func reserve(batchCapacity: Int) {}
 
-    func forward(
+    public func forward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         batch: Int
     ) {
@@ -63,7 +63,7 @@ final class ConvolutionLayer: Layer {
             output, rows: filters, columns: n, bias: parameters + filters * patchSize, biasPerRow: true, relu: relu)
     }
 
-    func backward(
+    public func backward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
         outputGradient: UnsafeMutablePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?,
         parameterGradient: UnsafeMutablePointer<Float>, batch: Int
@@ -141,12 +141,12 @@ final class ConvolutionLayer: Layer {
 /// 2x2 max-pooling with stride 2 (odd edges dropped), remembering each maximum's index for backward.
 ///
 /// Works on any `[planes][height][width]` layout, so CNHW activations pool as `channels * batch` planes.
-final class MaxPoolLayer: Layer {
-    let channels: Int, height: Int, width: Int
-    let outHeight: Int, outWidth: Int
+public final class MaxPoolLayer: Layer {
+    public let channels: Int, height: Int, width: Int
+    public let outHeight: Int, outWidth: Int
     private let argmax = ScratchBuffer<Int32>(zero: 0)
 
-    init(channels: Int, height: Int, width: Int) {
+    public init(channels: Int, height: Int, width: Int) {
         self.channels = channels
         self.height = height
         self.width = width
@@ -154,13 +154,13 @@ final class MaxPoolLayer: Layer {
         outWidth = width / 2
     }
 
-    var inputSize: Int { channels * height * width }
-    var outputSize: Int { channels * outHeight * outWidth }
-    var parameterShapes: [(name: String, shape: [Int], fanIn: Int?)] { [] }
+    public var inputSize: Int { channels * height * width }
+    public var outputSize: Int { channels * outHeight * outWidth }
+    public var parameterShapes: [(name: String, shape: [Int], fanIn: Int?)] { [] }
 
-    func reserve(batchCapacity: Int) { argmax.reserve(batchCapacity * outputSize) }
+    public func reserve(batchCapacity: Int) { argmax.reserve(batchCapacity * outputSize) }
 
-    func forward(
+    public func forward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         batch: Int
     ) {
@@ -187,7 +187,7 @@ final class MaxPoolLayer: Layer {
         }
     }
 
-    func backward(
+    public func backward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
         outputGradient: UnsafeMutablePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?,
         parameterGradient: UnsafeMutablePointer<Float>, batch: Int
@@ -201,20 +201,20 @@ final class MaxPoolLayer: Layer {
 
 /// Reorders CNHW activations `[channels][batch][spatial]` into rows `[batch][channels*spatial]` for the
 /// dense layers (and back in backward).
-final class FlattenLayer: Layer {
-    let channels: Int, spatial: Int
+public final class FlattenLayer: Layer {
+    public let channels: Int, spatial: Int
 
-    init(channels: Int, spatial: Int) {
+    public init(channels: Int, spatial: Int) {
         self.channels = channels
         self.spatial = spatial
     }
 
-    var inputSize: Int { channels * spatial }
-    var outputSize: Int { channels * spatial }
-    var parameterShapes: [(name: String, shape: [Int], fanIn: Int?)] { [] }
-    func reserve(batchCapacity: Int) {}
+    public var inputSize: Int { channels * spatial }
+    public var outputSize: Int { channels * spatial }
+    public var parameterShapes: [(name: String, shape: [Int], fanIn: Int?)] { [] }
+    public func reserve(batchCapacity: Int) {}
 
-    func forward(
+    public func forward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         batch: Int
     ) {
@@ -226,7 +226,7 @@ final class FlattenLayer: Layer {
         }
     }
 
-    func backward(
+    public func backward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
         outputGradient: UnsafeMutablePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?,
         parameterGradient: UnsafeMutablePointer<Float>, batch: Int

@@ -1,24 +1,24 @@
 /// A fully connected layer, `Y = X W + b`, optionally followed by a fused ReLU.
 ///
 /// Layout: input `[batch][inputs]`, weight `[inputs][outputs]`, bias `[outputs]`, output `[batch][outputs]`.
-final class DenseLayer: Layer {
-    let inputSize: Int
-    let outputSize: Int
-    let relu: Bool
+public final class DenseLayer: Layer {
+    public let inputSize: Int
+    public let outputSize: Int
+    public let relu: Bool
 
-    init(inputs: Int, outputs: Int, relu: Bool) {
+    public init(inputs: Int, outputs: Int, relu: Bool) {
         inputSize = inputs
         outputSize = outputs
         self.relu = relu
     }
 
-    var parameterShapes: [(name: String, shape: [Int], fanIn: Int?)] {
+    public var parameterShapes: [(name: String, shape: [Int], fanIn: Int?)] {
         [("weight", [inputSize, outputSize], inputSize), ("bias", [outputSize], nil)]
     }
 
-    func reserve(batchCapacity: Int) {}
+    public func reserve(batchCapacity: Int) {}
 
-    func forward(
+    public func forward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         batch: Int
     ) {
@@ -30,7 +30,7 @@ final class DenseLayer: Layer {
             biasPerRow: false, relu: relu)
     }
 
-    func backward(
+    public func backward(
         parameters: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
         outputGradient: UnsafeMutablePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?,
         parameterGradient: UnsafeMutablePointer<Float>, batch: Int

@@ -4,7 +4,7 @@
 /// layer's first parameter) and writes its gradient into the same slice of the gradient buffer. Layers
 /// may own scratch (im2col columns, max-pool indices), sized by `reserve(batchCapacity:)`, so they are
 /// not thread-safe.
-protocol Layer: AnyObject {
+public protocol Layer: AnyObject {
     /// Values per sample going in and coming out.
     var inputSize: Int { get }
     var outputSize: Int { get }
@@ -33,7 +33,7 @@ protocol Layer: AnyObject {
 }
 
 extension Layer {
-    var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.shape.reduce(1, *) } }
+    public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.shape.reduce(1, *) } }
 }
 
 /// A growable scratch buffer that is reused across batches: it reallocates only when asked for more.

@@ -18,7 +18,10 @@ import Foundation
 ///
 /// - Warning: Not thread-safe: use one model instance per thread.
 public protocol Model: AnyObject {
-    var description: ModelDescription { get }
+    /// Values per sample going in (784 for MNIST's images).
+    var inputSize: Int { get }
+    /// Classes the model scores (the logits per sample).
+    var classes: Int { get }
     /// How many `Float`s the parameter (and gradient) buffer holds.
     var parameterCount: Int { get }
     /// The named tensors in the parameter buffer.
@@ -32,7 +35,7 @@ public protocol Model: AnyObject {
     ///
     /// - Parameters:
     ///   - parameters: `parameterCount` values.
-    ///   - images: `batchSize * 784` normalised pixels, one image per row.
+    ///   - images: `batchSize * inputSize` inputs, one sample per row.
     ///   - labels: `batchSize` labels.
     ///   - gradient: `parameterCount` values, overwritten with the mean gradient over the batch.
     /// - Returns: the mean softmax cross-entropy loss over the batch.
@@ -72,12 +75,23 @@ extension Model {
     }
 }
 
-/// A stack of layers ending in softmax cross-entropy; what `ModelDescription.makeModel()` builds.
-// Not Sendable: it owns scratch buffers used without locking.
-final class SequentialModel: Model {
-    let description: ModelDescription
-    let layout: [TensorView]
-    let parameterCount: Int
+/// A stack of layers ending in softmax cross-entropy: compose Learning's layers (dense, convolution,
+/// pooling, activations) or layers of your own that implement ``Layer``.
+///
+/// ```swift
+/// let model = SequentialModel(layers: [
+///     ("dense0.", DenseLayer(inputs: 2, outputs: 64, relu: false)),
+///     ("tanh0.", TanhLayer(size: 64)),
+///     ("dense1.", DenseLayer(inputs: 64, outputs: 3, relu: false)),
+/// ])
+/// ```
+///
+/// - Warning: Not thread-safe: it owns scratch buffers used without locking; build one per thread.
+public final class SequentialModel: Model {
+    public let layout: [TensorView]
+    public let parameterCount: Int
+    public let classes: Int
+    public var inputSize: Int { layers[0].inputSize }
     private let layers: [any Layer]
     /// Each layer's first parameter in the flat buffer.
     private let offsets: [Int]
@@ -87,32 +101,38 @@ final class SequentialModel: Model {
     private let activations: [ScratchBuffer<Float>]
     private let gradients: [ScratchBuffer<Float>]
     private var capacity = 0
-    let classes: Int
-
     /// Samples per forward pass in `evaluate`.
-    private var evaluationBatch: Int {
-        if case .cnn = description.architecture { return 250 }
-        return 1000
-    }
+    private let evaluationBatch: Int
 
-    init(description: ModelDescription) {
-        self.description = description
-        let built = ModelDescription.layers(of: description)
-        layers = built.map(\.layer)
-        layout = .packed(built.flatMap(\.tensors))
-        parameterCount = layout.last.map { $0.offset + $0.count } ?? 0
+    /// Builds a model from layers in order; the last one's outputs are the class scores (logits).
+    ///
+    /// - Parameters:
+    ///   - layers: each layer with the prefix of its tensors' names (`"dense0."` gives `dense0.weight`);
+    ///     each layer's `inputSize` must be the previous one's `outputSize`.
+    ///   - evaluationBatch: samples per forward pass when evaluating a whole dataset (smaller for
+    ///     models whose activations are large).
+    public init(layers: [(prefix: String, layer: any Layer)], evaluationBatch: Int = 1000) {
+        precondition(!layers.isEmpty, "a model needs at least one layer")
+        for (previous, next) in zip(layers, layers.dropFirst()) {
+            precondition(previous.layer.outputSize == next.layer.inputSize,
+                         "\(next.prefix) takes \(next.layer.inputSize) values; \(previous.prefix) gives \(previous.layer.outputSize)")
+        }
+        self.layers = layers.map(\.layer)
+        layout = .packed(layers: layers)
+        parameterCount = layout.parameterCount
         var offset = 0
-        offsets = layers.map { layer in
+        offsets = self.layers.map { layer in
             defer { offset += layer.parameterCount }
             return offset
         }
-        fanIns = layers.flatMap { $0.parameterShapes.map(\.fanIn) }
-        activations = layers.map { _ in ScratchBuffer(zero: 0) }
-        gradients = layers.map { _ in ScratchBuffer(zero: 0) }
-        classes = description.classes
+        fanIns = self.layers.flatMap { $0.parameterShapes.map(\.fanIn) }
+        activations = self.layers.map { _ in ScratchBuffer(zero: 0) }
+        gradients = self.layers.map { _ in ScratchBuffer(zero: 0) }
+        classes = self.layers[self.layers.count - 1].outputSize
+        self.evaluationBatch = max(1, evaluationBatch)
     }
 
-    func initialParameters(seed: UInt64) -> [Float] {
+    public func initialParameters(seed: UInt64) -> [Float] {
         var generator = Xoshiro256(seed: seed)
         var parameters = [Float](repeating: 0, count: parameterCount)
         for (tensor, fanIn) in zip(layout, fanIns) {
@@ -143,7 +163,7 @@ final class SequentialModel: Model {
         }
     }
 
-    func logits(
+    public func logits(
         parameters: UnsafeBufferPointer<Float>, images: UnsafeBufferPointer<Float>, batchSize: Int
     ) -> UnsafeBufferPointer<Float> {
         precondition(parameters.count == parameterCount, "parameter buffer has the wrong size")
@@ -152,7 +172,7 @@ final class SequentialModel: Model {
         return UnsafeBufferPointer(start: activations[layers.count - 1].pointer, count: batchSize * classes)
     }
 
-    func lossAndGradient(
+    public func lossAndGradient(
         parameters: UnsafeBufferPointer<Float>, images: UnsafeBufferPointer<Float>,
         labels: UnsafeBufferPointer<UInt8>, batchSize: Int, gradient: UnsafeMutableBufferPointer<Float>
     ) -> Float {
@@ -177,7 +197,7 @@ final class SequentialModel: Model {
         return Float(loss)
     }
 
-    func evaluate(parameters: UnsafeBufferPointer<Float>, on dataset: Dataset) -> (loss: Double, accuracy: Double) {
+    public func evaluate(parameters: UnsafeBufferPointer<Float>, on dataset: Dataset) -> (loss: Double, accuracy: Double) {
         guard dataset.count > 0 else { return (0, 0) }
         var totalLoss = 0.0
         var correct = 0

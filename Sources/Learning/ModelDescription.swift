@@ -34,13 +34,19 @@ public struct ModelDescription: Sendable, Hashable, CustomStringConvertible {
     public static let defaultCNN = ModelDescription(.cnn(filters: [32, 64], dense: [128]))
 
     /// Builds a model with its own scratch buffers (one per thread).
-    public func makeModel() -> any Model { SequentialModel(description: self) }
+    public func makeModel() -> any Model {
+        // A CNN's activations are large: evaluate 250 images at a time.
+        if case .cnn = architecture { return SequentialModel(layers: Self.layers(of: self), evaluationBatch: 250) }
+        return SequentialModel(layers: Self.layers(of: self))
+    }
 
     /// The parameter layout, the same as `makeModel().layout`.
-    public var layout: [TensorView] { .packed(Self.layers(of: self).flatMap(\.tensors)) }
+    public var layout: [TensorView] {
+        .packed(layers: Self.layers(of: self))
+    }
 
     /// How many `Float`s the parameter buffer holds.
-    public var parameterCount: Int { layout.last.map { $0.offset + $0.count } ?? 0 }
+    public var parameterCount: Int { layout.parameterCount }
 
     /// A compact name that `init?(name:)` parses back: `mlp:512`, `mlp:256,256`, `cnn:32,64:128`.
     public var name: String {
@@ -57,7 +63,7 @@ public struct ModelDescription: Sendable, Hashable, CustomStringConvertible {
         func list(_ text: String) -> [Int]? {
             if text.isEmpty { return [] }
             let values = text.split(separator: ",").compactMap { Int($0) }
-            return values.count == text.split(separator: ",").count && values.allSatisfy { $0 > 0 } ? values : nil
+            return values.count == text.split(separator: ",").count && values.allSatisfy { $0 > 0 && $0 <= 1 << 16 } ? values : nil
         }
         switch (parts.first, parts.count) {
         case ("mlp", 2):
@@ -82,8 +88,8 @@ public struct ModelDescription: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The layers and their named tensors, in parameter-buffer order.
-    static func layers(of description: ModelDescription) -> [(layer: any Layer, tensors: [(name: String, shape: [Int])])] {
+    /// The layers with their tensors' name prefixes, in parameter-buffer order.
+    static func layers(of description: ModelDescription) -> [(prefix: String, layer: any Layer)] {
         var layers: [(prefix: String, layer: any Layer)] = []
         var features = description.inputHeight * description.inputWidth
         var dense: [Int]
@@ -109,8 +115,6 @@ public struct ModelDescription: Sendable, Hashable, CustomStringConvertible {
             features = width
         }
         layers.append(("dense\(dense.count).", DenseLayer(inputs: features, outputs: description.classes, relu: false)))
-        return layers.map { entry in
-            (entry.layer, entry.layer.parameterShapes.map { (entry.prefix + $0.name, $0.shape) })
-        }
+        return layers
     }
 }

@@ -35,6 +35,14 @@ extension Array where Element == TensorView {
         }
     }
 
+    /// The tensors of `layers`, named with each layer's prefix, laid out back to back in order.
+    static func packed(layers: [(prefix: String, layer: any Layer)]) -> [TensorView] {
+        packed(layers.flatMap { entry in entry.layer.parameterShapes.map { (entry.prefix + $0.name, $0.shape) } })
+    }
+
+    /// How many elements the buffer these views lay out holds: the end of the last one.
+    public var parameterCount: Int { last.map { $0.offset + $0.count } ?? 0 }
+
     /// The view called `name`, if any.
     public subscript(name: String) -> TensorView? { first { $0.name == name } }
 }

@@ -1,7 +1,7 @@
 /// Single-process mini-batch training: the loop behind `ps-train` and `ps-bench training`.
 ///
 /// ```swift
-/// let trainer = Trainer(description: .defaultMLP, optimizer: SGD(momentum: 0.9, nesterov: true),
+/// let trainer = Trainer(model: ModelDescription.defaultMLP.makeModel(), optimizer: SGD(momentum: 0.9, nesterov: true),
 ///                       schedule: .cosine(0.05), batchSize: 64, totalSteps: 5 * 938, seed: 42)
 /// let epoch = trainer.trainEpoch(on: train, epoch: 0)
 /// let (loss, accuracy) = trainer.evaluate(on: test)
@@ -22,19 +22,20 @@ public final class Trainer {
     private var gradient: [Float]
     private var batch: MiniBatch
 
+    /// - Parameter model: the model to train, owned by this trainer from now on (it is not thread-safe).
     public init(
-        description: ModelDescription, optimizer: any Optimizer, schedule: LearningRateSchedule, batchSize: Int,
+        model: any Model, optimizer: any Optimizer, schedule: LearningRateSchedule, batchSize: Int,
         totalSteps: Int, seed: UInt64
     ) {
         self.totalSteps = totalSteps
-        model = description.makeModel()
+        self.model = model
         parameters = model.initialParameters(seed: seed)
         self.optimizer = optimizer
         self.schedule = schedule
         self.batchSize = batchSize
         self.seed = seed
         gradient = [Float](repeating: 0, count: model.parameterCount)
-        batch = MiniBatch(capacity: batchSize, imageSize: description.inputHeight * description.inputWidth)
+        batch = MiniBatch(capacity: batchSize, imageSize: model.inputSize)
     }
 
     /// Mini-batches per epoch of `count` samples (the last one may be short).

@@ -230,9 +230,11 @@ public struct ChallengeResponse: WireMessage, Hashable {
 
 /// The model a session trains, so a worker can build the same one and check it.
 public struct ModelSpec: WireMessage, Hashable {
-    /// "mlp" or "cnn".
+    /// The model family: "mlp", "cnn", or another a worker lists in Capabilities.architectures.
     public var architecture: String = ""
-    /// Widths of the hidden dense layers (with ReLU), before the output layer.
+    /// For "mlp" and "cnn" (a reader may build those from these fields alone, as before the
+    /// configuration field existed): widths of the hidden dense layers (with ReLU), before the output
+    /// layer. Empty for other families.
     public var hiddenSizes: [UInt32] = []
     /// Length of the parameter buffer that Weights and Push carry.
     public var parameterCount: UInt64 = 0
@@ -245,6 +247,10 @@ public struct ModelSpec: WireMessage, Hashable {
     public var inputHeight: UInt32 = 0
     public var inputWidth: UInt32 = 0
     public var classes: UInt32 = 0
+    /// The family's options as text, opaque to everyone but the family ("512" for mlp:512, "32,64:128"
+    /// for the CNN, "64,64" for the spirals example). A worker builds the model from architecture and
+    /// configuration and checks it against parameter_count and tensors.
+    public var configuration: String = ""
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -253,7 +259,7 @@ public struct ModelSpec: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(architecture: String = "", hiddenSizes: [UInt32] = [], parameterCount: UInt64 = 0, tensors: [TensorSpec] = [], convolutionFilters: [UInt32] = [], inputHeight: UInt32 = 0, inputWidth: UInt32 = 0, classes: UInt32 = 0) {
+    public init(architecture: String = "", hiddenSizes: [UInt32] = [], parameterCount: UInt64 = 0, tensors: [TensorSpec] = [], convolutionFilters: [UInt32] = [], inputHeight: UInt32 = 0, inputWidth: UInt32 = 0, classes: UInt32 = 0, configuration: String = "") {
         self.architecture = architecture
         self.hiddenSizes = hiddenSizes
         self.parameterCount = parameterCount
@@ -262,6 +268,7 @@ public struct ModelSpec: WireMessage, Hashable {
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
         self.classes = classes
+        self.configuration = configuration
     }
 }
 
@@ -968,6 +975,7 @@ extension ModelSpec {
         if self.inputHeight != 0 { size &+= WireSize.field(ProtoUInt32.self, self.inputHeight, tagSize: 1) }
         if self.inputWidth != 0 { size &+= WireSize.field(ProtoUInt32.self, self.inputWidth, tagSize: 1) }
         if self.classes != 0 { size &+= WireSize.field(ProtoUInt32.self, self.classes, tagSize: 1) }
+        if !self.configuration.isEmpty { size &+= WireSize.field(ProtoString.self, self.configuration, tagSize: 1) }
         return size
     }
 
@@ -980,6 +988,7 @@ extension ModelSpec {
         if self.inputHeight != 0 { writer.writeField(ProtoUInt32.self, self.inputHeight, tag: 48) }
         if self.inputWidth != 0 { writer.writeField(ProtoUInt32.self, self.inputWidth, tag: 56) }
         if self.classes != 0 { writer.writeField(ProtoUInt32.self, self.classes, tag: 64) }
+        if !self.configuration.isEmpty { writer.writeField(ProtoString.self, self.configuration, tag: 74) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -997,6 +1006,7 @@ extension ModelSpec {
                 case 48: self.inputHeight = try reader.read(ProtoUInt32.self)
                 case 56: self.inputWidth = try reader.read(ProtoUInt32.self)
                 case 64: self.classes = try reader.read(ProtoUInt32.self)
+                case 74: self.configuration = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -9,6 +9,12 @@ struct ResumeTests {
     /// with an uninterrupted one. Three epochs so the kill lands well inside the session.
     /// (The last --epochs given wins.)
     static let session = smallSession + ["--epochs", "3", "--mode", "sync", "--workers", "2", "--seed", "7"]
+    /// The same for the example's model family (Examples/Spirals), which ps-server knows only through
+    /// the model catalogue: its configuration travels opaquely in the checkpoint and comes back.
+    static let spiralsSession = [
+        "--model", "spirals", "--epochs", "3", "--mode", "sync", "--workers", "2", "--seed", "7", "--local-steps", "1",
+        "--heartbeat-timeout", "20",
+    ]
 
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("downpour-resume-\(UUID().uuidString)")
@@ -16,9 +22,10 @@ struct ResumeTests {
         return url
     }
 
-    @Test func serverKilledMidSessionResumesAndMatchesAnUninterruptedRun() throws {
+    @Test(arguments: [session, spiralsSession])
+    func serverKilledMidSessionResumesAndMatchesAnUninterruptedRun(session: [String]) throws {
         // The yardstick: the same session without a crash.
-        let (reference, referencePort) = try startServer(Self.session)
+        let (reference, referencePort) = try startServer(session)
         defer { reference.end() }
         let referenceWorkers = try (1...2).map { try startWorker(port: referencePort, name: "ref-\($0)", ["--once"]) }
         defer { referenceWorkers.forEach { $0.end() } }
@@ -27,7 +34,7 @@ struct ResumeTests {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("session.ckpt").path
-        let (first, port) = try startServer(Self.session + ["--checkpoint", path, "--checkpoint-every", "15"])
+        let (first, port) = try startServer(session + ["--checkpoint", path, "--checkpoint-every", "15"])
         defer { first.end() }
         // Continuous workers: they lose the server, retry every 0.2 s, and join the resumed session.
         let workers = try (1...2).map { try startWorker(port: port, name: "w\($0)") }
@@ -52,6 +59,7 @@ struct ResumeTests {
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("epochs") == 3)
         #expect(fields["mode"] == "sync")
+        #expect(resumed.output.contains { $0.hasPrefix("model \(session.contains("spirals") ? "spirals:64,64" : "mlp:32") with") })
         let difference = abs(fields.double("test_accuracy") - uninterrupted.double("test_accuracy"))
         #expect(difference <= 0.005, "resumed \(fields["test_accuracy"] ?? "?") vs uninterrupted \(uninterrupted["test_accuracy"] ?? "?")")
         for worker in workers {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Learning
@@ -5,62 +6,10 @@ import Testing
 /// Finite-difference checks of every layer and both models: central differences in Float, objectives
 /// summed in Double, small sizes so rounding (about 1e-4 here) stays far below the tolerance.
 @Suite struct GradientCheckTests {
-    static let step: Float = 1e-3
-
-    static func random(_ count: Int, _ generator: inout Xoshiro256, scale: Double = 1) -> [Float] {
-        (0..<count).map { _ in Float(generator.nextNormal() * scale) }
-    }
-
-    static func expectClose(_ analytic: Float, _ numeric: Double, _ what: String) {
-        let difference = abs(Double(analytic) - numeric)
-        #expect(difference <= 2e-3 + 2e-2 * max(abs(numeric), Double(abs(analytic))), "\(what): \(analytic) vs \(numeric)")
-    }
-
-    /// Checks a layer against the objective `sum(output * weights)`.
-    static func check(_ layer: any Layer, batch: Int, needsInputGradient: Bool = true, seed: UInt64 = 1) {
-        var generator = Xoshiro256(seed: seed)
-        var parameters = random(layer.parameterCount, &generator, scale: 0.5)
-        var input = random(batch * layer.inputSize, &generator)
-        let weights = random(batch * layer.outputSize, &generator)
-        layer.reserve(batchCapacity: batch)
-
-        func objective(_ parameters: [Float], _ input: [Float]) -> Double {
-            var output = [Float](repeating: 0, count: batch * layer.outputSize)
-            layer.forward(parameters: parameters, input: input, output: &output, batch: batch)
-            return zip(output, weights).reduce(0) { $0 + Double($1.0) * Double($1.1) }
-        }
-
-        var output = [Float](repeating: 0, count: batch * layer.outputSize)
-        layer.forward(parameters: parameters, input: input, output: &output, batch: batch)
-        var outputGradient = weights
-        var inputGradient = [Float](repeating: .nan, count: batch * layer.inputSize)
-        var parameterGradient = [Float](repeating: .nan, count: max(layer.parameterCount, 1))
-        inputGradient.withUnsafeMutableBufferPointer { inputGradientBuffer in
-            layer.backward(
-                parameters: parameters, input: input, output: output, outputGradient: &outputGradient,
-                inputGradient: inputGradientBuffer.baseAddress!, parameterGradient: &parameterGradient, batch: batch)
-        }
-
-        for index in 0..<layer.parameterCount {
-            let numeric = centralDifference(&parameters, index) { objective($0, input) }
-            expectClose(parameterGradient[index], numeric, "parameter \(index)")
-        }
-        guard needsInputGradient else { return }
-        for index in 0..<input.count {
-            let numeric = centralDifference(&input, index) { objective(parameters, $0) }
-            expectClose(inputGradient[index], numeric, "input \(index)")
-        }
-    }
-
-    /// (f(x + h e_i) - f(x - h e_i)) / 2h, leaving `values` as it was.
-    static func centralDifference(_ values: inout [Float], _ index: Int, _ f: ([Float]) -> Double) -> Double {
-        let saved = values[index]
-        values[index] = saved + step
-        let plus = f(values)
-        values[index] = saved - step
-        let minus = f(values)
-        values[index] = saved
-        return (plus - minus) / Double(2 * step)
+    /// Expects `layer`'s backward to agree with finite differences everywhere.
+    static func check(_ layer: any Layer, batch: Int) {
+        let mismatches = LayerGradientCheck.run(layer, batch: batch)
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
     }
 
     @Test(arguments: [false, true])
@@ -84,6 +33,17 @@ import Testing
         Self.check(FlattenLayer(channels: 3, spatial: 4), batch: 2)
     }
 
+    @Test func activations() {
+        Self.check(ReLULayer(size: 7), batch: 3)
+        Self.check(TanhLayer(size: 7), batch: 3)
+    }
+
+    /// The check itself must catch a wrong backward, or every test above would pass for nothing.
+    @Test func catchesAWrongBackward() {
+        let mismatches = LayerGradientCheck.run(HalvedTanh(size: 4), batch: 2)
+        #expect(mismatches.count == 8, "\(mismatches)")
+    }
+
     static let models: [ModelDescription] = [
         ModelDescription(.mlp(hidden: [6]), inputHeight: 3, inputWidth: 3, classes: 4),
         ModelDescription(.mlp(hidden: [5, 4]), inputHeight: 3, inputWidth: 2, classes: 3),
@@ -96,18 +56,30 @@ import Testing
         let batch = 3
         var generator = Xoshiro256(seed: 5)
         // Random biases too: zero biases on dead inputs would sit exactly on a ReLU kink.
-        var parameters = zip(model.initialParameters(seed: 3), Self.random(model.parameterCount, &generator, scale: 0.2))
+        var parameters = zip(model.initialParameters(seed: 3), LayerGradientCheck.random(model.parameterCount, &generator, scale: 0.2))
             .map { $0 + $1 }
-        let images = Self.random(batch * description.inputHeight * description.inputWidth, &generator)
+        let images = LayerGradientCheck.random(batch * description.inputHeight * description.inputWidth, &generator)
         let labels: [UInt8] = (0..<batch).map { UInt8($0 % description.classes) }
         var gradient = [Float](repeating: .nan, count: model.parameterCount)
         var scratch = gradient
         _ = model.lossAndGradient(parameters: parameters, images: images, labels: labels, gradient: &gradient)
         for index in 0..<model.parameterCount {
-            let numeric = Self.centralDifference(&parameters, index) {
+            let numeric = LayerGradientCheck.centralDifference(&parameters, index) {
                 Double(model.lossAndGradient(parameters: $0, images: images, labels: labels, gradient: &scratch))
             }
-            Self.expectClose(gradient[index], numeric, "parameter \(index)")
+            #expect(LayerGradientCheck.agrees(gradient[index], numeric), "parameter \(index): \(gradient[index]) vs \(numeric)")
         }
     }
+}
+
+/// Tanh with a derivative off by a factor of two: what the gradient check must refuse.
+private final class HalvedTanh: ElementwiseActivation {
+    let size: Int
+
+    init(size: Int) {
+        self.size = size
+    }
+
+    func activate(_ x: Float) -> Float { tanhf(x) }
+    func derivative(input x: Float, output y: Float) -> Float { 0.5 * (1 - y * y) }
 }

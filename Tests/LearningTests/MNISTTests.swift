@@ -172,19 +172,16 @@ final class FixtureDirectory {
         #expect(a.indices != EpochPermutation(seed: 8, epoch: 3, count: 1000).indices)
     }
 
-    @Test(arguments: [(1000, 64, 10, 2), (640, 64, 10, 1), (641, 64, 10, 2), (10, 4, 1, 3)])
-    func unitsCoverTheEpoch(count: Int, batchSize: Int, batchesPerUnit: Int, expectedUnits: Int) {
+    @Test(arguments: [(1000, 64, 16), (640, 64, 10), (641, 64, 11), (10, 4, 3)])
+    func batchesCoverTheEpoch(count: Int, batchSize: Int, expectedBatches: Int) {
         let permutation = EpochPermutation(seed: 1, epoch: 0, count: count)
-        let units = permutation.units(batchSize: batchSize, batchesPerUnit: batchesPerUnit)
-        #expect(units.count == expectedUnits)
-        #expect(units.first?.range.lowerBound == 0 && units.last?.range.upperBound == count)
-        for (index, unit) in units.enumerated() {
-            #expect(unit.index == index)
-            if index > 0 { #expect(unit.range.lowerBound == units[index - 1].range.upperBound) }
-        }
-        let batches = units.flatMap { permutation.batches(of: batchSize, in: $0.range) }
+        let batches = permutation.batches(of: batchSize)
+        #expect(batches.count == expectedBatches)
         #expect(batches.flatMap { $0 }.sorted() == (0..<Int32(count)).map { $0 })
         #expect(batches.dropLast().allSatisfy { $0.count == batchSize })
+        // A range of positions is cut the same way, from its start.
+        let half = permutation.batches(of: batchSize, in: (count / 2)..<count)
+        #expect(half.flatMap { $0 } == Array(permutation.indices[(count / 2)...]))
     }
 
     @Test func generatorIsStable() {

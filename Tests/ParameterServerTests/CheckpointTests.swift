@@ -4,9 +4,9 @@ import Testing
 @testable import ParameterServer
 
 /// A small but complete checkpoint: every field set to something that is not its default.
-func sampleCheckpoint(parameterCount: Int? = nil) -> SessionCheckpoint {
-    let model = ModelDescription(.mlp(hidden: [3]))
-    let count = parameterCount ?? model.parameterCount
+func sampleCheckpoint() -> SessionCheckpoint {
+    let description = ModelDescription(.mlp(hidden: [3]))
+    let count = description.parameterCount
     var statistics = SessionStatistics()
     statistics.recordApplied(samples: 32, loss: 0.5, staleness: 2)
     statistics.recordApplied(samples: 16, loss: 0.25, staleness: 0)
@@ -22,7 +22,7 @@ func sampleCheckpoint(parameterCount: Int? = nil) -> SessionCheckpoint {
             sessionID: "s-1", policy: SessionPolicy(mode: .ssp, stalenessPolicy: .inverse, maxStaleness: 3, workersToStart: 2,
                                                      unitsAhead: 4, heartbeatTimeout: .milliseconds(2500)),
             epochs: 3, batchSize: 8, localSteps: 2, localLearningRate: 0.04, trainSamples: 100, testSamples: 50, seed: 99,
-            model: model, optimizer: .adam, learningRate: 0.001, momentum: 0.5, weightDecay: 0.01, schedule: .cosine,
+            model: description.configuration, optimizer: .adam, learningRate: 0.001, momentum: 0.5, weightDecay: 0.01, schedule: .cosine,
             scheduleSteps: 21, localMomentum: 0.9, localSchedule: .step,
             pushEncoding: "topk:0.01", pullEncoding: "q8:64"),
         version: 12,
@@ -145,18 +145,22 @@ func sampleCheckpoint(parameterCount: Int? = nil) -> SessionCheckpoint {
     }
 
     @Test func refusesContentsThatContradictThemselves() throws {
-        // A body with a sound checksum but 5 parameters for a model that has more.
-        let wrong = sampleCheckpoint(parameterCount: 5)
-        #expect(throws: CheckpointError.self) { _ = try SessionCheckpoint(fileBytes: wrong.fileBytes()) }
+        // A body with a sound checksum whose optimiser buffer disagrees with its parameters. (Whether the
+        // parameters fit the model is the model's to say when it restores them: only its family can build it.)
+        var wrong = sampleCheckpoint()
+        wrong.model.optimizer.buffers["m"] = [Float](repeating: 0, count: 5)
+        #expect(throws: CheckpointError.invalidContents("optimiser buffer m has 5 values, expected \(wrong.model.parameters.count)")) {
+            _ = try SessionCheckpoint(fileBytes: wrong.fileBytes())
+        }
         var nan = sampleCheckpoint()
         nan.model.parameters[3] = .nan
         #expect(throws: CheckpointError.invalidContents("parameters that are not finite")) {
             _ = try SessionCheckpoint(fileBytes: nan.fileBytes())
         }
-        var badModel = sampleCheckpoint().wire
-        badModel.settings?.model = "transformer:12"
-        #expect(throws: CheckpointError.invalidContents(#"settings: unknown model "transformer:12""#)) {
-            _ = try SessionCheckpoint(fileBytes: CheckpointFile.frame(badModel.serializedBytes()))
+        var noModel = sampleCheckpoint().wire
+        noModel.settings?.model = ":12"
+        #expect(throws: CheckpointError.invalidContents(#"settings: no model named in ":12""#)) {
+            _ = try SessionCheckpoint(fileBytes: CheckpointFile.frame(noModel.serializedBytes()))
         }
     }
 

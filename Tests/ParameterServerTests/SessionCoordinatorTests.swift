@@ -11,7 +11,7 @@ struct CoordinatorHarness {
     var weightsVersion: [WorkerID: UInt64] = [:]
     /// Sample indices behind every applied update, by epoch (async/ssp pushes, or sync round members).
     var trainedByEpoch: [Int: [UInt32]] = [:]
-    var applied: [SessionCoordinator.Update] = []
+    var applied: [ModelUpdate] = []
     var acknowledgements: [WorkerID: [SessionCoordinator.Acknowledgement]] = [:]
     var refusals: [WorkerID: [SessionCoordinator.Refusal]] = [:]
     var disconnected: [WorkerID] = []

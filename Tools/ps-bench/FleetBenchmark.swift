@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import Learning
+import Locking
 import ParameterServer
 import Reactor
-import Locking
 import TensorEncoding
 
 #if canImport(Glibc)
@@ -53,7 +53,7 @@ final class FleetBenchmark {
             + "\(options.pullEveryUnit ? "; a pull per unit" : ""); workers' malloc \(options.workersDefaultMalloc ? "default" : "GLIBC_TUNABLES")")
 
         let loop = try EventLoop.startOnNewThread(name: "fleet-server")
-        let server = makeServer(loop: loop, encodings: encodings)
+        let server = try makeServer(loop: loop)
         defer {
             loop.stop()
             try? loop.join()
@@ -113,31 +113,36 @@ final class FleetBenchmark {
 
     // MARK: Parts
 
-    private func makeServer(loop: EventLoop, encodings: (push: TensorEncoding, pull: TensorEncoding)) -> ParameterServerRuntime {
-        var configuration = ServerConfiguration()
-        configuration.host = "127.0.0.1"
-        configuration.port = 0
+    /// The server, assembled as ps-server assembles one (`ServerConfiguration(recipe:settings:parameterCount:)`),
+    /// for the synthetic model.
+    private func makeServer(loop: EventLoop) throws -> ParameterServerRuntime {
+        var settings = ServerSettings()
+        settings.port = 0
+        (settings.workers, settings.unitsAhead, settings.batchSize) = (options.workers, options.unitsAhead, options.batchSize)
+        (settings.localSteps, settings.uncompressed) = (options.steps, options.uncompressed)
+        (settings.pushEncoding, settings.pullEncoding) = (options.pushEncoding, options.pullEncoding)
         // A worker that pushes is heard; the long timeout only keeps a starved worker on a busy
         // machine from being dropped mid-measurement.
-        configuration.policy = SessionPolicy(
-            mode: .async, stalenessPolicy: .none, workersToStart: options.workers, unitsAhead: options.unitsAhead,
-            heartbeatTimeout: .seconds(3600))
-        configuration.batchSize = options.batchSize
-        configuration.localSteps = options.steps
-        configuration.pushEncoding = encodings.push
-        configuration.pullEncoding = encodings.pull
+        settings.heartbeatTimeout = 3600
+        settings.heartbeatInterval = 1
+        settings.handshakeTimeout = 60
+        settings.maxConnections = options.workers + 16
+        settings.maxFrameBytes = options.parameters * 4 + options.samplesPerUnit * 5 + 4096
         let samplesPerEpoch = Self.samplesPerEpoch(samplesPerUnit: options.samplesPerUnit)
-        configuration.trainSamples = samplesPerEpoch
-        let unitsPerEpoch = samplesPerEpoch / options.samplesPerUnit
-        configuration.epochs = Self.epochs(unitsPerEpoch: unitsPerEpoch, lifetime: options.clientLifetime)
-        configuration.maxFrameBytes = options.parameters * 4 + options.samplesPerUnit * 5 + 4096
-        configuration.maxConnections = options.workers + 16
-        configuration.handshakeTimeout = .seconds(60)
-        configuration.sessionID = "fleet"
-        let samples = UInt32(samplesPerEpoch)
+        settings.epochs = Self.epochs(unitsPerEpoch: samplesPerEpoch / options.samplesPerUnit, lifetime: options.clientLifetime)
+        var recipe = settings.recipe(
+            model: ModelConfiguration(family: "fleet"), defaults: ModelTrainingDefaults(),
+            trainAvailable: samplesPerEpoch, testAvailable: 1)
+        recipe.sessionID = "fleet"
+        let configuration: ServerConfiguration
+        do throws(SettingsError) {
+            configuration = try ServerConfiguration(recipe: recipe, settings: settings, parameterCount: options.parameters)
+        } catch {
+            throw ValidationError("fleet: \(error.description)")
+        }
         return ParameterServerRuntime(
             configuration: configuration, model: FleetServerModel(parameterCount: options.parameters), loop: loop,
-            reporter: ProgressReporter(isTerminal: false), permutation: { _ in Array(0..<samples) })
+            reporter: ProgressReporter(isTerminal: false), permutation: recipe.permutation)
     }
 
     /// Starts this executable again as the workers' process.

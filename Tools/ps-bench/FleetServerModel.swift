@@ -8,7 +8,8 @@ final class FleetServerModel: ServerModel, @unchecked Sendable {
     // Why @unchecked Sendable is safe: `parameters` and `optimizer` are touched only by `apply` and the
     // `parameters` getter, which the runtime calls on its event loop; `evaluate` reads nothing of self.
 
-    let specification: ModelSpecification
+    let configuration = ModelConfiguration(family: "fleet")
+    let layout: [TensorView]
     private(set) var parameters: [Float]
     private var optimizer = SGD(momentum: 0.5)
     /// Small enough that a constant gradient keeps the parameters finite for billions of steps.
@@ -16,13 +17,11 @@ final class FleetServerModel: ServerModel, @unchecked Sendable {
 
     /// Creates the model with parameters 0.01, 0.02, ... (finite, not all equal).
     init(parameterCount: Int) {
-        specification = ModelSpecification(
-            architecture: "fleet", hiddenSizes: [], parameterCount: parameterCount,
-            tensors: [.init(name: "weights", shape: [parameterCount], offset: 0)])
+        layout = [TensorView(name: "weights", shape: [parameterCount], offset: 0)]
         parameters = (0..<parameterCount).map { Float($0 % 100 + 1) / 100 }
     }
 
-    func apply(_ update: SessionCoordinator.Update) {
+    func apply(_ update: ModelUpdate) {
         parameters.withUnsafeMutableBufferPointer { p in
             update.values.withUnsafeBufferPointer { g in
                 optimizer.step(parameters: p, gradient: g, learningRate: learningRate * update.scale)

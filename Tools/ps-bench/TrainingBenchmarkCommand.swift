@@ -73,7 +73,7 @@ struct TrainingBenchmarkCommand: ParsableCommand {
     /// per wall-clock second, and per second of this process's CPU time (steadier on a shared machine).
     func samplesPerSecond(_ description: ModelDescription, train: Dataset, batches: Int) -> (wall: Double, cpu: Double) {
         let trainer = Trainer(
-            description: description, optimizer: SGD(momentum: 0.9, nesterov: true), schedule: .constant(0.01),
+            model: description.makeModel(), optimizer: SGD(momentum: 0.9, nesterov: true), schedule: .constant(0.01),
             batchSize: batchSize, totalSteps: (runs + 1) * batches, seed: 1)
         let rates = (0...runs).map { run in
             let clock = ContinuousClock()

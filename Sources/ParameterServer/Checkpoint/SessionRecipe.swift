@@ -24,7 +24,8 @@ public struct SessionRecipe: Sendable, Equatable {
     /// Seeds the initial weights and every epoch's permutation (a pure function of seed and epoch),
     /// so it is the session's whole random state.
     public var seed: UInt64
-    public var model: ModelDescription
+    /// The model's family and options; any family the build registers resumes from it.
+    public var model: ModelConfiguration
     public var optimizer: OptimizerKind
     public var learningRate: Float
     public var momentum: Float
@@ -35,7 +36,7 @@ public struct SessionRecipe: Sendable, Equatable {
 
     public init(
         sessionID: String, policy: SessionPolicy, epochs: Int, batchSize: Int, localSteps: Int,
-        localLearningRate: Float, trainSamples: Int, testSamples: Int, seed: UInt64, model: ModelDescription,
+        localLearningRate: Float, trainSamples: Int, testSamples: Int, seed: UInt64, model: ModelConfiguration,
         optimizer: OptimizerKind, learningRate: Float, momentum: Float, weightDecay: Float,
         schedule: ScheduleKind, scheduleSteps: Int, localMomentum: Float = 0, localSchedule: ScheduleKind = .constant,
         pushEncoding: String = "fp32", pullEncoding: String = "fp32"
@@ -106,7 +107,7 @@ public struct SessionRecipe: Sendable, Equatable {
         settings.trainSamples = UInt32(trainSamples)
         settings.testSamples = UInt32(testSamples)
         settings.seed = seed
-        settings.model = model.name
+        settings.model = model.description
         settings.optimizer = optimizer.rawValue
         settings.learningRate = learningRate
         settings.momentum = momentum
@@ -122,7 +123,7 @@ public struct SessionRecipe: Sendable, Equatable {
         guard let staleness = StalenessPolicy(rawValue: settings.stalenessPolicy) else {
             throw invalid("unknown staleness policy \"\(settings.stalenessPolicy)\"")
         }
-        guard let model = ModelDescription(name: settings.model) else { throw invalid("unknown model \"\(settings.model)\"") }
+        guard let model = ModelConfiguration(settings.model) else { throw invalid("no model named in \"\(settings.model)\"") }
         guard let optimizer = OptimizerKind(rawValue: settings.optimizer) else {
             throw invalid("unknown optimiser \"\(settings.optimizer)\"")
         }

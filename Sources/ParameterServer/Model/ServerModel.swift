@@ -1,3 +1,5 @@
+import Learning
+
 /// What the server needs of a model: the parameter buffer, a way to apply updates, and evaluation.
 ///
 /// The parameter server sees models only through this protocol (and `WorkerModel`), so the session
@@ -7,15 +9,18 @@
 ///   called on a background thread with a snapshot of the parameters, concurrently with `apply`;
 ///   implementations must not share scratch memory between the two.
 public protocol ServerModel: AnyObject, Sendable {
-    /// The architecture and sizes, as sent to workers in the handshake.
-    var specification: ModelSpecification { get }
+    /// Which model this is, as sent to workers in the handshake and kept in checkpoints.
+    var configuration: ModelConfiguration { get }
 
-    /// The current parameters: one contiguous buffer in the specification's layout.
+    /// The named tensors in the parameter buffer.
+    var layout: [TensorView] { get }
+
+    /// The current parameters: one contiguous buffer in `layout`.
     var parameters: [Float] { get }
 
     /// Applies one update through the optimiser, at its learning rate times `update.scale`: a gradient
     /// as it is, a delta as the pseudo-gradient `-delta` (the outer step of local SGD).
-    func apply(_ update: SessionCoordinator.Update)
+    func apply(_ update: ModelUpdate)
 
     /// Test-set loss and accuracy (0...1) of the given parameters.
     func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double)
@@ -32,8 +37,11 @@ public protocol ServerModel: AnyObject, Sendable {
 ///
 /// - Warning: Used from the worker's compute thread only.
 public protocol WorkerModel: AnyObject {
-    /// The architecture and sizes this worker built.
-    var specification: ModelSpecification { get }
+    /// The named tensors in the parameter buffer, checked against the server's.
+    var layout: [TensorView] { get }
+
+    /// Training samples this worker holds for the model; a session needing more is refused.
+    var trainSampleCount: Int { get }
 
     /// Trains on `indices` starting from `weights`.
     ///
@@ -44,48 +52,15 @@ public protocol WorkerModel: AnyObject {
     /// - Returns: the update's kind, its values, and the mean training loss.
     func train(
         indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float, momentum: Float
-    ) -> (kind: UpdateKind, values: [Float], loss: Float)
+    ) -> (kind: ModelUpdate.Kind, values: [Float], loss: Float)
 }
 
-/// A model's architecture and its parameter layout, as the handshake carries it.
-public struct ModelSpecification: Sendable, Equatable {
-    /// A named view into the parameter buffer.
-    public struct Tensor: Sendable, Equatable {
-        public var name: String
-        public var shape: [Int]
-        public var offset: Int
+extension ServerModel {
+    /// How many `Float`s the parameter buffer holds.
+    public var parameterCount: Int { layout.parameterCount }
+}
 
-        public init(name: String, shape: [Int], offset: Int) {
-            self.name = name
-            self.shape = shape
-            self.offset = offset
-        }
-    }
-
-    /// `mlp` or `cnn` (or another name a worker knows).
-    public var architecture: String
-    /// Widths of the hidden dense layers.
-    public var hiddenSizes: [Int]
-    /// Filters of each convolution round (CNN only).
-    public var convolutionFilters: [Int]
-    public var inputHeight: Int
-    public var inputWidth: Int
-    public var classes: Int
-    public var parameterCount: Int
-    public var tensors: [Tensor]
-
-    public init(
-        architecture: String, hiddenSizes: [Int], convolutionFilters: [Int] = [],
-        inputHeight: Int = 28, inputWidth: Int = 28, classes: Int = 10,
-        parameterCount: Int, tensors: [Tensor]
-    ) {
-        self.architecture = architecture
-        self.hiddenSizes = hiddenSizes
-        self.convolutionFilters = convolutionFilters
-        self.inputHeight = inputHeight
-        self.inputWidth = inputWidth
-        self.classes = classes
-        self.parameterCount = parameterCount
-        self.tensors = tensors
-    }
+extension WorkerModel {
+    /// How many `Float`s the parameter buffer holds.
+    public var parameterCount: Int { layout.parameterCount }
 }

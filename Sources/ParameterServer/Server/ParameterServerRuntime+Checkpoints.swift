@@ -32,7 +32,7 @@ extension ParameterServerRuntime {
         }
         self.init(configuration: configuration, model: model, loop: loop, reporter: reporter, permutation: permutation)
         coordinator = SessionCoordinator(
-            policy: configuration.policy, ledger: ledger, parameterCount: model.specification.parameterCount,
+            policy: configuration.policy, ledger: ledger, parameterCount: model.parameterCount,
             version: checkpoint.version, statistics: checkpoint.statistics)
         resumes = checkpoint.resumes + 1
         resumedSessionSeconds = checkpoint.sessionSeconds

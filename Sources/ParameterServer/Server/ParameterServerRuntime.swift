@@ -158,7 +158,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             sampleCount: configuration.trainSamples, samplesPerUnit: configuration.samplesPerUnit,
             epochs: configuration.epochs, permutation: permutation)
         self.coordinator = SessionCoordinator(
-            policy: configuration.policy, ledger: ledger, parameterCount: model.specification.parameterCount)
+            policy: configuration.policy, ledger: ledger, parameterCount: model.parameterCount)
         self.history = SessionHistory(title: "Downpour session \(configuration.sessionID)", configuration: configuration.reportRows)
     }
 
@@ -218,7 +218,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         if policy.mode == .async { rules += ", staleness policy \(policy.stalenessPolicy.rawValue)" }
         if policy.mode == .ssp || policy.stalenessPolicy == .bound { rules += ", max staleness \(policy.maxStaleness)" }
         reporter.line("ps-server listening on \(listener!.localAddress); session \(configuration.sessionID); \(rules)")
-        reporter.line("model \(model.specification.architecture) with \(model.specification.parameterCount) parameters; "
+        reporter.line("model \(model.configuration) with \(model.parameterCount) parameters; "
             + "\(configuration.epochs) epoch(s) of \(configuration.trainSamples) samples in units of "
             + "\(configuration.batchSize) x \(configuration.localSteps)")
         reporter.line("waiting for \(policy.workersToStart) worker(s)")
@@ -338,10 +338,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
 
     /// Welcomes a worker whose Hello (and proof, when the server has a token) was accepted.
     func admit(_ peer: Peer, _ hello: Hello) {
-        let specification = model.specification
+        let family = model.configuration.family
         let architectures = hello.capabilities?.architectures ?? []
-        guard architectures.isEmpty || architectures.contains(specification.architecture) else {
-            refuse(peer, .modelMismatch, "this session trains a \(specification.architecture) model; "
+        guard architectures.isEmpty || architectures.contains(family) else {
+            refuse(peer, .modelMismatch, "this session trains a \(family) model; "
                 + "the worker can build only \(architectures.joined(separator: ", "))")
             return
         }
@@ -371,7 +371,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         welcome.workerID = peer.worker.rawValue
         welcome.sessionID = configuration.sessionID
         welcome.mode = configuration.policy.mode.rawValue
-        welcome.model = specification.wire
+        welcome.model = ModelSpec(configuration: model.configuration, layout: model.layout)
         welcome.batchSize = UInt32(configuration.batchSize)
         welcome.localSteps = UInt32(configuration.localSteps)
         welcome.localLearningRate = configuration.localLearningRate
@@ -393,7 +393,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     }
 
     private func handlePush(_ push: Push, from peer: Peer) {
-        let kind: UpdateKind
+        let kind: ModelUpdate.Kind
         switch push.kind {
         case .gradient: kind = .gradient
         case .delta: kind = .delta
@@ -421,7 +421,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             return "Push.encoded_values is set, but no encoding was negotiated (send fp32 in Push.values)"
         }
         guard push.values.isEmpty else { return "Push has both values and encoded_values" }
-        let count = model.specification.parameterCount
+        let count = model.parameterCount
         if decodedPush.count != count { decodedPush = [Float](repeating: 0, count: count) }
         return peer.pushEncoding.decodeRefusal(push.encodedValues, into: &decodedPush).map { "Push.encoded_values: \($0)" }
     }
@@ -450,7 +450,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             weights.values = model.parameters
         } else {
             var bytes: [UInt8] = []
-            bytes.reserveCapacity(encoding.maxEncodedSize(count: model.specification.parameterCount))
+            bytes.reserveCapacity(encoding.maxEncodedSize(count: model.parameterCount))
             model.parameters.withUnsafeBufferPointer { encoding.encode($0, into: &bytes) }
             weights.encodedValues = bytes
         }

@@ -20,7 +20,7 @@ public struct SessionCoordinator: Sendable {
         /// Send a work unit; the worker must compute it on weights of at least `minVersion`.
         case sendUnit(WorkerID, WorkUnitLedger.Assignment, minVersion: UInt64)
         /// Apply an update to the model; the version is now `version`.
-        case apply(Update, version: UInt64)
+        case apply(ModelUpdate, version: UInt64)
         /// Tell the worker what became of its push.
         case acknowledge(WorkerID, Acknowledgement)
         /// Tell the worker one of its messages was refused; close it after when `fatal`.
@@ -39,18 +39,6 @@ public struct SessionCoordinator: Sendable {
         case memberLeft(WorkerID, name: String, reason: String)
         /// A line for the operator's log.
         case log(String)
-    }
-
-    /// An update to apply to the model.
-    public struct Update: Sendable {
-        public var values: [Float]
-        public var kind: UpdateKind
-        /// Multiplies the learning rate (gradients) or the delta (deltas): 1 except under `inverse`.
-        public var scale: Float
-        public var sampleCount: Int
-        /// Workers whose updates arrive one by one now: what an outer optimiser averages deltas over
-        /// (the active workers in async and ssp; 1 for a sync round, already averaged).
-        public var arrivalsPerStep = 1
     }
 
     /// The answer to one push.
@@ -99,7 +87,7 @@ public struct SessionCoordinator: Sendable {
     public struct PushInput: Sendable {
         public var unitID: UInt64
         public var baseVersion: UInt64
-        public var kind: UpdateKind
+        public var kind: ModelUpdate.Kind
         public var loss: Float
         public var sampleCount: Int
         public var values: [Float]
@@ -107,7 +95,7 @@ public struct SessionCoordinator: Sendable {
         /// (`bad_encoding`) and its unit requeued.
         public var decodingError: String?
 
-        public init(unitID: UInt64, baseVersion: UInt64, kind: UpdateKind, loss: Float, sampleCount: Int, values: [Float]) {
+        public init(unitID: UInt64, baseVersion: UInt64, kind: ModelUpdate.Kind, loss: Float, sampleCount: Int, values: [Float]) {
             self.unitID = unitID
             self.baseVersion = baseVersion
             self.kind = kind
@@ -157,7 +145,7 @@ public struct SessionCoordinator: Sendable {
         var awaiting: Set<WorkerID>
         var sum: [Float]
         var samples = 0
-        var kind: UpdateKind = .gradient
+        var kind: ModelUpdate.Kind = .gradient
         /// Pushes taken into the round, applied when it closes.
         var pushes: [(worker: WorkerID, unitID: UInt64, staleness: UInt64)] = []
     }
@@ -496,7 +484,7 @@ public struct SessionCoordinator: Sendable {
         members[worker]?.expiries = 0
         statistics.recordApplied(samples: input.sampleCount, loss: input.loss, staleness: staleness)
         var actions: [Action] = [
-            .apply(Update(values: input.values, kind: input.kind, scale: scale, sampleCount: input.sampleCount,
+            .apply(ModelUpdate(values: input.values, kind: input.kind, scale: scale, sampleCount: input.sampleCount,
                           arrivalsPerStep: max(1, members.count)), version: version),
             .acknowledge(worker, Acknowledgement(
                 unitID: input.unitID, applied: true, serverVersion: version, staleness: staleness, reason: "", refusal: nil)),
@@ -633,7 +621,7 @@ public struct SessionCoordinator: Sendable {
             let inverse = 1 / Float(max(1, closing.samples))
             for i in average.indices { average[i] *= inverse }
             version += 1
-            actions.append(.apply(Update(values: average, kind: closing.kind, scale: 1, sampleCount: closing.samples), version: version))
+            actions.append(.apply(ModelUpdate(values: average, kind: closing.kind, scale: 1, sampleCount: closing.samples), version: version))
             var finishedEpoch: Int?
             for push in closing.pushes {
                 if case .accepted(let finished?) = ledger.complete(push.unitID) { finishedEpoch = finished }

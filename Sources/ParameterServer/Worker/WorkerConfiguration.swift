@@ -19,6 +19,9 @@ public struct WorkerConfiguration: Sendable {
     /// Encodings offered to the server besides fp32 (`Capabilities.encodings`): all this worker knows
     /// by default; empty makes it an fp32-only worker, as one written before encodings.
     public var encodings = TensorEncoding.wireNames
+    /// Model families this worker can build (`Capabilities.architectures`); the server refuses a
+    /// worker that cannot build the session's.
+    public var models = ["mlp", "cnn"]
     /// Faults to inject (none by default).
     public var faults = FaultInjection()
     /// When set, the worker answers the server's challenge with it and accepts only a server that

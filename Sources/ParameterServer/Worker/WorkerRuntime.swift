@@ -11,9 +11,8 @@ import WireCodec
 ///
 /// ```swift
 /// let loop = try EventLoop()
-/// let worker = WorkerRuntime(configuration: configuration, loop: loop, trainSampleCount: train.count,
-///                            log: { print($0) }) { specification in
-///     MNISTWorkerModel(description: try ModelDescription(specification: specification), trainSet: train)
+/// let worker = WorkerRuntime(configuration: configuration, loop: loop, log: { print($0) }) { configuration in
+///     TrainingWorkerModel(model: try registry.makeModel(configuration), trainSet: train)
 /// }
 /// worker.onExit = { _ in loop.stop() }
 /// loop.execute { worker.start() }
@@ -26,8 +25,8 @@ public final class WorkerRuntime: @unchecked Sendable {
     // Why @unchecked Sendable is safe: every stored property is touched on the loop thread only; the
     // compute thread captures this object solely to hand results back through `EventLoop.execute`.
 
-    /// Builds the model a session asks for, or throws `ModelMismatch`.
-    public typealias ModelFactory = (ModelSpecification) throws -> WorkerModel
+    /// Builds the model a session asks for, over this worker's training data for it; throws when it cannot.
+    public typealias ModelFactory = (ModelConfiguration) throws -> WorkerModel
 
     /// One connection to a server, from handshake to close.
     final class Session: @unchecked Sendable {
@@ -77,14 +76,14 @@ public final class WorkerRuntime: @unchecked Sendable {
         init(_ model: WorkerModel, pushEncoding: TensorEncoding) {
             self.model = model
             if pushEncoding != .fp32 {
-                feedback = ErrorFeedbackEncoder(count: model.specification.parameterCount, encoding: pushEncoding)
+                feedback = ErrorFeedbackEncoder(count: model.parameterCount, encoding: pushEncoding)
             }
         }
 
         /// The push for `values`: encoded when an encoding was negotiated, fp32 when none was, or when
         /// the accumulated values are not finite (the server then refuses the fp32 push and requeues
         /// the unit, and the residual starts again from zero).
-        func push(unitID: UInt64, base: UInt64, kind: UpdateKind, loss: Float, sampleCount: Int, values: [Float]) -> Push {
+        func push(unitID: UInt64, base: UInt64, kind: ModelUpdate.Kind, loss: Float, sampleCount: Int, values: [Float]) -> Push {
             var push = Push(unitID: unitID, baseVersion: base, kind: kind == .gradient ? .gradient : .delta,
                             loss: loss, sampleCount: UInt32(sampleCount))
             guard var encoder = feedback else {
@@ -130,7 +129,6 @@ public final class WorkerRuntime: @unchecked Sendable {
     public let configuration: WorkerConfiguration
     public let loop: EventLoop
     private let makeModel: ModelFactory
-    private let trainSampleCount: Int
     let log: (String) -> Void
     private let compute = ComputeThread(name: "compute")
     private let computeFaults: ComputeFaults
@@ -154,16 +152,14 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// - Parameters:
     ///   - configuration: where the server is and how to behave.
     ///   - loop: the event loop for network I/O.
-    ///   - trainSampleCount: training samples this worker holds; sessions needing more are refused.
     ///   - log: where status lines go.
     ///   - makeModel: builds the model a session asks for.
     public init(
-        configuration: WorkerConfiguration, loop: EventLoop, trainSampleCount: Int,
+        configuration: WorkerConfiguration, loop: EventLoop,
         log: @escaping (String) -> Void, makeModel: @escaping ModelFactory
     ) {
         self.configuration = configuration
         self.loop = loop
-        self.trainSampleCount = trainSampleCount
         self.log = log
         self.makeModel = makeModel
         self.computeFaults = ComputeFaults(configuration.faults)
@@ -249,7 +245,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         }
         var capabilities = Capabilities()
         capabilities.threads = UInt32(configuration.threads)
-        capabilities.architectures = ["mlp", "cnn"]
+        capabilities.architectures = configuration.models
         capabilities.maxUnitsAhead = UInt32(configuration.unitsAhead)
         capabilities.serverHeartbeats = true
         capabilities.encodings = configuration.encodings
@@ -352,33 +348,41 @@ public final class WorkerRuntime: @unchecked Sendable {
             fail(session, .malformed, "the server's Welcome has no model")
             return
         }
-        guard Int(welcome.trainSamples) <= trainSampleCount, welcome.trainSamples > 0 else {
-            fail(session, .modelMismatch, "the session trains on \(welcome.trainSamples) samples; this worker holds \(trainSampleCount)")
-            return
-        }
         guard welcome.batchSize > 0, welcome.localSteps > 0 else {
             fail(session, .malformed, "the server's Welcome has a zero batch size or zero local steps")
             return
         }
-        let specification = ModelSpecification(wire: spec)
+        let configuration = spec.modelConfiguration
+        let parameterCount = Int(clamping: spec.parameterCount)
         let pushEncoding: TensorEncoding
         do {
-            pushEncoding = try TensorEncoding(wire: welcome.pushEncoding, count: specification.parameterCount)
-            session.pullEncoding = try TensorEncoding(wire: welcome.pullEncoding, count: specification.parameterCount)
+            pushEncoding = try TensorEncoding(wire: welcome.pushEncoding, count: parameterCount)
+            session.pullEncoding = try TensorEncoding(wire: welcome.pullEncoding, count: parameterCount)
         } catch {
             fail(session, .badEncoding, "cannot use the session's encodings: \(error)")
             return
         }
+        let model: WorkerModel
         do {
-            session.model = ModelBox(try makeModel(specification), pushEncoding: pushEncoding)
+            model = try makeModel(configuration)
         } catch {
-            fail(session, .modelMismatch, "cannot build the session's model: \(error)")
+            fail(session, .modelMismatch, "cannot build the session's model \(configuration): \(error)")
             return
         }
+        guard model.layout == spec.layout, model.parameterCount == parameterCount else {
+            fail(session, .modelMismatch, "the server's \(configuration) has \(parameterCount) parameters in its layout; "
+                + "the same model built here has \(model.parameterCount)\(model.parameterCount == parameterCount ? " in another layout" : "")")
+            return
+        }
+        guard Int(welcome.trainSamples) <= model.trainSampleCount, welcome.trainSamples > 0 else {
+            fail(session, .modelMismatch, "the session trains on \(welcome.trainSamples) samples; this worker holds \(model.trainSampleCount)")
+            return
+        }
+        session.model = ModelBox(model, pushEncoding: pushEncoding)
         session.welcome = welcome
-        session.weights.reserveCapacity(specification.parameterCount)
+        session.weights.reserveCapacity(parameterCount)
         log("joined session \(welcome.sessionID) as worker \(welcome.workerID): mode \(welcome.mode), "
-            + "\(specification.architecture) with \(specification.parameterCount) parameters, "
+            + "\(configuration) with \(parameterCount) parameters, "
             + "units of \(welcome.batchSize) x \(welcome.localSteps)")
         let interval = Duration.milliseconds(max(100, Int(welcome.heartbeatIntervalMs == 0 ? 1000 : welcome.heartbeatIntervalMs)))
         session.heartbeat = loop.scheduleTimer(after: interval, repeating: interval) { [unowned session] in

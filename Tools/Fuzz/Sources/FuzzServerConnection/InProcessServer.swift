@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 import ParameterServer
 import Reactor
 
@@ -20,16 +21,19 @@ final class InProcessServer: Sendable {
     static let authenticating = InProcessServer(token: AuthenticationToken("fuzzing-token-of-32-bytes-length"))
 
     private init(token: AuthenticationToken?) {
-        var configuration = ServerConfiguration()
-        configuration.host = "127.0.0.1"
-        configuration.port = 0
-        configuration.policy = SessionPolicy(mode: .async, workersToStart: 1, unitsAhead: 2, heartbeatTimeout: .seconds(10))
-        configuration.epochs = 1_000_000
-        configuration.batchSize = 8
-        configuration.trainSamples = 64
-        configuration.maxFrameBytes = 64 << 10
-        configuration.handshakeTimeout = .seconds(1)
-        configuration.sessionID = "fuzz-\(getpid())"
+        // Assembled as ps-server assembles a server, with limits small enough to reach.
+        var settings = ServerSettings()
+        (settings.port, settings.workers, settings.unitsAhead, settings.uncompressed) = (0, 1, 2, true)
+        (settings.epochs, settings.batchSize, settings.maxFrameBytes, settings.handshakeTimeout) = (1_000_000, 8, 64 << 10, 1)
+        var recipe = settings.recipe(model: ModelConfiguration(family: "tiny"), defaults: ModelTrainingDefaults(),
+                                     trainAvailable: 64, testAvailable: 1)
+        recipe.sessionID = "fuzz-\(getpid())"
+        var configuration: ServerConfiguration
+        do throws(SettingsError) {
+            configuration = try ServerConfiguration(recipe: recipe, settings: settings, parameterCount: 10)
+        } catch {
+            fatalError("FuzzServerConnection: \(error)")
+        }
         configuration.token = token
         let loop: EventLoop
         do {
@@ -37,9 +41,8 @@ final class InProcessServer: Sendable {
         } catch {
             fatalError("FuzzServerConnection: cannot start an event loop: \(error)")
         }
-        let server = ParameterServerRuntime(configuration: configuration, model: TinyServerModel(), loop: loop) { _ in
-            (0..<64).map { UInt32($0) }
-        }
+        let server = ParameterServerRuntime(
+            configuration: configuration, model: TinyServerModel(), loop: loop, permutation: recipe.permutation)
         // The server must never finish: if it did, every later probe would be refused.
         server.onFinished = { _ in fatalError("FuzzServerConnection: the never-ending session finished") }
         let started = StartResult()

@@ -1,19 +1,18 @@
 import Learning
 import ParameterServer
 
-/// A ten-parameter "MLP" (2×2 inputs, 2 classes, no hidden layer): enough for the server to hand out
+/// A ten-parameter model (4 inputs, 2 classes, no hidden layer): enough for the server to hand out
 /// work and apply updates, cheap enough to leave every fuzz input's time to the connection handling.
 final class TinyServerModel: ServerModel, @unchecked Sendable {
     // Why @unchecked Sendable is safe: `parameters` changes only in `apply`, on the server's loop
     // thread; `evaluate` reads nothing of the model.
 
-    let specification = ModelSpecification(
-        architecture: "mlp", hiddenSizes: [], inputHeight: 2, inputWidth: 2, classes: 2, parameterCount: 10,
-        tensors: [.init(name: "dense0.weight", shape: [2, 4], offset: 0), .init(name: "dense0.bias", shape: [2], offset: 8)])
+    let configuration = ModelConfiguration(family: "tiny")
+    let layout = [TensorView(name: "dense0.weight", shape: [4, 2], offset: 0), TensorView(name: "dense0.bias", shape: [2], offset: 8)]
 
     private(set) var parameters = [Float](repeating: 0, count: 10)
 
-    func apply(_ update: SessionCoordinator.Update) {
+    func apply(_ update: ModelUpdate) {
         for index in parameters.indices { parameters[index] -= 0.01 * update.scale * update.values[index] }
     }
 

@@ -1,14 +1,15 @@
 import Learning
 import Locking
 
-/// The server's model over the Learning core: the parameter buffer, an optimiser with its schedule,
-/// and a test set to evaluate on.
-public final class MNISTServerModel: ServerModel, @unchecked Sendable {
+/// The server's model over any Learning ``Model``: the parameter buffer, an optimiser with its
+/// schedule, and a test set to evaluate on.
+public final class TrainingServerModel: ServerModel, @unchecked Sendable {
     // Why @unchecked Sendable is safe: `parameters`, `optimizer` and `steps` are touched only by
     // `apply` and the `parameters` getter, which run on the server's event loop; `evaluate` runs on
     // another thread but only reads its argument and uses `evaluator`, guarded by its mutex.
 
-    public let specification: ModelSpecification
+    public let configuration: ModelConfiguration
+    public let layout: [TensorView]
     public private(set) var parameters: [Float]
     private var optimizer: any Optimizer
     private let schedule: LearningRateSchedule
@@ -27,7 +28,8 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
 
     /// Creates the server's model.
     /// - Parameters:
-    ///   - description: the architecture.
+    ///   - configuration: which model, for the handshake and checkpoints.
+    ///   - model: that model, built once; this instance evaluates (under a lock) and initialises.
     ///   - seed: the initialisation seed.
     ///   - optimizer: the optimiser applied to gradients.
     ///   - schedule: the learning rate by applied gradient step.
@@ -35,11 +37,11 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
     ///   - testSet: the data `evaluate` measures on.
     ///   - initialParameters: parameters to start from instead of a fresh initialisation.
     public init(
-        description: ModelDescription, seed: UInt64, optimizer: any Optimizer, schedule: LearningRateSchedule,
-        totalSteps: Int, testSet: Dataset, initialParameters: [Float]? = nil
+        configuration: ModelConfiguration, model: any Model, seed: UInt64, optimizer: any Optimizer,
+        schedule: LearningRateSchedule, totalSteps: Int, testSet: Dataset, initialParameters: [Float]? = nil
     ) {
-        let model = description.makeModel()
-        self.specification = description.specification
+        self.configuration = configuration
+        self.layout = model.layout
         self.parameters = initialParameters ?? model.initialParameters(seed: seed)
         self.optimizer = optimizer
         self.schedule = schedule
@@ -53,7 +55,7 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
         schedule.rate(atStep: steps, totalSteps: totalSteps)
     }
 
-    public func apply(_ update: SessionCoordinator.Update) {
+    public func apply(_ update: ModelUpdate) {
         precondition(update.values.count == parameters.count, "the coordinator checks dimensions")
         switch update.kind {
         case .gradient:
@@ -93,7 +95,7 @@ public final class MNISTServerModel: ServerModel, @unchecked Sendable {
     public func restore(_ state: ModelTrainingState) throws(ModelStateError) {
         guard state.parameters.count == parameters.count else {
             throw ModelStateError("the checkpoint holds \(state.parameters.count) parameters; "
-                + "\(specification.architecture) \(specification.hiddenSizes) has \(parameters.count)")
+                + "\(configuration) has \(parameters.count)")
         }
         guard state.scheduleStep >= 0 else { throw ModelStateError("negative schedule step \(state.scheduleStep)") }
         guard state.parameters.allSatisfy(\.isFinite) else { throw ModelStateError("the checkpoint's parameters are not all finite") }

@@ -1,11 +1,12 @@
 import Learning
 
-/// A worker's model over the Learning core: gradients and local SGD steps on its copy of the
+/// A worker's model over any Learning ``Model``: gradients and local SGD steps on its copy of the
 /// training set.
 ///
 /// - Warning: Not thread-safe: owned by the worker's compute thread.
-public final class MNISTWorkerModel: WorkerModel {
-    public let specification: ModelSpecification
+public final class TrainingWorkerModel: WorkerModel {
+    public var layout: [TensorView] { model.layout }
+    public var trainSampleCount: Int { trainSet.count }
     private let model: any Model
     private let trainSet: Dataset
     private var gradient: [Float]
@@ -15,17 +16,17 @@ public final class MNISTWorkerModel: WorkerModel {
     /// keeps its state for the session, as DiLoCo's workers do.
     private var velocity: [Float] = []
 
-    /// Builds the model for `description` over `trainSet`.
-    public init(description: ModelDescription, trainSet: Dataset) {
-        self.model = description.makeModel()
-        self.specification = description.specification
+    /// Trains `model` (this instance only: it is not thread-safe) on `trainSet`.
+    public init(model: any Model, trainSet: Dataset) {
+        precondition(model.inputSize == trainSet.imageSize, "the model takes \(model.inputSize) values per sample; the data has \(trainSet.imageSize)")
+        self.model = model
         self.trainSet = trainSet
         self.gradient = [Float](repeating: 0, count: model.parameterCount)
     }
 
     public func train(
         indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float, momentum: Float
-    ) -> (kind: UpdateKind, values: [Float], loss: Float) {
+    ) -> (kind: ModelUpdate.Kind, values: [Float], loss: Float) {
         let positions = indices.map { Int32(bitPattern: $0) }
         precondition(weights.count == model.parameterCount, "weights are checked against the model on arrival")
         // With local steps every push is a delta, even a short unit's single step: a sync round

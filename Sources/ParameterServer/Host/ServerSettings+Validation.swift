@@ -1,0 +1,59 @@
+import Foundation
+import Learning
+
+extension ServerSettings {
+    /// Checks every setting on its own and against the others, naming the flag at fault.
+    /// - Parameter registry: the model families the build knows, to check `model`.
+    public func validate(registry: ModelRegistry) throws(SettingsError) {
+        // Without a token, anyone who can reach the port can join and push updates.
+        let token = try resolvedToken()
+        guard Self.isLoopback(host) || insecure || token != nil else {
+            throw SettingsError("--host \(host) is not a loopback address: anyone who can reach it could join the "
+                + "session and push updates; give the server a token workers must prove they hold (--token-file PATH "
+                + "or \(AuthenticationToken.environmentVariable)), or pass --insecure to accept that")
+        }
+        try check((0...65535).contains(port), "--port must be 0...65535")
+        if let metricsPort { try check((0...65535).contains(metricsPort), "--metrics-port must be 0...65535") }
+        try check(workers >= 1, "--workers must be at least 1")
+        try check(epochs >= 1, "--epochs must be at least 1")
+        try check(batchSize >= 1, "--batch-size must be at least 1")
+        try check(steps >= 1, "--local-steps must be at least 1")
+        try check(maxStaleness >= 0, "--max-staleness must not be negative")
+        try check(unitsAhead >= 1, "--units-ahead must be at least 1")
+        try check((learningRate ?? 1) > 0 && (learningRate ?? 1).isFinite, "--lr must be a positive number")
+        try check((localLearningRate ?? 1) > 0 && (localLearningRate ?? 1).isFinite, "--local-lr must be a positive number")
+        try check((0..<1).contains(localMomentum), "--local-momentum must be in 0..<1")
+        try check((0..<1).contains(momentum ?? 0), "--momentum must be in 0..<1")
+        try check(threads >= 1, "--threads must be at least 1")
+        try check(maxFrameBytes >= 1024, "--max-frame-bytes must be at least 1024")
+        try check(maxConnections >= 1, "--max-connections must be at least 1")
+        try check(maxWriteQueueBytes >= 1 << 20, "--max-write-queue-bytes must be at least 1 MiB (1048576)")
+        try check(handshakeTimeout > 0 && heartbeatTimeout > 0, "timeouts must be positive")
+        try check(heartbeatInterval >= 0.1 && heartbeatInterval < heartbeatTimeout,
+                  "--heartbeat-interval must be at least 0.1 s and below --heartbeat-timeout")
+        if let evaluateEvery { try check(evaluateEvery >= 1, "--eval-every must be at least 1") }
+        try check((0...1).contains(targetAccuracy), "--target-accuracy must be in 0...1")
+        try check(leaseFloor > 0 && leaseFloor.isFinite, "--lease-floor must be a positive number of seconds")
+        if let trainSamples { try check(trainSamples >= 1, "--train-samples must be at least 1") }
+        if let testSamples { try check(testSamples >= 1, "--test-samples must be at least 1") }
+        try check(checkpointEvery >= 1, "--checkpoint-every must be at least 1")
+        try check(checkpointInterval > 0 && checkpointInterval.isFinite, "--checkpoint-interval must be positive")
+        if let checkpoint { try checkWritableDirectory(of: checkpoint, flag: "--checkpoint") }
+        if let report { try checkWritableDirectory(of: report, flag: "--report") }
+        if let resume { try check(FileManager.default.fileExists(atPath: resume), "--resume: no checkpoint at \(resume)") }
+        do {
+            _ = try registry.configuration(parsing: model)
+        } catch {
+            throw SettingsError("--model: \(error.description)")
+        }
+    }
+
+    private func check(_ condition: Bool, _ message: @autoclosure () -> String) throws(SettingsError) {
+        guard condition else { throw SettingsError(message()) }
+    }
+
+    private func checkWritableDirectory(of path: String, flag: String) throws(SettingsError) {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try check(FileManager.default.isWritableFile(atPath: directory), "\(flag): cannot write to the directory \(directory)")
+    }
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Learning
+import ModelCatalog
+import ParameterServer
+import TensorEncoding
+
+/// `ps-worker`'s arguments and flags, turned into the library's `WorkerConfiguration`.
+struct WorkerOptions: ParsableArguments {
+    @Argument(help: "The server's host name or address.")
+    var host: String
+
+    @Argument(help: "The server's port.")
+    var port: Int = 8888
+
+    @Argument(help: "Seconds between connection attempts while the server is not up.")
+    var retryInterval: Double = 5
+
+    @Option(help: "The data directory, for model families that load data (MNIST's default: Data/mnist, found from the executable, the source or the current directory).")
+    var data: String?
+
+    @Option(help: ArgumentHelp("Model families to offer, comma-separated (default: every one this build knows: \(ModelCatalog.registry.names.joined(separator: ", "))); each one's data is loaded at start-up.", valueName: "list"))
+    var models: String?
+
+    @Option(help: "OpenBLAS threads for training.")
+    var threads = 1
+
+    @Flag(help: "Exit after one session instead of waiting for the next.")
+    var once = false
+
+    @Option(help: "The name this worker gives the server (default: worker-PID@HOSTNAME).")
+    var name: String?
+
+    @Option(help: "Work units to hold at once, so the next is here when one finishes.")
+    var unitsAhead = 2
+
+    @Option(help: ArgumentHelp(
+        "Read the server's token from this file (a trailing newline is ignored; keep it chmod 600). Without --token-file or --token, the environment variable DOWNPOUR_TOKEN is used if set. With a token, the worker also requires the server to prove it holds it.",
+        valueName: "path"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp(AuthenticationToken.flagHelp, valueName: "secret"))
+    var token: String?
+
+    @Option(help: ArgumentHelp("Encodings to offer the server besides fp32, comma-separated (default: all of fp16, bf16, q8, topk, sign); \"fp32\" offers none, as a worker written before encodings.", valueName: "list"))
+    var encodings: String?
+
+    @Option(help: ArgumentHelp(
+        "Faults to inject, as key=value pairs (repeatable or comma-separated): delay=50ms, jitter=20ms, slowdown=3, crash-after=30s, drop-connection=0.01, seed=7.",
+        valueName: "faults"))
+    var inject: [String] = []
+
+    func validate() throws {
+        guard !host.isEmpty else { throw ValidationError("HOST must not be empty") }
+        guard (1...65535).contains(port) else { throw ValidationError("PORT must be 1...65535, got \(port)") }
+        guard retryInterval > 0, retryInterval.isFinite else { throw ValidationError("RETRY_INTERVAL must be a positive number of seconds") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard unitsAhead >= 1 else { throw ValidationError("--units-ahead must be at least 1") }
+        do {
+            _ = try FaultInjection(parsing: inject)
+        } catch {
+            throw ValidationError("--inject: \(error)")
+        }
+        _ = try resolvedToken()
+        _ = try offeredEncodings()
+        _ = try registry()
+    }
+
+    /// The families --models names, from the model catalogue.
+    func registry() throws -> ModelRegistry {
+        guard let models else { return ModelCatalog.registry }
+        let names = models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        do {
+            return ModelRegistry(try names.map { name throws(ModelConfigurationError) in try ModelCatalog.registry.family(named: name) })
+        } catch {
+            throw ValidationError("--models: \(error.description)")
+        }
+    }
+
+    /// The encodings --encodings names, checked against those this worker knows.
+    func offeredEncodings() throws -> [String] {
+        guard let encodings else { return TensorEncoding.wireNames }
+        let names = encodings.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0 != "fp32" }
+        for name in names where !TensorEncoding.wireNames.contains(name) {
+            throw ValidationError("--encodings: unknown encoding \"\(name)\" (known: fp32, \(TensorEncoding.wireNames.joined(separator: ", ")))")
+        }
+        return names
+    }
+
+    /// The token from --token, --token-file or the environment, if any.
+    func resolvedToken() throws -> AuthenticationToken.Resolution? {
+        do {
+            return try AuthenticationToken.resolve(flag: token, file: tokenFile)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// The worker's configuration from these flags, and the token's source for the log.
+    func configuration() throws -> (WorkerConfiguration, AuthenticationToken.Resolution?) {
+        let workerName = name ?? "worker-\(getpid())@\(ProcessInfo.processInfo.hostName)"
+        var configuration = WorkerConfiguration(
+            host: host, port: port, retryInterval: .milliseconds(Int(retryInterval * 1000)), name: workerName)
+        configuration.threads = threads
+        configuration.once = once
+        configuration.unitsAhead = unitsAhead
+        configuration.faults = try FaultInjection(parsing: inject)
+        configuration.encodings = try offeredEncodings()
+        let token = try resolvedToken()
+        configuration.token = token?.token
+        return (configuration, token)
+    }
+}

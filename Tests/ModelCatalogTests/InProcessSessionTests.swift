@@ -1,0 +1,159 @@
+import Foundation
+import Learning
+import ModelCatalog
+import ParameterServer
+import Reactor
+import Testing
+
+/// Whole sessions inside the test process: the server assembled as `ps-server` assembles it
+/// (`SessionAssembly`), workers as `ps-worker` builds them (`WorkerHost.makeModel`), each on an event
+/// loop of its own over loopback. The runtimes' handshake, refusals and accounting are tested here
+/// without starting a process or scraping output.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct InProcessSessionTests {
+    /// A short spirals session: 4 epochs of 12,000 samples in units of 512 (under a second).
+    static func settings(workers: Int) -> ServerSettings {
+        var settings = ServerSettings()
+        (settings.port, settings.model, settings.workers, settings.epochs) = (0, "spirals", workers, 4)
+        (settings.testSamples, settings.heartbeatTimeout) = (1_000, 20)
+        return settings
+    }
+
+    @Test func aCustomModelTrainsThroughTheRuntimesWithEveryUnitAppliedOnce() throws {
+        let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
+        let run = try InProcessRun(session: session)
+        defer { run.stop() }
+        let workers = ["a", "b"].map { run.addWorker(name: $0, registry: ModelCatalog.registry) }
+        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let summary = SummaryLine.parse(result.summary.description[...])
+        #expect(result.statistics.appliedTwice == 0)
+        #expect(summary["units_expected"] == String(run.server.totalUnits))
+        #expect(summary["units"] == summary["units_expected"])
+        // From a third (chance) to about 80% in 4 epochs; 96% takes about 20.
+        #expect(result.testAccuracy > 0.6, "spirals after 4 epochs: \(result.testAccuracy)")
+        for worker in workers { #expect(run.log(of: worker).contains { $0.hasPrefix("joined session") && $0.contains("spirals:64,64") }) }
+    }
+
+    @Test func aWorkerThatCannotBuildTheModelIsRefusedAndTheOthersTrainOn() throws {
+        let session = try SessionAssembly(settings: Self.settings(workers: 1), registry: ModelCatalog.registry)
+        let run = try InProcessRun(session: session)
+        defer { run.stop() }
+        // An older build: it knows MNIST's families only.
+        let older = run.addWorker(name: "older", registry: ModelRegistry([MLPFamily(), CNNFamily()]))
+        let refusal = "this session trains a spirals model; the worker can build only mlp, cnn"
+        #expect(run.waitForLog(of: older) { $0.contains(refusal) }, "\(run.log(of: older))")
+        _ = run.addWorker(name: "current", registry: ModelCatalog.registry)
+        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let summary = SummaryLine.parse(result.summary.description[...])
+        #expect(summary["units"] == summary["units_expected"])
+        #expect(summary["joins"] == "1")
+    }
+}
+
+/// A server and its workers on event loops in this process, and what they said.
+final class InProcessRun: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: the mutable state (logs, result) is only touched holding
+    // `condition`; the runtimes are touched only on their loops.
+    let server: ParameterServerRuntime
+    private let serverLoop: EventLoop
+    private var workerLoops: [EventLoop] = []
+    private var workers: [WorkerRuntime] = []
+    private let condition = NSCondition()
+    private var logs: [String: [String]] = [:]
+    private var result: SessionResult?
+
+    init(session: SessionAssembly) throws {
+        serverLoop = try EventLoop.startOnNewThread(name: "test-server")
+        server = try session.makeRuntime(loop: serverLoop)
+        // The server starts on its loop's thread; this thread waits for the port it listens on.
+        let started = StartedPort()
+        serverLoop.execute { [server] in started.set((try? server.start()).map { server.port } ?? -1) }
+        let port = started.wait()
+        try #require(port > 0, "the server did not start")
+        self.port = port
+        server.onFinished = { [condition] result in
+            condition.lock()
+            self.result = result
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    let port: Int
+
+    /// Starts a worker, named `name`, that can build the families of `registry`; returns its name.
+    func addWorker(name: String, registry: ModelRegistry) -> String {
+        var configuration = WorkerConfiguration(host: "127.0.0.1", port: port, retryInterval: .milliseconds(200), name: name)
+        configuration.once = true
+        let host = WorkerHost(configuration: configuration, registry: registry) { [weak self] line in self?.record(line, from: name) }
+        let loop = try! EventLoop.startOnNewThread(name: "test-\(name)")
+        let worker = WorkerRuntime(configuration: host.configuration, loop: loop, log: host.log) { try host.makeModel($0) }
+        worker.onExit = { _ in loop.stop() }
+        loop.execute { worker.start() }
+        workerLoops.append(loop)
+        workers.append(worker)
+        return name
+    }
+
+    private func record(_ line: String, from name: String) {
+        condition.lock()
+        logs[name, default: []].append(line)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func log(of name: String) -> [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return logs[name] ?? []
+    }
+
+    /// Waits (at most 60 s) for a line from `name` that satisfies `matches`.
+    func waitForLog(of name: String, _ matches: (String) -> Bool) -> Bool {
+        wait { (self.logs[name] ?? []).contains(where: matches) }
+    }
+
+    /// The session's result once it finished (at most 120 s), or nil.
+    func waitForResult() -> SessionResult? {
+        wait(seconds: 120) { self.result != nil } ? result : nil
+    }
+
+    private func wait(seconds: Double = 60, _ done: () -> Bool) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        condition.lock()
+        defer { condition.unlock() }
+        while !done() {
+            if !condition.wait(until: deadline) { return done() }
+        }
+        return true
+    }
+
+    func stop() {
+        for loop in workerLoops + [serverLoop] {
+            loop.stop()
+            try? loop.join()
+        }
+        withExtendedLifetime((server, workers)) {}
+    }
+}
+
+/// The port a server started on, handed from its loop's thread to the test's.
+private final class StartedPort: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: `port` is only touched holding `condition`.
+    private let condition = NSCondition()
+    private var port = 0
+
+    func set(_ value: Int) {
+        condition.lock()
+        port = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        while port == 0 { condition.wait() }
+        return port
+    }
+}
