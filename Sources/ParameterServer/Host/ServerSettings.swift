@@ -8,57 +8,88 @@ import Learning
 /// default for the rest of the settings" (see ``recipe(model:defaults:trainAvailable:testAvailable:)``).
 public struct ServerSettings: Sendable {
     // Network and authentication
+    /// The address to listen on (`--host`); anything but loopback needs a token or `insecure`.
     public var host = "127.0.0.1"
+    /// The port (`--port`); 0 picks a free one.
     public var port = 8888
+    /// Accept a non-loopback `host` without a token (`--insecure`).
     public var insecure = false
+    /// The token itself (`--token`), or the file that holds it (`--token-file`); else `DOWNPOUR_TOKEN`.
     public var token: String?
     public var tokenFile: String?
+    /// Serve Prometheus metrics on this port (`--metrics-port`); nil: none.
     public var metricsPort: Int?
     // Session
+    /// `--mode`: async, sync or ssp.
     public var mode: TrainingMode = .async
+    /// Workers to wait for before training (`--workers`).
     public var workers = 2
+    /// Passes over the training set (`--epochs`).
     public var epochs = 5
+    /// Samples per local step (`--batch-size`).
     public var batchSize = 64
     /// H; nil: 8, or 1 with `uncompressed`.
     public var localSteps: Int?
+    /// The exchange before encodings: H = 1, fp32 both ways unless given (`--uncompressed`).
     public var uncompressed = false
+    /// Async mode's rule for stale updates (`--staleness-policy`), and K (`--max-staleness`).
     public var stalenessPolicy: StalenessPolicy = .none
     public var maxStaleness = 4
+    /// Work units a worker may hold at once (`--units-ahead`).
     public var unitsAhead = 2
     // Model and optimiser
     /// `family[:options]`, such as `mlp`, `mlp:256,128` or `spirals`.
     public var model = "mlp"
+    /// The server's (outer) optimiser and its settings (`--optimizer`, `--lr`, `--momentum`,
+    /// `--weight-decay`, `--schedule`); nil: by mode and local steps.
     public var optimizer: OptimizerKind?
     public var learningRate: Float?
     public var momentum: Float?
     public var weightDecay: Float = 0
     public var schedule: ScheduleKind = .cosine
+    /// The workers' local steps (`--local-lr`, `--local-momentum`, `--local-schedule`).
     public var localLearningRate: Float?
     public var localMomentum: Float = 0.9
     public var localSchedule: ScheduleKind = .constant
+    /// How pushes and weights travel (`--push-encoding`, `--pull-encoding`); nil: sign and q8, or fp32
+    /// with `uncompressed`.
     public var pushEncoding: String?
     public var pullEncoding: String?
+    /// Seeds the initial weights and every epoch's order (`--seed`).
     public var seed: UInt64 = 42
     // Data, evaluation and output
+    /// The data directory for families that load data (`--data`); nil: the family's default.
     public var data: String?
+    /// Train and test on prefixes of the data (`--train-samples`, `--test-samples`); nil: all.
     public var trainSamples: Int?
     public var testSamples: Int?
+    /// OpenBLAS threads for evaluation (`--threads`).
     public var threads = 1
+    /// Also evaluate every N updates (`--eval-every`), and the accuracy `seconds_to_target` reports
+    /// (`--target-accuracy`).
     public var evaluateEvery: Int?
     public var targetAccuracy = 0.975
+    /// Write the HTML run report here at the end (`--report`).
     public var report: String?
     // Checkpoints
+    /// Checkpoints: where, how often by updates and by seconds (`--checkpoint`, `--checkpoint-every`,
+    /// `--checkpoint-interval`), and the checkpoint to carry on from (`--resume`).
     public var checkpoint: String?
     public var checkpointEvery = 500
     public var checkpointInterval: Double = 30
     public var resume: String?
     // Limits
+    /// Limits (`--max-frame-bytes`, `--max-connections`, `--max-write-queue-bytes`), raised where the
+    /// model needs more.
     public var maxFrameBytes = 64 << 20
     public var maxConnections = 1024
     public var maxWriteQueueBytes = 256 << 20
+    /// Seconds: to complete a handshake, of silence before a worker is dropped, between heartbeats.
     public var handshakeTimeout: Double = 10
     public var heartbeatTimeout: Double = 10
     public var heartbeatInterval: Double = 1
+    /// The least a lease lasts, in seconds (`--lease-floor`), and whether idle workers get backup
+    /// copies at the session's tail (`--no-backups` turns that off).
     public var leaseFloor: Double = 5
     public var backups = true
 
