@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # protobuf-compiler and python3-protobuf (Google's C++ runtime under Python) are the references the
-# codec's conformance and differential tests compare against.
-packages=(libuv1-dev libopenblas-dev zlib1g-dev pkg-config protobuf-compiler python3-protobuf)
+# codec's conformance and differential tests compare against. python3-venv holds the schema validator
+# of the Kubernetes manifests (deploy/test/validate-manifests.sh).
+packages=(libuv1-dev libssl-dev libopenblas-dev zlib1g-dev pkg-config protobuf-compiler python3-protobuf python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then

@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/install-deps.sh
+# The Kubernetes manifests against the API schemas (deploy/README.md): under a second once its
+# validator is installed in .build-deploy/.
+deploy/test/validate-manifests.sh
 # The toolchain's usual place on these machines, in case the shell has not put it on PATH.
 [ -d /opt/swift/usr/bin ] && export PATH="/opt/swift/usr/bin:$PATH"
 swift build --build-tests
