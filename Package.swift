@@ -52,13 +52,20 @@ let package = Package(
         ),
         // dlopen/dlsym and cpuid; OpenBLAS itself is loaded at run time (see Learning's BLAS.swift).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        // TLS 1.3 for the Reactor's connections (issue #14), driven through memory BIOs.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
 
         // MARK: Stand-alone libraries
         // The one lock (over pthread, visible to ThreadSanitizer) that the libraries and tools share.
         .target(name: "Locking", swiftSettings: swiftSettings),
         .target(
             name: "Reactor",
-            dependencies: ["CLibUV", "Locking"],
+            dependencies: ["CLibUV", "COpenSSL", "Locking"],
             swiftSettings: swiftSettings
         ),
         .target(name: "WireCodec", swiftSettings: swiftSettings),

@@ -91,6 +91,8 @@ public final class EventLoop: @unchecked Sendable {
     static let chunkSize = 64 * 1024
     private var chunkPool: [UnsafeMutableRawPointer] = []
     private static let maxPooledChunks = 64
+    /// Scratch memory of the loop's TLS connections, allocated when the first one needs it.
+    private(set) lazy var tlsBuffers = TLSBuffers()
 
     /// Creates a loop that is not running yet.
     ///

@@ -28,6 +28,14 @@ public struct ReactorError: Error, Sendable, Hashable, CustomStringConvertible {
         case loopStopped
         /// A caller passed an argument the reactor cannot use (a bad host or port, say).
         case invalidArgument
+        /// TLS failed: a context could not be set up (a file missing, a key that does not match its
+        /// certificate), a handshake was refused, or a record did not decrypt. The associated text is
+        /// OpenSSL's reason (`"certificate verify failed"`, `"tlsv1 alert unknown ca"`, ...) or, for
+        /// what the Reactor itself recognises, one of `"plaintext peer"` (plaintext reached a TLS
+        /// connection), `"peer speaks TLS"` (TLS reached a plaintext connection), `"not TLS"` (a
+        /// server answered the handshake with something else) and `"handshake timeout"`. The error's
+        /// message says what happened in a sentence.
+        case tls(String)
     }
 
     /// What kind of failure this is.

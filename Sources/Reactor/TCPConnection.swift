@@ -14,6 +14,15 @@ protocol StreamReadSink: AnyObject {
     func connectionDidClose()
 }
 
+/// A layer above that holds bytes of its own for the write queue (TLS plaintext waiting to be
+/// encrypted) and moves them in just before the queue goes to the kernel.
+///
+/// - Warning: Loop thread only.
+protocol StreamWriteStage: AnyObject {
+    /// The connection is about to hand its queue to the kernel: queue what is staged now.
+    func stageWillFlush(_ connection: TCPConnection)
+}
+
 /// A TCP connection carrying a raw byte stream, with a bounded, coalescing write queue.
 ///
 /// Reads arrive in ``onRead`` (the bytes are valid only during the call). Writes queue up and go to the
@@ -104,6 +113,8 @@ public final class TCPConnection: LoopResource {
     public var onWritabilityChanged: ((Bool) -> Void)?
 
     var readSink: (any StreamReadSink)?
+    /// Asked to queue its staged bytes before each flush; `nil` (no cost) for plaintext connections.
+    var writeStage: (any StreamWriteStage)?
     @exclusivity(unchecked) private var reading = false
     @exclusivity(unchecked) private var readPaused = false
     private var started = false
@@ -336,6 +347,41 @@ public final class TCPConnection: LoopResource {
         enqueued(byteCount)
     }
 
+    /// Reserves between 1 and `limit` bytes at the end of the queue: as many as fit in the pooled
+    /// chunk being filled, or in a fresh one. For bytes that may be split anywhere (TLS records), so
+    /// that they never need a buffer of their own.
+    ///
+    /// - Returns: The reserved bytes, to be filled entirely, or nil if the write is dropped.
+    func reserveContiguous(upTo limit: Int) -> UnsafeMutableRawBufferPointer? {
+        loop.assertInEventLoop()
+        guard acceptsWrites, limit > 0 else { return nil }
+        if let tail, tail.start == tail.end {
+            // Nothing unwritten in it: reuse it from the start.
+            self.tail!.start = 0
+            self.tail!.end = 0
+        }
+        let room = tail.map { $0.capacity - $0.end } ?? 0
+        // A sliver left in the tail chunk is not worth a buffer of the kernel's write.
+        let count = room >= min(limit, 1024) ? min(room, limit) : min(EventLoop.chunkSize, limit)
+        guard admit(count) else { return nil }
+        if room < count {
+            sealTail()  // it holds bytes: an empty one was reset above, and has room
+            tail = Chunk(base: loop.takeChunk(), capacity: EventLoop.chunkSize, start: 0, end: 0, pooled: true)
+        }
+        let target = tail!.base + tail!.end
+        tail!.end += count
+        enqueued(count)
+        return UnsafeMutableRawBufferPointer(start: target, count: count)
+    }
+
+    /// Asks for a flush before the loop next waits, for bytes a ``writeStage`` holds.
+    func requestFlush() {
+        if !dirty {
+            dirty = true
+            loop.markDirty(self)
+        }
+    }
+
     /// Makes room for `byteCount` bytes at the end of the queue, or returns nil if the write is dropped.
     @inline(__always)
     func reserve(_ byteCount: Int) -> UnsafeMutableRawPointer? {
@@ -412,6 +458,8 @@ public final class TCPConnection: LoopResource {
     /// The loop calls this before it next waits for I/O; a write callback calls it for what queued up
     /// meanwhile.
     func flush() {
+        // Before `dirty` is cleared, so that the bytes the stage queues do not mark the connection again.
+        if let writeStage, state == .open { writeStage.stageWillFlush(self) }
         dirty = false
         guard state == .open || state == .draining else { return }
         // The fast path: everything queued is in the tail chunk and the kernel takes it all.
@@ -655,6 +703,7 @@ public final class TCPConnection: LoopResource {
         self.onClose = nil
         onRead = nil
         onWritabilityChanged = nil
+        writeStage = nil
         readSink?.connectionDidClose()
         readSink = nil
         tcp.deallocate()

@@ -110,11 +110,12 @@ func payload(_ count: Int, seed: Int = 0) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7 &+ $0 >> 8) }
 }
 
-/// Starts a framed echo server on `loop`, returning its port.
-func startEchoServer(on loop: EventLoop, configuration: FrameConnection.Configuration = .init(),
+/// Starts a framed echo server on `loop` (speaking TLS with `tls`), returning its port.
+func startEchoServer(on loop: EventLoop, configuration: FrameConnection.Configuration = .init(), tls: TLSContext? = nil,
                      onClose: (@Sendable (ReactorError?) -> Void)? = nil) async throws -> Int {
     try await loop.submit {
-        let listener = try FrameListener(loop: loop, host: "127.0.0.1", port: 0, configuration: configuration) { connection in
+        let listener = try FrameListener(loop: loop, host: "127.0.0.1", port: 0, configuration: configuration,
+                                         tls: tls) { connection in
             connection.onFrame = { [unowned connection] payload in connection.send(frame: payload) }
             connection.onClose = { error in onClose?(error) }
         }
@@ -122,13 +123,15 @@ func startEchoServer(on loop: EventLoop, configuration: FrameConnection.Configur
     }
 }
 
-/// Connects a framed client (no retry) and returns it boxed for use on the loop.
+/// Connects a framed client (speaking TLS with `tls`) and returns it boxed for use on the loop.
 func connectClient(on loop: EventLoop, port: Int, configuration: FrameConnection.Configuration = .init(),
+                   tls: TLSContext? = nil, serverName: String? = nil,
                    setUp: @escaping @Sendable (FrameConnection) -> Void) async throws -> LoopBox<FrameConnection?> {
     let connected = Promise<Result<LoopBox<FrameConnection?>, ReactorError>>()
     loop.execute {
-        FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port, configuration: configuration,
-                                retryInterval: .milliseconds(50), deadline: .now + .seconds(10)) { result in
+        FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port, configuration: configuration, tls: tls,
+                                serverName: serverName, retryInterval: .milliseconds(50),
+                                deadline: .now + .seconds(10)) { result in
             switch result {
             case .success(let connection):
                 setUp(connection)
