@@ -23,6 +23,17 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp(AuthenticationToken.flagHelp, valueName: "secret"))
     var token: String?
 
+    // MARK: TLS
+
+    @Option(help: ArgumentHelp("Speak TLS 1.3 on every connection with this certificate chain (PEM); with --tls-key.", valueName: "path"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert.", valueName: "path"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("Mutual TLS: workers must present a certificate signed by this CA (PEM).", valueName: "path"))
+    var tlsClientCa: String?
+
     @Option(help: "Port to listen on (0 picks a free port, printed at start-up).")
     var port = 8888
 
@@ -177,6 +188,7 @@ struct ServerOptions: ParsableArguments {
         var settings = ServerSettings()
         (settings.host, settings.port, settings.insecure, settings.metricsPort) = (host, port, insecure, metricsPort)
         (settings.token, settings.tokenFile) = (token, tokenFile)
+        (settings.tlsCertificate, settings.tlsKey, settings.tlsClientCA) = (tlsCert, tlsKey, tlsClientCa)
         (settings.mode, settings.workers, settings.epochs, settings.batchSize) = (mode, workers, epochs, batchSize)
         (settings.localSteps, settings.uncompressed, settings.unitsAhead) = (localSteps, uncompressed, unitsAhead)
         (settings.stalenessPolicy, settings.maxStaleness) = (stalenessPolicy, maxStaleness)

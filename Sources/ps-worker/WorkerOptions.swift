@@ -42,6 +42,21 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: ArgumentHelp(AuthenticationToken.flagHelp, valueName: "secret"))
     var token: String?
 
+    @Flag(help: "Speak TLS 1.3 to the server, trusting the system's CAs (implied by --tls-ca).")
+    var tls = false
+
+    @Option(help: ArgumentHelp("Speak TLS 1.3 and trust only this CA (PEM) for the server's certificate, whose name must match HOST (or --tls-server-name).", valueName: "path"))
+    var tlsCa: String?
+
+    @Option(help: ArgumentHelp("The name the server's certificate must carry, when it is not HOST (an address, say).", valueName: "name"))
+    var tlsServerName: String?
+
+    @Option(help: ArgumentHelp("Mutual TLS: this worker's certificate chain (PEM), with --tls-key.", valueName: "path"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert.", valueName: "path"))
+    var tlsKey: String?
+
     @Option(help: ArgumentHelp("Encodings to offer the server besides fp32, comma-separated (default: all of fp16, bf16, q8, topk, sign); \"fp32\" offers none, as a worker written before encodings.", valueName: "list"))
     var encodings: String?
 
@@ -64,7 +79,15 @@ struct WorkerOptions: ParsableArguments {
         _ = try resolvedToken()
         _ = try offeredEncodings()
         _ = try registry()
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard usesTLS || (tlsCert == nil && tlsServerName == nil) else {
+            throw ValidationError("--tls-cert and --tls-server-name need TLS: add --tls or --tls-ca")
+        }
     }
+
+    /// Whether the worker speaks TLS.
+    var usesTLS: Bool { tls || tlsCa != nil }
+
 
     /// The families --models names, from the model catalogue.
     func registry() throws -> ModelRegistry {
@@ -108,6 +131,13 @@ struct WorkerOptions: ParsableArguments {
         configuration.encodings = try offeredEncodings()
         let token = try resolvedToken()
         configuration.token = token?.token
+        if usesTLS {
+            do {
+                try configuration.enableTLS(trustedCAPath: tlsCa, certificatePath: tlsCert, privateKeyPath: tlsKey, serverName: tlsServerName)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
         return (configuration, token)
     }
 }

@@ -66,6 +66,32 @@ struct HandshakeAuthenticationTests {
         #expect(!HandshakeAuthentication.isValidServerProof([], token: token, clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID))
     }
 
+    /// Over TLS the MACs take the TLS labels and the channel's exporter value (vector from Python's hmac).
+    @Test func macsOverTLSAreBoundToTheChannel() {
+        let binding = Array(UInt8(64)..<96)
+        let response = HandshakeAuthentication.workerResponse(
+            token: token, serverNonce: serverNonce, clientNonce: clientNonce, workerName: "worker-1", channelBinding: binding)
+        #expect(Self.hex(response) == "02910e567d4b233526623d067b95c2c1e668cf0696f741599380bda2ec4f3368")
+        let proof = HandshakeAuthentication.serverProof(
+            token: token, clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID, channelBinding: binding)
+        #expect(Self.hex(proof) == "5c4dc5678160961a3c5000ab92c19d8e91a32adec3eef5499972097ff7a4519e")
+        // The same token and nonces on another channel, or without one, do not verify: a relayed
+        // handshake fails.
+        var other = binding
+        other[0] ^= 1
+        for candidate in [other, nil] as [[UInt8]?] {
+            #expect(!HandshakeAuthentication.isValidWorkerResponse(
+                response, token: token, serverNonce: serverNonce, clientNonce: clientNonce, workerName: "worker-1", channelBinding: candidate))
+            #expect(!HandshakeAuthentication.isValidServerProof(
+                proof, token: token, clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID, channelBinding: candidate))
+        }
+        #expect(HandshakeAuthentication.isValidWorkerResponse(
+            response, token: token, serverNonce: serverNonce, clientNonce: clientNonce, workerName: "worker-1", channelBinding: binding))
+        // A binding of the wrong length is refused outright.
+        #expect(!HandshakeAuthentication.isValidWorkerResponse(
+            response, token: token, serverNonce: serverNonce, clientNonce: clientNonce, workerName: "worker-1", channelBinding: Array(binding.prefix(16))))
+    }
+
     @Test func noncesAreFreshAndFullLength() {
         let nonces = (0..<8).map { _ in HandshakeAuthentication.makeNonce() }
         #expect(nonces.allSatisfy { $0.count == HandshakeAuthentication.nonceLength })

@@ -44,10 +44,16 @@ public final class ParameterServerHost {
         BLAS.configure(threads: settings.threads)
         let token = try settings.resolvedToken()
         for warning in token?.warnings ?? [] { log("WARNING: \(warning)") }
+        if let certificate = settings.tlsCertificate {
+            let mutual = settings.tlsClientCA.map { "; workers must present a certificate signed by \($0)" } ?? ""
+            log("TLS 1.3 on every connection: certificate \(certificate)\(mutual)")
+        }
         if let token {
-            log("authentication: workers must prove they hold the token from \(token.source)")
-        } else if !ServerSettings.isLoopback(settings.host) {
-            log("WARNING: listening on \(settings.host) without authentication (--insecure): anyone who can reach this port can join and push updates")
+            log("authentication: workers must prove they hold the token from \(token.source)"
+                + (settings.usesTLS ? ", bound to each TLS connection" : ""))
+        } else if settings.tlsClientCA == nil, !ServerSettings.isLoopback(settings.host) {
+            log("WARNING: listening on \(settings.host) without authentication\(settings.usesTLS ? "" : " (--insecure)"): "
+                + "anyone who can reach this port can join and push updates\(settings.usesTLS ? " (encrypted)" : "")")
         }
         let resumed = try settings.resume.map(Self.loadCheckpoint)
         if let resumed, let path = settings.resume, resumed.ledger.finishedEpochs == resumed.recipe.epochs {

@@ -1,4 +1,5 @@
 import Learning
+import Reactor
 import TensorEncoding
 
 extension ServerConfiguration {
@@ -30,6 +31,13 @@ extension ServerConfiguration {
         switch pullEncoding {
         case .topK, .sign: throw SettingsError("--pull-encoding \(recipe.pullEncoding): weights are sent whole, in fp32, fp16, bf16 or q8")
         default: break
+        }
+        if let certificate = settings.tlsCertificate, let key = settings.tlsKey {
+            do {
+                tls = try TLSContext.server(certificateChainPath: certificate, privateKeyPath: key, clientCAPath: settings.tlsClientCA)
+            } catch {
+                throw SettingsError("TLS: \(error.message)")
+            }
         }
         if let path = settings.checkpoint ?? settings.resume {
             checkpoint = CheckpointSchedule(

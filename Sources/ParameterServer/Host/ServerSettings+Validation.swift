@@ -5,12 +5,17 @@ extension ServerSettings {
     /// Checks every setting on its own and against the others, naming the flag at fault.
     /// - Parameter registry: the model families the build knows, to check `model`.
     public func validate(registry: ModelRegistry) throws(SettingsError) {
-        // Without a token, anyone who can reach the port can join and push updates.
+        // Without a token or TLS, anyone who can reach the port can join, push updates and read the model.
         let token = try resolvedToken()
-        guard Self.isLoopback(host) || insecure || token != nil else {
+        guard Self.isLoopback(host) || insecure || token != nil || usesTLS else {
             throw SettingsError("--host \(host) is not a loopback address: anyone who can reach it could join the "
                 + "session and push updates; give the server a token workers must prove they hold (--token-file PATH "
-                + "or \(AuthenticationToken.environmentVariable)), or pass --insecure to accept that")
+                + "or \(AuthenticationToken.environmentVariable)), TLS (--tls-cert and --tls-key), or pass --insecure to accept that")
+        }
+        try check((tlsCertificate == nil) == (tlsKey == nil), "--tls-cert and --tls-key go together")
+        try check(tlsClientCA == nil || usesTLS, "--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first")
+        for (flag, path) in [("--tls-cert", tlsCertificate), ("--tls-key", tlsKey), ("--tls-client-ca", tlsClientCA)] {
+            if let path { try check(FileManager.default.isReadableFile(atPath: path), "\(flag): cannot read \(path)") }
         }
         try check((0...65535).contains(port), "--port must be 0...65535")
         if let metricsPort { try check((0...65535).contains(metricsPort), "--metrics-port must be 0...65535") }

@@ -17,6 +17,11 @@ public struct ServerSettings: Sendable {
     /// The token itself (`--token`), or the file that holds it (`--token-file`); else `DOWNPOUR_TOKEN`.
     public var token: String?
     public var tokenFile: String?
+    /// TLS 1.3 on every connection: the server's certificate chain and key (`--tls-cert`, `--tls-key`),
+    /// and the CA whose certificates workers must present (`--tls-client-ca`, mutual TLS).
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var tlsClientCA: String?
     /// Serve Prometheus metrics on this port (`--metrics-port`); nil: none.
     public var metricsPort: Int?
     // Session
@@ -94,6 +99,9 @@ public struct ServerSettings: Sendable {
     public var backups = true
 
     public init() {}
+
+    /// Whether connections are encrypted (`--tls-cert` and `--tls-key` given).
+    public var usesTLS: Bool { tlsCertificate != nil }
 
     /// H, the local steps per push.
     public var steps: Int { localSteps ?? (uncompressed ? 1 : 8) }

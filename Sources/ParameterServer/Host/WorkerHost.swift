@@ -72,6 +72,9 @@ public final class WorkerHost: @unchecked Sendable {
         BLAS.configure(threads: configuration.threads)
         log("ps-worker \(configuration.name): models \(registry.names.joined(separator: ", ")); "
             + "BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(configuration.threads) thread(s)")
+        if configuration.tls != nil {
+            log("TLS 1.3 to the server, checking its certificate against \(configuration.tlsServerName ?? configuration.host)")
+        }
         try loadAllData()
         do {
             let loop = try EventLoop()

@@ -8,6 +8,12 @@ import Crypto
 /// server proof    = HMAC-SHA256(token, "downpour/v1 server-proof"    || client_nonce || server_nonce || session_id)
 /// ```
 ///
+/// Over TLS both are bound to the channel: the labels become `"downpour/v1 tls-worker-response"` and
+/// `"downpour/v1 tls-server-proof"`, and the 32-byte TLS exporter value (RFC 8446 section 7.5, label
+/// `EXPORTER-downpour-token-binding`, no context) follows the nonces. A party that relays a handshake
+/// between two TLS connections (a server with a certificate of its own, say) then holds MACs for its
+/// own channel, which the real peer's channel does not accept.
+///
 /// The labels keep one kind of MAC from ever standing in for the other (they differ within their first
 /// 13 bytes, so neither message is a prefix of the other); the nonces are fixed-length, so the names
 /// at the end need no length prefix. Each side's fresh nonce makes a recorded answer useless on another
@@ -20,6 +26,13 @@ public enum HandshakeAuthentication {
 
     static let workerLabel = Array("downpour/v1 worker-response".utf8)
     static let serverLabel = Array("downpour/v1 server-proof".utf8)
+    // They differ from the plaintext labels at byte 12, and from each other at byte 16.
+    static let boundWorkerLabel = Array("downpour/v1 tls-worker-response".utf8)
+    static let boundServerLabel = Array("downpour/v1 tls-server-proof".utf8)
+
+    /// The TLS exporter label of the channel binding, and its length in bytes.
+    public static let exporterLabel = "EXPORTER-downpour-token-binding"
+    public static let channelBindingLength = 32
 
     /// A fresh nonce from the system's secure generator (getrandom on Linux).
     public static func makeNonce() -> [UInt8] {
@@ -28,31 +41,42 @@ public enum HandshakeAuthentication {
     }
 
     /// The worker's answer to a challenge.
-    public static func workerResponse(token: AuthenticationToken, serverNonce: [UInt8], clientNonce: [UInt8], workerName: String) -> [UInt8] {
-        mac(token: token, workerMessage(serverNonce: serverNonce, clientNonce: clientNonce, workerName: workerName))
+    /// - Parameter channelBinding: the connection's TLS exporter value, or nil on a plaintext connection.
+    public static func workerResponse(
+        token: AuthenticationToken, serverNonce: [UInt8], clientNonce: [UInt8], workerName: String, channelBinding: [UInt8]? = nil
+    ) -> [UInt8] {
+        mac(token: token, workerMessage(serverNonce: serverNonce, clientNonce: clientNonce, workerName: workerName, channelBinding: channelBinding))
     }
 
     /// Whether `mac` is the right answer to the challenge, compared in constant time. False when a
     /// nonce is not `nonceLength` bytes, since the message's layout relies on that length.
     public static func isValidWorkerResponse(
-        _ mac: [UInt8], token: AuthenticationToken, serverNonce: [UInt8], clientNonce: [UInt8], workerName: String
+        _ mac: [UInt8], token: AuthenticationToken, serverNonce: [UInt8], clientNonce: [UInt8], workerName: String,
+        channelBinding: [UInt8]? = nil
     ) -> Bool {
-        guard serverNonce.count == nonceLength, clientNonce.count == nonceLength else { return false }
-        return isValid(mac, token: token, workerMessage(serverNonce: serverNonce, clientNonce: clientNonce, workerName: workerName))
+        guard serverNonce.count == nonceLength, clientNonce.count == nonceLength,
+              channelBinding.map({ $0.count == channelBindingLength }) ?? true else { return false }
+        return isValid(mac, token: token, workerMessage(
+            serverNonce: serverNonce, clientNonce: clientNonce, workerName: workerName, channelBinding: channelBinding))
     }
 
     /// The server's proof, sent in Welcome, that it holds the token too.
-    public static func serverProof(token: AuthenticationToken, clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String) -> [UInt8] {
-        mac(token: token, serverMessage(clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID))
+    public static func serverProof(
+        token: AuthenticationToken, clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String, channelBinding: [UInt8]? = nil
+    ) -> [UInt8] {
+        mac(token: token, serverMessage(clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID, channelBinding: channelBinding))
     }
 
     /// Whether `proof` shows that the server holds the token, compared in constant time. False when a
     /// nonce is not `nonceLength` bytes.
     public static func isValidServerProof(
-        _ proof: [UInt8], token: AuthenticationToken, clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String
+        _ proof: [UInt8], token: AuthenticationToken, clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String,
+        channelBinding: [UInt8]? = nil
     ) -> Bool {
-        guard serverNonce.count == nonceLength, clientNonce.count == nonceLength else { return false }
-        return isValid(proof, token: token, serverMessage(clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID))
+        guard serverNonce.count == nonceLength, clientNonce.count == nonceLength,
+              channelBinding.map({ $0.count == channelBindingLength }) ?? true else { return false }
+        return isValid(proof, token: token, serverMessage(
+            clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID, channelBinding: channelBinding))
     }
 
     /// HMAC-SHA256 of `message` keyed with the token.
@@ -65,11 +89,13 @@ public enum HandshakeAuthentication {
         HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message, using: SymmetricKey(data: token.secret))
     }
 
-    private static func workerMessage(serverNonce: [UInt8], clientNonce: [UInt8], workerName: String) -> [UInt8] {
-        workerLabel + serverNonce + clientNonce + Array(workerName.utf8)
+    private static func workerMessage(serverNonce: [UInt8], clientNonce: [UInt8], workerName: String, channelBinding: [UInt8]?) -> [UInt8] {
+        guard let channelBinding else { return workerLabel + serverNonce + clientNonce + Array(workerName.utf8) }
+        return boundWorkerLabel + serverNonce + clientNonce + channelBinding + Array(workerName.utf8)
     }
 
-    private static func serverMessage(clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String) -> [UInt8] {
-        serverLabel + clientNonce + serverNonce + Array(sessionID.utf8)
+    private static func serverMessage(clientNonce: [UInt8], serverNonce: [UInt8], sessionID: String, channelBinding: [UInt8]?) -> [UInt8] {
+        guard let channelBinding else { return serverLabel + clientNonce + serverNonce + Array(sessionID.utf8) }
+        return boundServerLabel + clientNonce + serverNonce + channelBinding + Array(sessionID.utf8)
     }
 }

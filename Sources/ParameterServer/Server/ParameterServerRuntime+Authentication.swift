@@ -24,9 +24,11 @@ extension ParameterServerRuntime {
         }
         guard HandshakeAuthentication.isValidWorkerResponse(
             response.mac, token: token, serverNonce: peer.serverNonce, clientNonce: response.clientNonce,
-            workerName: hello.workerName)
+            workerName: hello.workerName, channelBinding: peer.connection.channelBinding)
         else {
-            refuseAuthentication(peer, reason: "wrong token", answer: "authentication failed: wrong token")
+            // Over TLS a right token with a MAC for another channel (a relayed handshake) fails here too.
+            let reason = peer.connection.isEncrypted ? "wrong token, or a MAC not bound to this TLS connection" : "wrong token"
+            refuseAuthentication(peer, reason: reason, answer: "authentication failed: \(reason)")
             return
         }
         peer.clientNonce = response.clientNonce
@@ -38,7 +40,8 @@ extension ParameterServerRuntime {
     func serverProof(for peer: Peer) -> [UInt8] {
         guard let token = configuration.token else { return [] }
         return HandshakeAuthentication.serverProof(
-            token: token, clientNonce: peer.clientNonce, serverNonce: peer.serverNonce, sessionID: configuration.sessionID)
+            token: token, clientNonce: peer.clientNonce, serverNonce: peer.serverNonce, sessionID: configuration.sessionID,
+            channelBinding: peer.connection.channelBinding)
     }
 
     /// Refuses a peer that did not authenticate: logged with its address (its name is only a claim),

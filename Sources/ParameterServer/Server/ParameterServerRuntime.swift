@@ -199,7 +199,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         let longest = max(configuration.policy.heartbeatTimeout, configuration.handshakeTimeout)
         connectionConfiguration.stream.idleTimeout = longest * 2
         listener = try FrameListener(
-            loop: loop, host: configuration.host, port: configuration.port, configuration: connectionConfiguration
+            loop: loop, host: configuration.host, port: configuration.port, configuration: connectionConfiguration,
+            tls: configuration.tls
         ) { [unowned self] connection in
             self.accept(connection)
         }
@@ -243,8 +244,15 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         connection.bufferBudget = strangerBudget
         connection.onFrameRefused = { [weak peer] error in
             // The Reactor closes the connection after this, and onClose logs the error with the peer.
-            peer?.connection.send(Envelope(body: .error(ErrorReport(
-                code: .frameTooLarge, message: "frame refused: \(error.message)", fatal: true))))
+            if case .tls = error.kind {
+                // Plaintext at a TLS listener: the one answer such a peer can read, in plaintext.
+                peer?.connection.send(Envelope(body: .error(ErrorReport(
+                    code: .unauthenticated, message: "this server speaks TLS 1.3 only: connect with TLS (ps-worker --tls-ca CA, or --tls)",
+                    fatal: true))))
+            } else {
+                peer?.connection.send(Envelope(body: .error(ErrorReport(
+                    code: .frameTooLarge, message: "frame refused: \(error.message)", fatal: true))))
+            }
         }
         // The timeout covers the whole handshake, authentication included, and fires on time.
         peer.handshakeTimer = loop.scheduleTimer(after: configuration.handshakeTimeout) { [unowned self, weak peer] in

@@ -1,4 +1,5 @@
 import Learning
+import Reactor
 import TensorEncoding
 
 /// Everything a `ParameterServerRuntime` needs to run one session, apart from the model.
@@ -56,6 +57,9 @@ public struct ServerConfiguration: Sendable {
     public var sessionID = ""
     /// Where and how often to write checkpoints; nil writes none.
     public var checkpoint: CheckpointSchedule?
+    /// When set, every connection is TLS 1.3 with this server context (certificate, key and, for mutual
+    /// TLS, the CA workers' certificates must come from); nil: plaintext.
+    public var tls: TLSContext?
     /// When set, every worker must prove it holds this token before it is welcomed, and the server
     /// proves it holds it too (see `HandshakeAuthentication`); nil keeps the unauthenticated handshake.
     public var token: AuthenticationToken?

@@ -1,3 +1,4 @@
+import Reactor
 import TensorEncoding
 
 /// How a `WorkerRuntime` finds its server and behaves between sessions.
@@ -22,6 +23,11 @@ public struct WorkerConfiguration: Sendable {
     /// Model families this worker can build (`Capabilities.architectures`); the server refuses a
     /// worker that cannot build the session's.
     public var models = ["mlp", "cnn"]
+    /// When set, the worker speaks TLS 1.3 with this client context (the CAs it trusts and, for mutual
+    /// TLS, its own certificate), and checks the server's certificate against `tlsServerName` (the host
+    /// when nil); nil: plaintext.
+    public var tls: TLSContext?
+    public var tlsServerName: String?
     /// Faults to inject (none by default).
     public var faults = FaultInjection()
     /// When set, the worker answers the server's challenge with it and accepts only a server that

@@ -26,7 +26,8 @@ extension WorkerRuntime {
         session.serverNonce = challenge.serverNonce
         session.clientNonce = HandshakeAuthentication.makeNonce()
         let mac = HandshakeAuthentication.workerResponse(
-            token: token, serverNonce: session.serverNonce, clientNonce: session.clientNonce, workerName: configuration.name)
+            token: token, serverNonce: session.serverNonce, clientNonce: session.clientNonce, workerName: configuration.name,
+            channelBinding: session.connection.channelBinding)
         session.connection.send(Envelope(body: .challengeResponse(ChallengeResponse(clientNonce: session.clientNonce, mac: mac))))
     }
 
@@ -43,7 +44,7 @@ extension WorkerRuntime {
         }
         guard HandshakeAuthentication.isValidServerProof(
             welcome.serverProof, token: token, clientNonce: session.clientNonce, serverNonce: session.serverNonce,
-            sessionID: welcome.sessionID)
+            sessionID: welcome.sessionID, channelBinding: session.connection.channelBinding)
         else {
             refuseToAuthenticate(
                 session, "the server's proof is wrong: it does not hold this worker's token; refusing to train for it",

@@ -135,6 +135,8 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// The injected faults' random stream for the loop thread (dropped connections).
     private var connectionFaults: Xoshiro256
     private var crashTimer: TimerHandle?
+    /// The wait before reconnecting after a connection closed during its handshake.
+    private var retryTimer: TimerHandle?
     /// When the injected `hang-after` fault takes hold; from then on no result is delivered.
     private var hangsAt: ContinuousClock.Instant?
     private var hung = false
@@ -190,6 +192,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         loop.preconditionInEventLoop()
         guard !stopping else { return }
         stopping = true
+        retryTimer?.cancel()
         if let session, session.welcome != nil {
             log("leaving: \(reason)")
             session.connection.send(Envelope(body: .leave(Leave(reason: reason))))
@@ -211,7 +214,8 @@ public final class WorkerRuntime: @unchecked Sendable {
         var frameConfiguration = FrameConnection.Configuration(maxFrameLength: configuration.maxFrameBytes)
         frameConfiguration.stream.idleTimeout = nil
         FrameConnection.connect(
-            loop: loop, host: host, port: port, configuration: frameConfiguration, retryInterval: retry,
+            loop: loop, host: host, port: port, configuration: frameConfiguration,
+            tls: configuration.tls, serverName: configuration.tlsServerName, retryInterval: retry,
             deadline: nil,
             onAttemptFailed: { [weak self] error, attempt in
                 self?.log("server \(host):\(port) not available (\(error.message)); retrying in \(Self.describe(retry)) [attempt \(attempt)]")
@@ -265,12 +269,26 @@ public final class WorkerRuntime: @unchecked Sendable {
             // The same token would fail the same way: exit, so the operator notices.
             log("authentication failed; not retrying")
             exit(1)
+        } else if let error, case .tls = error.kind, session.welcome == nil {
+            // A TLS handshake that failed (an unknown CA, a wrong name, an expired certificate, a server
+            // that does not speak TLS) would fail the same way again: exit, so the operator notices.
+            log("error: \(error.message); not retrying")
+            exit(1)
         } else if session.ended {
             if configuration.once {
                 exit(0)
             } else {
                 log("waiting for the next session")
                 connect()
+            }
+        } else if session.welcome == nil {
+            // Closed during the handshake (a server at its connection limit, say): try again after the
+            // retry interval, not at once, or a refusing server would be asked thousands of times a second.
+            let reason = error.map { " (\($0))" } ?? ""
+            log("connection to the server closed during the handshake\(reason); retrying in \(Self.describe(configuration.retryInterval))")
+            retryTimer = loop.scheduleTimer(after: configuration.retryInterval) { [weak self] in
+                guard let self, !self.stopping else { return }
+                self.connect()
             }
         } else {
             let reason = error.map { " (\($0))" } ?? ""
@@ -321,8 +339,12 @@ public final class WorkerRuntime: @unchecked Sendable {
             log("server: \(report.message)" + (report.fatal ? " (closing)" : ""))
             if report.code == .unauthenticated, session.welcome == nil {
                 session.authenticationFailed = true
-                log("error: the server refused this worker's token; give it the server's token "
-                    + "(--token-file or \(AuthenticationToken.environmentVariable))")
+                if report.message.contains("TLS") {
+                    log("error: the server speaks TLS and this worker does not; pass --tls-ca CA (or --tls)")
+                } else {
+                    log("error: the server refused this worker's token; give it the server's token "
+                        + "(--token-file or \(AuthenticationToken.environmentVariable))")
+                }
             }
         case .challenge(let challenge)?:
             answer(challenge, in: session)

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+/// TLS 1.3 between real ps-server and ps-worker processes, with certificates made at run time: a
+/// session with a token bound to each TLS connection, mutual TLS, and every refusal the issue names,
+/// each one clear line on both sides while the server trains on with the others.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct TLSTests {
+    /// A worker that must be refused: it exits 1 having said `workerSays`.
+    private func expectRefused(_ arguments: [String], port: Int, name: String, workerSays: String) throws {
+        let worker = try RunningProcess("ps-worker", ["localhost", String(port), "0.2", "--name", name, "--once", "--models", "mlp"] + arguments)
+        defer { worker.end() }
+        #expect(try worker.waitForExit(timeout: .seconds(60)) == 1, "\(name): \(worker.output.suffix(5))")
+        #expect(worker.output.contains { $0.contains(workerSays) }, "\(name) should say \"\(workerSays)\": \(worker.output.suffix(5))")
+    }
+
+    @Test func aSessionOverTLSWithATokenBoundToEachConnectionTrains() throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let token = ["--token", "a-token-of-at-least-thirty-two-bytes!"]
+        let (server, port) = try startServer(smallSession + ["--workers", "2", "--tls-cert", certificates.serverCertificate,
+                                                             "--tls-key", certificates.serverKey] + token)
+        defer { server.end() }
+        let workers = try (1...2).map {
+            try RunningProcess("ps-worker", ["localhost", String(port), "0.2", "--name", "tls-\($0)", "--once", "--models", "mlp",
+                                             "--tls-ca", certificates.caCertificate] + token)
+        }
+        defer { workers.forEach { $0.end() } }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("joins") == 2)
+        #expect(server.output.contains { $0.hasPrefix("TLS 1.3 on every connection: certificate") })
+        #expect(server.output.contains { $0.contains("bound to each TLS connection") })
+        for worker in workers {
+            #expect(try worker.waitForExit(timeout: .seconds(60)) == 0)
+            #expect(worker.output.contains { $0.hasPrefix("TLS 1.3 to the server, checking its certificate against localhost") })
+        }
+    }
+
+    @Test func wrongPeersAreRefusedWithOneClearLineOnEachSideAndTheSessionTrainsOn() throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        // One slowed-down worker keeps the session going while the others are refused.
+        let (server, port) = try startServer(smallSession + ["--workers", "1", "--tls-cert", certificates.serverCertificate,
+                                                             "--tls-key", certificates.serverKey])
+        defer { server.end() }
+        let steady = try RunningProcess("ps-worker", ["localhost", String(port), "0.2", "--name", "steady", "--once", "--models", "mlp",
+                                                      "--tls-ca", certificates.caCertificate, "--inject", "delay=40ms"])
+        defer { steady.end() }
+        try server.waitForLine(containing: "training started", timeout: .seconds(120))
+
+        try expectRefused([], port: port, name: "plaintext", workerSays: "the server speaks TLS and this worker does not")
+        try server.waitForLine(containing: "the peer spoke plaintext to a TLS listener", timeout: .seconds(10))
+        try expectRefused(["--tls-ca", certificates.otherCA], port: port, name: "other-ca",
+                          workerSays: "the server's certificate failed verification: unable to get local issuer certificate")
+        try server.waitForLine(containing: "the client rejected this server's certificate (TLS alert: unknown CA)", timeout: .seconds(10))
+        try expectRefused(["--tls-ca", certificates.caCertificate, "--tls-server-name", "elsewhere.example"], port: port,
+                          name: "wrong-name", workerSays: "hostname mismatch")
+        try server.waitForLines(containing: "the client rejected this server's certificate", count: 2, timeout: .seconds(10))
+        #expect(!server.output.contains { $0.hasPrefix("mode=") }, "the session ended before the refusals were over; it proved nothing")
+
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("joins") == 1, "a refused peer must never join")
+        #expect(try steady.waitForExit(timeout: .seconds(60)) == 0)
+    }
+
+    @Test func expiredCertificatesAndPlaintextServersAreRefusedByTheWorker() throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let (expired, expiredPort) = try startServer(smallSession + ["--tls-cert", certificates.expiredCertificate,
+                                                                     "--tls-key", certificates.expiredKey])
+        defer { expired.end() }
+        try expectRefused(["--tls-ca", certificates.caCertificate], port: expiredPort, name: "to-expired",
+                          workerSays: "certificate has expired")
+        try expired.waitForLine(containing: "(TLS alert: certificate expired)", timeout: .seconds(10))
+
+        let (plaintext, plaintextPort) = try startServer(smallSession)
+        defer { plaintext.end() }
+        try expectRefused(["--tls-ca", certificates.caCertificate], port: plaintextPort, name: "to-plaintext",
+                          workerSays: "the server is not speaking TLS")
+        try plaintext.waitForLine(containing: "the peer spoke TLS to a plaintext listener", timeout: .seconds(10))
+    }
+
+    @Test func mutualTLSAdmitsOnlyWorkersWithACertificateFromTheClientCA() throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let (server, port) = try startServer(smallSession + ["--workers", "1", "--tls-cert", certificates.serverCertificate,
+                                                             "--tls-key", certificates.serverKey, "--tls-client-ca", certificates.caCertificate])
+        defer { server.end() }
+        try expectRefused(["--tls-ca", certificates.caCertificate], port: port, name: "no-certificate",
+                          workerSays: "the server requires a client certificate (mutual TLS)")
+        try server.waitForLine(containing: "the client sent no certificate, and this server requires one (mutual TLS)", timeout: .seconds(10))
+        let worker = try RunningProcess("ps-worker", [
+            "localhost", String(port), "0.2", "--name", "with-certificate", "--once", "--models", "mlp",
+            "--tls-ca", certificates.caCertificate, "--tls-cert", certificates.workerCertificate, "--tls-key", certificates.workerKey,
+        ])
+        defer { worker.end() }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(try worker.waitForExit(timeout: .seconds(60)) == 0)
+    }
+}
