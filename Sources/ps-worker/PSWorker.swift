@@ -23,6 +23,7 @@ struct PSWorker: ParsableCommand {
         for warning in token?.warnings ?? [] { print("WARNING: \(warning)") }
         if let token { print("authentication: token from \(token.source); the server must prove it holds it too") }
         let host = WorkerHost(configuration: configuration, registry: try options.registry(), dataDirectory: options.data)
+        (host.metricsPort, host.metricsHost) = (options.metricsPort, options.metricsHost)
         let status: Int32
         do {
             status = try host.run()

@@ -25,6 +25,12 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: "OpenBLAS threads for training.")
     var threads = 1
 
+    @Option(help: "Serve this worker's figures at http://METRICS-HOST:PORT/metrics from its event loop, for Prometheus and liveness probes (0 picks a free port, printed at start-up; off by default).")
+    var metricsPort: Int?
+
+    @Option(help: "The address --metrics-port listens on (0.0.0.0 for a probe from another host, such as the kubelet).")
+    var metricsHost = "127.0.0.1"
+
     @Flag(help: "Exit after one session instead of waiting for the next.")
     var once = false
 
@@ -79,6 +85,7 @@ struct WorkerOptions: ParsableArguments {
         _ = try resolvedToken()
         _ = try offeredEncodings()
         _ = try registry()
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard usesTLS || (tlsCert == nil && tlsServerName == nil) else {
             throw ValidationError("--tls-cert and --tls-server-name need TLS: add --tls or --tls-ca")

@@ -14,6 +14,34 @@ struct MetricsEndpointTests {
         return (server, port, metricsPort)
     }
 
+    /// `ps-worker --metrics-port`: answered by the worker's loop while it waits for a server, through a
+    /// session and after it: what a Kubernetes liveness probe asks.
+    @Test func aWorkerAnswersWhileWaitingTrainingAndAfter() throws {
+        let port = try freePort()
+        let worker = try RunningProcess("ps-worker", ["127.0.0.1", String(port), "0.2", "--name", "probed", "--metrics-port", "0",
+                                                      "--models", "mlp"])
+        defer { worker.end() }
+        let line = try worker.waitForLine(containing: "metrics on http://127.0.0.1:", timeout: .seconds(60))
+        let metricsPort = Int((line.split(separator: "127.0.0.1:", maxSplits: 1).last ?? "").prefix { $0.isNumber }) ?? 0
+        try #require(metricsPort > 0, "no metrics port in \"\(line)\"")
+        try worker.waitForLine(containing: "not available", timeout: .seconds(30))
+        let waiting = try HTTPTestClient.get(port: metricsPort, "/metrics")
+        #expect(waiting.status == 200)
+        #expect(waiting.metric("downpour_worker_up") == 1)
+        #expect(waiting.metric("downpour_worker_in_session") == 0)
+
+        let server = try RunningProcess("ps-server", ["--port", String(port)] + smallSession + ["--workers", "1"])
+        defer { server.end() }
+        _ = try summary(of: server)
+        try worker.waitForLine(containing: "waiting for the next session", timeout: .seconds(60))
+        let after = try HTTPTestClient.get(port: metricsPort, "/metrics")
+        #expect(after.metric("downpour_worker_sessions_completed_total") == 1)
+        let pushed = after.metric("downpour_worker_units_pushed_total")
+        let applied = after.metric("downpour_worker_units_applied_total")
+        #expect(pushed > 0 && applied > 0 && applied <= pushed, "pushed \(pushed), applied \(applied)")
+        #expect(after.metric("downpour_worker_in_session") == 0)
+    }
+
     @Test func aScrapeTwiceDuringASessionShowsTrainingMove() throws {
         let (server, port, metricsPort) = try Self.startServerWithMetrics([
             "--train-samples", "6000", "--test-samples", "1000", "--hidden", "32", "--batch-size", "16",

@@ -18,6 +18,10 @@ public final class WorkerHost: @unchecked Sendable {
     /// The `--data` directory for families that load data; nil: each family's default.
     public let dataDirectory: String?
     public let log: @Sendable (String) -> Void
+    /// Serve the worker's figures at `http://metricsHost:metricsPort/metrics` (a liveness probe's
+    /// target); nil: no endpoint.
+    public var metricsPort: Int?
+    public var metricsHost = "127.0.0.1"
     /// Training sets by `ModelFamily.dataIdentity`: families that share one load it once.
     private var trainingSets: [String: Dataset] = [:]
 
@@ -98,9 +102,14 @@ public final class WorkerHost: @unchecked Sendable {
                 }
             }
             let watchers = [try loop.watchSignal(SIGINT, interrupted), try loop.watchSignal(SIGTERM, interrupted)]
+            let metrics = try metricsPort.map { port in
+                let server = try startMetrics(for: worker, loop: loop, host: metricsHost, port: port)
+                log("metrics on http://\(server.localAddress)/metrics")
+                return server
+            }
             worker.start()
             try loop.run()
-            withExtendedLifetime(watchers) {}
+            withExtendedLifetime((watchers, metrics)) {}
             return status.code
         } catch {
             throw SettingsError("the event loop failed: \(error)")

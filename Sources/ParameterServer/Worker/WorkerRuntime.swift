@@ -145,6 +145,13 @@ public final class WorkerRuntime: @unchecked Sendable {
 
     /// Sessions this worker saw to their end.
     public private(set) var sessionsCompleted = 0
+    /// Units pushed and pushes the server applied, over every session.
+    public private(set) var unitsPushed = 0
+    public private(set) var unitsApplied = 0
+
+    /// Whether the worker holds a connection to a server, and whether it has joined its session.
+    public var isConnected: Bool { session != nil }
+    public var isInSession: Bool { session?.welcome != nil && session?.ended == false }
 
     /// Called once, on the loop thread, when the worker is done: after `leave(reason:)`, or after its
     /// session with `once`. The argument is the exit status to use.
@@ -326,6 +333,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         case .pushAck(let ack)?:
             if ack.applied {
                 session.pushesApplied += 1
+                unitsApplied += 1
             } else {
                 log("unit \(ack.unitID) not applied: \(ack.reason.isEmpty ? "no reason given" : ack.reason)")
             }
@@ -558,6 +566,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         }
         session.connection.send(Envelope(body: .push(push)))
         session.unitsPushed += 1
+        unitsPushed += 1
         startNextUnit(in: session)
     }
 
