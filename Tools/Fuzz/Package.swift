@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "FuzzEnvelope", targets: ["FuzzEnvelope"]),
         .executable(name: "FuzzServerConnection", targets: ["FuzzServerConnection"]),
         .executable(name: "FuzzTensorDecoding", targets: ["FuzzTensorDecoding"]),
+        .executable(name: "FuzzTLSRecords", targets: ["FuzzTLSRecords"]),
     ],
     dependencies: [
         .package(name: "Downpour", path: "../.."),
@@ -51,6 +52,11 @@ let package = Package(
         .executableTarget(
             name: "FuzzTensorDecoding",
             dependencies: [.product(name: "TensorEncoding", package: "Downpour")],
+            swiftSettings: fuzzSettings
+        ),
+        .executableTarget(
+            name: "FuzzTLSRecords",
+            dependencies: [.product(name: "Reactor", package: "Downpour")],
             swiftSettings: fuzzSettings
         ),
     ],

@@ -108,6 +108,7 @@ def main():
     write("FuzzServerConnection", "token-own-hello", b"\x02" + frame(messages["hello"]) + frame(messages["challenge-response"]))
 
     tensor_seeds()
+    tls_seeds()
 
 
 def tensor_seeds():
@@ -154,6 +155,33 @@ def tensor_seeds():
         return out + bytes([n])
     gaps = b"".join(varint(i - p - 1) for p, i in zip([-1] + indices, indices))
     seed("topk-4-of-300", 5, 1, 300, struct.pack("<I", 4) + gaps + struct.pack("<4e", 1.5, -2, 0.25, 7))
+
+
+def tls_seeds():
+    """FuzzTLSRecords: byte 0 the mode, byte 1 the slicing seed, then the data (see its source)."""
+    import ssl
+    # A real ClientHello (TLS 1.3 and 1.2 offered), from Python's ssl module through memory BIOs.
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        client.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    write("FuzzTLSRecords", "client-hello", bytes([0, 1]) + hello)
+    write("FuzzTLSRecords", "client-hello-split", bytes([4, 200]) + hello)
+    write("FuzzTLSRecords", "client-hello-cut", bytes([0, 7]) + hello[: len(hello) // 2])
+    write("FuzzTLSRecords", "plaintext-frame", bytes([0, 3]) + frame(b"hello"))
+    write("FuzzTLSRecords", "http", bytes([0, 3]) + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    write("FuzzTLSRecords", "alert", bytes([1, 2]) + bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]))
+    write("FuzzTLSRecords", "server-hello-prefix", bytes([1, 5]) + bytes([0x16, 0x03, 0x03, 0x00, 0x5A, 0x02, 0x00, 0x00, 0x56, 0x03, 0x03]) + bytes(32))
+    write("FuzzTLSRecords", "frames", bytes([2, 9]) + frame(b"") + frame(b"abc") + frame(bytes(range(256)) * 4) + frame(b"z"))
+    write("FuzzTLSRecords", "frames-large", bytes([6, 255]) + frame(bytes(20000)) + frame(b"after"))
+    write("FuzzTLSRecords", "frames-too-long", bytes([2, 0]) + frame(b"ok") + struct.pack("<I", 100000) + b"xyz")
+    write("FuzzTLSRecords", "frames-truncated", bytes([2, 17]) + frame(b"whole") + frame(b"cut short")[:-3])
+    write("FuzzTLSRecords", "untampered", bytes([3, 4]) + bytes(64))
+    write("FuzzTLSRecords", "tampered-header", bytes([3, 4]) + bytes([1]))
+    write("FuzzTLSRecords", "tampered-body", bytes([3, 4]) + bytes(40) + bytes([0x80]))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import Glibc
 /// Ping-pong keeps one frame in flight per connection and reports round trips per second and latency
 /// percentiles; pipelined keeps `--window` frames in flight per connection and reports frames and
 /// megabytes (10⁶ payload bytes, one direction) per second. A warm-up comes first. The last line is
-/// one machine-readable summary of key=value pairs.
+/// one machine-readable summary of key=value pairs. With `--tls-ca` every connection speaks TLS 1.3.
 struct EchoClientCommand: ParsableCommand {
     enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable {
         case pingpong, pipelined
@@ -24,6 +24,8 @@ struct EchoClientCommand: ParsableCommand {
 
     @OptionGroup var endpoint: EchoEndpointOptions
 
+    @OptionGroup var tls: EchoClientTLSOptions
+
     @Option(help: "How many connections to drive at once.")
     var connections = 1
 
@@ -36,28 +38,20 @@ struct EchoClientCommand: ParsableCommand {
     @Option(help: "Frames in flight per connection in pipelined mode.")
     var window = 128
 
-    @Option(help: "How long to measure, in seconds.")
-    var seconds = 5.0
-
-    @Option(help: "How long to warm up before measuring, in seconds.")
-    var warmup = 1.0
-
-    @Flag(inversion: .prefixedNo, help: "Poll for I/O without sleeping (takes the client's core; keeps the client from limiting what it measures).")
-    var busyPoll = true
+    @OptionGroup var timing: EchoTimingOptions
 
     func validate() throws {
         guard endpoint.port > 0 else { throw ValidationError("--port must be within 1...65535") }
         guard (1...10_000).contains(connections) else { throw ValidationError("--connections must be within 1...10000") }
         guard (0...(64 << 20)).contains(size) else { throw ValidationError("--size must be within 0...67108864") }
         guard (1...100_000).contains(window) else { throw ValidationError("--window must be within 1...100000") }
-        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive and --warmup not negative") }
     }
 
     func run() throws {
         let loop = try EventLoop()
-        let benchmark = EchoBenchmark(loop: loop, options: self)
+        let benchmark = EchoBenchmark(loop: loop, options: self, tls: try tls.context())
         benchmark.start()
-        try loop.run(busyPolling: busyPoll)
+        try loop.run(busyPolling: timing.busyPoll)
         try benchmark.report()
     }
 }
@@ -66,15 +60,11 @@ struct EchoClientCommand: ParsableCommand {
 ///
 /// - Warning: Loop thread only (the program's main thread, which runs the loop).
 final class EchoBenchmark {
-    private enum Phase { case connecting, warmingUp, measuring, done }
-
     private let loop: EventLoop
     private let options: EchoClientCommand
-    private var phase = Phase.connecting
+    private let tls: TLSContext?
+    private let window: MeasurementWindow
     private var connections: [FrameConnection] = []
-    private var measureStart: UInt64 = 0
-    private var measureEnd: UInt64 = 0
-    private var failure: String?
 
     /// What the per-frame callbacks update. Behind pointers, so the hot path has no dynamic
     /// exclusivity checks and no reference counting (the client must not limit what it measures).
@@ -88,9 +78,11 @@ final class EchoBenchmark {
     /// When each connection's frame in flight was sent (ping-pong).
     private let sentAt: UnsafeMutablePointer<UInt64>
 
-    init(loop: EventLoop, options: EchoClientCommand) {
+    init(loop: EventLoop, options: EchoClientCommand, tls: TLSContext?) {
         self.loop = loop
         self.options = options
+        self.tls = tls
+        window = MeasurementWindow(loop: loop, timing: options.timing)
         tally = .allocate(capacity: 1)
         tally.initialize(to: Tally())
         sentAt = .allocate(capacity: options.connections)
@@ -108,19 +100,20 @@ final class EchoBenchmark {
         configuration.maxFrameLength = max(options.size, 1)
         for index in 0..<options.connections {
             FrameConnection.connect(loop: loop, host: options.endpoint.host, port: options.endpoint.port, configuration: configuration,
+                                    tls: tls, serverName: options.tls.serverName,
                                     retryInterval: .milliseconds(200), deadline: .now + .seconds(10)) { [self] result in
                 switch result {
                 case .success(let connection):
                     connected(connection, index: index)
                 case .failure(let error):
-                    fail("connect: \(error)")
+                    window.fail("connect: \(error)")
                 }
             }
         }
     }
 
     private func connected(_ connection: FrameConnection, index: Int) {
-        guard phase == .connecting else { return connection.closeNow() }
+        guard window.phase == .preparing else { return connection.closeNow() }
         connections.append(connection)
         let pingPong = options.mode == .pingpong
         let size = options.size
@@ -145,7 +138,7 @@ final class EchoBenchmark {
             unretained._withUnsafeGuaranteedRef { $0.send(frame: payload) }
         }
         connection.onClose = { [unowned(unsafe) self] error in
-            if phase != .done { fail("connection \(index) closed: \(error.map { "\($0)" } ?? "by the server")") }
+            window.fail("connection \(index) closed: \(error.map { "\($0)" } ?? "by the server")")
         }
         if connections.count == options.connections { begin() }
     }
@@ -153,44 +146,31 @@ final class EchoBenchmark {
     private func begin() {
         let template = [UInt8](repeating: 0xA5, count: options.size)
         let inFlight = options.mode == .pingpong ? 1 : options.window
-        phase = .warmingUp
         let now = monotonicNanoseconds()
         for (index, connection) in connections.enumerated() {
             sentAt[index] = now
             for _ in 0..<inFlight { connection.send(frame: template) }
         }
-        loop.scheduleTimer(after: .milliseconds(Int64(options.warmup * 1000))) { [self] in
-            phase = .measuring
+        let tally = self.tally
+        window.begin(onMeasure: {
             tally.pointee = Tally()
             tally.pointee.measuring = true
-            measureStart = monotonicNanoseconds()
-            loop.scheduleTimer(after: .milliseconds(Int64(options.seconds * 1000))) { [self] in
-                measureEnd = monotonicNanoseconds()
-                tally.pointee.measuring = false
-                phase = .done
-                loop.stop()
-            }
-        }
-    }
-
-    private func fail(_ message: String) {
-        guard failure == nil else { return }
-        failure = message
-        phase = .done
-        loop.stop()
+        }, onEnd: {
+            tally.pointee.measuring = false
+        })
     }
 
     func report() throws {
-        if let failure { throw ValidationError("echo failed: \(failure)") }
+        try window.checkSucceeded("echo")
         let frames = tally.pointee.frames
         let wrongSizes = tally.pointee.wrongSizes
         let latencies = tally.pointee.latencies
-        let elapsed = Double(measureEnd - measureStart) / 1e9
+        let elapsed = window.elapsedSeconds
         let rate = Double(frames) / elapsed
         let megabytes = rate * Double(options.size) / 1e6
         let p50 = latencies.percentile(0.50)
         let p99 = latencies.percentile(0.99)
-        print("echo: mode=\(options.mode.rawValue) server=\(options.endpoint.host):\(options.endpoint.port) connections=\(options.connections) size=\(options.size)"
+        print("echo: mode=\(options.mode.rawValue) transport=\(options.tls.transport) server=\(options.endpoint.host):\(options.endpoint.port) connections=\(options.connections) size=\(options.size)"
               + (options.mode == .pipelined ? " window=\(options.window)" : ""))
         switch options.mode {
         case .pingpong:
@@ -202,7 +182,7 @@ final class EchoBenchmark {
             print("throughput: \(format(megabytes, 1)) MB/s")
         }
         if wrongSizes > 0 { print("warning: \(wrongSizes) frames came back with the wrong size") }
-        var summary = "summary mode=\(options.mode.rawValue) connections=\(options.connections) size=\(options.size)"
+        var summary = "summary mode=\(options.mode.rawValue) transport=\(options.tls.transport) connections=\(options.connections) size=\(options.size)"
         summary += " window=\(options.mode == .pingpong ? 1 : options.window) seconds=\(format(elapsed, 3)) frames=\(frames)"
         summary += " frames_per_s=\(format(rate, 0)) mb_per_s=\(format(megabytes, 1))"
         if options.mode == .pingpong { summary += " p50_us=\(format(p50, 1)) p99_us=\(format(p99, 1))" }

@@ -6,10 +6,11 @@ import ArgumentParser
 struct PSBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ps-bench",
-        abstract: "Benchmarks: echo server and client, codec, training, fleet.",
+        abstract: "Benchmarks: echo server and client (plaintext or TLS), TLS handshakes, codec, training, fleet.",
         subcommands: [
             EchoServerCommand.self,
             EchoClientCommand.self,
+            HandshakeBenchmarkCommand.self,
             CodecBenchmarkCommand.self,
             TrainingBenchmarkCommand.self,
             FleetBenchmarkCommand.self,
