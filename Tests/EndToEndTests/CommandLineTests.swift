@@ -31,7 +31,7 @@ struct CommandLineTests {
         ("ps-server", ["--mode", "turbo"], "turbo"),
         ("ps-server", ["--workers", "0"], "--workers must be at least 1"),
         ("ps-server", ["--hidden", "12,x"], "--hidden takes positive widths"),
-        ("ps-server", ["--host", "0.0.0.0"], "(--token-file PATH or DOWNPOUR_TOKEN), or pass --insecure to accept that"),
+        ("ps-server", ["--host", "0.0.0.0"], "(--token-file PATH or DOWNPOUR_TOKEN), TLS (--tls-cert and --tls-key), or pass --insecure to accept that"),
         ("ps-server", ["--token", "a", "--token-file", "b"], "give either --token or --token-file, not both"),
         ("ps-worker", ["127.0.0.1", "--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: No such file or directory"),
         ("ps-worker", ["127.0.0.1", "70000"], "PORT must be 1...65535"),

@@ -11,9 +11,11 @@ struct ResumeTests {
     static let session = smallSession + ["--epochs", "3", "--mode", "sync", "--workers", "2", "--seed", "7"]
     /// The same for the example's model family (Examples/Spirals), which ps-server knows only through
     /// the model catalogue: its configuration travels opaquely in the checkpoint and comes back.
+    /// Six epochs with the default exchange, so that both runs end converged (96% uninterrupted): early
+    /// in training a resumed sync session's rounds may pair units differently, and on this small model
+    /// that alone moves the accuracy of a half-trained network by points.
     static let spiralsSession = [
-        "--model", "spirals", "--epochs", "3", "--mode", "sync", "--workers", "2", "--seed", "7", "--local-steps", "1",
-        "--heartbeat-timeout", "20",
+        "--model", "spirals", "--epochs", "6", "--mode", "sync", "--workers", "2", "--seed", "7", "--heartbeat-timeout", "20",
     ]
 
     static func temporaryDirectory() throws -> URL {
@@ -57,7 +59,7 @@ struct ResumeTests {
         // The checkpointed units were not trained again: the resumed line starts at least from there.
         #expect(resumedLine.contains("/\(atKill.total) units done"))
         #expect(fields.int("units") == fields.int("units_expected"))
-        #expect(fields.int("epochs") == 3)
+        #expect(fields.int("epochs") == uninterrupted.int("epochs"))
         #expect(fields["mode"] == "sync")
         #expect(resumed.output.contains { $0.hasPrefix("model \(session.contains("spirals") ? "spirals:64,64" : "mlp:32") with") })
         let difference = abs(fields.double("test_accuracy") - uninterrupted.double("test_accuracy"))

@@ -101,3 +101,54 @@ struct TLSTests {
         #expect(try worker.waitForExit(timeout: .seconds(60)) == 0)
     }
 }
+
+/// Examples/PythonWorker: a worker written from the protocol README alone, with Python's `ssl` and
+/// Google's protobuf runtime, trains over TLS beside ps-worker.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct PythonWorkerTests {
+    /// The command that starts a Python with google.protobuf: Debian's interpreter first (its
+    /// python3-protobuf), else the first `python3` on PATH, as the codec's differential test looks.
+    static func python() throws -> [String] {
+        for command in [["/usr/bin/python3"], ["/usr/bin/env", "python3"]] where FileManager.default.isExecutableFile(atPath: command[0]) {
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: command[0])
+            probe.arguments = Array(command.dropFirst()) + ["-c", "import google.protobuf"]
+            probe.standardError = FileHandle.nullDevice
+            try probe.run()
+            probe.waitUntilExit()
+            if probe.terminationStatus == 0 { return command }
+        }
+        throw ProcessTestError.exited("python3", waitingFor: "a python3 with google.protobuf (Debian's python3-protobuf)", output: [])
+    }
+
+    @Test func aPythonWorkerWithTheStandardSSLModuleTrainsOverTLS() throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let (server, port) = try startServer([
+            "--train-samples", "2000", "--test-samples", "1000", "--hidden", "16", "--batch-size", "32", "--epochs", "2",
+            "--uncompressed", "--optimizer", "momentum", "--lr", "0.1", "--momentum", "0.5", "--workers", "2",
+            "--heartbeat-timeout", "20", "--tls-cert", certificates.serverCertificate, "--tls-key", certificates.serverKey,
+        ])
+        defer { server.end() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Examples/PythonWorker/worker.py").standardized.path
+        let interpreter = try Self.python()
+        let python = try RunningProcess(interpreter[0], Array(interpreter.dropFirst()) + [
+            script, "localhost", String(port), "--tls-ca", certificates.caCertificate, "--name", "python-1",
+        ])
+        defer { python.end() }
+        // Slowed down so that the pure-Python worker gets a fair share of the units.
+        let swift = try RunningProcess("ps-worker", ["localhost", String(port), "0.2", "--name", "swift-1", "--once", "--models", "mlp",
+                                                     "--tls-ca", certificates.caCertificate, "--inject", "delay=60ms"])
+        defer { swift.end() }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("joins") == 2)
+        #expect(try python.waitForExit(timeout: .seconds(60)) == 0, "\(python.output.suffix(10))")
+        #expect(python.output.contains { $0.hasPrefix("python-1: TLSv1.3 with localhost") })
+        let over = try #require(python.output.first { $0.contains("session over") }, "\(python.output.suffix(10))")
+        let applied = Int(over.split(separator: ", ").last?.split(separator: " ").first ?? "") ?? 0
+        #expect(applied >= 5, "the Python worker's pushes applied: \(over)")
+        // From chance (10%) to well above it: the Python worker's gradients are right.
+        #expect(fields.double("test_accuracy") >= 0.4)
+    }
+}

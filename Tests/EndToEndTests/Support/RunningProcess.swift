@@ -35,7 +35,9 @@ final class RunningProcess: @unchecked Sendable {
     /// Starts `executable` (a product name such as `ps-server`) with `arguments`.
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         name = executable
-        process.executableURL = Self.productsDirectory.appendingPathComponent(executable)
+        // An absolute path runs as it is (an interpreter, say); a bare name is one of this build's products.
+        process.executableURL = executable.hasPrefix("/")
+            ? URL(fileURLWithPath: executable) : Self.productsDirectory.appendingPathComponent(executable)
         process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
         // A token in the developer's shell would change every handshake; tests give one explicitly.
