@@ -49,7 +49,7 @@ struct TLSTests {
         defer { steady.end() }
         try server.waitForLine(containing: "training started", timeout: .seconds(120))
 
-        try expectRefused([], port: port, name: "plaintext", workerSays: "the server speaks TLS and this worker does not")
+        try expectRefused([], port: port, name: "plaintext", workerSays: "error: the server refused this worker: this server speaks TLS 1.3 only: connect with TLS (ps-worker --tls-ca CA, or --tls)")
         try server.waitForLine(containing: "the peer spoke plaintext to a TLS listener", timeout: .seconds(10))
         try expectRefused(["--tls-ca", certificates.otherCA], port: port, name: "other-ca",
                           workerSays: "the server's certificate failed verification: unable to get local issuer certificate")

@@ -273,8 +273,9 @@ public final class WorkerRuntime: @unchecked Sendable {
         if stopping {
             exit(0)
         } else if session.authenticationFailed {
-            // The same token would fail the same way: exit, so the operator notices.
-            log("authentication failed; not retrying")
+            // The same token (or the same plaintext, at a TLS server) would fail the same way: exit, so
+            // the operator notices.
+            log("the handshake failed; not retrying")
             exit(1)
         } else if let error, case .tls = error.kind, session.welcome == nil {
             // A TLS handshake that failed (an unknown CA, a wrong name, an expired certificate, a server
@@ -347,8 +348,11 @@ public final class WorkerRuntime: @unchecked Sendable {
             log("server: \(report.message)" + (report.fatal ? " (closing)" : ""))
             if report.code == .unauthenticated, session.welcome == nil {
                 session.authenticationFailed = true
-                if report.message.contains("TLS") {
-                    log("error: the server speaks TLS and this worker does not; pass --tls-ca CA (or --tls)")
+                // Only a worker that answered a challenge was judged on its token; a refusal before any
+                // challenge (plaintext at a TLS server) is about something else, which the server's
+                // message says.
+                if session.clientNonce.isEmpty {
+                    log("error: the server refused this worker: \(report.message)")
                 } else {
                     log("error: the server refused this worker's token; give it the server's token "
                         + "(--token-file or \(AuthenticationToken.environmentVariable))")
