@@ -24,7 +24,7 @@ struct EchoClientCommand: ParsableCommand {
 
     @OptionGroup var endpoint: EchoEndpointOptions
 
-    @OptionGroup var tls: EchoClientTLSOptions
+    @OptionGroup var tls: ClientTLSOptions
 
     @Option(help: "How many connections to drive at once.")
     var connections = 1

@@ -16,7 +16,7 @@ struct EchoServerCommand: ParsableCommand {
 
     @OptionGroup var endpoint: EchoEndpointOptions
 
-    @OptionGroup var tls: EchoServerTLSOptions
+    @OptionGroup var tls: ServerTLSOptions
 
     @Option(help: "The largest frame payload accepted, in bytes.")
     var maxFrameLength = 64 << 20

@@ -128,7 +128,7 @@ final class FleetBenchmark {
         settings.handshakeTimeout = 60
         settings.maxConnections = options.workers + 16
         settings.maxFrameBytes = options.parameters * 4 + options.samplesPerUnit * 5 + 4096
-        (settings.tlsCertificate, settings.tlsKey) = (options.tlsCert, options.tlsKey)
+        (settings.tlsCertificate, settings.tlsKey) = (options.serverTLS.certificate, options.serverTLS.key)
         let samplesPerEpoch = Self.samplesPerEpoch(samplesPerUnit: options.samplesPerUnit)
         settings.epochs = Self.epochs(unitsPerEpoch: samplesPerEpoch / options.samplesPerUnit, lifetime: options.clientLifetime)
         var recipe = settings.recipe(
@@ -160,8 +160,9 @@ final class FleetBenchmark {
             "--client-encodings", options.offeredEncodings.isEmpty ? "none" : options.offeredEncodings.joined(separator: ","),
         ]
         if options.pullEveryUnit { process.arguments?.append("--pull-every-unit") }
-        if let cert = options.tlsCert, let key = options.tlsKey, let ca = options.tlsCa {
+        if let cert = options.serverTLS.certificate, let key = options.serverTLS.key, let ca = options.clientTLS.caPath {
             process.arguments? += ["--tls-cert", cert, "--tls-key", key, "--tls-ca", ca]
+            if let name = options.clientTLS.serverName { process.arguments? += ["--tls-server-name", name] }
         }
         // The workers' process only generates load: glibc keeps its freed large buffers mapped, so it
         // does not spend its share of the machine on a page fault per pushed page (every push over
@@ -316,7 +317,7 @@ struct FleetResult {
         var summary = SummaryLine()
         summary.add("workers", options.workers)
         summary.add("parameters", options.parameters)
-        summary.add("tls", options.tlsCert == nil ? "off" : "on")
+        summary.add("tls", options.clientTLS.transport)
         summary.add("units_ahead", options.unitsAhead)
         summary.add("batch_size", options.batchSize)
         summary.add("local_steps", options.steps)

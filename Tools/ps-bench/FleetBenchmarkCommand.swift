@@ -89,14 +89,10 @@ struct FleetBenchmarkCommand: ParsableCommand {
     @Flag(help: "Workers also send a Pull (their newest version) for every unit, as ps-worker does in async mode; the weights they get are not decoded.")
     var pullEveryUnit = false
 
-    @Option(help: ArgumentHelp("TLS 1.3 on every connection: the server's certificate chain (PEM, valid for localhost); with --tls-key and --tls-ca.", valueName: "path"))
-    var tlsCert: String?
-
-    @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert.", valueName: "path"))
-    var tlsKey: String?
-
-    @Option(help: ArgumentHelp("The CA (PEM) the workers check the server's certificate against.", valueName: "path"))
-    var tlsCa: String?
+    // TLS 1.3 on every connection: the server's certificate (valid for localhost, or for
+    // --tls-server-name) and the CA the workers check it against, given together.
+    @OptionGroup var serverTLS: ServerTLSOptions
+    @OptionGroup var clientTLS: ClientTLSOptions
 
     @Flag(help: "Run the workers' process with glibc's default allocator instead of GLIBC_TUNABLES (see the page).")
     var workersDefaultMalloc = false
@@ -125,8 +121,8 @@ struct FleetBenchmarkCommand: ParsableCommand {
         guard (1...65536).contains(batchSize) else { throw ValidationError("--batch-size must be within 1...65536") }
         guard (1...1024).contains(steps) else { throw ValidationError("--local-steps must be within 1...1024") }
         _ = try encodings()
-        guard (tlsCert == nil) == (tlsKey == nil), (tlsCert == nil) == (tlsCa == nil) else {
-            throw ValidationError("--tls-cert, --tls-key and --tls-ca go together")
+        guard (serverTLS.certificate == nil) == (clientTLS.caPath == nil) else {
+            throw ValidationError("fleet: --tls-cert, --tls-key and --tls-ca go together")
         }
         for name in offeredEncodings where !TensorEncoding.wireNames.contains(name) {
             throw ValidationError("--client-encodings: unknown encoding \"\(name)\" (known: \(TensorEncoding.wireNames.joined(separator: ", ")), or none)")

@@ -59,17 +59,18 @@ final class FleetClients {
     private func start(port: Int, parent: Int32?) {
         var configuration = FrameConnection.Configuration(maxFrameLength: options.parameters * 4 + options.samplesPerUnit * 5 + 4096)
         configuration.stream.maxQueuedWriteBytes = max(256 << 20, options.unitsAhead * (options.parameters * 4 + 4096) * 2)
-        // Over TLS the server's certificate is checked against localhost, as a worker checks its HOST.
+        // Over TLS the server's certificate is checked against localhost (or --tls-server-name), as a
+        // worker checks its HOST.
         let tls: TLSContext?
         do {
-            tls = try options.tlsCa.map { try TLSContext.client(trustedCAPath: $0) }
+            tls = try options.clientTLS.context()
         } catch {
             fail("the workers' TLS context: \(error)")
             return
         }
         for index in 0..<options.workers {
             FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port, configuration: configuration,
-                                    tls: tls, serverName: tls == nil ? nil : "localhost",
+                                    tls: tls, serverName: tls == nil ? nil : options.clientTLS.serverName ?? "localhost",
                                     retryInterval: .milliseconds(100), deadline: .now + .seconds(30)) { [self] result in
                 switch result {
                 case .success(let connection): connected(connection, index: index)

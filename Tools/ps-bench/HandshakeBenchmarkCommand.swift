@@ -17,7 +17,7 @@ struct HandshakeBenchmarkCommand: ParsableCommand {
 
     @OptionGroup var endpoint: EchoEndpointOptions
 
-    @OptionGroup var tls: EchoClientTLSOptions
+    @OptionGroup var tls: ClientTLSOptions
 
     @Option(help: "How many connections to have in progress at once.")
     var concurrency = 8

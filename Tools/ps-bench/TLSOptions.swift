@@ -1,8 +1,8 @@
 import ArgumentParser
 import Reactor
 
-/// `--tls-cert` and `--tls-key`: the echo server speaks TLS 1.3 when both are given.
-struct EchoServerTLSOptions: ParsableArguments {
+/// `--tls-cert` and `--tls-key`: the benchmark's server (echo or fleet) speaks TLS 1.3 when both are given.
+struct ServerTLSOptions: ParsableArguments {
     @Option(name: .customLong("tls-cert"), help: "The server's certificate chain (PEM): serve TLS 1.3.")
     var certificate: String?
 
@@ -20,8 +20,8 @@ struct EchoServerTLSOptions: ParsableArguments {
     }
 }
 
-/// `--tls-ca` and `--tls-server-name`: the echo clients speak TLS 1.3 when `--tls-ca` is given.
-struct EchoClientTLSOptions: ParsableArguments {
+/// `--tls-ca` and `--tls-server-name`: the benchmark's clients speak TLS 1.3 when `--tls-ca` is given.
+struct ClientTLSOptions: ParsableArguments {
     @Option(name: .customLong("tls-ca"), help: "The CA certificate(s) (PEM) to verify the server with: connect over TLS 1.3.")
     var caPath: String?
 
