@@ -103,7 +103,7 @@ public final class WorkerHost: @unchecked Sendable {
             }
             let watchers = [try loop.watchSignal(SIGINT, interrupted), try loop.watchSignal(SIGTERM, interrupted)]
             let metrics = try metricsPort.map { port in
-                let server = try startMetrics(for: worker, loop: loop, host: metricsHost, port: port)
+                let server = try WorkerMetrics.serve(worker, loop: loop, host: metricsHost, port: port)
                 log("metrics on http://\(server.localAddress)/metrics")
                 return server
             }

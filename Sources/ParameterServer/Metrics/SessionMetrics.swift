@@ -129,7 +129,8 @@ public final class SessionMetrics {
     }
 
     /// `downpour_<name>_<unit>`, with its help text.
-    private static func descriptor(_ name: String, unit: String, _ help: String) -> MetricNameDescriptor {
+    /// `downpour_<name>_<unit>`, the naming every Downpour metric follows (the worker's too).
+    static func descriptor(_ name: String, unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "downpour", metricName: name, unitName: unit, helpText: help)
     }
 
@@ -233,7 +234,14 @@ public final class SessionMetrics {
 
     /// Sets a counter to `value`. Counters only count up; the coordinator's figures only grow.
     private func set(_ counter: Counter, _ value: UInt64) {
-        counter.reset()
-        counter.increment(by: Int64(clamping: value))
+        counter.set(value)
+    }
+}
+
+extension Counter {
+    /// Makes the counter read `value`: figures are counted elsewhere and copied in at scrape time.
+    func set(_ value: UInt64) {
+        reset()
+        increment(by: Int64(clamping: value))
     }
 }
