@@ -13,6 +13,19 @@ public struct MLPFamily: ModelFamily {
 
     public func loadData(directory: String?) throws -> TrainingData { try MNIST.trainingData(directory: directory) }
     public func dataIdentity(directory: String?) -> String { MNIST.dataIdentity(directory: directory) }
+
+    /// `--model` with the older `--hidden WIDTHS` folded in (`mlp:WIDTHS`), for the commands that keep
+    /// that flag.
+    /// - Throws: ``ModelConfigurationError`` naming the flag when `hidden` is given for another model or
+    ///   is not positive widths.
+    public static func model(_ model: String, hidden: String?) throws(ModelConfigurationError) -> String {
+        guard let hidden else { return model }
+        guard model == "mlp" else { throw ModelConfigurationError("--hidden applies to --model mlp only") }
+        guard ModelDescription.hiddenWidths(parsing: hidden) != nil else {
+            throw ModelConfigurationError("--hidden takes positive widths separated by commas, e.g. 256,128")
+        }
+        return "mlp:\(hidden)"
+    }
 }
 
 /// The built-in MNIST CNN: `cnn:32,64:128` is two rounds of 3x3 convolution, ReLU and 2x2 max-pool

@@ -192,13 +192,10 @@ struct ServerOptions: ParsableArguments {
         (settings.mode, settings.workers, settings.epochs, settings.batchSize) = (mode, workers, epochs, batchSize)
         (settings.localSteps, settings.uncompressed, settings.unitsAhead) = (localSteps, uncompressed, unitsAhead)
         (settings.stalenessPolicy, settings.maxStaleness) = (stalenessPolicy, maxStaleness)
-        settings.model = model
-        if let hidden {
-            guard model == "mlp" else { throw ValidationError("--hidden applies to --model mlp only") }
-            guard ModelDescription.hiddenWidths(parsing: hidden) != nil else {
-                throw ValidationError("--hidden takes positive widths separated by commas, e.g. 256,128")
-            }
-            settings.model = "mlp:\(hidden)"
+        do {
+            settings.model = try MLPFamily.model(model, hidden: hidden)
+        } catch {
+            throw ValidationError(error.description)
         }
         (settings.optimizer, settings.learningRate, settings.momentum) = (optimizer, lr, momentum)
         (settings.weightDecay, settings.schedule) = (weightDecay, schedule)

@@ -70,13 +70,11 @@ struct TrainOptions: ParsableArguments {
 
     /// The model --model (and --hidden) name, with the family's default options filled in.
     func modelConfiguration() throws -> ModelConfiguration {
-        var text = model
-        if let hidden {
-            guard model == "mlp" else { throw ValidationError("--hidden applies to --model mlp only") }
-            guard ModelDescription.hiddenWidths(parsing: hidden) != nil else {
-                throw ValidationError("--hidden takes positive widths separated by commas, e.g. 256,128")
-            }
-            text = "mlp:\(hidden)"
+        let text: String
+        do {
+            text = try MLPFamily.model(model, hidden: hidden)
+        } catch {
+            throw ValidationError(error.description)
         }
         do {
             return try ModelCatalog.registry.configuration(parsing: text)

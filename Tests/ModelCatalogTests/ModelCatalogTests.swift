@@ -34,6 +34,15 @@ import Testing
         #expect(throws: ModelConfigurationError.self) { _ = try registry.configuration(parsing: ":512") }
     }
 
+    @Test func theOlderHiddenFlagFoldsIntoTheMLPsOptions() throws {
+        #expect(try MLPFamily.model("mlp", hidden: "256,128") == "mlp:256,128")
+        #expect(try MLPFamily.model("spirals", hidden: nil) == "spirals")
+        #expect(throws: ModelConfigurationError("--hidden applies to --model mlp only")) { _ = try MLPFamily.model("cnn", hidden: "64") }
+        #expect(throws: ModelConfigurationError("--hidden takes positive widths separated by commas, e.g. 256,128")) {
+            _ = try MLPFamily.model("mlp", hidden: "12,x")
+        }
+    }
+
     @Test func configurationTextRoundTrips() {
         for text in ["mlp:512", "cnn:32,64:128", "spirals:64,64", "custom"] {
             #expect(ModelConfiguration(text)?.description == text)

@@ -21,6 +21,7 @@ public struct SessionAssembly {
     ///   checkpoint's session does not fit the data.
     public init(settings: ServerSettings, registry: ModelRegistry, resumed: SessionCheckpoint? = nil,
                 token: AuthenticationToken? = nil) throws(SettingsError) {
+        let resumePath = settings.resume ?? "the checkpoint"
         let configuration: ModelConfiguration
         let family: any ModelFamily
         let model: any Model
@@ -29,7 +30,7 @@ public struct SessionAssembly {
             family = try registry.family(named: configuration.family)
             model = try registry.makeModel(configuration)
         } catch {
-            throw SettingsError(resumed == nil ? "--model: \(error)" : "cannot resume from \(settings.resume ?? "the checkpoint"): \(error)")
+            throw SettingsError(resumed == nil ? "--model: \(error)" : "cannot resume from \(resumePath): \(error)")
         }
         do {
             data = try family.loadData(directory: settings.data)
@@ -46,7 +47,7 @@ public struct SessionAssembly {
                 + "samples, but \(data.source) has \(data.train.count) and \(data.test.count)")
         }
         self.recipe = recipe
-        resumePath = settings.resume ?? "the checkpoint"
+        self.resumePath = resumePath
         test = data.test.prefix(recipe.testSamples)
         var server = try ServerConfiguration(recipe: recipe, settings: settings, parameterCount: model.parameterCount)
         server.token = token
