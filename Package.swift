@@ -33,8 +33,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
-        // HMAC-SHA256 with constant-time verification for the handshake's authentication.
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: System libraries
@@ -93,9 +91,8 @@ let package = Package(
         .target(
             name: "ParameterServer",
             dependencies: [
-                "Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "TensorEncoding", "CZlib", "Locking",
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Reactor", "WireCodec", "Messages", "CheckpointFormat", "Learning", "TensorEncoding", "CZlib", "COpenSSL",
+                "Locking", .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,4 @@
-import Crypto
+import COpenSSL
 
 /// The handshake's challenge-response MACs, in one place for the server and the worker, exactly as
 /// Schemas/Messages/README.md specifies them for third-party implementations.
@@ -79,14 +79,29 @@ public enum HandshakeAuthentication {
             clientNonce: clientNonce, serverNonce: serverNonce, sessionID: sessionID, channelBinding: channelBinding))
     }
 
-    /// HMAC-SHA256 of `message` keyed with the token.
+    /// HMAC-SHA256 of `message` keyed with the token, computed by OpenSSL's libcrypto (which the
+    /// Reactor's TLS links anyway, so the handshake needs no second cryptography library).
     static func mac(token: AuthenticationToken, _ message: [UInt8]) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: token.secret)))
+        var mac = [UInt8](repeating: 0, count: macLength)
+        var length: UInt32 = 0
+        let result = token.secret.withUnsafeBufferPointer { key in
+            message.withUnsafeBufferPointer { data in
+                mac.withUnsafeMutableBufferPointer { output in
+                    HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), data.baseAddress, data.count, output.baseAddress, &length)
+                }
+            }
+        }
+        // HMAC fails only when the digest is unavailable, which would make every handshake unverifiable.
+        precondition(result != nil && length == UInt32(macLength), "OpenSSL's HMAC-SHA256 failed")
+        return mac
     }
 
     private static func isValid(_ mac: [UInt8], token: AuthenticationToken, _ message: [UInt8]) -> Bool {
-        // A MAC of another length is wrong; swift-crypto's comparison says so without a timing signal.
-        HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message, using: SymmetricKey(data: token.secret))
+        // A MAC of another length is wrong; CRYPTO_memcmp compares in time independent of where the
+        // bytes differ, so a forger learns nothing from how long a refusal takes.
+        guard mac.count == macLength else { return false }
+        let expected = self.mac(token: token, message)
+        return CRYPTO_memcmp(mac, expected, macLength) == 0
     }
 
     private static func workerMessage(serverNonce: [UInt8], clientNonce: [UInt8], workerName: String, channelBinding: [UInt8]?) -> [UInt8] {
