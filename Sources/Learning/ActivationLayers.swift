@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A parameterless layer that applies one function to every value: conform with the function and its
 /// derivative, and the layer's plumbing (sizes, forward, backward) comes with the protocol.

@@ -1,5 +1,6 @@
 import CZlib
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// An IDX file (the format MNIST ships in): a big-endian header of magic number and dimensions, then
 /// unsigned bytes. Read through zlib, so gzipped and plain files both work.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The MNIST handwritten digits: finding the files and loading them.
 ///
@@ -67,14 +68,14 @@ public enum MNIST {
     public static func dataDirectory(override: String? = nil, sourceFile: String = #filePath) throws -> String {
         let fileManager = FileManager.default
         if let override {
-            var isDirectory: ObjCBool = false
-            guard fileManager.fileExists(atPath: override, isDirectory: &isDirectory), isDirectory.boolValue else {
+            var isDirectory = false
+            guard fileManager.fileExists(atPath: override, isDirectory: &isDirectory), isDirectory else {
                 throw MNISTError(file: override, problem: "no such directory")
             }
             return override
         }
         var starts: [URL] = []
-        if let executable = Bundle.main.executableURL { starts.append(executable.deletingLastPathComponent()) }
+        if let executable = runningExecutablePath() { starts.append(URL(fileURLWithPath: executable).deletingLastPathComponent()) }
         starts.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
         starts.append(URL(fileURLWithPath: sourceFile).deletingLastPathComponent())
         starts.append(URL(fileURLWithPath: fileManager.currentDirectoryPath))
@@ -96,9 +97,18 @@ public enum MNIST {
             file: "Data/mnist", problem: "not found (pass --data DIR); looked in " + tried.joined(separator: ", "))
     }
 
+    /// The running executable's path, from the kernel's `/proc/self/exe` link (what Foundation's
+    /// `Bundle.main.executableURL` reads on Linux), or nil when it cannot be read.
+    static func runningExecutablePath() -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return nil }
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The path of `name.gz` or `name` in `directory`, whichever exists (gzipped first).
     static func existingFile(directory: String, name: String) throws -> String {
-        let base = (directory as NSString).appendingPathComponent(name)
+        let base = URL(fileURLWithPath: directory).appendingPathComponent(name).path
         for path in [base + ".gz", base] where FileManager.default.fileExists(atPath: path) { return path }
         throw MNISTError(file: base + ".gz", problem: "missing (neither \(name).gz nor \(name) is in \(directory))")
     }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A classifier whose parameters live outside it, in one flat `Float` buffer laid out by `layout`.
 ///

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Updates a flat parameter buffer from a gradient of the same layout.
 ///

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Xoshiro256** seeded through SplitMix64: a fast generator whose output depends only on the seed, on
 /// every platform and Swift version, so the same seed gives the same weights and batches bit for bit.

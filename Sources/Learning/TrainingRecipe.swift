@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The optimisers a command line can name.
 public enum OptimizerKind: String, Sendable, CaseIterable {
@@ -51,7 +51,7 @@ extension ModelDescription {
     /// - Returns: the widths, or nil when the text is not positive whole numbers separated by commas.
     public static func hiddenWidths(parsing text: String) -> [Int]? {
         let widths = text.split(separator: ",", omittingEmptySubsequences: false).map {
-            Int($0.trimmingCharacters(in: .whitespaces))
+            Int($0.trimmingWhitespace())
         }
         guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
         return widths.map { $0! }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A one-line progress bar redrawn in place, for terminals only.
 final class ProgressBar {
@@ -16,7 +17,13 @@ final class ProgressBar {
     }
 }
 
-func format(_ value: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", value) }
+/// `value` with `decimals` decimals, as C's `%.Nf` writes it (Foundation's `String(format:)` would pull
+/// Foundation and its ICU data into the executable).
+func format(_ value: Double, _ decimals: Int) -> String {
+    var text = [CChar](repeating: 0, count: 352)  // %f of the largest double is 309 digits plus decimals
+    _ = withVaList([value]) { vsnprintf(&text, text.count, "%.\(min(decimals, 20))f", $0) }
+    return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }

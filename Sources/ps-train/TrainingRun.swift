@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Learning
 
 /// One single-process training run: epochs of mini-batches, an evaluation after each (and every

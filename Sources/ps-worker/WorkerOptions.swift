@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Learning
 import ModelCatalog
 import ParameterServer
@@ -99,7 +100,7 @@ struct WorkerOptions: ParsableArguments {
     /// The families --models names, from the model catalogue.
     func registry() throws -> ModelRegistry {
         guard let models else { return ModelCatalog.registry }
-        let names = models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let names = models.split(separator: ",").map { $0.trimmingWhitespace() }
         do {
             return ModelRegistry(try names.map { name throws(ModelConfigurationError) in try ModelCatalog.registry.family(named: name) })
         } catch {
@@ -110,7 +111,7 @@ struct WorkerOptions: ParsableArguments {
     /// The encodings --encodings names, checked against those this worker knows.
     func offeredEncodings() throws -> [String] {
         guard let encodings else { return TensorEncoding.wireNames }
-        let names = encodings.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0 != "fp32" }
+        let names = encodings.split(separator: ",").map { $0.trimmingWhitespace() }.filter { $0 != "fp32" }
         for name in names where !TensorEncoding.wireNames.contains(name) {
             throw ValidationError("--encodings: unknown encoding \"\(name)\" (known: fp32, \(TensorEncoding.wireNames.joined(separator: ", ")))")
         }

@@ -1,5 +1,6 @@
 import CZlib
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The framing of a checkpoint file: a fixed header that identifies the format and checks the body,
 /// then the body (a `CheckpointFormat.Checkpoint` in protobuf's wire format).
@@ -107,15 +108,11 @@ public enum CheckpointFile {
     /// The whole file at `path`.
     /// - Throws: `CheckpointError.io` when it cannot be read.
     public static func read(path: String) throws(CheckpointError) -> [UInt8] {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw .io(step: "open \(path)", errno: FileManager.default.fileExists(atPath: path) ? EACCES : ENOENT)
-        }
-        defer { try? handle.close() }
-        do {
-            return [UInt8](try handle.readToEnd() ?? Data())
-        } catch {
-            throw .io(step: "read \(path)", errno: EIO)
-        }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .io(step: "open \(path)", errno: errno) }
+        defer { close(descriptor) }
+        guard let bytes = readToEnd(descriptor) else { throw .io(step: "read \(path)", errno: errno) }
+        return bytes
     }
 
     // MARK: Private

@@ -1,5 +1,6 @@
 import CheckpointFormat
-import Foundation
+import FoundationEssentials
+import Glibc
 import Learning
 import WireCodec
 

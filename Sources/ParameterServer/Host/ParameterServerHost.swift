@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Learning
 import Reactor
 
@@ -101,10 +102,10 @@ public final class ParameterServerHost {
         server.onFinished = { [unowned server] result in
             if let reportPath {
                 do {
-                    try Data(RunReport.html(server.history).utf8).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+                    try CheckpointFile.writeAtomically(Array(RunReport.html(server.history).utf8), to: reportPath)
                     log("report written to \(reportPath)")
                 } catch {
-                    log("ps-server: could not write the report to \(reportPath): \(error.localizedDescription)")
+                    log("ps-server: could not write the report to \(reportPath): \(error)")
                     status.code = 1
                 }
             }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Learning
 
 /// Everything an operator chooses for one `ps-server` session, before defaults that depend on other

@@ -1,65 +1,77 @@
-import Foundation
+import Glibc
 
 /// A thread of its own that runs submitted jobs one at a time, in order.
 ///
 /// The worker's network I/O runs on the reactor's thread and its compute here, so heartbeats and
-/// pulls go on while a unit is being trained.
+/// pulls go on while a unit is being trained. A plain pthread with a mutex and a condition variable:
+/// Foundation's `Thread` would pull Foundation (and its 38 MB of ICU data) into every executable.
 ///
 /// - Warning: Jobs run on the compute thread; they must hand results back to the event loop with
 ///   `EventLoop.execute`.
 final class ComputeThread: @unchecked Sendable {
-    // Safe to share: `jobs`, `stopping`, `ended` and `thread` are only touched with `condition` locked
-    // (`thread` is set in init before the thread can run).
-    private let condition = NSCondition()
+    // Safe to share: `jobs`, `stopping` and `joined` are only touched with `mutex` locked, and `thread`
+    // is set in init before anyone else can see the object.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var jobs: [@Sendable () -> Void] = []
     private var stopping = false
-    private var ended = false
-    private var thread: Thread?
+    private var joined = false
+    private var thread = pthread_t()
 
-    init(name: String) {
-        // The thread keeps the object alive until stop() lets it return.
-        let thread = Thread { self.runJobs() }
-        thread.name = name
-        self.thread = thread
-        thread.start()
+    init() {
+        mutex.initialize(to: pthread_mutex_t())
+        condition.initialize(to: pthread_cond_t())
+        precondition(pthread_mutex_init(mutex, nil) == 0 && pthread_cond_init(condition, nil) == 0)
+        // The thread holds the object alive (a retained reference) until runJobs returns.
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&thread, nil, { context in
+            let computeThread = Unmanaged<ComputeThread>.fromOpaque(context!).takeRetainedValue()
+            computeThread.runJobs()
+            return nil
+        }, context)
+        precondition(status == 0, "pthread_create failed: \(String(cString: strerror(status)))")
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
     }
 
     /// Queues a job. Callable from any thread.
     func submit(_ job: @escaping @Sendable () -> Void) {
-        condition.lock()
+        pthread_mutex_lock(mutex)
         jobs.append(job)
-        condition.signal()
-        condition.unlock()
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(mutex)
     }
 
     /// Lets queued jobs finish, ends the thread and waits for it to end, so nothing of it outlives
     /// the call (LeakSanitizer saw the thread and its last job alive at exit otherwise). Callable from
-    /// any thread but the compute thread itself.
+    /// any thread but the compute thread itself, and more than once.
     func stop() {
-        condition.lock()
+        pthread_mutex_lock(mutex)
         stopping = true
-        condition.broadcast()
-        while !ended {
-            condition.wait()
-        }
-        condition.unlock()
+        pthread_cond_broadcast(condition)
+        let join = !joined
+        joined = true
+        pthread_mutex_unlock(mutex)
+        if join { pthread_join(thread, nil) }
     }
 
     private func runJobs() {
         while true {
-            condition.lock()
+            pthread_mutex_lock(mutex)
             while jobs.isEmpty && !stopping {
-                condition.wait()
+                pthread_cond_wait(condition, mutex)
             }
             if jobs.isEmpty {
-                ended = true
-                thread = nil
-                condition.broadcast()
-                condition.unlock()
+                pthread_mutex_unlock(mutex)
                 return
             }
             let job = jobs.removeFirst()
-            condition.unlock()
+            pthread_mutex_unlock(mutex)
             job()
         }
     }

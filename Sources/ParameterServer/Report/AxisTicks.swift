@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Round tick values for a chart's axis: multiples of a step of 1, 2 or 5 x 10^k that cover the data,
 /// the first at or below its least value and the last at or above its greatest, so the axis runs

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The secret a server and its workers share, from which each proves to the other that it holds it
 /// (see `HandshakeAuthentication`); the token itself never crosses the wire.
@@ -114,7 +115,7 @@ public struct AuthenticationToken: Sendable, CustomStringConvertible, CustomDebu
         // The mode of the file actually opened, not of whatever the path names a moment later.
         var status = stat()
         guard fstat(descriptor, &status) == 0 else { throw TokenError("--token-file \(path): \(String(cString: strerror(errno)))") }
-        guard var bytes = readBytes(descriptor, upTo: maximumFileBytes + 1) else {
+        guard var bytes = readToEnd(descriptor, limit: maximumFileBytes + 1) else {
             throw TokenError("--token-file \(path): \(String(cString: strerror(errno)))")
         }
         guard bytes.count <= maximumFileBytes else {
@@ -131,23 +132,6 @@ public struct AuthenticationToken: Sendable, CustomStringConvertible, CustomDebu
         }
         return Resolution(token: AuthenticationToken(bytes: bytes), source: .file(path), warnings: warnings)
     }
-}
-
-/// Reads from `descriptor` until its end or `limit` bytes; nil on an error (see `errno`).
-private func readBytes(_ descriptor: Int32, upTo limit: Int) -> [UInt8]? {
-    var bytes = [UInt8](repeating: 0, count: limit)
-    var count = 0
-    while count < limit {
-        let n = bytes[count...].withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-        if n == 0 { break }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return nil
-        }
-        count += n
-    }
-    bytes.removeSubrange(count...)
-    return bytes
 }
 
 /// A token that cannot be used, in words for the command line.

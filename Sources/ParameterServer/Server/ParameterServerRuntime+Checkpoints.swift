@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Reactor
 
 extension ParameterServerRuntime {
@@ -79,7 +80,7 @@ extension ParameterServerRuntime {
         let checkpoint = makeCheckpoint(recipe: schedule.recipe)
         updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
         checkpointsInFlight += 1
-        let writer = checkpointWriter ?? ComputeThread(name: "checkpoint")
+        let writer = checkpointWriter ?? ComputeThread()
         checkpointWriter = writer
         let (path, loop, units, totalUnits) = (schedule.path, loop, checkpoint.ledger.completedCount, coordinator.ledger.totalUnits)
         writer.submit { [self] in

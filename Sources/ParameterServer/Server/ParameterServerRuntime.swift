@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Learning
 import Messages
 import Reactor
@@ -95,7 +96,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var wireBytesOut: UInt64 = 0
     /// What the partly received frames of peers that have not joined may hold together.
     lazy var strangerBudget = FrameBufferBudget(limit: configuration.strangerBufferBudget)
-    let evaluation = ComputeThread(name: "evaluation")
+    let evaluation = ComputeThread()
     var clock = ContinuousClock()
     var startedAt: ContinuousClock.Instant?
     var lastEpochAt: ContinuousClock.Instant?

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Learning
 
 /// Faults a worker injects into itself, to demonstrate stragglers and failures reproducibly.
@@ -38,7 +39,7 @@ public struct FaultInjection: Sendable, Equatable {
     /// - Throws: `FaultInjectionError` naming the pair that is wrong and why.
     public init(parsing specifications: [String]) throws(FaultInjectionError) {
         for pair in specifications.flatMap({ $0.split(separator: ",") }) {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
             guard parts.count == 2, !parts[1].isEmpty else {
                 throw FaultInjectionError("\"\(pair)\" is not key=value")
             }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Learning
 import Messages
 import Reactor
@@ -130,7 +131,7 @@ public final class WorkerRuntime: @unchecked Sendable {
     public let loop: EventLoop
     private let makeModel: ModelFactory
     let log: (String) -> Void
-    private let compute = ComputeThread(name: "compute")
+    private let compute = ComputeThread()
     private let computeFaults: ComputeFaults
     /// The injected faults' random stream for the loop thread (dropped connections).
     private var connectionFaults: Xoshiro256
@@ -542,7 +543,7 @@ public final class WorkerRuntime: @unchecked Sendable {
                 momentum: momentum)
             if !faults.faults.isEmpty {
                 let extra = faults.faults.extraTime(afterComputing: clock.now - started, using: &faults.generator)
-                if extra > .zero { Thread.sleep(forTimeInterval: extra.seconds) }
+                if extra > .zero { usleep(UInt32(min(extra.seconds * 1e6, Double(UInt32.max)))) }
             }
             let push = box.push(unitID: unit.unitID, base: base, kind: result.kind, loss: result.loss,
                                 sampleCount: unit.indices.count, values: result.values)

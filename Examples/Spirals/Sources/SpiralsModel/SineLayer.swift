@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Learning
 
 /// `sin(x)` element-wise: a layer written outside Learning. An ``ElementwiseActivation`` needs only

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Learning
 
 /// Points on three interleaved spiral arms with Gaussian noise; the label is the arm.
