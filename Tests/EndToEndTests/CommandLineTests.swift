@@ -44,6 +44,20 @@ struct CommandLineTests {
         #expect(process.output.contains { $0.contains(message) }, "\(process.output)")
     }
 
+    /// The container image (Tools/scripts/build-image.sh) carries what these load: Foundation would
+    /// bring libFoundation and ICU's 38 MB of data back into it, so the sources use FoundationEssentials.
+    @Test(arguments: ["ps-server", "ps-worker", "ps-train"])
+    func executablesLoadNoFoundationOrICU(product: String) throws {
+        let path = RunningProcess.productsDirectory.appendingPathComponent(product).path
+        let ldd = try RunningProcess("/usr/bin/ldd", [path])
+        #expect(try ldd.waitForExit(timeout: .seconds(30)) == 0)
+        let libraries = ldd.output.joined(separator: "\n")
+        #expect(libraries.contains("libswiftCore.so"), "ldd \(path) printed: \(libraries)")
+        for forbidden in ["libFoundation.so", "lib_FoundationICU.so", "libFoundationInternationalization.so"] {
+            #expect(!libraries.contains(forbidden), "\(product) loads \(forbidden)")
+        }
+    }
+
     @Test func workerRefusesACorruptDataFileByName() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("downpour-corrupt-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
