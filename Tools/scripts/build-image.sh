@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Downpour container image from this checkout, offline, with no base image: the release
 # executables (ps-server, ps-worker, ps-train), the Swift runtime and the shared libraries they load
-# (libuv, zlib, libstdc++, glibc, and OpenBLAS, which Learning's BLAS.swift opens with dlopen at run
+# (libuv, zlib, OpenSSL, libstdc++, glibc, and OpenBLAS, which Learning's BLAS.swift opens with dlopen at run
 # time), the MNIST data and a non-root user (10001), assembled into a root file system and turned
 # into an image FROM scratch. deploy/README.md ("Running on Kubernetes") documents the image.
 #
@@ -11,9 +11,8 @@
 #                                                      # (deploy/Containerfile's build stage uses this)
 #
 # Environment: SCRATCH (SwiftPM's scratch path, default .build-image, git-ignored), CONTAINER_ENGINE
-# (default podman). The executables link the Swift runtime dynamically: it is shared by the three of
-# them, where --static-swift-stdlib would copy Foundation's 37 MB of ICU data into each (measured:
-# 64 MB per stripped static executable, 5 MB dynamic).
+# (default podman). The executables link the Swift runtime dynamically, so the three share one copy
+# of it and of FoundationEssentials (they import no Foundation, hence no ICU data: 83 MiB in all).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
