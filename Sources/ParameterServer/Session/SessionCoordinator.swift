@@ -584,7 +584,9 @@ public struct SessionCoordinator: Sendable {
     }
 
     private mutating func pushIntoRound(from worker: WorkerID, _ input: PushInput, lease: LeaseBook.Lease, staleness: UInt64) -> [Action] {
-        guard var current = round, current.awaiting.contains(worker) else {
+        // Taken out of `round` (and put back below) so that `current.sum` is the array's only reference:
+        // a copy left in `round` would make the in-place sum below copy the whole model on every push.
+        guard round?.awaiting.contains(worker) == true, var current = round.take() else {
             // Sync leases are only granted with a round, so this is unreachable; refuse rather than apply.
             takeBack(input.unitID, from: worker)
             return [refusePush(from: worker, input.unitID, staleness: staleness)]
@@ -613,11 +615,12 @@ public struct SessionCoordinator: Sendable {
 
     /// Applies the round's averaged update, acknowledges its pushes and starts the next round.
     private mutating func closeRound() -> [Action] {
-        guard let closing = round else { return [] }
-        round = nil
+        guard var closing = round.take() else { return [] }
         var actions: [Action] = []
         if !closing.pushes.isEmpty {
-            var average = closing.sum
+            // Moved out, not copied: the average is computed in the sum's own storage.
+            var average: [Float] = []
+            swap(&average, &closing.sum)
             let inverse = 1 / Float(max(1, closing.samples))
             for i in average.indices { average[i] *= inverse }
             version += 1
