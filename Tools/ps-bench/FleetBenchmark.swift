@@ -118,6 +118,7 @@ final class FleetBenchmark {
     private func makeServer(loop: EventLoop) throws -> ParameterServerRuntime {
         var settings = ServerSettings()
         settings.port = 0
+        settings.mode = options.mode
         (settings.workers, settings.unitsAhead, settings.batchSize) = (options.workers, options.unitsAhead, options.batchSize)
         (settings.localSteps, settings.uncompressed) = (options.steps, options.uncompressed)
         (settings.pushEncoding, settings.pullEncoding) = (options.pushEncoding, options.pullEncoding)

@@ -68,6 +68,9 @@ struct FleetBenchmarkCommand: ParsableCommand {
 
     // MARK: The exchange (as ps-server's options)
 
+    @Option(help: "async, sync or ssp: in sync mode every worker's push joins a round whose average is applied once all have pushed.")
+    var mode: TrainingMode = .async
+
     @Option(help: "Training samples per local step: a unit holds --batch-size x --local-steps sample indices, and a push counts that many samples.")
     var batchSize = 64
 
@@ -172,3 +175,5 @@ struct FleetBenchmarkCommand: ParsableCommand {
         .milliseconds(Int64((warmup + seconds * Double(runs)) * 1000) + 120_000)
     }
 }
+
+extension TrainingMode: ExpressibleByArgument {}
