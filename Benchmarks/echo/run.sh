@@ -5,6 +5,8 @@
 # The server is pinned to one core and the client to another (taskset). Settings, by environment:
 #   RUNS=5 SECONDS_PER_RUN=5 WARMUP=1 SERVER_CPU=0 CLIENT_CPU=1 SKIP_BUILD=1 SERVERS="reactor c nio"
 #   CASES_MATCHING=pipelined (run only the cases whose name contains this)
+#   CLIENT=c: drive the pipelined cases with the plain C libuv load client (c/echo_client.c) instead of
+#   `ps-bench echo`, so that no Reactor code is on the client side (ping-pong cases still use ps-bench)
 # Raw client output goes to Benchmarks/out/ (git-ignored).
 set -euo pipefail
 
@@ -20,12 +22,14 @@ mkdir -p "$OUT"
 
 PS_BENCH="$ROOT/.build/release/ps-bench"
 C_SERVER="$OUT/c-echo-server"
+C_CLIENT="$OUT/c-echo-client"
 NIO_SCRATCH="$ROOT/Benchmarks/echo/nio/.build"
 NIO_SERVER="$NIO_SCRATCH/release/nio-echo-server"
 
 if [[ -z "${SKIP_BUILD:-}" ]]; then
     echo "== building" >&2
     gcc -O2 -Wall -o "$C_SERVER" "$ROOT/Benchmarks/echo/c/echo_server.c" -luv
+    gcc -O2 -Wall -o "$C_CLIENT" "$ROOT/Benchmarks/echo/c/echo_client.c" -luv
     swift build -c release --package-path "$ROOT/Benchmarks/echo/nio" --scratch-path "$NIO_SCRATCH" >&2
     swift build -c release --package-path "$ROOT" --product ps-bench >&2
 fi
@@ -65,6 +69,7 @@ CASES=(
     "pingpong-c64-64B pingpong 64 64 1"
     "pipelined-c1-64B-w128 pipelined 1 64 128"
     "pipelined-c4-400KiB-w4 pipelined 4 409600 4"
+    "pipelined-c4-1MiB-w4 pipelined 4 1048576 4"
 )
 
 # Server CPU time (user + system, in clock ticks) so far, from /proc.
@@ -81,9 +86,14 @@ for run in $(seq "$RUNS"); do
         for name in $SERVERS; do
             ticks_before=$(cpu_ticks "${PIDS[$name]}")
             started=$(now)
-            line=$(taskset -c "$CLIENT_CPU" "$PS_BENCH" echo --host 127.0.0.1 --port "${PORT[$name]}" \
-                --connections "$connections" --size "$size" --mode "$mode" --window "$window" \
-                --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" | tee -a "$OUT/client.log" | tail -1)
+            if [[ "${CLIENT:-}" == c && "$mode" == pipelined ]]; then
+                line=$(taskset -c "$CLIENT_CPU" "$C_CLIENT" 127.0.0.1 "${PORT[$name]}" "$connections" "$size" "$window" \
+                    "$SECONDS_PER_RUN" "$WARMUP" | tee -a "$OUT/client.log" | tail -1)
+            else
+                line=$(taskset -c "$CLIENT_CPU" "$PS_BENCH" echo --host 127.0.0.1 --port "${PORT[$name]}" \
+                    --connections "$connections" --size "$size" --mode "$mode" --window "$window" \
+                    --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" | tee -a "$OUT/client.log" | tail -1)
+            fi
             # The share of a core the server got while the client ran: on a busy machine the rate
             # divided by it (frames per server CPU-second) is steadier than the rate itself.
             utilisation=$(awk -v t0="$ticks_before" -v t1="$(cpu_ticks "${PIDS[$name]}")" -v hz="$TICKS_PER_SECOND" \
