@@ -89,6 +89,9 @@ public struct SessionSettings: WireMessage, Hashable {
     /// ("sign", "q8", "topk:0.01"); empty means "fp32" (checkpoints from before encodings).
     public var pushEncoding: String = ""
     public var pullEncoding: String = ""
+    /// The encoding of deltas of weights, as ps-server's --pull-delta-encoding takes it ("sign", "q8"),
+    /// or "none"; empty means "none" (checkpoints from before deltas).
+    public var pullDeltaEncoding: String = ""
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -97,7 +100,7 @@ public struct SessionSettings: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "", pushEncoding: String = "", pullEncoding: String = "") {
+    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "", pushEncoding: String = "", pullEncoding: String = "", pullDeltaEncoding: String = "") {
         self.sessionID = sessionID
         self.mode = mode
         self.stalenessPolicy = stalenessPolicy
@@ -123,6 +126,7 @@ public struct SessionSettings: WireMessage, Hashable {
         self.localSchedule = localSchedule
         self.pushEncoding = pushEncoding
         self.pullEncoding = pullEncoding
+        self.pullDeltaEncoding = pullDeltaEncoding
     }
 }
 
@@ -444,6 +448,7 @@ extension SessionSettings {
         if !self.localSchedule.isEmpty { size &+= WireSize.field(ProtoString.self, self.localSchedule, tagSize: 2) }
         if !self.pushEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pushEncoding, tagSize: 2) }
         if !self.pullEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pullEncoding, tagSize: 2) }
+        if !self.pullDeltaEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pullDeltaEncoding, tagSize: 2) }
         return size
     }
 
@@ -473,6 +478,7 @@ extension SessionSettings {
         if !self.localSchedule.isEmpty { writer.writeField(ProtoString.self, self.localSchedule, tag: 186) }
         if !self.pushEncoding.isEmpty { writer.writeField(ProtoString.self, self.pushEncoding, tag: 194) }
         if !self.pullEncoding.isEmpty { writer.writeField(ProtoString.self, self.pullEncoding, tag: 202) }
+        if !self.pullDeltaEncoding.isEmpty { writer.writeField(ProtoString.self, self.pullDeltaEncoding, tag: 210) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -505,6 +511,7 @@ extension SessionSettings {
                 case 186: self.localSchedule = try reader.read(ProtoString.self)
                 case 194: self.pushEncoding = try reader.read(ProtoString.self)
                 case 202: self.pullEncoding = try reader.read(ProtoString.self)
+                case 210: self.pullDeltaEncoding = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -60,6 +60,10 @@ public struct ServerSettings: Sendable {
     /// with `uncompressed`.
     public var pushEncoding: String?
     public var pullEncoding: String?
+    /// How workers that offer deltas are sent what changed since their version
+    /// (`--pull-delta-encoding`): an encoding, or `none` for whole weights every time; nil: sign, or
+    /// none with `uncompressed`.
+    public var pullDeltaEncoding: String?
     /// Seeds the initial weights and every epoch's order (`--seed`).
     public var seed: UInt64 = 42
     // Data, evaluation and output
@@ -172,7 +176,8 @@ public struct ServerSettings: Sendable {
             weightDecay: weightDecay, schedule: schedule, scheduleSteps: totalSteps,
             localMomentum: steps > 1 ? localMomentum : 0, localSchedule: localSchedule,
             pushEncoding: pushEncoding ?? (uncompressed ? "fp32" : "sign"),
-            pullEncoding: pullEncoding ?? (uncompressed ? "fp32" : "q8"))
+            pullEncoding: pullEncoding ?? (uncompressed ? "fp32" : "q8"),
+            pullDeltaEncoding: pullDeltaEncoding ?? (uncompressed ? "none" : "sign"))
     }
 }
 
