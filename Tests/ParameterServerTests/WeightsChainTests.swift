@@ -222,6 +222,17 @@ import Testing
         #expect(replica.values == [1, 2, 3, 4] && replica.version == 3)
     }
 
+    @Test func theProtocolREADMEsDeltaFrameByteForByte() throws {
+        let payload = TensorEncoding.sign(blockSize: 4).encoded([0.5, -0.25, 0.25, -0.5, 1, -1])
+        let frame = Envelope(body: .weights(Weights(version: 7, encodedValues: payload, baseVersion: 5))).serializedBytes()
+        #expect(frame == [0x22, 0x10, 0x08, 0x07, 0x1A, 0x0A, 0x00, 0x00, 0xC0, 0x3E, 0x0A, 0x00, 0x00, 0x80, 0x3F, 0x02, 0x20, 0x05])
+        var replica = WeightsReplica(count: 6, pullEncoding: .fp32, deltaEncoding: .sign(blockSize: 4))
+        _ = try replica.apply(Weights(version: 5, values: [Float](repeating: 0, count: 6)))
+        guard case .weights(let weights)? = try Envelope(serializedBytes: frame).body else { return }
+        #expect(try replica.apply(weights) == .updated)
+        #expect(replica.values == [0.375, -0.375, 0.375, -0.375, 1, -1] && replica.version == 7)
+    }
+
     @Test func aDeltaWithoutAnAgreedDeltaEncodingIsRefused() {
         var replica = WeightsReplica(count: 4, pullEncoding: .fp32)
         #expect(throws: WeightsRefusal.self) { try replica.apply(Weights(version: 1, encodedValues: Self.delta, baseVersion: 0)) }
