@@ -233,6 +233,13 @@ import Testing
         #expect(replica.values == [0.375, -0.375, 0.375, -0.375, 1, -1] && replica.version == 7)
     }
 
+    @Test func refusedFirstWeightsLeaveAReplicaThatHoldsNothingEmpty() {
+        // Found by FuzzWeightsReplica: the buffer was sized before the payload was checked.
+        var replica = WeightsReplica(count: 4, pullEncoding: .q8(blockSize: 4), deltaEncoding: .sign(blockSize: 4))
+        #expect(throws: WeightsRefusal.self) { try replica.apply(Weights(version: 1, encodedValues: [0, 0, 0x80, 0xFF, 1, 2, 3, 4])) }
+        #expect(replica.values.isEmpty && !replica.holdsWeights)
+    }
+
     @Test func aDeltaWithoutAnAgreedDeltaEncodingIsRefused() {
         var replica = WeightsReplica(count: 4, pullEncoding: .fp32)
         #expect(throws: WeightsRefusal.self) { try replica.apply(Weights(version: 1, encodedValues: Self.delta, baseVersion: 0)) }

@@ -95,10 +95,17 @@ public struct WeightsReplica: Sendable {
             guard pullEncoding != .fp32 else {
                 throw WeightsRefusal(.badEncoding, "the server sent encoded weights, but no pull encoding was agreed")
             }
-            if values.count != count { values = [Float](repeating: 0, count: count) }
-            if let failure = pullEncoding.decodeRefusal(weights.encodedValues, into: &values) {
-                throw WeightsRefusal(.badEncoding, "the server's Weights.encoded_values: \(failure)")
+            // In place once the buffer is there (a refused payload leaves it untouched); the first time,
+            // into a new one, kept only if the payload is accepted.
+            var failure: TensorDecodingError?
+            if values.count == count {
+                failure = pullEncoding.decodeRefusal(weights.encodedValues, into: &values)
+            } else {
+                var decoded = [Float](repeating: 0, count: count)
+                failure = pullEncoding.decodeRefusal(weights.encodedValues, into: &decoded)
+                if failure == nil { values = decoded }
             }
+            if let failure { throw WeightsRefusal(.badEncoding, "the server's Weights.encoded_values: \(failure)") }
         } else {
             guard weights.values.count == count else {
                 throw WeightsRefusal(.wrongDimensions, "the server sent \(weights.values.count) weights for a model of \(count) parameters")
