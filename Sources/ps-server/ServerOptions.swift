@@ -114,7 +114,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How weights are sent to workers: fp32, fp16, bf16 or q8[:BLOCK]; encoded once per version for every puller. Workers that do not offer it get fp32. Default q8; fp32 with --uncompressed.", valueName: "encoding"))
     var pullEncoding: String?
 
-    @Option(help: ArgumentHelp("How workers that offer deltas are sent what changed since the weights they hold: sign[:BLOCK], q8[:BLOCK], topk:FRACTION, fp16 or bf16, encoded once per version for every puller, with whole weights only to a worker that holds none or is far behind; or none, whole weights every time. Workers that do not offer deltas get whole weights. Default sign (with --push-encoding topk:F, topk at twice F); none with --uncompressed.", valueName: "encoding"))
+    @Option(help: ArgumentHelp("How workers that offer deltas are sent what changed since the weights they hold: sign[:BLOCK], q8[:BLOCK], topk:FRACTION, fp16 or bf16, encoded once per version for every puller, with whole weights only to a worker that holds none or is far behind; or none, whole weights every time. Workers that do not offer deltas get whole weights. Default sign:256 (with --push-encoding topk:F, topk at twice F); none with --uncompressed.", valueName: "encoding"))
     var pullDeltaEncoding: String?
 
     @Option(help: "Schedule of the local learning rate over the session's work units: constant, step or cosine (sent with each unit).")

@@ -51,7 +51,7 @@ struct InProcessSessionTests {
 
     @Test func aWorkerThatTakesDeltasAndOneThatDoesNotTrainSideBySide() throws {
         let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
-        #expect(session.configuration.deltaEncoding == .sign())
+        #expect(session.configuration.deltaEncoding == .sign(blockSize: 256))
         let run = try InProcessRun(session: session)
         defer { run.stop() }
         let deltas = run.addWorker(name: "deltas", registry: ModelCatalog.registry)

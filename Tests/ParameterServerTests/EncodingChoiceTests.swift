@@ -41,7 +41,7 @@ import Testing
     }
 
     @Test func deltasAreSignByDefaultTopkForTopkPushesAndOffWithNoneOrUncompressed() throws {
-        #expect(try Self.deltaEncoding(nil) == .sign())
+        #expect(try Self.deltaEncoding(nil) == .sign(blockSize: 256))
         #expect(try Self.deltaEncoding("none") == nil)
         #expect(try Self.deltaEncoding(nil, uncompressed: true) == nil, "--uncompressed is the exchange before encodings")
         #expect(try Self.deltaEncoding("q8:64", uncompressed: true) == .q8(blockSize: 64))

@@ -154,6 +154,26 @@ import Testing
         #expect(chain.frames(after: 199).map(\.version) == [200])
     }
 
+    @Test func aChainResumedFromItsLastPointGoesOnBitForBit() throws {
+        var trajectory = Trajectory(count: Self.count)
+        var chain = WeightsChain(count: Self.count, pullEncoding: .q8(blockSize: 64), deltaEncoding: .sign(blockSize: 64))
+        for version in 0...20 as ClosedRange<UInt64> {
+            if version > 0 { trajectory.step() }
+            chain.publish(version: version, weights: trajectory.weights)
+        }
+        let point = try #require(chain.lastPoint)
+        var resumed = WeightsChain(count: Self.count, pullEncoding: .q8(blockSize: 64), deltaEncoding: .sign(blockSize: 64), resuming: point)
+        // A worker of the resumed session starts from the keyframe: R itself.
+        var worker = WeightsReplica(count: Self.count, pullEncoding: .q8(blockSize: 64), deltaEncoding: .sign(blockSize: 64))
+        try Self.deliver(resumed, after: nil, to: &worker)
+        #expect(worker.values.map(\.bitPattern) == chain.replica.map(\.bitPattern) && worker.version == 20)
+        trajectory.step()
+        chain.publish(version: 21, weights: trajectory.weights)
+        resumed.publish(version: 21, weights: trajectory.weights)
+        #expect(resumed.deltas.last?.payload == chain.deltas.last?.payload)
+        #expect(resumed.replica.map(\.bitPattern) == chain.replica.map(\.bitPattern))
+    }
+
     @Test func weightsThatAreNotFiniteStartTheChainAgain() {
         var weights = [Float](repeating: 0.5, count: 100)
         var chain = WeightsChain(count: 100, pullEncoding: .q8(blockSize: 10), deltaEncoding: .sign(blockSize: 10))

@@ -43,6 +43,17 @@ public struct WeightsChain: Sendable {
         public var isKeyframe: Bool { baseVersion == nil }
     }
 
+    /// A point of the chain: a version and R there, what a worker that reached it holds.
+    public struct Point: Sendable, Equatable {
+        public var version: UInt64
+        public var values: [Float]
+
+        public init(version: UInt64, values: [Float]) {
+            self.version = version
+            self.values = values
+        }
+    }
+
     /// The number of parameters.
     public let count: Int
     /// The encoding of the chain's first keyframe: the session's pull encoding.
@@ -70,6 +81,19 @@ public struct WeightsChain: Sendable {
         self.pullEncoding = pullEncoding
         self.deltaEncoding = deltaEncoding
     }
+
+    /// Creates a chain that carries on from `point` (a checkpoint's): its keyframe is R there, exactly,
+    /// so that workers of a resumed session hold the same weights as those of the session before.
+    /// - Precondition: `point.values.count == count`.
+    public init(count: Int, pullEncoding: TensorEncoding, deltaEncoding: TensorEncoding, resuming point: Point) {
+        precondition(point.values.count == count, "\(point.values.count) values for a chain of \(count)")
+        self.init(count: count, pullEncoding: pullEncoding, deltaEncoding: deltaEncoding)
+        replica = point.values
+        takeKeyframe(version: point.version)
+    }
+
+    /// The chain's last point, for a checkpoint; nil before the first publication.
+    public var lastPoint: Point? { lastVersion.map { Point(version: $0, values: replica) } }
 
     /// The version of the chain's last point, or nil before the first publication.
     public var lastVersion: UInt64? { deltas.last?.version ?? keyframe?.version }
