@@ -21,7 +21,7 @@ extension ParameterServerRuntime {
 
     /// Sends a worker that follows the chain what it lacks: the frames after the point it was last sent,
     /// publishing the current version first when the chain is behind it (for a routine pull, by at least
-    /// one update per worker). Every frame's bytes are shared by all pullers.
+    /// a stride of updates; see below). Every frame's bytes are shared by all pullers.
     ///
     /// - Parameter knownVersion: the worker's `Pull.known_version`, nil when the server sends unasked
     ///   (training starts, a sync round). The server goes by what it sent, not by this: a worker that
@@ -31,9 +31,10 @@ extension ParameterServerRuntime {
     func sendChainFrames(to peer: Peer, knownVersion: UInt64?) {
         guard let delta = configuration.deltaEncoding else { return }
         let version = coordinator.version
-        if weightsChain == nil {
-            weightsChain = WeightsChain(count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: delta)
-        }
+        // Taken out while it is used: with one owner, publishing changes R in place instead of copying it.
+        var chain = weightsChain ?? WeightsChain(count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: delta)
+        weightsChain = nil
+        defer { weightsChain = chain }
         // A routine pull (known_version set) publishes a new point only once the version is `stride`
         // updates past the last point: with as many as there are workers, each worker's pull finds about
         // one new delta, not one per other worker's pull. The weights it gets may then be stride − 1
@@ -41,13 +42,13 @@ extension ParameterServerRuntime {
         // (a sync round, a join) and known_version 0 always bring the chain up to date.
         let stride = UInt64(max(1, min(coordinator.activeWorkers.count, Self.chainLagSteps / max(1, configuration.localSteps))))
         let routine = knownVersion.map { $0 != 0 } ?? false
-        let behind = weightsChain!.lastVersion.map { last in version > last && (!routine || version - last >= stride) } ?? true
-        if behind { weightsChain!.publish(version: version, weights: model.parameters) }
+        let behind = chain.lastVersion.map { last in version > last && (!routine || version - last >= stride) } ?? true
+        if behind { chain.publish(version: version, weights: model.parameters) }
         if knownVersion == 0, peer.chainVersion != 0 { peer.chainVersion = nil }
-        let frames = weightsChain!.frames(after: peer.chainVersion)
+        let frames = chain.frames(after: peer.chainVersion)
         guard !frames.isEmpty else {
             // The answer to a pull, as for any worker: "you hold the latest weights" (the chain's).
-            if knownVersion != nil { send(Envelope(body: .weights(Weights(version: weightsChain!.lastVersion ?? version))), to: peer) }
+            if knownVersion != nil { send(Envelope(body: .weights(Weights(version: chain.lastVersion ?? version))), to: peer) }
             return
         }
         for frame in frames {
@@ -56,6 +57,6 @@ extension ParameterServerRuntime {
                                     bytes: frame.payload.count)
             peer.connection.send(frame: frame.payload)
         }
-        peer.chainVersion = weightsChain!.lastVersion
+        peer.chainVersion = chain.lastVersion
     }
 }

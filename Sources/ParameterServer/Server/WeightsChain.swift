@@ -45,9 +45,12 @@ public struct WeightsChain: Sendable {
 
     /// A point of the chain: a version and R there, what a worker that reached it holds.
     public struct Point: Sendable, Equatable {
+        /// The version of the point.
         public var version: UInt64
+        /// R at that version: `count` values.
         public var values: [Float]
 
+        /// Creates a point.
         public init(version: UInt64, values: [Float]) {
             self.version = version
             self.values = values

@@ -124,6 +124,7 @@ public struct WeightsReplica: Sendable {
 public struct WeightsRefusal: Error, Sendable, CustomStringConvertible {
     /// The code of the worker's fatal `ErrorReport`.
     public let code: ErrorReport.Code
+    /// What was wrong, naming the field: the `ErrorReport`'s message.
     public let description: String
 
     init(_ code: ErrorReport.Code, _ description: String) {
