@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(name: "ParameterServerTests", dependencies: ["ParameterServer", "TensorEncoding"], swiftSettings: swiftSettings),
         .testTarget(name: "TensorEncodingTests", dependencies: ["TensorEncoding"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["ParameterServer", "Messages", "WireCodec"], swiftSettings: swiftSettings),
-        .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "SpiralsModel", "Learning", "ParameterServer", "Reactor"], swiftSettings: swiftSettings),
+        .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "SpiralsModel", "Learning", "ParameterServer", "Reactor", "Messages", "TensorEncoding"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,7 +14,7 @@ workers="${WORKERS:-4}"
 mode="${MODE:-async}"
 epochs="${EPOCHS:-5}"
 port="${PORT:-18890}"
-default_configs="fp32 H=1=--uncompressed;fp32 H=8=--local-steps 8 --push-encoding fp32 --pull-encoding fp32;q8/q8 H=8=--local-steps 8 --push-encoding q8 --pull-encoding q8;sign/q8 H=8 (default)=;sign/q8 H=16=--local-steps 16;topk 1%/q8 H=16=--local-steps 16 --push-encoding topk:0.01;sign/q8 H=32=--local-steps 32"
+default_configs="fp32 H=1=--uncompressed;fp32 H=8=--local-steps 8 --push-encoding fp32 --pull-encoding fp32 --pull-delta-encoding none;q8/q8 H=8=--local-steps 8 --push-encoding q8 --pull-encoding q8 --pull-delta-encoding none;sign/q8 H=8, whole weights=--pull-delta-encoding none;sign/q8 H=8, sign:256 deltas (default)=;sign/q8 H=8, sign(4096) deltas=--pull-delta-encoding sign;sign/q8 H=8, topk 1% deltas=--pull-delta-encoding topk:0.01;sign/q8 H=8, q8 deltas=--pull-delta-encoding q8;sign/q8 H=16, sign:256 deltas=--local-steps 16;topk 1%/q8 H=16, topk 2% deltas=--local-steps 16 --push-encoding topk:0.01;sign/q8 H=32, sign:256 deltas=--local-steps 32"
 configs="${CONFIGS:-$default_configs}"
 
 source Benchmarks/parameter-server/common.sh

@@ -27,6 +27,10 @@ public struct Checkpoint: WireMessage, Hashable {
     public var resumes: UInt32 = 0
     /// Seconds since the session started (the run report's time axis), waiting for workers included.
     public var sessionSeconds: Double = 0
+    /// The weights workers that take deltas hold after the last frame sent (the replica R of
+    /// Schemas/Messages/README.md, "Deltas of weights"), so that a resumed session sends them on from
+    /// exactly there; unset when the session sent no deltas (and in checkpoints from before deltas).
+    public var pulledWeights: PulledWeights? = nil
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -35,7 +39,7 @@ public struct Checkpoint: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(settings: SessionSettings? = nil, version: UInt64 = 0, model: ModelState? = nil, ledger: LedgerState? = nil, statistics: Statistics? = nil, history: History? = nil, trainingSeconds: Double = 0, writtenUnixMs: UInt64 = 0, resumes: UInt32 = 0, sessionSeconds: Double = 0) {
+    public init(settings: SessionSettings? = nil, version: UInt64 = 0, model: ModelState? = nil, ledger: LedgerState? = nil, statistics: Statistics? = nil, history: History? = nil, trainingSeconds: Double = 0, writtenUnixMs: UInt64 = 0, resumes: UInt32 = 0, sessionSeconds: Double = 0, pulledWeights: PulledWeights? = nil) {
         self.settings = settings
         self.version = version
         self.model = model
@@ -46,6 +50,25 @@ public struct Checkpoint: WireMessage, Hashable {
         self.writtenUnixMs = writtenUnixMs
         self.resumes = resumes
         self.sessionSeconds = sessionSeconds
+        self.pulledWeights = pulledWeights
+    }
+}
+
+/// A version of the weights as workers hold it.
+public struct PulledWeights: WireMessage, Hashable {
+    public var version: UInt64 = 0
+    public var values: [Float] = []
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(version: UInt64 = 0, values: [Float] = []) {
+        self.version = version
+        self.values = values
     }
 }
 
@@ -89,6 +112,9 @@ public struct SessionSettings: WireMessage, Hashable {
     /// ("sign", "q8", "topk:0.01"); empty means "fp32" (checkpoints from before encodings).
     public var pushEncoding: String = ""
     public var pullEncoding: String = ""
+    /// The encoding of deltas of weights, as ps-server's --pull-delta-encoding takes it ("sign", "q8"),
+    /// or "none"; empty means "none" (checkpoints from before deltas).
+    public var pullDeltaEncoding: String = ""
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -97,7 +123,7 @@ public struct SessionSettings: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "", pushEncoding: String = "", pullEncoding: String = "") {
+    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "", pushEncoding: String = "", pullEncoding: String = "", pullDeltaEncoding: String = "") {
         self.sessionID = sessionID
         self.mode = mode
         self.stalenessPolicy = stalenessPolicy
@@ -123,6 +149,7 @@ public struct SessionSettings: WireMessage, Hashable {
         self.localSchedule = localSchedule
         self.pushEncoding = pushEncoding
         self.pullEncoding = pullEncoding
+        self.pullDeltaEncoding = pullDeltaEncoding
     }
 }
 
@@ -376,6 +403,7 @@ extension Checkpoint {
         if self.writtenUnixMs != 0 { size &+= WireSize.field(ProtoUInt64.self, self.writtenUnixMs, tagSize: 1) }
         if self.resumes != 0 { size &+= WireSize.field(ProtoUInt32.self, self.resumes, tagSize: 1) }
         if self.sessionSeconds.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.sessionSeconds, tagSize: 1) }
+        if let value = self.pulledWeights { size &+= WireSize.field(ProtoMessage<PulledWeights>.self, value, tagSize: 1) }
         return size
     }
 
@@ -390,6 +418,7 @@ extension Checkpoint {
         if self.writtenUnixMs != 0 { writer.writeField(ProtoUInt64.self, self.writtenUnixMs, tag: 64) }
         if self.resumes != 0 { writer.writeField(ProtoUInt32.self, self.resumes, tag: 72) }
         if self.sessionSeconds.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.sessionSeconds, tag: 81) }
+        if let value = self.pulledWeights { writer.writeField(ProtoMessage<PulledWeights>.self, value, tag: 90) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -407,11 +436,42 @@ extension Checkpoint {
                 case 64: self.writtenUnixMs = try reader.read(ProtoUInt64.self)
                 case 72: self.resumes = try reader.read(ProtoUInt32.self)
                 case 81: self.sessionSeconds = try reader.read(ProtoDouble.self)
+                case 90: try reader.mergeMessage(into: &self.pulledWeights)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
         } catch {
             throw error.inMessage("downpour.checkpoint.Checkpoint")
+        }
+    }
+}
+
+extension PulledWeights {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.version != 0 { size &+= WireSize.field(ProtoUInt64.self, self.version, tagSize: 1) }
+        size &+= WireSize.packed(ProtoFloat.self, self.values, tagSize: 1)
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.version != 0 { writer.writeField(ProtoUInt64.self, self.version, tag: 8) }
+        writer.writePacked(ProtoFloat.self, self.values, tag: 18)
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.version = try reader.read(ProtoUInt64.self)
+                case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
+                case 21: self.values.append(try reader.read(ProtoFloat.self))
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.PulledWeights")
         }
     }
 }
@@ -444,6 +504,7 @@ extension SessionSettings {
         if !self.localSchedule.isEmpty { size &+= WireSize.field(ProtoString.self, self.localSchedule, tagSize: 2) }
         if !self.pushEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pushEncoding, tagSize: 2) }
         if !self.pullEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pullEncoding, tagSize: 2) }
+        if !self.pullDeltaEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pullDeltaEncoding, tagSize: 2) }
         return size
     }
 
@@ -473,6 +534,7 @@ extension SessionSettings {
         if !self.localSchedule.isEmpty { writer.writeField(ProtoString.self, self.localSchedule, tag: 186) }
         if !self.pushEncoding.isEmpty { writer.writeField(ProtoString.self, self.pushEncoding, tag: 194) }
         if !self.pullEncoding.isEmpty { writer.writeField(ProtoString.self, self.pullEncoding, tag: 202) }
+        if !self.pullDeltaEncoding.isEmpty { writer.writeField(ProtoString.self, self.pullDeltaEncoding, tag: 210) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -505,6 +567,7 @@ extension SessionSettings {
                 case 186: self.localSchedule = try reader.read(ProtoString.self)
                 case 194: self.pushEncoding = try reader.read(ProtoString.self)
                 case 202: self.pullEncoding = try reader.read(ProtoString.self)
+                case 210: self.pullDeltaEncoding = try reader.read(ProtoString.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -77,7 +77,8 @@ public struct Capabilities: WireMessage, Hashable {
     /// tell a hung server from one waiting for workers. Workers that do not set it receive none.
     public var serverHeartbeats: Bool = false
     /// Encodings of float vectors the worker can write (pushes) and read (weights) besides fp32:
-    /// "fp16", "bf16", "q8", "topk", "sign". See Encoding.
+    /// "fp16", "bf16", "q8", "topk", "sign". See Encoding. One more word is not an encoding: "delta",
+    /// the worker can apply Weights that carry a delta (Weights.base_version); see Welcome.delta_encoding.
     public var encodings: [String] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
@@ -160,6 +161,10 @@ public struct Welcome: WireMessage, Hashable {
     public var pushEncoding: Encoding? = nil
     /// The encoding of the Weights this worker receives; unset: fp32 in Weights.values.
     public var pullEncoding: Encoding? = nil
+    /// When Hello.capabilities.encodings listed "delta" (and this encoding and pull_encoding): the
+    /// encoding of the deltas this worker receives in Weights with base_version set. Unset: no deltas,
+    /// every Weights carries the whole buffer, as before this field existed.
+    public var deltaEncoding: Encoding? = nil
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -168,7 +173,7 @@ public struct Welcome: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0, pushEncoding: Encoding? = nil, pullEncoding: Encoding? = nil) {
+    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0, pushEncoding: Encoding? = nil, pullEncoding: Encoding? = nil, deltaEncoding: Encoding? = nil) {
         self.protocolVersion = protocolVersion
         self.workerID = workerID
         self.sessionID = sessionID
@@ -187,6 +192,7 @@ public struct Welcome: WireMessage, Hashable {
         self.localMomentum = localMomentum
         self.pushEncoding = pushEncoding
         self.pullEncoding = pullEncoding
+        self.deltaEncoding = deltaEncoding
     }
 }
 
@@ -309,14 +315,19 @@ public struct Pull: WireMessage, Hashable {
     }
 }
 
-/// Server to worker: the model's parameters at a version.
+/// Server to worker: the model's parameters at a version, whole or as a delta.
 public struct Weights: WireMessage, Hashable {
     public var version: UInt64 = 0
     /// The whole parameter buffer; empty when the worker already holds this version (or when
     /// encoded_values carries it).
     public var values: [Float] = []
-    /// The whole parameter buffer in Welcome.pull_encoding, when that is set.
+    /// The whole parameter buffer in Welcome.pull_encoding, when that is set; or, when base_version is
+    /// set, the delta in Welcome.delta_encoding.
     public var encodedValues: [UInt8] = []
+    /// Unset: these are whole weights, as before this field existed. Set: encoded_values is a delta
+    /// that turns the weights of version base_version, as this server sent them, into those of
+    /// `version`; add its decoded values to them. Only for a worker whose Welcome has delta_encoding.
+    public var baseVersion: UInt64? = nil
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -325,10 +336,11 @@ public struct Weights: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(version: UInt64 = 0, values: [Float] = [], encodedValues: [UInt8] = []) {
+    public init(version: UInt64 = 0, values: [Float] = [], encodedValues: [UInt8] = [], baseVersion: UInt64? = nil) {
         self.version = version
         self.values = values
         self.encodedValues = encodedValues
+        self.baseVersion = baseVersion
     }
 }
 
@@ -853,6 +865,7 @@ extension Welcome {
         if self.localMomentum.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localMomentum, tagSize: 2) }
         if let value = self.pushEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
         if let value = self.pullEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
+        if let value = self.deltaEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
         return size
     }
 
@@ -875,6 +888,7 @@ extension Welcome {
         if self.localMomentum.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localMomentum, tag: 133) }
         if let value = self.pushEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 138) }
         if let value = self.pullEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 146) }
+        if let value = self.deltaEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 154) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -900,6 +914,7 @@ extension Welcome {
                 case 133: self.localMomentum = try reader.read(ProtoFloat.self)
                 case 138: try reader.mergeMessage(into: &self.pushEncoding)
                 case 146: try reader.mergeMessage(into: &self.pullEncoding)
+                case 154: try reader.mergeMessage(into: &self.deltaEncoding)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -1081,6 +1096,7 @@ extension Weights {
         if self.version != 0 { size &+= WireSize.field(ProtoUInt64.self, self.version, tagSize: 1) }
         size &+= WireSize.packed(ProtoFloat.self, self.values, tagSize: 1)
         if !self.encodedValues.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.encodedValues, tagSize: 1) }
+        if let value = self.baseVersion { size &+= WireSize.field(ProtoUInt64.self, value, tagSize: 1) }
         return size
     }
 
@@ -1088,6 +1104,7 @@ extension Weights {
         if self.version != 0 { writer.writeField(ProtoUInt64.self, self.version, tag: 8) }
         writer.writePacked(ProtoFloat.self, self.values, tag: 18)
         if !self.encodedValues.isEmpty { writer.writeField(ProtoBytes.self, self.encodedValues, tag: 26) }
+        if let value = self.baseVersion { writer.writeField(ProtoUInt64.self, value, tag: 32) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1099,6 +1116,7 @@ extension Weights {
                 case 18: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
                 case 21: self.values.append(try reader.read(ProtoFloat.self))
                 case 26: self.encodedValues = try reader.read(ProtoBytes.self)
+                case 32: self.baseVersion = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

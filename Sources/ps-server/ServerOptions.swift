@@ -114,6 +114,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How weights are sent to workers: fp32, fp16, bf16 or q8[:BLOCK]; encoded once per version for every puller. Workers that do not offer it get fp32. Default q8; fp32 with --uncompressed.", valueName: "encoding"))
     var pullEncoding: String?
 
+    @Option(help: ArgumentHelp("How workers that offer deltas are sent what changed since the weights they hold: sign[:BLOCK], q8[:BLOCK], topk:FRACTION, fp16 or bf16, encoded once per version for every puller, with whole weights only to a worker that holds none or is far behind; or none, whole weights every time. Workers that do not offer deltas get whole weights. Default sign:256 (with --push-encoding topk:F, topk at twice F); none with --uncompressed.", valueName: "encoding"))
+    var pullDeltaEncoding: String?
+
     @Option(help: "Schedule of the local learning rate over the session's work units: constant, step or cosine (sent with each unit).")
     var localSchedule: ScheduleKind = .constant
 
@@ -201,6 +204,7 @@ struct ServerOptions: ParsableArguments {
         (settings.weightDecay, settings.schedule) = (weightDecay, schedule)
         (settings.localLearningRate, settings.localMomentum, settings.localSchedule) = (localLr, localMomentum, localSchedule)
         (settings.pushEncoding, settings.pullEncoding, settings.seed) = (pushEncoding, pullEncoding, seed)
+        settings.pullDeltaEncoding = pullDeltaEncoding
         (settings.data, settings.trainSamples, settings.testSamples, settings.threads) = (data, trainSamples, testSamples, threads)
         (settings.evaluateEvery, settings.targetAccuracy, settings.report) = (evalEvery, targetAccuracy, report)
         (settings.checkpoint, settings.checkpointEvery, settings.checkpointInterval, settings.resume) =

@@ -64,7 +64,7 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert.", valueName: "path"))
     var tlsKey: String?
 
-    @Option(help: ArgumentHelp("Encodings to offer the server besides fp32, comma-separated (default: all of fp16, bf16, q8, topk, sign); \"fp32\" offers none, as a worker written before encodings.", valueName: "list"))
+    @Option(help: ArgumentHelp("Encodings to offer the server besides fp32, comma-separated (default: all of fp16, bf16, q8, topk, sign, and delta: weights as what changed since the version held); \"fp32\" offers none, as a worker written before encodings.", valueName: "list"))
     var encodings: String?
 
     @Option(help: ArgumentHelp(
@@ -110,10 +110,11 @@ struct WorkerOptions: ParsableArguments {
 
     /// The encodings --encodings names, checked against those this worker knows.
     func offeredEncodings() throws -> [String] {
-        guard let encodings else { return TensorEncoding.wireNames }
+        let known = TensorEncoding.wireNames + [TensorEncoding.deltaCapability]
+        guard let encodings else { return known }
         let names = encodings.split(separator: ",").map { $0.trimmingWhitespace() }.filter { $0 != "fp32" }
-        for name in names where !TensorEncoding.wireNames.contains(name) {
-            throw ValidationError("--encodings: unknown encoding \"\(name)\" (known: fp32, \(TensorEncoding.wireNames.joined(separator: ", ")))")
+        for name in names where !known.contains(name) {
+            throw ValidationError("--encodings: unknown encoding \"\(name)\" (known: fp32, \(known.joined(separator: ", ")))")
         }
         return names
     }

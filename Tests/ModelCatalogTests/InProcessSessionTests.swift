@@ -48,6 +48,28 @@ struct InProcessSessionTests {
         #expect(summary["units"] == summary["units_expected"])
         #expect(summary["joins"] == "1")
     }
+
+    @Test func aWorkerThatTakesDeltasAndOneThatDoesNotTrainSideBySide() throws {
+        let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
+        #expect(session.configuration.deltaEncoding == .sign(blockSize: 256))
+        let run = try InProcessRun(session: session)
+        defer { run.stop() }
+        let deltas = run.addWorker(name: "deltas", registry: ModelCatalog.registry)
+        // A worker of the contract before deltas: it reads q8 weights and pushes sign, nothing more.
+        let whole = run.addWorker(name: "whole", registry: ModelCatalog.registry, encodings: ["q8", "sign"])
+        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let summary = SummaryLine.parse(result.summary.description[...])
+        #expect(summary["units"] == summary["units_expected"])
+        #expect(result.statistics.appliedTwice == 0)
+        #expect(result.testAccuracy > 0.6, "spirals after 4 epochs: \(result.testAccuracy)")
+        // Every connection is closed once the session finished, so the workers have taken every frame.
+        run.stop()
+        let (plain, following) = (run.runtime(of: whole), run.runtime(of: deltas))
+        #expect(plain.deltasApplied == 0 && plain.wholeWeightsApplied > 10)
+        // The first keyframe (and at most one more, for a pull that said version 0), then deltas only.
+        #expect(following.wholeWeightsApplied <= 2 && following.deltasApplied > 10,
+                "\(following.wholeWeightsApplied) whole, \(following.deltasApplied) deltas")
+    }
 }
 
 /// A server and its workers on event loops in this process, and what they said.
@@ -58,6 +80,7 @@ final class InProcessRun: @unchecked Sendable {
     private let serverLoop: EventLoop
     private var workerLoops: [EventLoop] = []
     private var workers: [WorkerRuntime] = []
+    private var names: [String] = []
     private let condition = NSCondition()
     private var logs: [String: [String]] = [:]
     private var result: SessionResult?
@@ -81,10 +104,12 @@ final class InProcessRun: @unchecked Sendable {
 
     let port: Int
 
-    /// Starts a worker, named `name`, that can build the families of `registry`; returns its name.
-    func addWorker(name: String, registry: ModelRegistry) -> String {
+    /// Starts a worker, named `name`, that can build the families of `registry` and offers `encodings`
+    /// (nil: ps-worker's default); returns its name.
+    func addWorker(name: String, registry: ModelRegistry, encodings: [String]? = nil) -> String {
         var configuration = WorkerConfiguration(host: "127.0.0.1", port: port, retryInterval: .milliseconds(200), name: name)
         configuration.once = true
+        if let encodings { configuration.encodings = encodings }
         let host = WorkerHost(configuration: configuration, registry: registry) { [weak self] line in self?.record(line, from: name) }
         let loop = try! EventLoop.startOnNewThread(name: "test-\(name)")
         let worker = WorkerRuntime(configuration: host.configuration, loop: loop, log: host.log) { try host.makeModel($0) }
@@ -92,6 +117,7 @@ final class InProcessRun: @unchecked Sendable {
         loop.execute { worker.start() }
         workerLoops.append(loop)
         workers.append(worker)
+        names.append(name)
         return name
     }
 
@@ -100,6 +126,11 @@ final class InProcessRun: @unchecked Sendable {
         logs[name, default: []].append(line)
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// The runtime of the worker named `name`; read its figures after ``stop()``.
+    func runtime(of name: String) -> WorkerRuntime {
+        workers[names.firstIndex(of: name)!]
     }
 
     func log(of name: String) -> [String] {

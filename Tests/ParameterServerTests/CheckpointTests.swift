@@ -24,7 +24,7 @@ func sampleCheckpoint() -> SessionCheckpoint {
             epochs: 3, batchSize: 8, localSteps: 2, localLearningRate: 0.04, trainSamples: 100, testSamples: 50, seed: 99,
             model: description.configuration, optimizer: .adam, learningRate: 0.001, momentum: 0.5, weightDecay: 0.01, schedule: .cosine,
             scheduleSteps: 21, localMomentum: 0.9, localSchedule: .step,
-            pushEncoding: "topk:0.01", pullEncoding: "q8:64"),
+            pushEncoding: "topk:0.01", pullEncoding: "q8:64", pullDeltaEncoding: "sign:1024"),
         version: 12,
         model: ModelTrainingState(
             parameters: (0..<count).map { Float($0) / 7 },
@@ -40,7 +40,8 @@ func sampleCheckpoint() -> SessionCheckpoint {
                      .init(seconds: 2.5, worker: "a", joined: false, reason: "connection lost")],
         evaluations: [.init(seconds: 1.5, updates: 4, wireBytes: 5_000_000, testAccuracy: 0.7, testLoss: 0.9),
                       .init(seconds: 3, updates: 6, wireBytes: 8_500_000, testAccuracy: 0.75, testLoss: 0.8)],
-        trainingSeconds: 4.25, sessionSeconds: 5.5, resumes: 1, writtenAt: Date(timeIntervalSince1970: 1_800_000_000))
+        trainingSeconds: 4.25, sessionSeconds: 5.5, resumes: 1, writtenAt: Date(timeIntervalSince1970: 1_800_000_000),
+        pulledWeights: WeightsChain.Point(version: 11, values: (0..<count).map { Float($0) / 9 }))
 }
 
 @Suite struct CheckpointFileTests {
@@ -50,6 +51,7 @@ func sampleCheckpoint() -> SessionCheckpoint {
         #expect(loaded.recipe == original.recipe)
         #expect(loaded.version == original.version)
         #expect(loaded.model == original.model)
+        #expect(loaded.pulledWeights == original.pulledWeights)
         #expect(loaded.ledger == original.ledger)
         #expect(loaded.statistics.updatesApplied == 2)
         #expect(loaded.statistics.samplesTrained == 48)

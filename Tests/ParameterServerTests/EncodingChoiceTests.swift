@@ -1,3 +1,4 @@
+import Learning
 import Messages
 import TensorEncoding
 import Testing
@@ -27,6 +28,37 @@ import Testing
         #expect(TensorEncoding.fp32.wire == nil)
         #expect(try TensorEncoding(wire: nil, count: 10) == .fp32)
         #expect(try TensorEncoding(wire: Messages.Encoding(name: "fp32"), count: 10) == .fp32)
+    }
+
+    /// The session's delta encoding for `--pull-delta-encoding` (nil: not given), with or without
+    /// `--uncompressed`.
+    static func deltaEncoding(_ flag: String?, uncompressed: Bool = false, push: String? = nil) throws(SettingsError) -> TensorEncoding? {
+        var settings = ServerSettings()
+        (settings.pullDeltaEncoding, settings.uncompressed, settings.pushEncoding) = (flag, uncompressed, push)
+        let recipe = settings.recipe(model: ModelConfiguration(family: "mlp"), defaults: ModelTrainingDefaults(),
+                                     trainAvailable: 1000, testAvailable: 100)
+        return try ServerConfiguration(recipe: recipe, settings: settings, parameterCount: 1000).deltaEncoding
+    }
+
+    @Test func deltasAreSignByDefaultTopkForTopkPushesAndOffWithNoneOrUncompressed() throws {
+        #expect(try Self.deltaEncoding(nil) == .sign(blockSize: 256))
+        #expect(try Self.deltaEncoding("none") == nil)
+        #expect(try Self.deltaEncoding(nil, uncompressed: true) == nil, "--uncompressed is the exchange before encodings")
+        #expect(try Self.deltaEncoding("q8:64", uncompressed: true) == .q8(blockSize: 64))
+        #expect(try Self.deltaEncoding("topk:0.01") == .topK(count: 10))
+        // Sparse pushes make sparse changes: topk deltas, at twice the pushes' fraction.
+        #expect(try Self.deltaEncoding(nil, push: "topk:0.01") == .topK(count: 20))
+        #expect(try Self.deltaEncoding(nil, push: "topk:0.8") == .topK(count: 1000))
+        #expect(try Self.deltaEncoding("sign", push: "topk:0.01") == .sign())
+    }
+
+    @Test(arguments: ["fp32", "zstd", "topk"])
+    func aDeltaEncodingThatCannotBeUsedIsRefusedNamingTheFlag(flag: String) {
+        #expect {
+            try Self.deltaEncoding(flag)
+        } throws: { error in
+            "\(error)".hasPrefix("--pull-delta-encoding")
+        }
     }
 
     @Test func aWelcomeNamingWhatTheWorkerCannotUseIsRefused() {

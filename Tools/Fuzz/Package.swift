@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "FuzzServerConnection", targets: ["FuzzServerConnection"]),
         .executable(name: "FuzzTensorDecoding", targets: ["FuzzTensorDecoding"]),
         .executable(name: "FuzzTLSRecords", targets: ["FuzzTLSRecords"]),
+        .executable(name: "FuzzWeightsReplica", targets: ["FuzzWeightsReplica"]),
     ],
     dependencies: [
         .package(name: "Downpour", path: "../.."),
@@ -57,6 +58,15 @@ let package = Package(
         .executableTarget(
             name: "FuzzTLSRecords",
             dependencies: [.product(name: "Reactor", package: "Downpour")],
+            swiftSettings: fuzzSettings
+        ),
+        .executableTarget(
+            name: "FuzzWeightsReplica",
+            dependencies: [
+                .product(name: "ParameterServer", package: "Downpour"),
+                .product(name: "Messages", package: "Downpour"),
+                .product(name: "TensorEncoding", package: "Downpour"),
+            ],
             swiftSettings: fuzzSettings
         ),
     ],

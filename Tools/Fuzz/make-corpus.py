@@ -109,6 +109,7 @@ def main():
 
     tensor_seeds()
     tls_seeds()
+    replica_seeds()
 
 
 def tensor_seeds():
@@ -182,6 +183,51 @@ def tls_seeds():
     write("FuzzTLSRecords", "untampered", bytes([3, 4]) + bytes(64))
     write("FuzzTLSRecords", "tampered-header", bytes([3, 4]) + bytes([1]))
     write("FuzzTLSRecords", "tampered-body", bytes([3, 4]) + bytes(40) + bytes([0x80]))
+
+
+def replica_seeds():
+    """FuzzWeightsReplica: byte 0 the delta encoding (0 sign(4), 1 q8(4), 2 topk(3), 3 fp16), byte 1 the
+    pull encoding (0 fp32, 1 q8(4)), byte 2 the value count; then frames of a 2-byte length and an
+    Envelope, by protoc. A chain as a server sends it (the protocol README's delta among them), one
+    per delta encoding, and the ways a delta goes wrong: another base, a short payload, a NaN scale,
+    values in a delta, whole weights of the wrong length, whole weights after a mismatch."""
+    def weights(fields):
+        payload = encode("weights { " + fields + " }")
+        return struct.pack("<H", len(payload)) + payload
+
+    def esc(data):
+        return "".join(f"\\x{b:02x}" for b in data)
+
+    six = "values: [0, 0, 0, 0, 0, 0]"
+    readme = esc(bytes.fromhex("0000c03e0a0000803f02"))
+    chains = {
+        "sign": (0, readme, esc(bytes.fromhex("0000803e050000003f01"))),
+        "q8": (1, esc(struct.pack("<f", 1 / 127) + bytes([127, 0x81, 64, 0]) + struct.pack("<f", 0.5 / 127) + bytes([127, 0x81])),
+               esc(struct.pack("<f", 0) + bytes(4) + struct.pack("<f", 1 / 127) + bytes([1, 2]))),
+        "topk": (2, esc(struct.pack("<I", 2) + bytes([1, 3]) + struct.pack("<2e", 0.5, -1)),
+                 esc(struct.pack("<I", 1) + bytes([5]) + struct.pack("<e", 2))),
+        "fp16": (3, esc(struct.pack("<6e", 0.5, -0.25, 0.25, -0.5, 1, -1)), esc(struct.pack("<6e", 1, 1, 1, 1, 1, 1))),
+    }
+    for name, (selector, first, second) in chains.items():
+        chain = (weights("version: 5 " + six) + weights(f'version: 7 encoded_values: "{first}" base_version: 5')
+                 + weights(f'version: 9 encoded_values: "{second}" base_version: 7') + weights("version: 9"))
+        write("FuzzWeightsReplica", f"chain-{name}", bytes([selector, 0, 6]) + chain)
+    start = weights("version: 5 " + six)
+    broken = {
+        "other-base": weights(f'version: 7 encoded_values: "{readme}" base_version: 4') + weights(f'version: 8 encoded_values: "{readme}" base_version: 7')
+                      + weights("version: 3 " + six) + weights(f'version: 7 encoded_values: "{readme}" base_version: 3'),
+        "short": weights(f'version: 7 encoded_values: "{esc(bytes.fromhex("0000c03e0a0000803f"))}" base_version: 5'),
+        "nan-scale": weights(f'version: 7 encoded_values: "{esc(bytes.fromhex("0000c07f0a0000803f02"))}" base_version: 5'),
+        "values-in-delta": weights(f"version: 7 {six} base_version: 5"),
+        "wrong-length": weights("version: 8 values: [1, 2, 3]"),
+        "stale": weights(f'version: 5 encoded_values: "{readme}" base_version: 4') + weights("version: 4 " + six),
+    }
+    for name, frames in broken.items():
+        write("FuzzWeightsReplica", name, bytes([0, 0, 6]) + start + frames)
+    write("FuzzWeightsReplica", "delta-first", bytes([0, 0, 6]) + weights(f'version: 7 encoded_values: "{readme}" base_version: 0'))
+    q8_whole = esc(struct.pack("<f", 1 / 127) + bytes([127, 0x81, 1, 0]) + struct.pack("<f", 0) + bytes(2))
+    write("FuzzWeightsReplica", "q8-keyframe", bytes([0, 1, 6]) + weights(f'version: 2 encoded_values: "{q8_whole}"')
+          + weights(f'version: 7 encoded_values: "{readme}" base_version: 2'))
 
 
 if __name__ == "__main__":

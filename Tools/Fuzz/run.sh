@@ -10,7 +10,7 @@
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 FuzzFrameDecoder|FuzzEnvelope|FuzzServerConnection|FuzzTensorDecoding|FuzzTLSRecords SECONDS [libFuzzer options...]" >&2
+    echo "usage: $0 FuzzFrameDecoder|FuzzEnvelope|FuzzServerConnection|FuzzTensorDecoding|FuzzTLSRecords|FuzzWeightsReplica SECONDS [libFuzzer options...]" >&2
     exit 2
 fi
 target=$1

@@ -29,12 +29,15 @@ public struct SessionCheckpoint: Sendable {
     /// Times the session had been resumed when this was written.
     public var resumes: Int
     public var writtenAt: Date
+    /// The weights workers that take deltas hold (`WeightsChain`'s last point), nil when none were sent.
+    public var pulledWeights: WeightsChain.Point?
 
     public init(
         recipe: SessionRecipe, version: UInt64, model: ModelTrainingState, ledger: WorkUnitLedger.Progress,
         statistics: SessionStatistics, epochs: [SessionHistory.EpochPoint] = [],
         throughput: [SessionHistory.ThroughputPoint] = [], membership: [SessionHistory.MembershipEvent] = [],
-        evaluations: [SessionHistory.EvaluationPoint] = [], trainingSeconds: Double, sessionSeconds: Double, resumes: Int, writtenAt: Date = Date()
+        evaluations: [SessionHistory.EvaluationPoint] = [], trainingSeconds: Double, sessionSeconds: Double, resumes: Int, writtenAt: Date = Date(),
+        pulledWeights: WeightsChain.Point? = nil
     ) {
         self.recipe = recipe
         self.version = version
@@ -49,6 +52,7 @@ public struct SessionCheckpoint: Sendable {
         self.sessionSeconds = sessionSeconds
         self.resumes = resumes
         self.writtenAt = writtenAt
+        self.pulledWeights = pulledWeights
     }
 
     /// The checkpoint file's bytes: header and body.
@@ -159,6 +163,7 @@ public struct SessionCheckpoint: Sendable {
         message.sessionSeconds = sessionSeconds
         message.resumes = UInt32(resumes)
         message.writtenUnixMs = UInt64(max(0, writtenAt.timeIntervalSince1970 * 1000))
+        message.pulledWeights = pulledWeights.map { PulledWeights(version: $0.version, values: $0.values) }
         return message
     }
 
@@ -231,5 +236,12 @@ public struct SessionCheckpoint: Sendable {
         sessionSeconds = message.sessionSeconds
         resumes = Int(message.resumes)
         writtenAt = Date(timeIntervalSince1970: Double(message.writtenUnixMs) / 1000)
+        if let pulled = message.pulledWeights {
+            guard pulled.values.count == expected, pulled.values.allSatisfy(\.isFinite), pulled.version <= message.version else {
+                throw .invalidContents("pulled weights: \(pulled.values.count) values of version \(pulled.version), "
+                    + "expected \(expected) finite ones of version \(message.version) at most")
+            }
+            pulledWeights = WeightsChain.Point(version: pulled.version, values: pulled.values)
+        }
     }
 }

@@ -19,6 +19,8 @@ public struct SessionRecipe: Sendable, Equatable {
     /// How pushes and weights travel, as an operator writes them (`sign`, `q8`, `topk:0.01`).
     public var pushEncoding: String
     public var pullEncoding: String
+    /// The encoding of deltas of weights (`sign`, `q8`), or `none`.
+    public var pullDeltaEncoding: String
     public var trainSamples: Int
     public var testSamples: Int
     /// Seeds the initial weights and every epoch's permutation (a pure function of seed and epoch),
@@ -39,7 +41,7 @@ public struct SessionRecipe: Sendable, Equatable {
         localLearningRate: Float, trainSamples: Int, testSamples: Int, seed: UInt64, model: ModelConfiguration,
         optimizer: OptimizerKind, learningRate: Float, momentum: Float, weightDecay: Float,
         schedule: ScheduleKind, scheduleSteps: Int, localMomentum: Float = 0, localSchedule: ScheduleKind = .constant,
-        pushEncoding: String = "fp32", pullEncoding: String = "fp32"
+        pushEncoding: String = "fp32", pullEncoding: String = "fp32", pullDeltaEncoding: String = "none"
     ) {
         self.sessionID = sessionID
         self.policy = policy
@@ -51,6 +53,7 @@ public struct SessionRecipe: Sendable, Equatable {
         self.localSchedule = localSchedule
         self.pushEncoding = pushEncoding
         self.pullEncoding = pullEncoding
+        self.pullDeltaEncoding = pullDeltaEncoding
         self.trainSamples = trainSamples
         self.testSamples = testSamples
         self.seed = seed
@@ -104,6 +107,7 @@ public struct SessionRecipe: Sendable, Equatable {
         settings.localSchedule = localSchedule.rawValue
         settings.pushEncoding = pushEncoding
         settings.pullEncoding = pullEncoding
+        settings.pullDeltaEncoding = pullDeltaEncoding
         settings.trainSamples = UInt32(trainSamples)
         settings.testSamples = UInt32(testSamples)
         settings.seed = seed
@@ -157,6 +161,7 @@ public struct SessionRecipe: Sendable, Equatable {
             schedule: schedule, scheduleSteps: Int(clamping: settings.scheduleSteps), localMomentum: settings.localMomentum,
             localSchedule: localSchedule,
             pushEncoding: settings.pushEncoding.isEmpty ? "fp32" : settings.pushEncoding,
-            pullEncoding: settings.pullEncoding.isEmpty ? "fp32" : settings.pullEncoding)
+            pullEncoding: settings.pullEncoding.isEmpty ? "fp32" : settings.pullEncoding,
+            pullDeltaEncoding: settings.pullDeltaEncoding.isEmpty ? "none" : settings.pullDeltaEncoding)
     }
 }

@@ -71,7 +71,8 @@ public final class ParameterServerHost {
         let local = recipe.localSteps > 1
             ? "\(recipe.localSteps) local steps per push (lr \(recipe.localLearningRate), Nesterov \(recipe.localMomentum))"
             : "1 step per push (gradients)"
-        log("exchange: \(local); pushes \(session.configuration.pushEncoding), weights \(session.configuration.pullEncoding)")
+        let deltas = session.configuration.deltaEncoding.map { ", \($0) deltas" } ?? ""
+        log("exchange: \(local); pushes \(session.configuration.pushEncoding), weights \(session.configuration.pullEncoding)\(deltas)")
         return try serve(session, resumed: resumed)
     }
 

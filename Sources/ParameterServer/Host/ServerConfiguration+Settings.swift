@@ -32,6 +32,12 @@ extension ServerConfiguration {
         case .topK, .sign: throw SettingsError("--pull-encoding \(recipe.pullEncoding): weights are sent whole, in fp32, fp16, bf16 or q8")
         default: break
         }
+        if recipe.pullDeltaEncoding != "none" {
+            deltaEncoding = try Self.encoding(recipe.pullDeltaEncoding, flag: "--pull-delta-encoding", count: parameterCount)
+            if deltaEncoding == .fp32 {
+                throw SettingsError("--pull-delta-encoding fp32: deltas in fp32 are as large as whole weights; say none for whole weights")
+            }
+        }
         if let certificate = settings.tlsCertificate, let key = settings.tlsKey {
             do {
                 tls = try TLSContext.server(certificateChainPath: certificate, privateKeyPath: key, clientCAPath: settings.tlsClientCA)

@@ -61,6 +61,10 @@ public struct ServerSettings: Sendable {
     /// with `uncompressed`.
     public var pushEncoding: String?
     public var pullEncoding: String?
+    /// How workers that offer deltas are sent what changed since their version
+    /// (`--pull-delta-encoding`): an encoding, or `none` for whole weights every time; nil: see
+    /// ``defaultDeltaEncoding``.
+    public var pullDeltaEncoding: String?
     /// Seeds the initial weights and every epoch's order (`--seed`).
     public var seed: UInt64 = 42
     // Data, evaluation and output
@@ -106,6 +110,23 @@ public struct ServerSettings: Sendable {
 
     /// H, the local steps per push.
     public var steps: Int { localSteps ?? (uncompressed ? 1 : 8) }
+
+    /// The delta encoding when none is given: none with `uncompressed`; for `topk:F` pushes, topk at
+    /// twice their fraction (a delta covers a few pushes); else sign in blocks of 256.
+    ///
+    /// Measured: with topk 1 % pushes (4 async workers, H = 16) sign deltas, dense, cost 0.3 points
+    /// where topk 2 % deltas cost none. Workers train on the deltas' sum, so a block's one scale must
+    /// not span layers of very different magnitudes, as 4096 values do in a small model: the spirals
+    /// example in sync mode reached 89.1 % with sign(4096) deltas, 95.4 % with sign(256), 96.2 % with
+    /// whole weights, and the CNN 97.76, 97.92 and 98.06 %; the MLP is the same with either, for 12 %
+    /// more bytes.
+    public var defaultDeltaEncoding: String {
+        if uncompressed { return "none" }
+        guard let push = pushEncoding, push.hasPrefix("topk:"), let fraction = Double(push.dropFirst(5)), fraction > 0 else {
+            return "sign:256"
+        }
+        return "topk:\(min(1, 2 * fraction))"
+    }
 
     /// The optimiser: as given, else by mode and by whether workers take local steps.
     public var effectiveOptimizer: OptimizerKind {
@@ -173,7 +194,8 @@ public struct ServerSettings: Sendable {
             weightDecay: weightDecay, schedule: schedule, scheduleSteps: totalSteps,
             localMomentum: steps > 1 ? localMomentum : 0, localSchedule: localSchedule,
             pushEncoding: pushEncoding ?? (uncompressed ? "fp32" : "sign"),
-            pullEncoding: pullEncoding ?? (uncompressed ? "fp32" : "q8"))
+            pullEncoding: pullEncoding ?? (uncompressed ? "fp32" : "q8"),
+            pullDeltaEncoding: pullDeltaEncoding ?? defaultDeltaEncoding)
     }
 }
 

@@ -6,6 +6,10 @@ extension TensorEncoding {
     /// `Capabilities.encodings` lists them.
     public static let wireNames = ["fp16", "bf16", "q8", "topk", "sign"]
 
+    /// The word a worker adds to `Capabilities.encodings` when it can apply deltas (`Weights` with
+    /// `base_version`): not an encoding, the deltas' own encoding is one of the others.
+    public static let deltaCapability = "delta"
+
     /// The encoding a Welcome names, for vectors of `count` values; `.fp32` when it names none.
     /// - Throws: `EncodingChoiceError` for an unknown name or a parameter out of range.
     public init(wire: Messages.Encoding?, count: Int) throws(EncodingChoiceError) {

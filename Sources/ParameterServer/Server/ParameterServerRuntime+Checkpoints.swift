@@ -48,6 +48,11 @@ extension ParameterServerRuntime {
         history.evaluations = checkpoint.evaluations
         history.membership.append(.init(seconds: sinceStart, worker: "ps-server", joined: true, reason: "resumed from its checkpoint"))
         lastEvaluation = checkpoint.epochs.last.map { (loss: $0.testLoss, accuracy: $0.testAccuracy) }
+        // Workers that take deltas go on from the weights the last ones held, as they would have.
+        if let point = checkpoint.pulledWeights, let delta = configuration.deltaEncoding, point.values.count == model.parameterCount {
+            weightsChain = WeightsChain(count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: delta,
+                                        resuming: point)
+        }
     }
 
     /// The session's state now, as a checkpoint. Loop thread only: the model and the coordinator
@@ -58,7 +63,7 @@ extension ParameterServerRuntime {
             ledger: coordinator.ledger.progress, statistics: coordinator.statistics, epochs: history.epochs,
             throughput: history.throughput, membership: history.membership, evaluations: history.evaluations,
             trainingSeconds: trainingSeconds,
-            sessionSeconds: sinceStart, resumes: resumes)
+            sessionSeconds: sinceStart, resumes: resumes, pulledWeights: weightsChain?.lastPoint)
     }
 
     /// Writes a checkpoint when the schedule says one is due: enough updates, or enough time with at

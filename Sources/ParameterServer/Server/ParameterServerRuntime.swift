@@ -58,6 +58,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         /// offered them, fp32 otherwise (a worker written before encodings existed).
         var pushEncoding: TensorEncoding = .fp32
         var pullEncoding: TensorEncoding = .fp32
+        /// Whether the worker is sent the weights chain's frames (it offered deltas); and the chain
+        /// point the server last sent it, which the worker holds once it has read what was queued.
+        var followsChain = false
+        var chainVersion: UInt64?
 
         init(connection: FrameConnection, worker: WorkerID, connectedAt: ContinuousClock.Instant) {
             self.connection = connection
@@ -88,6 +92,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// The weights as each pull encoding's frame payload, of the version they were last made for:
     /// encoded once per version for every puller, also when a fleet mixes encodings.
     var encodedWeights: [TensorEncoding: (version: UInt64, payload: [UInt8])] = [:]
+    /// The keyframes and deltas for workers that take deltas (see `WeightsChain`); made at the first
+    /// such pull.
+    var weightsChain: WeightsChain?
     /// Where encoded pushes are decoded: one buffer for the session, not a fresh array per push.
     var decodedPush: [Float] = []
     /// Bytes of the protocol's frames received and queued, length prefixes included: the session's
@@ -375,6 +382,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         }
         if offered.contains(configuration.pushEncoding.name) { peer.pushEncoding = configuration.pushEncoding }
         if offered.contains(configuration.pullEncoding.name) { peer.pullEncoding = configuration.pullEncoding }
+        peer.followsChain = followsChain(peer, offered: offered)
         var welcome = Welcome()
         welcome.protocolVersion = ProtocolVersion.current
         welcome.workerID = peer.worker.rawValue
@@ -397,6 +405,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         welcome.unitsAhead = UInt32(clamping: capacity)
         welcome.pushEncoding = peer.pushEncoding.wire
         welcome.pullEncoding = peer.pullEncoding.wire
+        if peer.followsChain { welcome.deltaEncoding = configuration.deltaEncoding?.wire }
         send(Envelope(body: .welcome(welcome)), to: peer) // counts bytes out for metrics
         run(coordinator.join(peer.worker, name: peer.name, capacity: capacity, now: clock.now))
     }
@@ -436,6 +445,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     }
 
     func sendWeights(to peer: Peer, knownVersion: UInt64? = nil) {
+        if peer.followsChain {
+            sendChainFrames(to: peer, knownVersion: knownVersion)
+            return
+        }
         let version = coordinator.version
         // known_version 0 also means "none": the first weights are version 0, and a worker that
         // holds nothing cannot say so otherwise.

@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     /// The encoding workers push in, when they offer it (else fp32), and the one weights are sent in.
     public var pushEncoding: TensorEncoding = .fp32
     public var pullEncoding: TensorEncoding = .fp32
+    /// The encoding of the deltas sent to workers that offer them (see `WeightsChain`); nil sends
+    /// every worker whole weights.
+    public var deltaEncoding: TensorEncoding?
     /// Frames longer than this from a joined worker are refused (`CODE_FRAME_TOO_LARGE`) before
     /// anything is allocated for them, and the connection closed.
     public var maxFrameBytes = 64 << 20

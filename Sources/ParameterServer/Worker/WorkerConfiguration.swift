@@ -17,9 +17,10 @@ public struct WorkerConfiguration: Sendable {
     public var unitsAhead = 2
     /// Frames longer than this from the server close the connection.
     public var maxFrameBytes = 64 << 20
-    /// Encodings offered to the server besides fp32 (`Capabilities.encodings`): all this worker knows
-    /// by default; empty makes it an fp32-only worker, as one written before encodings.
-    public var encodings = TensorEncoding.wireNames
+    /// Encodings offered to the server besides fp32 (`Capabilities.encodings`): all this worker knows,
+    /// and deltas of weights, by default; empty makes it an fp32-only worker, as one written before
+    /// encodings.
+    public var encodings = TensorEncoding.wireNames + [TensorEncoding.deltaCapability]
     /// Model families this worker can build (`Capabilities.architectures`); the server refuses a
     /// worker that cannot build the session's.
     public var models = ["mlp", "cnn"]

@@ -36,12 +36,9 @@ public final class WorkerRuntime: @unchecked Sendable {
         let connection: FrameConnection
         var welcome: Welcome?
         var model: ModelBox?
-        var weights: [Float] = []
-        var weightsVersion: UInt64 = 0
-        var hasWeights = false
+        /// The weights as the server's frames made them; units train on a copy.
+        var replica = WeightsReplica(count: 0)
         var units: [Messages.WorkUnit] = []
-        /// The encoding weights arrive in (Welcome.pull_encoding).
-        var pullEncoding: TensorEncoding = .fp32
         var computing = false
         var heartbeat: TimerHandle?
         var heartbeatSequence: UInt64 = 0
@@ -55,6 +52,9 @@ public final class WorkerRuntime: @unchecked Sendable {
         var ended = false
         var unitsPushed = 0
         var pushesApplied = 0
+        /// Weights frames applied: whole ones and deltas.
+        var wholeWeights = 0
+        var deltas = 0
         /// The nonces of this connection's challenge, once the server sent one (see `HandshakeAuthentication`).
         var serverNonce: [UInt8] = []
         var clientNonce: [UInt8] = []
@@ -149,6 +149,9 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// Units pushed and pushes the server applied, over every session.
     public private(set) var unitsPushed = 0
     public private(set) var unitsApplied = 0
+    /// Weights frames applied, over every session: whole weights, and deltas (`Weights.base_version`).
+    public private(set) var wholeWeightsApplied = 0
+    public private(set) var deltasApplied = 0
 
     /// Whether the worker holds a connection to a server, and whether it has joined its session.
     public var isConnected: Bool { session != nil }
@@ -343,7 +346,8 @@ public final class WorkerRuntime: @unchecked Sendable {
             session.ended = true
             sessionsCompleted += 1
             log("session over: test accuracy \(SummaryLine.format(end.testAccuracy * 100, digits: 2))% after "
-                + "\(end.updates) updates; this worker pushed \(session.unitsPushed) unit(s), \(session.pushesApplied) applied")
+                + "\(end.updates) updates; this worker pushed \(session.unitsPushed) unit(s), \(session.pushesApplied) applied; "
+                + "weights: \(session.wholeWeights) whole, \(session.deltas) deltas")
             session.connection.close()
         case .error(let report)?:
             log("server: \(report.message)" + (report.fatal ? " (closing)" : ""))
@@ -392,7 +396,11 @@ public final class WorkerRuntime: @unchecked Sendable {
         let pushEncoding: TensorEncoding
         do {
             pushEncoding = try TensorEncoding(wire: welcome.pushEncoding, count: parameterCount)
-            session.pullEncoding = try TensorEncoding(wire: welcome.pullEncoding, count: parameterCount)
+            session.replica = WeightsReplica(
+                count: parameterCount, pullEncoding: try TensorEncoding(wire: welcome.pullEncoding, count: parameterCount),
+                deltaEncoding: try welcome.deltaEncoding.map { encoding throws(EncodingChoiceError) in
+                    try TensorEncoding(wire: encoding, count: parameterCount)
+                })
         } catch {
             fail(session, .badEncoding, "cannot use the session's encodings: \(error)")
             return
@@ -415,7 +423,6 @@ public final class WorkerRuntime: @unchecked Sendable {
         }
         session.model = ModelBox(model, pushEncoding: pushEncoding)
         session.welcome = welcome
-        session.weights.reserveCapacity(parameterCount)
         log("joined session \(welcome.sessionID) as worker \(welcome.workerID): mode \(welcome.mode), "
             + "\(configuration) with \(parameterCount) parameters, "
             + "units of \(welcome.batchSize) x \(welcome.localSteps)")
@@ -459,36 +466,33 @@ public final class WorkerRuntime: @unchecked Sendable {
     }
 
     private func handleWeights(_ weights: Weights, in session: Session) {
-        guard let welcome = session.welcome, let spec = welcome.model else {
+        guard session.welcome != nil else {
             fail(session, .malformed, "the server sent Weights before Welcome")
             return
         }
-        if weights.values.isEmpty && weights.encodedValues.isEmpty {
-            // The server's answer to a pull when nothing changed.
-            return
+        do {
+            switch try session.replica.apply(weights) {
+            case .updated:
+                if weights.baseVersion == nil {
+                    session.wholeWeights += 1
+                    wholeWeightsApplied += 1
+                } else {
+                    session.deltas += 1
+                    deltasApplied += 1
+                }
+                startNextUnit(in: session)
+            case .unchanged:
+                break
+            case .baseMismatch(let base, let held):
+                // Never train on weights the delta was not made for: ask for whole weights, and train
+                // on the ones held meanwhile (they are the server's, only older).
+                log("the server's delta (Weights.base_version \(base)) is not on the version this worker holds "
+                    + "(\(held.map(String.init) ?? "none")); asking for whole weights")
+                session.connection.send(Envelope(body: .pull(Pull(knownVersion: 0))))
+            }
+        } catch {
+            fail(session, error.code, error.description)
         }
-        guard weights.version >= session.weightsVersion else { return }
-        let count = Int(spec.parameterCount)
-        if !weights.encodedValues.isEmpty {
-            guard session.pullEncoding != .fp32 else {
-                fail(session, .badEncoding, "the server sent encoded weights, but no pull encoding was agreed")
-                return
-            }
-            if session.weights.count != count { session.weights = [Float](repeating: 0, count: count) }
-            if let failure = session.pullEncoding.decodeRefusal(weights.encodedValues, into: &session.weights) {
-                fail(session, .badEncoding, "the server's Weights.encoded_values: \(failure)")
-                return
-            }
-        } else {
-            guard weights.values.count == count else {
-                fail(session, .wrongDimensions, "the server sent \(weights.values.count) weights for a model of \(spec.parameterCount) parameters")
-                return
-            }
-            session.weights = weights.values
-        }
-        session.weightsVersion = weights.version
-        session.hasWeights = true
-        startNextUnit(in: session)
     }
 
     private func handleUnit(_ unit: Messages.WorkUnit, in session: Session) {
@@ -518,12 +522,13 @@ public final class WorkerRuntime: @unchecked Sendable {
     ///
     /// In async and ssp modes it also asks for fresh weights, so they arrive while this unit trains.
     private func startNextUnit(in session: Session) {
-        guard !session.computing, session.hasWeights, let unit = session.units.first,
-              session.weightsVersion >= unit.minVersion, let box = session.model, let welcome = session.welcome else { return }
+        guard !session.computing, session.replica.holdsWeights, let unit = session.units.first,
+              session.replica.version >= unit.minVersion, let box = session.model, let welcome = session.welcome else { return }
         session.units.removeFirst()
         session.computing = true
-        let weights = session.weights
-        let base = session.weightsVersion
+        // A copy: a delta arriving while the unit trains changes the replica, never these weights.
+        let weights = session.replica.values
+        let base = session.replica.version
         if welcome.mode != TrainingMode.sync.rawValue {
             session.connection.send(Envelope(body: .pull(Pull(knownVersion: base))))
         }
