@@ -41,6 +41,9 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: "Work units to hold at once, so the next is here when one finishes.")
     var unitsAhead = 2
 
+    @Option(help: "Downpour's n_fetch: in async and ssp sessions, start every F-th unit from the server's newest weights and the units between from this worker's own, carried on from the unit before; pulls F times less. (n_push is the server's --local-steps.)")
+    var fetchEvery = 1
+
     @Option(help: ArgumentHelp(
         "Read the server's token from this file (a trailing newline is ignored; keep it chmod 600). Without --token-file or --token, the environment variable DOWNPOUR_TOKEN is used if set. With a token, the worker also requires the server to prove it holds it.",
         valueName: "path"))
@@ -78,6 +81,7 @@ struct WorkerOptions: ParsableArguments {
         guard retryInterval > 0, retryInterval.isFinite else { throw ValidationError("RETRY_INTERVAL must be a positive number of seconds") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard unitsAhead >= 1 else { throw ValidationError("--units-ahead must be at least 1") }
+        guard fetchEvery >= 1 else { throw ValidationError("--fetch-every must be at least 1") }
         do {
             _ = try FaultInjection(parsing: inject)
         } catch {
@@ -136,6 +140,7 @@ struct WorkerOptions: ParsableArguments {
         configuration.threads = threads
         configuration.once = once
         configuration.unitsAhead = unitsAhead
+        configuration.fetchEvery = fetchEvery
         configuration.faults = try FaultInjection(parsing: inject)
         configuration.encodings = try offeredEncodings()
         let token = try resolvedToken()

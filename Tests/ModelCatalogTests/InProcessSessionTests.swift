@@ -70,6 +70,26 @@ struct InProcessSessionTests {
         #expect(following.wholeWeightsApplied <= 2 && following.deltasApplied > 10,
                 "\(following.wholeWeightsApplied) whole, \(following.deltasApplied) deltas")
     }
+
+    @Test func aWorkerThatFetchesEveryFourthUnitPullsAQuarterAsOftenAndTheSessionTrains() throws {
+        let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
+        let run = try InProcessRun(session: session)
+        defer { run.stop() }
+        let every = run.addWorker(name: "every", registry: ModelCatalog.registry)
+        let fourth = run.addWorker(name: "fourth", registry: ModelCatalog.registry, fetchEvery: 4)
+        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let summary = SummaryLine.parse(result.summary.description[...])
+        #expect(summary["units"] == summary["units_expected"])
+        #expect(result.statistics.appliedTwice == 0)
+        #expect(result.testAccuracy > 0.6, "spirals after 4 epochs: \(result.testAccuracy)")
+        run.stop()
+        let (always, sometimes) = (run.runtime(of: every), run.runtime(of: fourth))
+        // One pull per unit started against one per four (rounded up), give or take the last unit.
+        #expect(always.pullsSent >= always.unitsPushed)
+        #expect(sometimes.unitsPushed >= 8, "the worker fetching every fourth unit trained \(sometimes.unitsPushed) units")
+        #expect(sometimes.pullsSent <= (sometimes.unitsPushed + 3) / 4 + 1,
+                "\(sometimes.pullsSent) pulls for \(sometimes.unitsPushed) units")
+    }
 }
 
 /// A server and its workers on event loops in this process, and what they said.
@@ -105,10 +125,11 @@ final class InProcessRun: @unchecked Sendable {
     let port: Int
 
     /// Starts a worker, named `name`, that can build the families of `registry` and offers `encodings`
-    /// (nil: ps-worker's default); returns its name.
-    func addWorker(name: String, registry: ModelRegistry, encodings: [String]? = nil) -> String {
+    /// (nil: ps-worker's default) and fetches weights for every `fetchEvery`-th unit; returns its name.
+    func addWorker(name: String, registry: ModelRegistry, encodings: [String]? = nil, fetchEvery: Int = 1) -> String {
         var configuration = WorkerConfiguration(host: "127.0.0.1", port: port, retryInterval: .milliseconds(200), name: name)
         configuration.once = true
+        configuration.fetchEvery = fetchEvery
         if let encodings { configuration.encodings = encodings }
         let host = WorkerHost(configuration: configuration, registry: registry) { [weak self] line in self?.record(line, from: name) }
         let loop = try! EventLoop.startOnNewThread(name: "test-\(name)")

@@ -15,6 +15,12 @@ public struct WorkerConfiguration: Sendable {
     public var once = false
     /// Units the worker is willing to hold at once.
     public var unitsAhead = 2
+    /// Downpour's n_fetch (Dean et al. 2012): in async and ssp sessions the worker takes the server's
+    /// weights for every `fetchEvery`-th unit only, and trains the units between on its own weights,
+    /// carried on from the unit before (the weights it trained from plus its own update), so it pulls
+    /// `fetchEvery` times less. 1, the default, starts every unit from the newest weights. (Downpour's
+    /// n_push is the session's `--local-steps`: a unit's steps are pushed as one accumulated update.)
+    public var fetchEvery = 1
     /// Frames longer than this from the server close the connection.
     public var maxFrameBytes = 64 << 20
     /// Encodings offered to the server besides fp32 (`Capabilities.encodings`): all this worker knows,

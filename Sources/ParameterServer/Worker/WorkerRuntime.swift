@@ -40,6 +40,11 @@ public final class WorkerRuntime: @unchecked Sendable {
         var replica = WeightsReplica(count: 0)
         var units: [Messages.WorkUnit] = []
         var computing = false
+        /// Units started in this session, which say when to fetch (`WorkerConfiguration.fetchEvery`).
+        var unitsStarted = 0
+        /// With `fetchEvery` > 1: the weights the last unit ended with (its weights plus its own update),
+        /// and the version they were first fetched at, from which the next unit goes on.
+        var carriedOn: (weights: [Float], base: UInt64)?
         var heartbeat: TimerHandle?
         var heartbeatSequence: UInt64 = 0
         /// When the last complete frame from the server arrived, and the timer that gives up on a
@@ -152,6 +157,8 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// Weights frames applied, over every session: whole weights, and deltas (`Weights.base_version`).
     public private(set) var wholeWeightsApplied = 0
     public private(set) var deltasApplied = 0
+    /// Pulls sent, over every session.
+    public private(set) var pullsSent = 0
 
     /// Whether the worker holds a connection to a server, and whether it has joined its session.
     public var isConnected: Bool { session != nil }
@@ -526,11 +533,23 @@ public final class WorkerRuntime: @unchecked Sendable {
               session.replica.version >= unit.minVersion, let box = session.model, let welcome = session.welcome else { return }
         session.units.removeFirst()
         session.computing = true
-        // A copy: a delta arriving while the unit trains changes the replica, never these weights.
-        let weights = session.replica.values
-        let base = session.replica.version
-        if welcome.mode != TrainingMode.sync.rawValue {
-            session.connection.send(Envelope(body: .pull(Pull(knownVersion: base))))
+        let asynchronous = welcome.mode != TrainingMode.sync.rawValue
+        let fetchEvery = asynchronous ? max(1, configuration.fetchEvery) : 1
+        // A fetch unit starts from the replica (a copy: a delta arriving while the unit trains changes
+        // the replica, never these weights); the units between go on from the worker's own weights,
+        // unless those are older than the unit allows.
+        let fetches = session.unitsStarted % fetchEvery == 0
+        let (weights, base): ([Float], UInt64)
+        if !fetches, let carried = session.carriedOn, carried.base >= unit.minVersion {
+            (weights, base) = carried
+        } else {
+            (weights, base) = (session.replica.values, session.replica.version)
+        }
+        session.unitsStarted += 1
+        // Asked for while this unit trains, so the next fetch unit finds fresh weights.
+        if asynchronous && session.unitsStarted % fetchEvery == 0 {
+            session.connection.send(Envelope(body: .pull(Pull(knownVersion: session.replica.version))))
+            pullsSent += 1
         }
         let batchSize = Int(welcome.batchSize)
         let localSteps = Int(welcome.localSteps)
@@ -552,10 +571,28 @@ public final class WorkerRuntime: @unchecked Sendable {
             }
             let push = box.push(unitID: unit.unitID, base: base, kind: result.kind, loss: result.loss,
                                 sampleCount: unit.indices.count, values: result.values)
+            let carriedOn = fetchEvery > 1
+                ? Self.carryOn(weights, update: result.values, kind: result.kind, learningRate: rate) : nil
             loop.execute { [self] in
+                if let carriedOn { session.carriedOn = (carriedOn, base) }
                 self.finished(push, in: session)
             }
         }
+    }
+
+    /// The weights a unit ended with: those it trained from plus its own update (a delta as it is; a
+    /// gradient as one SGD step at the local rate, as Downpour's replicas step between fetches).
+    /// Nil when they are not finite: the next unit then starts from the server's weights.
+    private static func carryOn(_ weights: [Float], update: [Float], kind: ModelUpdate.Kind, learningRate: Float) -> [Float]? {
+        guard update.count == weights.count else { return nil }
+        let scale: Float = kind == .delta ? 1 : -learningRate
+        var next = weights
+        next.withUnsafeMutableBufferPointer { w in
+            update.withUnsafeBufferPointer { u in
+                for i in 0..<w.count { w[i] += scale * u[i] }
+            }
+        }
+        return next.allSatisfy(\.isFinite) ? next : nil
     }
 
     private func finished(_ push: Push, in session: Session) {
