@@ -145,7 +145,11 @@ extension ParameterServerRuntime {
         for peer in peers.values {
             if peer.state == .joined { send(Envelope(body: .sessionEnd(end)), to: peer) } // counts bytes out for metrics
             peer.state = .gone
-            peer.connection.close()
+            // A half-close, not a close: the server goes on reading (and ignoring) what the worker sent
+            // before it saw the end, until the worker closes too. Closing with its heartbeat or pull
+            // unread would make the kernel answer with a reset, which can destroy the SessionEnd still
+            // on its way, and a `--once` worker would then reconnect instead of exiting.
+            peer.connection.shutdownWrite()
         }
         listener?.close()
         listener = nil
