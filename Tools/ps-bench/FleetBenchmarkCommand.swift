@@ -86,7 +86,7 @@ struct FleetBenchmarkCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How weights are sent: fp32, fp16, bf16 or q8[:BLOCK]. Default q8; fp32 with --uncompressed.", valueName: "encoding"))
     var pullEncoding: String?
 
-    @Option(help: ArgumentHelp("Encodings the workers offer in their Hello, comma-separated (default: all that TensorEncoding knows, fp16,bf16,q8,topk,sign); none offers nothing, as a worker before encodings.", valueName: "names"))
+    @Option(help: ArgumentHelp("Encodings the workers offer in their Hello, comma-separated (default: all that TensorEncoding knows, fp16,bf16,q8,topk,sign, and delta, as ps-worker offers them); none offers nothing, as a worker before encodings.", valueName: "names"))
     var clientEncodings: String?
 
     @Flag(help: "Workers also send a Pull (their newest version) for every unit, as ps-worker does in async mode; the weights they get are not decoded.")
@@ -156,7 +156,7 @@ struct FleetBenchmarkCommand: ParsableCommand {
 
     /// The wire names the workers list in `Capabilities.encodings`.
     var offeredEncodings: [String] {
-        guard let clientEncodings else { return TensorEncoding.wireNames }
+        guard let clientEncodings else { return TensorEncoding.wireNames + [TensorEncoding.deltaCapability] }
         if clientEncodings == "none" || clientEncodings.isEmpty { return [] }
         return clientEncodings.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
     }
