@@ -127,8 +127,9 @@ struct FleetBenchmarkCommand: ParsableCommand {
         guard (serverTLS.certificate == nil) == (clientTLS.caPath == nil) else {
             throw ValidationError("fleet: --tls-cert, --tls-key and --tls-ca go together")
         }
-        for name in offeredEncodings where !TensorEncoding.wireNames.contains(name) {
-            throw ValidationError("--client-encodings: unknown encoding \"\(name)\" (known: \(TensorEncoding.wireNames.joined(separator: ", ")), or none)")
+        let known = TensorEncoding.wireNames + [TensorEncoding.deltaCapability]
+        for name in offeredEncodings where !known.contains(name) {
+            throw ValidationError("--client-encodings: unknown encoding \"\(name)\" (known: \(known.joined(separator: ", ")), or none)")
         }
     }
 

@@ -42,6 +42,13 @@ final class FleetClients {
     /// Runs the workers until the parent stops them (SIGTERM), goes away, or the lifetime runs out.
     /// - Throws: `ValidationError` when a worker could not connect or the server refused one.
     static func run(options: FleetBenchmarkCommand, port: Int, parent: Int32?) throws {
+        // The parent stops this process with SIGTERM. A process inherits its signal mask, and a test
+        // runner's (XCTest's) blocks SIGTERM: left blocked, the signal would wait forever, and so would
+        // the parent for this process to exit.
+        var terminate = sigset_t()
+        sigemptyset(&terminate)
+        sigaddset(&terminate, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &terminate, nil)
         let loop = try EventLoop()
         let clients = FleetClients(loop: loop, options: options)
         clients.start(port: port, parent: parent)
