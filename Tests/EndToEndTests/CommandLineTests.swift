@@ -1,4 +1,5 @@
 import Foundation
+import ParameterServer
 import Testing
 
 /// The commands' help and their answers to bad flags, as a user sees them.
@@ -56,6 +57,18 @@ struct CommandLineTests {
         for forbidden in ["libFoundation.so", "lib_FoundationICU.so", "libFoundationInternationalization.so"] {
             #expect(!libraries.contains(forbidden), "\(product) loads \(forbidden)")
         }
+    }
+
+    /// The fleet benchmark with ps-worker's default offer (every encoding, and deltas), briefly: it
+    /// must negotiate, push, pull and report, or BENCHMARKS.md's figures cannot be remade.
+    @Test func fleetBenchmarkRunsWithTheDefaultExchangeAndReports() throws {
+        let bench = try RunningProcess("ps-bench", ["fleet", "--workers", "2", "--parameters", "20000", "--warmup", "0.5",
+                                                    "--seconds", "0.5", "--runs", "1", "--pull-every-unit"])
+        #expect(try bench.waitForExit(timeout: .seconds(60)) == 0, "\(bench.output)")
+        let summary = try #require(bench.output.last { $0.hasPrefix("summary ") }, "\(bench.output)")
+        let fields = SummaryLine.parse(summary.dropFirst("summary ".count))
+        #expect(fields["push_encoding"] == "sign(4096)" && fields["pull_encoding"] == "q8(256)", "\(summary)")
+        #expect((Double(fields["samples_per_s"] ?? "") ?? 0) > 0, "\(summary)")
     }
 
     @Test func workerRefusesACorruptDataFileByName() throws {
