@@ -19,18 +19,23 @@ struct InProcessSessionTests {
         return settings
     }
 
+    /// What every finished session must show: each unit applied exactly once, and the model trained.
+    static func expectEveryUnitAppliedOnceAndTrained(_ result: SessionResult, sourceLocation: SourceLocation = #_sourceLocation) {
+        let summary = SummaryLine.parse(result.summary.description[...])
+        #expect(summary["units"] == summary["units_expected"], sourceLocation: sourceLocation)
+        #expect(result.statistics.appliedTwice == 0, sourceLocation: sourceLocation)
+        // From a third (chance) to about 80% in 4 epochs; 96% takes about 20.
+        #expect(result.testAccuracy > 0.6, "spirals after 4 epochs: \(result.testAccuracy)", sourceLocation: sourceLocation)
+    }
+
     @Test func aCustomModelTrainsThroughTheRuntimesWithEveryUnitAppliedOnce() throws {
         let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
         let run = try InProcessRun(session: session)
         defer { run.stop() }
         let workers = ["a", "b"].map { run.addWorker(name: $0, registry: ModelCatalog.registry) }
         let result = try #require(run.waitForResult(), "the session did not finish in time")
-        let summary = SummaryLine.parse(result.summary.description[...])
-        #expect(result.statistics.appliedTwice == 0)
-        #expect(summary["units_expected"] == String(run.server.totalUnits))
-        #expect(summary["units"] == summary["units_expected"])
-        // From a third (chance) to about 80% in 4 epochs; 96% takes about 20.
-        #expect(result.testAccuracy > 0.6, "spirals after 4 epochs: \(result.testAccuracy)")
+        Self.expectEveryUnitAppliedOnceAndTrained(result)
+        #expect(SummaryLine.parse(result.summary.description[...])["units_expected"] == String(run.server.totalUnits))
         for worker in workers { #expect(run.log(of: worker).contains { $0.hasPrefix("joined session") && $0.contains("spirals:64,64") }) }
     }
 
@@ -58,10 +63,7 @@ struct InProcessSessionTests {
         // A worker of the contract before deltas: it reads q8 weights and pushes sign, nothing more.
         let whole = run.addWorker(name: "whole", registry: ModelCatalog.registry, encodings: ["q8", "sign"])
         let result = try #require(run.waitForResult(), "the session did not finish in time")
-        let summary = SummaryLine.parse(result.summary.description[...])
-        #expect(summary["units"] == summary["units_expected"])
-        #expect(result.statistics.appliedTwice == 0)
-        #expect(result.testAccuracy > 0.6, "spirals after 4 epochs: \(result.testAccuracy)")
+        Self.expectEveryUnitAppliedOnceAndTrained(result)
         // Every connection is closed once the session finished, so the workers have taken every frame.
         run.stop()
         let (plain, following) = (run.runtime(of: whole), run.runtime(of: deltas))
@@ -78,10 +80,7 @@ struct InProcessSessionTests {
         let every = run.addWorker(name: "every", registry: ModelCatalog.registry)
         let fourth = run.addWorker(name: "fourth", registry: ModelCatalog.registry, fetchEvery: 4)
         let result = try #require(run.waitForResult(), "the session did not finish in time")
-        let summary = SummaryLine.parse(result.summary.description[...])
-        #expect(summary["units"] == summary["units_expected"])
-        #expect(result.statistics.appliedTwice == 0)
-        #expect(result.testAccuracy > 0.6, "spirals after 4 epochs: \(result.testAccuracy)")
+        Self.expectEveryUnitAppliedOnceAndTrained(result)
         run.stop()
         let (always, sometimes) = (run.runtime(of: every), run.runtime(of: fourth))
         // One pull per unit started against one per four (rounded up), give or take the last unit.
