@@ -574,7 +574,8 @@ public final class WorkerRuntime: @unchecked Sendable {
             let carriedOn = fetchEvery > 1
                 ? Self.carryOn(weights, update: result.values, kind: result.kind, learningRate: rate) : nil
             loop.execute { [self] in
-                if let carriedOn { session.carriedOn = (carriedOn, base) }
+                // Replaced after every unit, and cleared when it diverged: never an older unit's weights.
+                if fetchEvery > 1 { session.carriedOn = carriedOn.map { ($0, base) } }
                 self.finished(push, in: session)
             }
         }
