@@ -25,6 +25,15 @@ public struct Envelope: WireMessage, Hashable {
         /// Only when the server has a token: see Challenge.
         case challenge(Challenge)
         case challengeResponse(ChallengeResponse)
+        /// Sharded sessions only (ps-server --shards M): see Schemas/Messages/README.md, "Shards".
+        case shardHello(ShardHello)
+        case shardAssignment(ShardAssignment)
+        case shardApply(ShardApply)
+        case shardDiscard(ShardDiscard)
+        case shardStateRequest(ShardStateRequest)
+        case shardState(ShardState)
+        case shardJoin(ShardJoin)
+        case sliceReceived(SliceReceived)
     }
 
     public var body: Body? = nil
@@ -165,6 +174,13 @@ public struct Welcome: WireMessage, Hashable {
     /// encoding of the deltas this worker receives in Weights with base_version set. Unset: no deltas,
     /// every Weights carries the whole buffer, as before this field existed.
     public var deltaEncoding: Encoding? = nil
+    /// A sharded session (ps-server --shards M): the shards that hold the parameters, in order of their
+    /// ranges, which cover the parameter buffer. The worker pulls and pushes slices there, and pushes to
+    /// the server only Push.staged. Empty: the server holds every parameter, as before shards existed.
+    /// Only for a worker that offered "shards" in Hello.capabilities.encodings.
+    public var shards: [ShardEndpoint] = []
+    /// A sharded session: what the worker shows each shard in ShardJoin.ticket, 32 bytes.
+    public var shardTicket: [UInt8] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -173,7 +189,7 @@ public struct Welcome: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0, pushEncoding: Encoding? = nil, pullEncoding: Encoding? = nil, deltaEncoding: Encoding? = nil) {
+    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0, pushEncoding: Encoding? = nil, pullEncoding: Encoding? = nil, deltaEncoding: Encoding? = nil, shards: [ShardEndpoint] = [], shardTicket: [UInt8] = []) {
         self.protocolVersion = protocolVersion
         self.workerID = workerID
         self.sessionID = sessionID
@@ -193,6 +209,35 @@ public struct Welcome: WireMessage, Hashable {
         self.pushEncoding = pushEncoding
         self.pullEncoding = pullEncoding
         self.deltaEncoding = deltaEncoding
+        self.shards = shards
+        self.shardTicket = shardTicket
+    }
+}
+
+/// Where one shard of a sharded session is, and which parameters it holds.
+public struct ShardEndpoint: WireMessage, Hashable {
+    /// From 0, in order of offset.
+    public var index: UInt32 = 0
+    /// The address workers dial (a name or an IP address) and the port.
+    public var host: String = ""
+    public var port: UInt32 = 0
+    /// The shard holds parameters [offset, offset + count) of the buffer.
+    public var offset: UInt64 = 0
+    public var count: UInt64 = 0
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(index: UInt32 = 0, host: String = "", port: UInt32 = 0, offset: UInt64 = 0, count: UInt64 = 0) {
+        self.index = index
+        self.host = host
+        self.port = port
+        self.offset = offset
+        self.count = count
     }
 }
 
@@ -302,6 +347,8 @@ public struct TensorSpec: WireMessage, Hashable {
 public struct Pull: WireMessage, Hashable {
     /// The version the worker holds, or 0 for none.
     public var knownVersion: UInt64 = 0
+    /// To a shard only: answer once the shard's version is at least this (a sync round's WorkUnit.min_version).
+    public var minVersion: UInt64 = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -310,8 +357,9 @@ public struct Pull: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(knownVersion: UInt64 = 0) {
+    public init(knownVersion: UInt64 = 0, minVersion: UInt64 = 0) {
         self.knownVersion = knownVersion
+        self.minVersion = minVersion
     }
 }
 
@@ -414,6 +462,9 @@ public struct Push: WireMessage, Hashable {
     public var values: [Float] = []
     /// The same in Welcome.push_encoding, instead of values (then empty).
     public var encodedValues: [UInt8] = []
+    /// A sharded session, to the server: no values; every shard has received this unit's slice
+    /// (SliceReceived). base_version is then the lowest of the slices' versions.
+    public var staged: Bool = false
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -422,7 +473,7 @@ public struct Push: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(unitID: UInt64 = 0, baseVersion: UInt64 = 0, kind: UpdateKind = .gradient, loss: Float = 0, sampleCount: UInt32 = 0, values: [Float] = [], encodedValues: [UInt8] = []) {
+    public init(unitID: UInt64 = 0, baseVersion: UInt64 = 0, kind: UpdateKind = .gradient, loss: Float = 0, sampleCount: UInt32 = 0, values: [Float] = [], encodedValues: [UInt8] = [], staged: Bool = false) {
         self.unitID = unitID
         self.baseVersion = baseVersion
         self.kind = kind
@@ -430,6 +481,7 @@ public struct Push: WireMessage, Hashable {
         self.sampleCount = sampleCount
         self.values = values
         self.encodedValues = encodedValues
+        self.staged = staged
     }
 }
 
@@ -541,11 +593,14 @@ public struct ErrorReport: WireMessage, Hashable {
         /// Encoded values that cannot be decoded in the negotiated encoding (a push), or that the worker
         /// cannot read (weights).
         case badEncoding
+        /// A sharded session: a shard or a shard map that does not fit the model (wrong range or
+        /// parameter count, a map that does not cover it), or a slice for a range the shard does not hold.
+        case wrongShard
         /// A value this schema does not know, kept so that it survives re-encoding.
         case unrecognized(Int32)
 
         /// Every value the schema declares.
-        public static let allCases: [Code] = [.unspecified, .protocolVersion, .malformed, .wrongDimensions, .notFinite, .unavailable, .modelMismatch, .frameTooLarge, .unauthenticated, .badEncoding]
+        public static let allCases: [Code] = [.unspecified, .protocolVersion, .malformed, .wrongDimensions, .notFinite, .unavailable, .modelMismatch, .frameTooLarge, .unauthenticated, .badEncoding, .wrongShard]
 
         public init(rawValue: Int32) {
             switch rawValue {
@@ -559,6 +614,7 @@ public struct ErrorReport: WireMessage, Hashable {
             case 7: self = .frameTooLarge
             case 8: self = .unauthenticated
             case 9: self = .badEncoding
+            case 10: self = .wrongShard
             default: self = .unrecognized(rawValue)
             }
         }
@@ -575,6 +631,7 @@ public struct ErrorReport: WireMessage, Hashable {
             case .frameTooLarge: 7
             case .unauthenticated: 8
             case .badEncoding: 9
+            case .wrongShard: 10
             case .unrecognized(let value): value
             }
         }
@@ -599,6 +656,248 @@ public struct ErrorReport: WireMessage, Hashable {
     }
 }
 
+/// Shard to server, first message on a connection (instead of Hello): a ps-shard offers to hold a range.
+public struct ShardHello: WireMessage, Hashable {
+    public var protocolVersion: UInt32 = 0
+    /// A name for logs and reports, such as "shard-1@host".
+    public var shardName: String = ""
+    /// Where workers reach this shard: the host they dial (empty: the address the server sees this
+    /// connection come from) and the port the shard listens on.
+    public var host: String = ""
+    public var port: UInt32 = 0
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(protocolVersion: UInt32 = 0, shardName: String = "", host: String = "", port: UInt32 = 0) {
+        self.protocolVersion = protocolVersion
+        self.shardName = shardName
+        self.host = host
+        self.port = port
+    }
+}
+
+/// Server to shard: hold this range for the session, starting from this state.
+public struct ShardAssignment: WireMessage, Hashable {
+    public var sessionID: String = ""
+    /// This shard's place in the map, and the map's size.
+    public var index: UInt32 = 0
+    public var shardCount: UInt32 = 0
+    /// The range: parameters [offset, offset + count) of the model's buffer.
+    public var offset: UInt64 = 0
+    public var count: UInt64 = 0
+    /// The whole model, so the shard can name its tensors and check the range.
+    public var model: ModelSpec? = nil
+    /// The session's recipe: the bytes of a downpour.checkpoint.SessionSettings message
+    /// (Schemas/Checkpoint/checkpoint.proto): the optimiser, its schedule, the mode and the encodings.
+    public var sessionSettings: [UInt8] = []
+    /// The version the range is at, and its state there: the bytes of a downpour.checkpoint.ModelState
+    /// holding only this range (its parameters, optimiser buffers and schedule step).
+    public var version: UInt64 = 0
+    public var modelState: [UInt8] = []
+    /// The key of the workers' tickets: ShardJoin.ticket is HMAC-SHA256(ticket_key, "downpour/v1 shard-ticket" ||
+    /// session_id || worker_id as 8 bytes little-endian). 32 bytes, fresh for every session.
+    public var ticketKey: [UInt8] = []
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(sessionID: String = "", index: UInt32 = 0, shardCount: UInt32 = 0, offset: UInt64 = 0, count: UInt64 = 0, model: ModelSpec? = nil, sessionSettings: [UInt8] = [], version: UInt64 = 0, modelState: [UInt8] = [], ticketKey: [UInt8] = []) {
+        self.sessionID = sessionID
+        self.index = index
+        self.shardCount = shardCount
+        self.offset = offset
+        self.count = count
+        self.model = model
+        self.sessionSettings = sessionSettings
+        self.version = version
+        self.modelState = modelState
+        self.ticketKey = ticketKey
+    }
+}
+
+/// Worker to shard, first message on a connection to a shard.
+public struct ShardJoin: WireMessage, Hashable {
+    public var protocolVersion: UInt32 = 0
+    public var sessionID: String = ""
+    /// Welcome.worker_id, and Welcome.shard_ticket.
+    public var workerID: UInt64 = 0
+    public var ticket: [UInt8] = []
+    public var workerName: String = ""
+    /// The encodings the server's Welcome gave this worker: the shard uses them for this worker's
+    /// slices (unset: fp32; delta_encoding unset: whole weights only).
+    public var pushEncoding: Encoding? = nil
+    public var pullEncoding: Encoding? = nil
+    public var deltaEncoding: Encoding? = nil
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(protocolVersion: UInt32 = 0, sessionID: String = "", workerID: UInt64 = 0, ticket: [UInt8] = [], workerName: String = "", pushEncoding: Encoding? = nil, pullEncoding: Encoding? = nil, deltaEncoding: Encoding? = nil) {
+        self.protocolVersion = protocolVersion
+        self.sessionID = sessionID
+        self.workerID = workerID
+        self.ticket = ticket
+        self.workerName = workerName
+        self.pushEncoding = pushEncoding
+        self.pullEncoding = pullEncoding
+        self.deltaEncoding = deltaEncoding
+    }
+}
+
+/// Shard to worker: the slice of a Push arrived and is kept until the server decides.
+public struct SliceReceived: WireMessage, Hashable {
+    public var unitID: UInt64 = 0
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(unitID: UInt64 = 0) {
+        self.unitID = unitID
+    }
+}
+
+/// Server to shard: apply these staged slices as one update; the shard's version becomes `version`.
+public struct ShardApply: WireMessage, Hashable {
+    /// The version after this update: the shard's version plus one.
+    public var version: UInt64 = 0
+    public var kind: UpdateKind = .gradient
+    /// As the server's own update: the learning rate (gradients) or the delta (deltas) times scale.
+    public var scale: Float = 0
+    /// The workers whose updates arrive one by one now (an outer optimiser averages over them).
+    public var arrivalsPerStep: UInt32 = 0
+    /// The staged slices: one in async and ssp modes, a sync round's in sync mode, averaged by
+    /// sample_count.
+    public var slices: [StagedSlice] = []
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(version: UInt64 = 0, kind: UpdateKind = .gradient, scale: Float = 0, arrivalsPerStep: UInt32 = 0, slices: [StagedSlice] = []) {
+        self.version = version
+        self.kind = kind
+        self.scale = scale
+        self.arrivalsPerStep = arrivalsPerStep
+        self.slices = slices
+    }
+}
+
+/// One staged slice, by the push it came with.
+public struct StagedSlice: WireMessage, Hashable {
+    public var unitID: UInt64 = 0
+    public var workerID: UInt64 = 0
+    public var sampleCount: UInt32 = 0
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(unitID: UInt64 = 0, workerID: UInt64 = 0, sampleCount: UInt32 = 0) {
+        self.unitID = unitID
+        self.workerID = workerID
+        self.sampleCount = sampleCount
+    }
+}
+
+/// Server to shard: drop staged slices that will not be applied.
+public struct ShardDiscard: WireMessage, Hashable {
+    public var workerID: UInt64 = 0
+    /// Empty: every slice of that worker (it left the session).
+    public var unitIds: [UInt64] = []
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(workerID: UInt64 = 0, unitIds: [UInt64] = []) {
+        self.workerID = workerID
+        self.unitIds = unitIds
+    }
+}
+
+/// Server to shard: send your state, once every earlier ShardApply is applied.
+public struct ShardStateRequest: WireMessage, Hashable {
+    public var requestID: UInt64 = 0
+    /// Whether to include the range's parameters and optimiser state (an evaluation or a checkpoint);
+    /// without them, only the figures.
+    public var modelState: Bool = false
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(requestID: UInt64 = 0, modelState: Bool = false) {
+        self.requestID = requestID
+        self.modelState = modelState
+    }
+}
+
+/// Shard to server: the answer to a ShardStateRequest.
+public struct ShardState: WireMessage, Hashable {
+    public var requestID: UInt64 = 0
+    public var version: UInt64 = 0
+    /// When asked for: the bytes of a downpour.checkpoint.ModelState holding the range.
+    public var modelState: [UInt8] = []
+    /// Figures since the session's assignment: updates applied, bytes of frames in and out, slices
+    /// refused, and the staleness of the applied slices (version at apply minus the slice's base).
+    public var updates: UInt64 = 0
+    public var bytesIn: UInt64 = 0
+    public var bytesOut: UInt64 = 0
+    public var refused: UInt64 = 0
+    public var stalenessMean: Double = 0
+    public var stalenessMax: UInt64 = 0
+    public var workers: UInt32 = 0
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(requestID: UInt64 = 0, version: UInt64 = 0, modelState: [UInt8] = [], updates: UInt64 = 0, bytesIn: UInt64 = 0, bytesOut: UInt64 = 0, refused: UInt64 = 0, stalenessMean: Double = 0, stalenessMax: UInt64 = 0, workers: UInt32 = 0) {
+        self.requestID = requestID
+        self.version = version
+        self.modelState = modelState
+        self.updates = updates
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.refused = refused
+        self.stalenessMean = stalenessMean
+        self.stalenessMax = stalenessMax
+        self.workers = workers
+    }
+}
+
 extension Envelope {
     public func serializedSize() -> Int {
         var size = unknownFields.count
@@ -616,6 +915,14 @@ extension Envelope {
         case .error(let value)?: size &+= WireSize.field(ProtoMessage<ErrorReport>.self, value, tagSize: 1)
         case .challenge(let value)?: size &+= WireSize.field(ProtoMessage<Challenge>.self, value, tagSize: 1)
         case .challengeResponse(let value)?: size &+= WireSize.field(ProtoMessage<ChallengeResponse>.self, value, tagSize: 1)
+        case .shardHello(let value)?: size &+= WireSize.field(ProtoMessage<ShardHello>.self, value, tagSize: 1)
+        case .shardAssignment(let value)?: size &+= WireSize.field(ProtoMessage<ShardAssignment>.self, value, tagSize: 1)
+        case .shardApply(let value)?: size &+= WireSize.field(ProtoMessage<ShardApply>.self, value, tagSize: 2)
+        case .shardDiscard(let value)?: size &+= WireSize.field(ProtoMessage<ShardDiscard>.self, value, tagSize: 2)
+        case .shardStateRequest(let value)?: size &+= WireSize.field(ProtoMessage<ShardStateRequest>.self, value, tagSize: 2)
+        case .shardState(let value)?: size &+= WireSize.field(ProtoMessage<ShardState>.self, value, tagSize: 2)
+        case .shardJoin(let value)?: size &+= WireSize.field(ProtoMessage<ShardJoin>.self, value, tagSize: 2)
+        case .sliceReceived(let value)?: size &+= WireSize.field(ProtoMessage<SliceReceived>.self, value, tagSize: 2)
         case nil: break
         }
         return size
@@ -636,6 +943,14 @@ extension Envelope {
         case .error(let value)?: writer.writeField(ProtoMessage<ErrorReport>.self, value, tag: 90)
         case .challenge(let value)?: writer.writeField(ProtoMessage<Challenge>.self, value, tag: 98)
         case .challengeResponse(let value)?: writer.writeField(ProtoMessage<ChallengeResponse>.self, value, tag: 106)
+        case .shardHello(let value)?: writer.writeField(ProtoMessage<ShardHello>.self, value, tag: 114)
+        case .shardAssignment(let value)?: writer.writeField(ProtoMessage<ShardAssignment>.self, value, tag: 122)
+        case .shardApply(let value)?: writer.writeField(ProtoMessage<ShardApply>.self, value, tag: 130)
+        case .shardDiscard(let value)?: writer.writeField(ProtoMessage<ShardDiscard>.self, value, tag: 138)
+        case .shardStateRequest(let value)?: writer.writeField(ProtoMessage<ShardStateRequest>.self, value, tag: 146)
+        case .shardState(let value)?: writer.writeField(ProtoMessage<ShardState>.self, value, tag: 154)
+        case .shardJoin(let value)?: writer.writeField(ProtoMessage<ShardJoin>.self, value, tag: 162)
+        case .sliceReceived(let value)?: writer.writeField(ProtoMessage<SliceReceived>.self, value, tag: 170)
         case nil: break
         }
         writer.writeUnknownFields(unknownFields)
@@ -735,6 +1050,62 @@ extension Envelope {
                         self.body = .challengeResponse(value)
                     } else {
                         self.body = .challengeResponse(try reader.read(ProtoMessage<ChallengeResponse>.self))
+                    }
+                case 114:
+                    if case .shardHello(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .shardHello(value)
+                    } else {
+                        self.body = .shardHello(try reader.read(ProtoMessage<ShardHello>.self))
+                    }
+                case 122:
+                    if case .shardAssignment(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .shardAssignment(value)
+                    } else {
+                        self.body = .shardAssignment(try reader.read(ProtoMessage<ShardAssignment>.self))
+                    }
+                case 130:
+                    if case .shardApply(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .shardApply(value)
+                    } else {
+                        self.body = .shardApply(try reader.read(ProtoMessage<ShardApply>.self))
+                    }
+                case 138:
+                    if case .shardDiscard(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .shardDiscard(value)
+                    } else {
+                        self.body = .shardDiscard(try reader.read(ProtoMessage<ShardDiscard>.self))
+                    }
+                case 146:
+                    if case .shardStateRequest(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .shardStateRequest(value)
+                    } else {
+                        self.body = .shardStateRequest(try reader.read(ProtoMessage<ShardStateRequest>.self))
+                    }
+                case 154:
+                    if case .shardState(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .shardState(value)
+                    } else {
+                        self.body = .shardState(try reader.read(ProtoMessage<ShardState>.self))
+                    }
+                case 162:
+                    if case .shardJoin(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .shardJoin(value)
+                    } else {
+                        self.body = .shardJoin(try reader.read(ProtoMessage<ShardJoin>.self))
+                    }
+                case 170:
+                    if case .sliceReceived(var value)? = self.body {
+                        try reader.mergeMessage(into: &value)
+                        self.body = .sliceReceived(value)
+                    } else {
+                        self.body = .sliceReceived(try reader.read(ProtoMessage<SliceReceived>.self))
                     }
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
@@ -866,6 +1237,8 @@ extension Welcome {
         if let value = self.pushEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
         if let value = self.pullEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
         if let value = self.deltaEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
+        size &+= WireSize.repeated(ProtoMessage<ShardEndpoint>.self, self.shards, tagSize: 2)
+        if !self.shardTicket.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.shardTicket, tagSize: 2) }
         return size
     }
 
@@ -889,6 +1262,8 @@ extension Welcome {
         if let value = self.pushEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 138) }
         if let value = self.pullEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 146) }
         if let value = self.deltaEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 154) }
+        writer.writeRepeated(ProtoMessage<ShardEndpoint>.self, self.shards, tag: 162)
+        if !self.shardTicket.isEmpty { writer.writeField(ProtoBytes.self, self.shardTicket, tag: 170) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -915,11 +1290,51 @@ extension Welcome {
                 case 138: try reader.mergeMessage(into: &self.pushEncoding)
                 case 146: try reader.mergeMessage(into: &self.pullEncoding)
                 case 154: try reader.mergeMessage(into: &self.deltaEncoding)
+                case 162: self.shards.append(try reader.read(ProtoMessage<ShardEndpoint>.self))
+                case 170: self.shardTicket = try reader.read(ProtoBytes.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
         } catch {
             throw error.inMessage("downpour.Welcome")
+        }
+    }
+}
+
+extension ShardEndpoint {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.index != 0 { size &+= WireSize.field(ProtoUInt32.self, self.index, tagSize: 1) }
+        if !self.host.isEmpty { size &+= WireSize.field(ProtoString.self, self.host, tagSize: 1) }
+        if self.port != 0 { size &+= WireSize.field(ProtoUInt32.self, self.port, tagSize: 1) }
+        if self.offset != 0 { size &+= WireSize.field(ProtoUInt64.self, self.offset, tagSize: 1) }
+        if self.count != 0 { size &+= WireSize.field(ProtoUInt64.self, self.count, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.index != 0 { writer.writeField(ProtoUInt32.self, self.index, tag: 8) }
+        if !self.host.isEmpty { writer.writeField(ProtoString.self, self.host, tag: 18) }
+        if self.port != 0 { writer.writeField(ProtoUInt32.self, self.port, tag: 24) }
+        if self.offset != 0 { writer.writeField(ProtoUInt64.self, self.offset, tag: 32) }
+        if self.count != 0 { writer.writeField(ProtoUInt64.self, self.count, tag: 40) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.index = try reader.read(ProtoUInt32.self)
+                case 18: self.host = try reader.read(ProtoString.self)
+                case 24: self.port = try reader.read(ProtoUInt32.self)
+                case 32: self.offset = try reader.read(ProtoUInt64.self)
+                case 40: self.count = try reader.read(ProtoUInt64.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.ShardEndpoint")
         }
     }
 }
@@ -1068,11 +1483,13 @@ extension Pull {
     public func serializedSize() -> Int {
         var size = unknownFields.count
         if self.knownVersion != 0 { size &+= WireSize.field(ProtoUInt64.self, self.knownVersion, tagSize: 1) }
+        if self.minVersion != 0 { size &+= WireSize.field(ProtoUInt64.self, self.minVersion, tagSize: 1) }
         return size
     }
 
     public func encode(to writer: inout WireWriter) {
         if self.knownVersion != 0 { writer.writeField(ProtoUInt64.self, self.knownVersion, tag: 8) }
+        if self.minVersion != 0 { writer.writeField(ProtoUInt64.self, self.minVersion, tag: 16) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1081,6 +1498,7 @@ extension Pull {
             while let tag = try reader.nextTag() {
                 switch tag.rawValue {
                 case 8: self.knownVersion = try reader.read(ProtoUInt64.self)
+                case 16: self.minVersion = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -1175,6 +1593,7 @@ extension Push {
         if self.sampleCount != 0 { size &+= WireSize.field(ProtoUInt32.self, self.sampleCount, tagSize: 1) }
         size &+= WireSize.packed(ProtoFloat.self, self.values, tagSize: 1)
         if !self.encodedValues.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.encodedValues, tagSize: 1) }
+        if self.staged { size &+= WireSize.field(ProtoBool.self, self.staged, tagSize: 1) }
         return size
     }
 
@@ -1186,6 +1605,7 @@ extension Push {
         if self.sampleCount != 0 { writer.writeField(ProtoUInt32.self, self.sampleCount, tag: 40) }
         writer.writePacked(ProtoFloat.self, self.values, tag: 50)
         if !self.encodedValues.isEmpty { writer.writeField(ProtoBytes.self, self.encodedValues, tag: 58) }
+        if self.staged { writer.writeField(ProtoBool.self, self.staged, tag: 64) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1201,6 +1621,7 @@ extension Push {
                 case 50: try reader.readPacked(ProtoFloat.self, appendingTo: &self.values)
                 case 53: self.values.append(try reader.read(ProtoFloat.self))
                 case 58: self.encodedValues = try reader.read(ProtoBytes.self)
+                case 64: self.staged = try reader.read(ProtoBool.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -1369,6 +1790,349 @@ extension ErrorReport {
             }
         } catch {
             throw error.inMessage("downpour.ErrorReport")
+        }
+    }
+}
+
+extension ShardHello {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.protocolVersion != 0 { size &+= WireSize.field(ProtoUInt32.self, self.protocolVersion, tagSize: 1) }
+        if !self.shardName.isEmpty { size &+= WireSize.field(ProtoString.self, self.shardName, tagSize: 1) }
+        if !self.host.isEmpty { size &+= WireSize.field(ProtoString.self, self.host, tagSize: 1) }
+        if self.port != 0 { size &+= WireSize.field(ProtoUInt32.self, self.port, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.protocolVersion != 0 { writer.writeField(ProtoUInt32.self, self.protocolVersion, tag: 8) }
+        if !self.shardName.isEmpty { writer.writeField(ProtoString.self, self.shardName, tag: 18) }
+        if !self.host.isEmpty { writer.writeField(ProtoString.self, self.host, tag: 26) }
+        if self.port != 0 { writer.writeField(ProtoUInt32.self, self.port, tag: 32) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.protocolVersion = try reader.read(ProtoUInt32.self)
+                case 18: self.shardName = try reader.read(ProtoString.self)
+                case 26: self.host = try reader.read(ProtoString.self)
+                case 32: self.port = try reader.read(ProtoUInt32.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.ShardHello")
+        }
+    }
+}
+
+extension ShardAssignment {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if !self.sessionID.isEmpty { size &+= WireSize.field(ProtoString.self, self.sessionID, tagSize: 1) }
+        if self.index != 0 { size &+= WireSize.field(ProtoUInt32.self, self.index, tagSize: 1) }
+        if self.shardCount != 0 { size &+= WireSize.field(ProtoUInt32.self, self.shardCount, tagSize: 1) }
+        if self.offset != 0 { size &+= WireSize.field(ProtoUInt64.self, self.offset, tagSize: 1) }
+        if self.count != 0 { size &+= WireSize.field(ProtoUInt64.self, self.count, tagSize: 1) }
+        if let value = self.model { size &+= WireSize.field(ProtoMessage<ModelSpec>.self, value, tagSize: 1) }
+        if !self.sessionSettings.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.sessionSettings, tagSize: 1) }
+        if self.version != 0 { size &+= WireSize.field(ProtoUInt64.self, self.version, tagSize: 1) }
+        if !self.modelState.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.modelState, tagSize: 1) }
+        if !self.ticketKey.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.ticketKey, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if !self.sessionID.isEmpty { writer.writeField(ProtoString.self, self.sessionID, tag: 10) }
+        if self.index != 0 { writer.writeField(ProtoUInt32.self, self.index, tag: 16) }
+        if self.shardCount != 0 { writer.writeField(ProtoUInt32.self, self.shardCount, tag: 24) }
+        if self.offset != 0 { writer.writeField(ProtoUInt64.self, self.offset, tag: 32) }
+        if self.count != 0 { writer.writeField(ProtoUInt64.self, self.count, tag: 40) }
+        if let value = self.model { writer.writeField(ProtoMessage<ModelSpec>.self, value, tag: 50) }
+        if !self.sessionSettings.isEmpty { writer.writeField(ProtoBytes.self, self.sessionSettings, tag: 58) }
+        if self.version != 0 { writer.writeField(ProtoUInt64.self, self.version, tag: 64) }
+        if !self.modelState.isEmpty { writer.writeField(ProtoBytes.self, self.modelState, tag: 74) }
+        if !self.ticketKey.isEmpty { writer.writeField(ProtoBytes.self, self.ticketKey, tag: 82) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 10: self.sessionID = try reader.read(ProtoString.self)
+                case 16: self.index = try reader.read(ProtoUInt32.self)
+                case 24: self.shardCount = try reader.read(ProtoUInt32.self)
+                case 32: self.offset = try reader.read(ProtoUInt64.self)
+                case 40: self.count = try reader.read(ProtoUInt64.self)
+                case 50: try reader.mergeMessage(into: &self.model)
+                case 58: self.sessionSettings = try reader.read(ProtoBytes.self)
+                case 64: self.version = try reader.read(ProtoUInt64.self)
+                case 74: self.modelState = try reader.read(ProtoBytes.self)
+                case 82: self.ticketKey = try reader.read(ProtoBytes.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.ShardAssignment")
+        }
+    }
+}
+
+extension ShardJoin {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.protocolVersion != 0 { size &+= WireSize.field(ProtoUInt32.self, self.protocolVersion, tagSize: 1) }
+        if !self.sessionID.isEmpty { size &+= WireSize.field(ProtoString.self, self.sessionID, tagSize: 1) }
+        if self.workerID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.workerID, tagSize: 1) }
+        if !self.ticket.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.ticket, tagSize: 1) }
+        if !self.workerName.isEmpty { size &+= WireSize.field(ProtoString.self, self.workerName, tagSize: 1) }
+        if let value = self.pushEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 1) }
+        if let value = self.pullEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 1) }
+        if let value = self.deltaEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.protocolVersion != 0 { writer.writeField(ProtoUInt32.self, self.protocolVersion, tag: 8) }
+        if !self.sessionID.isEmpty { writer.writeField(ProtoString.self, self.sessionID, tag: 18) }
+        if self.workerID != 0 { writer.writeField(ProtoUInt64.self, self.workerID, tag: 24) }
+        if !self.ticket.isEmpty { writer.writeField(ProtoBytes.self, self.ticket, tag: 34) }
+        if !self.workerName.isEmpty { writer.writeField(ProtoString.self, self.workerName, tag: 42) }
+        if let value = self.pushEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 50) }
+        if let value = self.pullEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 58) }
+        if let value = self.deltaEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 66) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.protocolVersion = try reader.read(ProtoUInt32.self)
+                case 18: self.sessionID = try reader.read(ProtoString.self)
+                case 24: self.workerID = try reader.read(ProtoUInt64.self)
+                case 34: self.ticket = try reader.read(ProtoBytes.self)
+                case 42: self.workerName = try reader.read(ProtoString.self)
+                case 50: try reader.mergeMessage(into: &self.pushEncoding)
+                case 58: try reader.mergeMessage(into: &self.pullEncoding)
+                case 66: try reader.mergeMessage(into: &self.deltaEncoding)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.ShardJoin")
+        }
+    }
+}
+
+extension SliceReceived {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.unitID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.unitID, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.unitID != 0 { writer.writeField(ProtoUInt64.self, self.unitID, tag: 8) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.unitID = try reader.read(ProtoUInt64.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.SliceReceived")
+        }
+    }
+}
+
+extension ShardApply {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.version != 0 { size &+= WireSize.field(ProtoUInt64.self, self.version, tagSize: 1) }
+        if self.kind.rawValue != 0 { size &+= WireSize.field(ProtoEnum<UpdateKind>.self, self.kind, tagSize: 1) }
+        if self.scale.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.scale, tagSize: 1) }
+        if self.arrivalsPerStep != 0 { size &+= WireSize.field(ProtoUInt32.self, self.arrivalsPerStep, tagSize: 1) }
+        size &+= WireSize.repeated(ProtoMessage<StagedSlice>.self, self.slices, tagSize: 1)
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.version != 0 { writer.writeField(ProtoUInt64.self, self.version, tag: 8) }
+        if self.kind.rawValue != 0 { writer.writeField(ProtoEnum<UpdateKind>.self, self.kind, tag: 16) }
+        if self.scale.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.scale, tag: 29) }
+        if self.arrivalsPerStep != 0 { writer.writeField(ProtoUInt32.self, self.arrivalsPerStep, tag: 32) }
+        writer.writeRepeated(ProtoMessage<StagedSlice>.self, self.slices, tag: 42)
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.version = try reader.read(ProtoUInt64.self)
+                case 16: self.kind = try reader.read(ProtoEnum<UpdateKind>.self)
+                case 29: self.scale = try reader.read(ProtoFloat.self)
+                case 32: self.arrivalsPerStep = try reader.read(ProtoUInt32.self)
+                case 42: self.slices.append(try reader.read(ProtoMessage<StagedSlice>.self))
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.ShardApply")
+        }
+    }
+}
+
+extension StagedSlice {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.unitID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.unitID, tagSize: 1) }
+        if self.workerID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.workerID, tagSize: 1) }
+        if self.sampleCount != 0 { size &+= WireSize.field(ProtoUInt32.self, self.sampleCount, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.unitID != 0 { writer.writeField(ProtoUInt64.self, self.unitID, tag: 8) }
+        if self.workerID != 0 { writer.writeField(ProtoUInt64.self, self.workerID, tag: 16) }
+        if self.sampleCount != 0 { writer.writeField(ProtoUInt32.self, self.sampleCount, tag: 24) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.unitID = try reader.read(ProtoUInt64.self)
+                case 16: self.workerID = try reader.read(ProtoUInt64.self)
+                case 24: self.sampleCount = try reader.read(ProtoUInt32.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.StagedSlice")
+        }
+    }
+}
+
+extension ShardDiscard {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.workerID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.workerID, tagSize: 1) }
+        size &+= WireSize.packed(ProtoUInt64.self, self.unitIds, tagSize: 1)
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.workerID != 0 { writer.writeField(ProtoUInt64.self, self.workerID, tag: 8) }
+        writer.writePacked(ProtoUInt64.self, self.unitIds, tag: 18)
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.workerID = try reader.read(ProtoUInt64.self)
+                case 18: try reader.readPacked(ProtoUInt64.self, appendingTo: &self.unitIds)
+                case 16: self.unitIds.append(try reader.read(ProtoUInt64.self))
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.ShardDiscard")
+        }
+    }
+}
+
+extension ShardStateRequest {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.requestID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.requestID, tagSize: 1) }
+        if self.modelState { size &+= WireSize.field(ProtoBool.self, self.modelState, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.requestID != 0 { writer.writeField(ProtoUInt64.self, self.requestID, tag: 8) }
+        if self.modelState { writer.writeField(ProtoBool.self, self.modelState, tag: 16) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.requestID = try reader.read(ProtoUInt64.self)
+                case 16: self.modelState = try reader.read(ProtoBool.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.ShardStateRequest")
+        }
+    }
+}
+
+extension ShardState {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.requestID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.requestID, tagSize: 1) }
+        if self.version != 0 { size &+= WireSize.field(ProtoUInt64.self, self.version, tagSize: 1) }
+        if !self.modelState.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.modelState, tagSize: 1) }
+        if self.updates != 0 { size &+= WireSize.field(ProtoUInt64.self, self.updates, tagSize: 1) }
+        if self.bytesIn != 0 { size &+= WireSize.field(ProtoUInt64.self, self.bytesIn, tagSize: 1) }
+        if self.bytesOut != 0 { size &+= WireSize.field(ProtoUInt64.self, self.bytesOut, tagSize: 1) }
+        if self.refused != 0 { size &+= WireSize.field(ProtoUInt64.self, self.refused, tagSize: 1) }
+        if self.stalenessMean.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.stalenessMean, tagSize: 1) }
+        if self.stalenessMax != 0 { size &+= WireSize.field(ProtoUInt64.self, self.stalenessMax, tagSize: 1) }
+        if self.workers != 0 { size &+= WireSize.field(ProtoUInt32.self, self.workers, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.requestID != 0 { writer.writeField(ProtoUInt64.self, self.requestID, tag: 8) }
+        if self.version != 0 { writer.writeField(ProtoUInt64.self, self.version, tag: 16) }
+        if !self.modelState.isEmpty { writer.writeField(ProtoBytes.self, self.modelState, tag: 26) }
+        if self.updates != 0 { writer.writeField(ProtoUInt64.self, self.updates, tag: 32) }
+        if self.bytesIn != 0 { writer.writeField(ProtoUInt64.self, self.bytesIn, tag: 40) }
+        if self.bytesOut != 0 { writer.writeField(ProtoUInt64.self, self.bytesOut, tag: 48) }
+        if self.refused != 0 { writer.writeField(ProtoUInt64.self, self.refused, tag: 56) }
+        if self.stalenessMean.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.stalenessMean, tag: 65) }
+        if self.stalenessMax != 0 { writer.writeField(ProtoUInt64.self, self.stalenessMax, tag: 72) }
+        if self.workers != 0 { writer.writeField(ProtoUInt32.self, self.workers, tag: 80) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.requestID = try reader.read(ProtoUInt64.self)
+                case 16: self.version = try reader.read(ProtoUInt64.self)
+                case 26: self.modelState = try reader.read(ProtoBytes.self)
+                case 32: self.updates = try reader.read(ProtoUInt64.self)
+                case 40: self.bytesIn = try reader.read(ProtoUInt64.self)
+                case 48: self.bytesOut = try reader.read(ProtoUInt64.self)
+                case 56: self.refused = try reader.read(ProtoUInt64.self)
+                case 65: self.stalenessMean = try reader.read(ProtoDouble.self)
+                case 72: self.stalenessMax = try reader.read(ProtoUInt64.self)
+                case 80: self.workers = try reader.read(ProtoUInt32.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.ShardState")
         }
     }
 }

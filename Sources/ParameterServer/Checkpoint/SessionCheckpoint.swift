@@ -90,18 +90,7 @@ public struct SessionCheckpoint: Sendable {
         var message = Checkpoint()
         message.settings = recipe.wire
         message.version = version
-        var state = ModelState()
-        state.parameters = model.parameters
-        state.scheduleStep = UInt64(model.scheduleStep)
-        state.optimizerKind = model.optimizer.kind
-        state.optimizerBuffers = model.optimizer.buffers.keys.sorted().map { name in
-            var buffer = NamedBuffer()
-            buffer.name = name
-            buffer.values = model.optimizer.buffers[name]!
-            return buffer
-        }
-        state.optimizerStepCount = UInt64(model.optimizer.stepCount)
-        message.model = state
+        message.model = model.wire
         var ledgerState = LedgerState()
         ledgerState.finishedEpochs = UInt32(ledger.finishedEpochs)
         ledgerState.openedEpoch = Int32(ledger.openedEpoch)
@@ -176,21 +165,12 @@ public struct SessionCheckpoint: Sendable {
         // Whether the count fits the model is for the model to say when it restores the state (only the
         // model's family can build it); here every buffer must at least agree with the parameters.
         let expected = state.parameters.count
-        guard expected > 0 else { throw .invalidContents("no parameters") }
-        guard state.parameters.allSatisfy(\.isFinite) else { throw .invalidContents("parameters that are not finite") }
-        var buffers: [String: [Float]] = [:]
-        for buffer in state.optimizerBuffers {
-            guard buffers[buffer.name] == nil else { throw .invalidContents("optimiser buffer \(buffer.name) twice") }
-            guard buffer.values.count == expected else {
-                throw .invalidContents("optimiser buffer \(buffer.name) has \(buffer.values.count) values, expected \(expected)")
-            }
-            buffers[buffer.name] = buffer.values
-        }
         version = message.version
-        model = ModelTrainingState(
-            parameters: state.parameters,
-            optimizer: OptimizerState(kind: state.optimizerKind, buffers: buffers, stepCount: Int(clamping: state.optimizerStepCount)),
-            scheduleStep: Int(clamping: state.scheduleStep))
+        do {
+            model = try ModelTrainingState(wire: state)
+        } catch {
+            throw .invalidContents(error.description)
+        }
         ledger = WorkUnitLedger.Progress(
             finishedEpochs: Int(ledgerState.finishedEpochs), openedEpoch: Int(ledgerState.openedEpoch),
             doneUnits: ledgerState.doneUnits, completedCount: Int(clamping: ledgerState.completed),

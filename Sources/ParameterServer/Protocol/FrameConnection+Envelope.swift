@@ -43,6 +43,14 @@ extension Envelope {
         case .error?: "ErrorReport"
         case .challenge?: "Challenge"
         case .challengeResponse?: "ChallengeResponse"
+        case .shardHello?: "ShardHello"
+        case .shardAssignment?: "ShardAssignment"
+        case .shardApply?: "ShardApply"
+        case .shardDiscard?: "ShardDiscard"
+        case .shardStateRequest?: "ShardStateRequest"
+        case .shardState?: "ShardState"
+        case .shardJoin?: "ShardJoin"
+        case .sliceReceived?: "SliceReceived"
         case nil: "an empty envelope"
         }
     }

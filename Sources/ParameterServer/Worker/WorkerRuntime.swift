@@ -374,7 +374,8 @@ public final class WorkerRuntime: @unchecked Sendable {
             answer(challenge, in: session)
         case .heartbeat?:
             break
-        case .hello?, .pull?, .push?, .leave?, .challengeResponse?, nil:
+        case .hello?, .pull?, .push?, .leave?, .challengeResponse?, .shardHello?, .shardAssignment?, .shardApply?, .shardDiscard?,
+             .shardStateRequest?, .shardState?, .shardJoin?, .sliceReceived?, nil:
             fail(session, .malformed, "the server sent \(envelope.bodyName), which only a worker sends")
         }
     }
