@@ -18,12 +18,29 @@ public struct ModelUpdate: Sendable {
     /// Workers whose updates arrive one by one now: what an outer optimiser averages deltas over
     /// (the active workers in async and ssp; 1 for a sync round, already averaged).
     public var arrivalsPerStep = 1
+    /// The pushes the update is made of, by unit and worker: one in async and ssp modes, a round's in
+    /// sync mode. In a sharded session `values` is empty and the shards apply these pushes' slices.
+    public var sources: [Source] = []
 
-    public init(values: [Float], kind: Kind, scale: Float = 1, sampleCount: Int, arrivalsPerStep: Int = 1) {
+    /// One push taken into an update.
+    public struct Source: Sendable, Equatable {
+        public var unitID: UInt64
+        public var worker: WorkerID
+        public var sampleCount: Int
+
+        public init(unitID: UInt64, worker: WorkerID, sampleCount: Int) {
+            self.unitID = unitID
+            self.worker = worker
+            self.sampleCount = sampleCount
+        }
+    }
+
+    public init(values: [Float], kind: Kind, scale: Float = 1, sampleCount: Int, arrivalsPerStep: Int = 1, sources: [Source] = []) {
         self.values = values
         self.kind = kind
         self.scale = scale
         self.sampleCount = sampleCount
         self.arrivalsPerStep = arrivalsPerStep
+        self.sources = sources
     }
 }
