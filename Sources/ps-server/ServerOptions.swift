@@ -186,6 +186,12 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "Do not hand idle workers backup copies of the slowest outstanding units at the session's tail.")
     var noBackups = false
 
+    @Option(help: "Hold the parameters in this many ps-shard processes (ps-shard HOST [PORT]), each a contiguous range, instead of in the server: the server waits for them, keeps the session (units, leases, evaluation, checkpoints) and workers exchange slices with every shard. 0: the server holds every parameter.")
+    var shards = 0
+
+    @Option(help: "Seconds between snapshots of a sharded session's ranges; when a shard is lost the session goes back to the last one (work lost is at most this).")
+    var snapshotEvery: Double = 30
+
     /// The settings these flags give.
     func settings() throws -> ServerSettings {
         var settings = ServerSettings()
@@ -213,6 +219,7 @@ struct ServerOptions: ParsableArguments {
         (settings.handshakeTimeout, settings.heartbeatTimeout, settings.heartbeatInterval) =
             (handshakeTimeout, heartbeatTimeout, heartbeatInterval)
         (settings.leaseFloor, settings.backups) = (leaseFloor, !noBackups)
+        (settings.shards, settings.snapshotInterval) = (shards, snapshotEvery)
         return settings
     }
 }

@@ -14,6 +14,12 @@ extension ServerConfiguration {
         host = settings.host
         port = settings.port
         recipe.apply(to: &self)
+        self.recipe = recipe
+        shards = settings.shards
+        snapshotInterval = .milliseconds(Int(settings.snapshotInterval * 1000))
+        guard shards <= parameterCount else {
+            throw SettingsError("--shards \(settings.shards): the model has only \(parameterCount) parameters")
+        }
         let parameterBytes = parameterCount * 4
         // A frame must hold the whole model, and a queue a few of them, or ordinary pulls would trip it.
         maxFrameBytes = max(settings.maxFrameBytes, parameterBytes + 4096)

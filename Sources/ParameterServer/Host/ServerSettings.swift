@@ -102,6 +102,12 @@ public struct ServerSettings: Sendable {
     /// copies at the session's tail (`--no-backups` turns that off).
     public var leaseFloor: Double = 5
     public var backups = true
+    // Shards
+    /// Parameters held by this many `ps-shard` processes (`--shards`); 0: by the server itself.
+    public var shards = 0
+    /// Seconds between snapshots of a sharded session, what it goes back to when a shard is lost
+    /// (`--snapshot-every`).
+    public var snapshotInterval: Double = 30
 
     public init() {}
 

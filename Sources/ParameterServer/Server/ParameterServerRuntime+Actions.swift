@@ -18,6 +18,9 @@ extension ParameterServerRuntime {
                 unit.minVersion = minVersion
                 if configuration.localSteps > 1 { unit.localLearningRate = localLearningRate }
                 send(Envelope(body: .workUnit(unit)), to: peer) // counts bytes out for metrics
+            case .apply(let update, let version) where configuration.shards > 0:
+                applyAtShards(update, version: version)
+                if let every = configuration.evaluateEvery, version % every == 0 { evaluatePeriodically(version: version) }
             case .apply(let update, let version):
                 model.apply(update)
                 if let every = configuration.evaluateEvery, version % every == 0 { evaluatePeriodically(version: version) }
@@ -48,8 +51,11 @@ extension ParameterServerRuntime {
                 finishing = true
             case .memberJoined(_, let name):
                 history.membership.append(.init(seconds: sinceStart, worker: name, joined: true, reason: ""))
-            case .memberLeft(_, let name, let reason):
+            case .memberLeft(let worker, let name, let reason):
                 history.membership.append(.init(seconds: sinceStart, worker: name, joined: false, reason: reason))
+                // Its slices still waiting at the shards will never be applied: every decision about its
+                // pushes was sent before this.
+                if configuration.shards > 0 { discardAtShards(worker: worker, units: []) }
             case .log(let text):
                 reporter.line(text)
             }
@@ -73,27 +79,28 @@ extension ParameterServerRuntime {
             activeWorkers: coordinator.activeWorkers.count,
             stalenessMean: staleness.mean, stalenessMax: staleness.maximum, trainLoss: trainLoss,
             testLoss: 0, testAccuracy: 0, elapsedSeconds: trainingSeconds)
-        let parameters = model.parameters
         let model = self.model
         let loop = self.loop
         // The report places the epoch when it ended, not when its evaluation finished.
         let (endedAt, updatesAtEnd, trainedAtEnd) = (sinceStart, statistics.updatesApplied, trainingSeconds)
         let bytesAtEnd = history.sessionWireBytes(wireBytesIn &+ wireBytesOut)
         evaluationsInFlight += 1
-        evaluation.submit { [self] in
-            let result = model.evaluate(parameters: parameters)
-            loop.execute { [self] in
-                var line = line
-                line.testLoss = result.loss
-                line.testAccuracy = result.accuracy
-                self.lastEvaluation = result
-                self.reached(result.accuracy, trainedFor: trainedAtEnd)
-                self.history.epochs.append(.init(
-                    epoch: line.epoch, seconds: endedAt, updates: updatesAtEnd, testAccuracy: result.accuracy,
-                    testLoss: result.loss, trainLoss: line.trainLoss, wireBytes: bytesAtEnd))
-                self.evaluationsInFlight -= 1
-                self.reporter.line(line.text)
-                if self.finishing { self.endSession() }
+        withCurrentParameters(abandoned: { [self] in evaluationsInFlight -= 1 }) { [self] parameters in
+            evaluation.submit { [self] in
+                let result = model.evaluate(parameters: parameters)
+                loop.execute { [self] in
+                    var line = line
+                    line.testLoss = result.loss
+                    line.testAccuracy = result.accuracy
+                    self.lastEvaluation = result
+                    self.reached(result.accuracy, trainedFor: trainedAtEnd)
+                    self.history.epochs.append(.init(
+                        epoch: line.epoch, seconds: endedAt, updates: updatesAtEnd, testAccuracy: result.accuracy,
+                        testLoss: result.loss, trainLoss: line.trainLoss, wireBytes: bytesAtEnd))
+                    self.evaluationsInFlight -= 1
+                    self.reporter.line(line.text)
+                    if self.finishing { self.endSession() }
+                }
             }
         }
     }
@@ -103,22 +110,27 @@ extension ParameterServerRuntime {
     private func evaluatePeriodically(version: UInt64) {
         guard !periodicEvaluationRunning, !finishing, !finished else { return }
         periodicEvaluationRunning = true
-        let (parameters, model, loop) = (model.parameters, self.model, self.loop)
+        let (model, loop) = (self.model, self.loop)
         let (trained, epochs) = (trainingSeconds, Double(coordinator.ledger.completedCount) / Double(max(1, coordinator.ledger.unitsPerEpoch)))
         let (takenAt, updates, bytes) = (sinceStart, coordinator.statistics.updatesApplied, history.sessionWireBytes(wireBytesIn &+ wireBytesOut))
         evaluationsInFlight += 1
-        evaluation.submit { [self] in
-            let result = model.evaluate(parameters: parameters)
-            loop.execute { [self] in
-                self.evaluationsInFlight -= 1
-                self.periodicEvaluationRunning = false
-                self.reached(result.accuracy, trainedFor: trained)
-                self.history.evaluations.append(.init(
-                    seconds: takenAt, updates: updates, wireBytes: bytes, testAccuracy: result.accuracy, testLoss: result.loss))
-                self.reporter.line("evaluation at update \(version) (epoch \(SummaryLine.format(epochs, digits: 2))): "
-                    + "test_loss \(SummaryLine.format(result.loss, digits: 4))  test_acc \(SummaryLine.format(result.accuracy * 100, digits: 2))%  "
-                    + "elapsed \(SummaryLine.format(trained, digits: 1))s")
-                if self.finishing { self.endSession() }
+        withCurrentParameters(abandoned: { [self] in
+            evaluationsInFlight -= 1
+            periodicEvaluationRunning = false
+        }) { [self] parameters in
+            evaluation.submit { [self] in
+                let result = model.evaluate(parameters: parameters)
+                loop.execute { [self] in
+                    self.evaluationsInFlight -= 1
+                    self.periodicEvaluationRunning = false
+                    self.reached(result.accuracy, trainedFor: trained)
+                    self.history.evaluations.append(.init(
+                        seconds: takenAt, updates: updates, wireBytes: bytes, testAccuracy: result.accuracy, testLoss: result.loss))
+                    self.reporter.line("evaluation at update \(version) (epoch \(SummaryLine.format(epochs, digits: 2))): "
+                        + "test_loss \(SummaryLine.format(result.loss, digits: 4))  test_acc \(SummaryLine.format(result.accuracy * 100, digits: 2))%  "
+                        + "elapsed \(SummaryLine.format(trained, digits: 1))s")
+                    if self.finishing { self.endSession() }
+                }
             }
         }
     }
@@ -143,7 +155,8 @@ extension ParameterServerRuntime {
         end.updates = statistics.updatesApplied
         end.finalVersion = coordinator.version
         for peer in peers.values {
-            if peer.state == .joined { send(Envelope(body: .sessionEnd(end)), to: peer) } // counts bytes out for metrics
+            // Shards too: they close their workers' connections and wait for the next session.
+            if peer.state == .joined || peer.state == .shard { send(Envelope(body: .sessionEnd(end)), to: peer) } // counts bytes out for metrics
             peer.state = .gone
             // A half-close, not a close: the server goes on reading (and ignoring) what the worker sent
             // before it saw the end, until the worker closes too. Closing with its heartbeat or pull
@@ -218,6 +231,18 @@ extension ParameterServerRuntime {
         summary.add("joins", statistics.joins)
         summary.add("leaves", statistics.leaves)
         summary.add("final_version", coordinator.version)
+        if configuration.shards > 0 {
+            // The shards' own traffic, as their last ShardState counted it (the final evaluation's).
+            let totals = shards.totals
+            summary.add("shards", configuration.shards)
+            summary.add("shard_bytes_in", totals.bytesIn)
+            summary.add("shard_bytes_out", totals.bytesOut)
+            summary.add("shard_bytes_per_sample", Double(totals.bytesIn &+ totals.bytesOut) / Double(max(samplesHere, 1)), digits: 0)
+            summary.add("shard_staleness_mean", totals.stalenessMean, digits: 3)
+            summary.add("shard_staleness_max", totals.stalenessMax)
+            summary.add("shard_refused", totals.refused)
+            summary.add("rollbacks", shards.rollbacks)
+        }
         history.summary = SummaryLine.parse(summary.description[...])
         return SessionResult(summary: summary, testAccuracy: result.accuracy, testLoss: result.loss, statistics: statistics)
     }
@@ -265,6 +290,7 @@ extension SessionCoordinator.Refusal.Reason {
         case .wrongDimensions: .wrongDimensions
         case .notFinite: .notFinite
         case .badEncoding: .badEncoding
+        case .wrongShard: .wrongShard
         }
     }
 }

@@ -13,9 +13,27 @@ extension ParameterServerRuntime {
         send(Envelope(body: .challenge(Challenge(serverNonce: peer.serverNonce))), to: peer) // counts bytes out for metrics
     }
 
-    /// Checks a peer's answer to its challenge; admits it, or refuses it and closes.
+    /// Asks a shard whose ShardHello was accepted to prove it holds the token, as a worker does, with
+    /// its shard name in place of the worker name.
+    func challenge(_ peer: Peer, _ hello: ShardHello) {
+        peer.shardHello = hello
+        peer.serverNonce = HandshakeAuthentication.makeNonce()
+        peer.state = .authenticating
+        send(Envelope(body: .challenge(Challenge(serverNonce: peer.serverNonce))), to: peer) // counts bytes out for metrics
+    }
+
+    /// Checks a peer's answer to its challenge; admits it (a worker) or enrols it (a shard), or refuses
+    /// it and closes.
     func authenticate(_ peer: Peer, _ response: ChallengeResponse) {
-        guard let token = configuration.token, let hello = peer.hello else { return }
+        guard let token = configuration.token else { return }
+        let name: String
+        if let hello = peer.hello {
+            name = hello.workerName
+        } else if let hello = peer.shardHello {
+            name = hello.shardName
+        } else {
+            return
+        }
         guard response.clientNonce.count == HandshakeAuthentication.nonceLength else {
             refuseAuthentication(
                 peer, reason: "client_nonce has \(response.clientNonce.count) bytes, not \(HandshakeAuthentication.nonceLength)",
@@ -24,7 +42,7 @@ extension ParameterServerRuntime {
         }
         guard HandshakeAuthentication.isValidWorkerResponse(
             response.mac, token: token, serverNonce: peer.serverNonce, clientNonce: response.clientNonce,
-            workerName: hello.workerName, channelBinding: peer.connection.channelBinding)
+            workerName: name, channelBinding: peer.connection.channelBinding)
         else {
             // Over TLS a right token with a MAC for another channel (a relayed handshake) fails here too.
             let reason = peer.connection.isEncrypted ? "wrong token, or a MAC not bound to this TLS connection" : "wrong token"
@@ -32,8 +50,13 @@ extension ParameterServerRuntime {
             return
         }
         peer.clientNonce = response.clientNonce
-        peer.hello = nil
-        admit(peer, hello)
+        if let hello = peer.hello {
+            peer.hello = nil
+            admit(peer, hello)
+        } else if let hello = peer.shardHello {
+            peer.shardHello = nil
+            enrollShard(peer, hello)
+        }
     }
 
     /// The proof for the peer's Welcome: empty without a token (the unauthenticated handshake).
@@ -51,6 +74,7 @@ extension ParameterServerRuntime {
         reporter.line("refused \(peer.connection.remoteAddress): authentication failed (\(reason)); it called itself \"\(peer.name)\"")
         peer.state = .gone
         peer.hello = nil
+        peer.shardHello = nil
         if let answer {
             peer.connection.sendError(.unauthenticated, answer, fatal: true)
         } else {

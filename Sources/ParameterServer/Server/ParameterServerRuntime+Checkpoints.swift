@@ -32,22 +32,13 @@ extension ParameterServerRuntime {
             throw .invalidContents(error.description)
         }
         self.init(configuration: configuration, model: model, loop: loop, reporter: reporter, permutation: permutation)
-        coordinator = SessionCoordinator(
-            policy: configuration.policy, ledger: ledger, parameterCount: model.parameterCount,
-            version: checkpoint.version, statistics: checkpoint.statistics)
+        carryOn(from: checkpoint, ledger: ledger)
         resumes = checkpoint.resumes + 1
         resumedSessionSeconds = checkpoint.sessionSeconds
-        resumedTrainingSeconds = checkpoint.trainingSeconds
-        lastEpochUpdates = checkpoint.statistics.updatesApplied
-        lastEpochSamples = checkpoint.statistics.samplesTrained
         resumedSamples = checkpoint.statistics.samplesTrained
-        updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
-        history.epochs = checkpoint.epochs
         history.throughput = checkpoint.throughput
         history.membership = checkpoint.membership
-        history.evaluations = checkpoint.evaluations
         history.membership.append(.init(seconds: sinceStart, worker: "ps-server", joined: true, reason: "resumed from its checkpoint"))
-        lastEvaluation = checkpoint.epochs.last.map { (loss: $0.testLoss, accuracy: $0.testAccuracy) }
         // Workers that take deltas go on from the weights the last ones held, as they would have.
         if let point = checkpoint.pulledWeights, let delta = configuration.deltaEncoding, point.values.count == model.parameterCount {
             weightsChain = WeightsChain(count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: delta,
@@ -55,11 +46,52 @@ extension ParameterServerRuntime {
         }
     }
 
+    /// Takes the session's progress from `checkpoint`: the coordinator (units done, version, figures),
+    /// the training time and the evaluations, with `ledger` already restored from it. Training waits
+    /// for `workersToStart` workers again.
+    func carryOn(from checkpoint: SessionCheckpoint, ledger: WorkUnitLedger) {
+        coordinator = SessionCoordinator(
+            policy: configuration.policy, ledger: ledger, parameterCount: model.parameterCount,
+            version: checkpoint.version, statistics: checkpoint.statistics)
+        coordinator.parametersAtShards = configuration.shards > 0
+        resumedTrainingSeconds = checkpoint.trainingSeconds
+        lastEpochUpdates = checkpoint.statistics.updatesApplied
+        lastEpochSamples = checkpoint.statistics.samplesTrained
+        updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
+        history.epochs = checkpoint.epochs
+        history.evaluations = checkpoint.evaluations
+        lastEvaluation = checkpoint.epochs.last.map { (loss: $0.testLoss, accuracy: $0.testAccuracy) }
+    }
+
+    /// Goes back to `checkpoint` within this process (a sharded session that lost a shard): the
+    /// coordinator and figures as they were then, no worker in the session, training stopped until
+    /// enough workers join again.
+    func restoreSession(from checkpoint: SessionCheckpoint) {
+        var ledger = WorkUnitLedger(
+            sampleCount: configuration.trainSamples, samplesPerUnit: configuration.samplesPerUnit,
+            epochs: configuration.epochs, permutation: permutation)
+        // The checkpoint was taken from this very ledger, so it fits.
+        try? ledger.restore(checkpoint.ledger)
+        carryOn(from: checkpoint, ledger: ledger)
+        startedAt = nil
+        finishing = false
+        periodicEvaluationRunning = false
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        armedDeadline = nil
+    }
+
     /// The session's state now, as a checkpoint. Loop thread only: the model and the coordinator
     /// agree here, since every update the coordinator has counted has been applied.
     func makeCheckpoint(recipe: SessionRecipe) -> SessionCheckpoint {
+        makeCheckpoint(recipe: recipe, model: model.trainingState())
+    }
+
+    /// The session's state now with `model` as its model state (a sharded session's, gathered from
+    /// the shards at this version).
+    func makeCheckpoint(recipe: SessionRecipe, model: ModelTrainingState) -> SessionCheckpoint {
         SessionCheckpoint(
-            recipe: recipe, version: coordinator.version, model: model.trainingState(),
+            recipe: recipe, version: coordinator.version, model: model,
             ledger: coordinator.ledger.progress, statistics: coordinator.statistics, epochs: history.epochs,
             throughput: history.throughput, membership: history.membership, evaluations: history.evaluations,
             trainingSeconds: trainingSeconds,
@@ -82,8 +114,32 @@ extension ParameterServerRuntime {
     /// Takes a checkpoint on the loop thread and writes it on the checkpoint thread, so training does
     /// not wait for the disk. Writes happen one at a time, in order.
     func writeCheckpoint(_ schedule: CheckpointSchedule) {
-        let checkpoint = makeCheckpoint(recipe: schedule.recipe)
-        updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
+        guard configuration.shards > 0 else {
+            write(makeCheckpoint(recipe: schedule.recipe), schedule)
+            return
+        }
+        if finished {
+            // The shards have been told the session is over; the final evaluation gathered the last version.
+            guard let snapshot = shards.lastSnapshot, snapshot.version == coordinator.version else {
+                reporter.line("no checkpoint of the final version: the shards' last state is of version "
+                    + "\(shards.lastSnapshot.map { String($0.version) } ?? "none")")
+                return
+            }
+            write(makeCheckpoint(recipe: schedule.recipe, model: snapshot.model), schedule)
+            return
+        }
+        // Counted while the ranges are gathered too, so that no second checkpoint starts meanwhile.
+        checkpointsInFlight += 1
+        updatesAtLastCheckpoint = coordinator.statistics.updatesApplied
+        gatherShards(abandoned: { [self] in checkpointsInFlight -= 1 }) { [self] checkpoint in
+            checkpointsInFlight -= 1
+            write(checkpoint, schedule)
+        }
+    }
+
+    /// Writes `checkpoint` on the checkpoint thread.
+    private func write(_ checkpoint: SessionCheckpoint, _ schedule: CheckpointSchedule) {
+        updatesAtLastCheckpoint = max(updatesAtLastCheckpoint, checkpoint.statistics.updatesApplied)
         checkpointsInFlight += 1
         let writer = checkpointWriter ?? ComputeThread()
         checkpointWriter = writer
@@ -123,7 +179,9 @@ extension ParameterServerRuntime {
     @discardableResult
     public func checkpointNow() throws(CheckpointError) -> String? {
         guard let schedule = configuration.checkpoint, startedAt != nil else { return nil }
-        let checkpoint = makeCheckpoint(recipe: schedule.recipe)
+        // A sharded session's ranges cannot be gathered while the caller waits: its last snapshot is
+        // the newest state every range agrees on.
+        guard let checkpoint = configuration.shards == 0 ? makeCheckpoint(recipe: schedule.recipe) : shards.lastSnapshot else { return nil }
         try checkpoint.write(to: schedule.path)
         updatesAtLastCheckpoint = checkpoint.statistics.updatesApplied
         didWriteCheckpoint()

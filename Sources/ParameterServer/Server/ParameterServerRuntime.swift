@@ -33,6 +33,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             /// Sent a Challenge (the server has a token); only a ChallengeResponse is accepted now.
             case authenticating
             case joined
+            /// A `ps-shard` that said ShardHello (and, with a token, proved it): a spare, or holding a range.
+            case shard
             /// Removed from the session (left, refused or dropped); the socket may still be flushing.
             case gone
         }
@@ -62,11 +64,20 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         /// point the server last sent it, which the worker holds once it has read what was queued.
         var followsChain = false
         var chainVersion: UInt64?
+        /// A shard's ShardHello, kept while it authenticates; the range it holds once assigned; when
+        /// anything last arrived from it (shards are dropped after the heartbeat timeout).
+        var shardHello: ShardHello?
+        var shardIndex: Int?
+        /// Whether this connection was enrolled as a shard, and where workers reach it.
+        var isShard = false
+        var shardAddress: (host: String, port: Int)?
+        var lastHeard: ContinuousClock.Instant
 
         init(connection: FrameConnection, worker: WorkerID, connectedAt: ContinuousClock.Instant) {
             self.connection = connection
             self.worker = worker
             self.connectedAt = connectedAt
+            self.lastHeard = connectedAt
         }
 
         /// Connected and not yet admitted: saying Hello or authenticating.
@@ -80,6 +91,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     public let loop: EventLoop
     let model: ServerModel
     let reporter: ProgressReporter
+    /// Each epoch's order of the training samples, for a ledger made afresh (a sharded session's rollback).
+    let permutation: @Sendable (_ epoch: Int) -> [UInt32]
     var coordinator: SessionCoordinator
     var listener: FrameListener?
     var peers: [WorkerID: Peer] = [:]
@@ -118,6 +131,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var periodicEvaluationRunning = false
     var finishing = false
     var finished = false
+    /// The shards of a sharded session (`configuration.shards` > 0): see ParameterServerRuntime+Shards.swift.
+    lazy var shards = ShardRoster(configuration: configuration, parameterCount: model.parameterCount)
     /// Metrics hooks and the `/metrics` server, when `startMetrics` was called (see Metrics/).
     var metrics: SessionMetrics?
     var metricsServer: MetricsHTTPServer?
@@ -162,6 +177,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         self.model = model
         self.loop = loop
         self.reporter = reporter
+        self.permutation = permutation
         let ledger = WorkUnitLedger(
             sampleCount: configuration.trainSamples, samplesPerUnit: configuration.samplesPerUnit,
             epochs: configuration.epochs, permutation: permutation)
@@ -226,11 +242,17 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         var rules = "mode \(policy.mode.rawValue)"
         if policy.mode == .async { rules += ", staleness policy \(policy.stalenessPolicy.rawValue)" }
         if policy.mode == .ssp || policy.stalenessPolicy == .bound { rules += ", max staleness \(policy.maxStaleness)" }
+        if configuration.shards > 0 { rules += "; parameters on \(configuration.shards) shard(s)" }
         reporter.line("ps-server listening on \(listener!.localAddress); session \(configuration.sessionID); \(rules)")
         reporter.line("model \(model.configuration) with \(model.parameterCount) parameters; "
             + "\(configuration.epochs) epoch(s) of \(configuration.trainSamples) samples in units of "
             + "\(configuration.batchSize) x \(configuration.localSteps)")
-        reporter.line("waiting for \(policy.workersToStart) worker(s)")
+        if configuration.shards > 0 {
+            coordinator.parametersAtShards = true
+            reporter.line("waiting for \(configuration.shards) shard(s) (ps-shard HOST [PORT]) and \(policy.workersToStart) worker(s)")
+        } else {
+            reporter.line("waiting for \(policy.workersToStart) worker(s)")
+        }
     }
 
     // MARK: Connections
@@ -281,7 +303,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         peers[peer.worker] = nil
         peer.handshakeTimer?.cancel()
         peer.handshakeTimer = nil
-        if peer.state == .joined {
+        if peer.isShard {
+            peer.state = .gone
+            shardClosed(peer, reason: error.map { "connection lost (\($0))" } ?? "disconnected")
+        } else if peer.state == .joined {
             peer.state = .gone
             let reason = error.map { "connection lost (\($0))" } ?? "disconnected"
             run(coordinator.leave(peer.worker, reason: reason, now: clock.now))
@@ -302,12 +327,17 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             refuse(peer, .malformed, "frame of \(payload.count) bytes is not a valid Envelope: \(error)")
             return
         }
+        peer.lastHeard = clock.now
         if peer.state == .joined {
             coordinator.heard(from: peer.worker, now: clock.now)
         }
         switch (peer.state, envelope.body) {
         case (.handshaking, .hello(let hello)?):
             handshake(peer, hello)
+        case (.handshaking, .shardHello(let hello)?):
+            shardHandshake(peer, hello)
+        case (.shard, _):
+            receivedFromShard(envelope, from: peer)
         case (.handshaking, _):
             refuse(peer, .malformed, "expected Hello as the first message, got \(envelope.bodyName)")
         case (.authenticating, .challengeResponse(let response)?):
@@ -317,6 +347,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         case (.authenticating, _):
             refuseAuthentication(peer, reason: "expected ChallengeResponse, got \(envelope.bodyName)",
                                  answer: "authentication failed: expected ChallengeResponse, got \(envelope.bodyName)")
+        case (.joined, .pull?) where configuration.shards > 0:
+            refuse(peer, .wrongShard, "this session's parameters are at its shards (Welcome.shards): pull them there")
         case (.joined, .pull(let pull)?):
             sendWeights(to: peer, knownVersion: pull.knownVersion)
         case (.joined, .push(let push)?):
@@ -360,6 +392,18 @@ public final class ParameterServerRuntime: @unchecked Sendable {
             refuse(peer, .modelMismatch, "this session trains a \(family) model; "
                 + "the worker can build only \(architectures.joined(separator: ", "))")
             return
+        }
+        if configuration.shards > 0 {
+            guard hello.capabilities?.encodings.contains(ShardMap.capability) == true else {
+                refuse(peer, .unavailable, "this session's parameters are sharded over \(configuration.shards) ps-shard processes; "
+                    + "the worker must offer \"\(ShardMap.capability)\"")
+                return
+            }
+            // Welcomed once every shard holds its range: the Welcome names them.
+            guard shards.isReady else {
+                waitForShards(peer, hello)
+                return
+            }
         }
         guard coordinator.phase != .finished else {
             refuse(peer, .unavailable, "the session is over; connect to the next one")
@@ -406,6 +450,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         welcome.pushEncoding = peer.pushEncoding.wire
         welcome.pullEncoding = peer.pullEncoding.wire
         if peer.followsChain { welcome.deltaEncoding = configuration.deltaEncoding?.wire }
+        if configuration.shards > 0 {
+            welcome.shards = shards.endpoints
+            welcome.shardTicket = ShardTicket.make(key: shards.ticketKey, sessionID: configuration.sessionID, worker: peer.worker.rawValue)
+        }
         send(Envelope(body: .welcome(welcome)), to: peer) // counts bytes out for metrics
         run(coordinator.join(peer.worker, name: peer.name, capacity: capacity, now: clock.now))
     }
@@ -422,6 +470,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         var input = SessionCoordinator.PushInput(
             unitID: push.unitID, baseVersion: push.baseVersion, kind: kind, loss: push.loss,
             sampleCount: Int(push.sampleCount), values: push.values)
+        input.staged = push.staged
         if !push.encodedValues.isEmpty {
             input.values = []
             input.decodingError = decode(push, from: peer)
@@ -429,7 +478,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         }
         metrics?.didReceivePush(encoding: push.encodedValues.isEmpty ? "fp32" : peer.pushEncoding.name,
                                 bytes: push.encodedValues.isEmpty ? 4 * push.values.count : push.encodedValues.count)
-        run(coordinator.push(from: peer.worker, input, now: clock.now))
+        let actions = coordinator.push(from: peer.worker, input, now: clock.now)
+        if push.staged, configuration.shards > 0, Self.refuses(actions, unit: push.unitID, of: peer.worker) {
+            // Its slices wait at the shards: drop them there, before anything after this push is applied.
+            discardAtShards(worker: peer.worker, units: [push.unitID])
+        }
+        run(actions)
         checkpointIfDue()
     }
 
@@ -445,6 +499,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     }
 
     func sendWeights(to peer: Peer, knownVersion: UInt64? = nil) {
+        // A sharded session's weights come from the shards; its workers pull there.
+        guard configuration.shards == 0 else { return }
         if peer.followsChain {
             sendChainFrames(to: peer, knownVersion: knownVersion)
             return
@@ -499,6 +555,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// session's own deadlines have a timer of their own (`armDeadline`).
     private func tick() {
         checkpointIfDue()
+        if configuration.shards > 0 { tickShards() }
         if startedAt != nil, !finished {
             let statistics = coordinator.statistics
             history.throughput.append(.init(
@@ -540,7 +597,7 @@ extension ParameterServerRuntime {
         guard !finished else { return }
         heartbeatSequence += 1
         let heartbeat = Heartbeat(seq: heartbeatSequence, unixNanos: Int64(Date().timeIntervalSince1970 * 1e9))
-        for peer in peers.values where peer.state == .joined && peer.wantsHeartbeats {
+        for peer in peers.values where (peer.state == .joined && peer.wantsHeartbeats) || peer.state == .shard {
             send(Envelope(body: .heartbeat(heartbeat)), to: peer) // counts bytes out for metrics
         }
     }

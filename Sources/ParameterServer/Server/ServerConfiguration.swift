@@ -66,6 +66,12 @@ public struct ServerConfiguration: Sendable {
     /// When set, every worker must prove it holds this token before it is welcomed, and the server
     /// proves it holds it too (see `HandshakeAuthentication`); nil keeps the unauthenticated handshake.
     public var token: AuthenticationToken?
+    /// The number of `ps-shard` processes that hold the parameters; 0: the server holds them.
+    public var shards = 0
+    /// How often a sharded session takes a snapshot of every shard's range, to go back to if one is lost.
+    public var snapshotInterval: Duration = .seconds(30)
+    /// The session's recipe, which shards are assigned with (`ShardAssignment.session_settings`).
+    public var recipe: SessionRecipe?
 
     public init() {}
 
@@ -82,6 +88,7 @@ public struct ServerConfiguration: Sendable {
             ("units ahead", "\(policy.unitsAhead)"), ("heartbeat timeout", "\(policy.heartbeatTimeout)"),
             ("seed", "\(seed)"), ("max frame bytes", "\(maxFrameBytes)"), ("max connections", "\(maxConnections)"),
         ]
+        if shards > 0 { rows.append(("shards", "\(shards), a snapshot every \(snapshotInterval)")) }
         return rows
     }
 

@@ -77,6 +77,8 @@ public struct SessionCoordinator: Sendable {
             case wrongDimensions = "wrong_dimensions"
             case notFinite = "not_finite"
             case badEncoding = "bad_encoding"
+            /// A sharded session's push that carries values instead of being staged at the shards.
+            case wrongShard = "wrong_shard"
         }
         public var reason: Reason
         public var message: String
@@ -94,6 +96,9 @@ public struct SessionCoordinator: Sendable {
         /// Why the push's encoded values could not be decoded, when they could not: it is refused
         /// (`bad_encoding`) and its unit requeued.
         public var decodingError: String?
+        /// A sharded session's push: no values here, its slices wait at every shard
+        /// (`Push.staged`); the shards checked them.
+        public var staged = false
 
         public init(unitID: UInt64, baseVersion: UInt64, kind: ModelUpdate.Kind, loss: Float, sampleCount: Int, values: [Float]) {
             self.unitID = unitID
@@ -153,6 +158,9 @@ public struct SessionCoordinator: Sendable {
     public let policy: SessionPolicy
     /// Length of the parameter buffer every update must have.
     public let parameterCount: Int
+    /// Whether the parameters are at shards (`ps-server --shards`): pushes are then staged there and
+    /// carry no values, and an update names its pushes (`ModelUpdate.sources`) instead.
+    public var parametersAtShards = false
 
     public private(set) var phase: Phase = .waitingForWorkers
     public private(set) var version: UInt64
@@ -485,7 +493,8 @@ public struct SessionCoordinator: Sendable {
         statistics.recordApplied(samples: input.sampleCount, loss: input.loss, staleness: staleness)
         var actions: [Action] = [
             .apply(ModelUpdate(values: input.values, kind: input.kind, scale: scale, sampleCount: input.sampleCount,
-                          arrivalsPerStep: max(1, members.count)), version: version),
+                               arrivalsPerStep: max(1, members.count),
+                               sources: [.init(unitID: input.unitID, worker: worker, sampleCount: input.sampleCount)]), version: version),
             .acknowledge(worker, Acknowledgement(
                 unitID: input.unitID, applied: true, serverVersion: version, staleness: staleness, reason: "", refusal: nil)),
         ]
@@ -596,7 +605,9 @@ public struct SessionCoordinator: Sendable {
         _ = endLeases(of: input.unitID, appliedFor: worker)
         current.awaiting.remove(worker)
         let weight = Float(input.sampleCount)
-        if current.sum.isEmpty {
+        if input.staged {
+            // The shards sum the round's slices; the round only names its pushes.
+        } else if current.sum.isEmpty {
             current.sum = input.values.map { $0 * weight }
         } else {
             current.sum.withUnsafeMutableBufferPointer { sum in
@@ -624,7 +635,11 @@ public struct SessionCoordinator: Sendable {
             let inverse = 1 / Float(max(1, closing.samples))
             for i in average.indices { average[i] *= inverse }
             version += 1
-            actions.append(.apply(ModelUpdate(values: average, kind: closing.kind, scale: 1, sampleCount: closing.samples), version: version))
+            let sources = closing.pushes.map {
+                ModelUpdate.Source(unitID: $0.unitID, worker: $0.worker, sampleCount: ledger.sampleCount(of: $0.unitID))
+            }
+            actions.append(.apply(ModelUpdate(values: average, kind: closing.kind, scale: 1, sampleCount: closing.samples,
+                                              sources: sources), version: version))
             var finishedEpoch: Int?
             for push in closing.pushes {
                 if case .accepted(let finished?) = ledger.complete(push.unitID) { finishedEpoch = finished }
@@ -660,6 +675,14 @@ public struct SessionCoordinator: Sendable {
         if let decodingError = input.decodingError {
             return Refusal(reason: .badEncoding, message: decodingError, fatal: false)
         }
+        if input.staged {
+            // The shards checked the slices' lengths and values; only the loss is here.
+            guard parametersAtShards else {
+                return Refusal(reason: .wrongShard, message: "Push.staged is set, but this session's parameters are not sharded: "
+                    + "send the values in the Push", fatal: false)
+            }
+            return input.loss.isFinite ? nil : Refusal(reason: .notFinite, message: "the push's loss is not finite", fatal: false)
+        }
         if input.values.count != parameterCount {
             return Refusal(
                 reason: .wrongDimensions,
@@ -677,6 +700,10 @@ public struct SessionCoordinator: Sendable {
         }
         if !allFinite || !input.loss.isFinite {
             return Refusal(reason: .notFinite, message: "update holds NaN or infinity", fatal: false)
+        }
+        if parametersAtShards {
+            return Refusal(reason: .wrongShard, message: "this session's parameters are sharded: push the slices to the shards, "
+                + "then Push.staged to the server", fatal: false)
         }
         return nil
     }

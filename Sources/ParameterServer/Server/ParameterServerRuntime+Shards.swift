@@ -1,0 +1,334 @@
+import Learning
+import Messages
+import Reactor
+
+/// The server's side of a sharded session (`configuration.shards` > 0; Schemas/Messages/README.md,
+/// "Shards"): shards enrol and are assigned ranges, workers wait for them, every decision about a push
+/// goes to every shard in one order, evaluations and checkpoints gather the ranges, and a lost shard
+/// sends the session back to its last snapshot.
+extension ParameterServerRuntime {
+    // MARK: Enrolment and assignment
+
+    /// A connection's first message was ShardHello.
+    func shardHandshake(_ peer: Peer, _ hello: ShardHello) {
+        peer.name = hello.shardName.isEmpty ? "unnamed shard" : String(hello.shardName.prefix(100))
+        guard hello.protocolVersion == ProtocolVersion.current else {
+            refuse(peer, .protocolVersion, "this server speaks protocol version \(ProtocolVersion.current) "
+                + "but the shard speaks version \(hello.protocolVersion); run matching versions of ps-server and ps-shard")
+            return
+        }
+        guard configuration.shards > 0 else {
+            refuse(peer, .unavailable, "this server holds its parameters itself (it was not started with --shards)")
+            return
+        }
+        guard (1...65_535).contains(hello.port) else {
+            refuse(peer, .malformed, "ShardHello.port \(hello.port) is not a port workers can reach")
+            return
+        }
+        if configuration.token != nil {
+            challenge(peer, hello)
+        } else {
+            enrollShard(peer, hello)
+        }
+    }
+
+    /// Takes a shard whose ShardHello (and proof, with a token) was accepted: it gets a range no one
+    /// holds, or waits as a spare.
+    func enrollShard(_ peer: Peer, _ hello: ShardHello) {
+        guard !finishing, !finished else {
+            refuse(peer, .unavailable, "the session is over; connect to the next one")
+            return
+        }
+        peer.state = .shard
+        peer.isShard = true
+        peer.handshakeTimer?.cancel()
+        peer.handshakeTimer = nil
+        // A ShardState carries a range with its optimiser buffers: up to four range-sized vectors.
+        peer.connection.maxFrameLength = 4 * configuration.maxFrameBytes
+        peer.connection.bufferBudget = nil
+        let host = hello.host.isEmpty ? Self.host(of: peer.connection.remoteAddress) : hello.host
+        peer.shardAddress = (host, Int(hello.port))
+        reporter.line("shard \(peer.name) at \(peer.connection.remoteAddress) joined; workers reach it at \(host):\(hello.port)")
+        history.membership.append(.init(seconds: sinceStart, worker: peer.name, joined: true, reason: "shard"))
+        if let index = shards.holders.firstIndex(where: { $0 == nil }) {
+            assign(index, to: peer)
+        } else {
+            shards.spares.append(peer)
+            reporter.line("shard \(peer.name) waits as a spare: every range is held")
+        }
+    }
+
+    /// Sends `peer` range `index`, from the session's snapshot, then a state request whose answer says
+    /// it holds the range.
+    func assign(_ index: Int, to peer: Peer) {
+        let snapshot = shardSnapshot()
+        let range = shards.map.ranges[index]
+        shards.holders[index] = peer
+        shards.ready[index] = false
+        peer.shardIndex = index
+        var assignment = ShardAssignment()
+        assignment.sessionID = configuration.sessionID
+        assignment.index = UInt32(index)
+        assignment.shardCount = UInt32(shards.map.ranges.count)
+        assignment.offset = UInt64(range.offset)
+        assignment.count = UInt64(range.count)
+        assignment.model = ModelSpec(configuration: model.configuration, layout: model.layout)
+        assignment.sessionSettings = snapshot.recipe.wireBytes()
+        assignment.version = snapshot.version
+        assignment.modelState = snapshot.model.slice(range.indices).wireBytes()
+        assignment.ticketKey = shards.ticketKey
+        send(Envelope(body: .shardAssignment(assignment)), to: peer)
+        let request = shards.makeRequestID()
+        shards.readinessRequests[request] = index
+        send(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: request, modelState: false))), to: peer)
+        reporter.line("shard \(peer.name) holds range \(index) of \(shards.map.ranges.count): \(range.text) at version \(snapshot.version)")
+    }
+
+    /// The state ranges are assigned from: the last snapshot, or, before the first, the session as it
+    /// starts (or resumes), which becomes the first snapshot.
+    private func shardSnapshot() -> SessionCheckpoint {
+        if let snapshot = shards.lastSnapshot { return snapshot }
+        let snapshot = makeCheckpoint(recipe: sessionRecipe, model: model.trainingState())
+        shards.lastSnapshot = snapshot
+        shards.lastSnapshotAt = clock.now
+        return snapshot
+    }
+
+    /// The session's recipe, which sharded sessions always have (`SessionAssembly` sets it).
+    var sessionRecipe: SessionRecipe {
+        guard let recipe = configuration.recipe ?? configuration.checkpoint?.recipe else {
+            preconditionFailure("a sharded session needs ServerConfiguration.recipe")
+        }
+        return recipe
+    }
+
+    /// A worker that said Hello while the shards were not ready waits for its Welcome.
+    func waitForShards(_ peer: Peer, _ hello: Hello) {
+        peer.handshakeTimer?.cancel()
+        peer.handshakeTimer = nil
+        shards.waitingWorkers.append((peer, hello))
+        let held = shards.ready.filter { $0 }.count
+        reporter.line("worker \(peer.label) waits for the shards (\(held) of \(shards.map.ranges.count) ready)")
+    }
+
+    // MARK: Messages from shards
+
+    /// Anything a shard sent after it was enrolled.
+    func receivedFromShard(_ envelope: Envelope, from peer: Peer) {
+        switch envelope.body {
+        case .heartbeat?:
+            break
+        case .shardState(let state)?:
+            handleShardState(state, from: peer)
+        case .error(let report)?:
+            reporter.line("shard \(peer.name) at \(peer.connection.remoteAddress) reported \(report.code): \(report.message)"
+                + (report.fatal ? " (closing)" : ""))
+        default:
+            refuse(peer, .malformed, "\(envelope.bodyName) is not a message a shard may send")
+        }
+    }
+
+    private func handleShardState(_ state: ShardState, from peer: Peer) {
+        guard let index = peer.shardIndex, shards.holders[index] === peer else { return }
+        shards.figures[index] = state
+        if let readyIndex = shards.readinessRequests.removeValue(forKey: state.requestID), readyIndex == index {
+            shards.ready[index] = true
+            if shards.isReady { shardsBecameReady() }
+            return
+        }
+        guard var gather = shards.gathers[state.requestID] else { return }
+        guard state.version == gather.checkpoint.version else {
+            shardFailed(peer, "its ShardState for request \(state.requestID) is of version \(state.version), "
+                + "expected \(gather.checkpoint.version)")
+            return
+        }
+        let part: ModelTrainingState
+        do {
+            part = try ModelTrainingState(wireBytes: state.modelState)
+        } catch {
+            shardFailed(peer, "its ShardState.model_state: \(error)")
+            return
+        }
+        guard part.parameters.count == shards.map.ranges[index].count else {
+            shardFailed(peer, "its ShardState.model_state holds \(part.parameters.count) parameters; its range has \(shards.map.ranges[index].count)")
+            return
+        }
+        gather.parts[index] = part
+        guard gather.parts.count == shards.map.ranges.count else {
+            shards.gathers[state.requestID] = gather
+            return
+        }
+        shards.gathers[state.requestID] = nil
+        do {
+            gather.checkpoint.model = try ModelTrainingState.joined((0..<shards.map.ranges.count).map { gather.parts[$0]! })
+        } catch {
+            reporter.line("the shards' states of version \(gather.checkpoint.version) do not fit together: \(error)")
+            gather.abandoned()
+            return
+        }
+        // Every gathered state is a consistent snapshot of the session.
+        shards.lastSnapshot = gather.checkpoint
+        shards.lastSnapshotAt = clock.now
+        gather.completion(gather.checkpoint)
+    }
+
+    /// Every range is held: workers that waited are welcomed, with the map.
+    private func shardsBecameReady() {
+        reporter.line("all \(shards.map.ranges.count) shard(s) hold their ranges")
+        let waiting = shards.waitingWorkers
+        shards.waitingWorkers = []
+        for (peer, hello) in waiting where peers[peer.worker] === peer && peer.isHandshaking {
+            admit(peer, hello)
+        }
+    }
+
+    /// A shard that answered something impossible: it is closed, and lost.
+    private func shardFailed(_ peer: Peer, _ message: String) {
+        refuse(peer, .wrongShard, "shard \(peer.name): \(message)")
+    }
+
+    // MARK: Decisions
+
+    /// Sends every shard the update: the staged slices it is made of, as one `ShardApply`, the same
+    /// bytes to each.
+    func applyAtShards(_ update: ModelUpdate, version: UInt64) {
+        var apply = ShardApply()
+        apply.version = version
+        apply.kind = update.kind == .gradient ? .gradient : .delta
+        apply.scale = update.scale
+        apply.arrivalsPerStep = UInt32(clamping: update.arrivalsPerStep)
+        apply.slices = update.sources.map {
+            StagedSlice(unitID: $0.unitID, workerID: $0.worker.rawValue, sampleCount: UInt32(clamping: $0.sampleCount))
+        }
+        sendToShards(Envelope(body: .shardApply(apply)))
+    }
+
+    /// Tells every shard to drop slices of `worker` (all of them when `units` is empty).
+    func discardAtShards(worker: WorkerID, units: [UInt64]) {
+        sendToShards(Envelope(body: .shardDiscard(ShardDiscard(workerID: worker.rawValue, unitIds: units))))
+    }
+
+    private func sendToShards(_ envelope: Envelope) {
+        let payload = envelope.serializedBytes()
+        for (_, peer) in shards.presentHolders {
+            wireBytesOut &+= UInt64(payload.count + 4)
+            metrics?.didSend(bytes: payload.count)
+            peer.connection.send(frame: payload)
+        }
+    }
+
+    /// Whether `actions` refuse the push of `unit` from `worker` (then its slices will never be applied).
+    static func refuses(_ actions: [SessionCoordinator.Action], unit: UInt64, of worker: WorkerID) -> Bool {
+        actions.contains { action in
+            switch action {
+            case .acknowledge(let to, let ack): to == worker && ack.unitID == unit && !ack.applied
+            case .refuse(let to, _): to == worker
+            default: false
+            }
+        }
+    }
+
+    // MARK: Gathering the ranges
+
+    /// Calls `body` with the model's parameters now: at once when the server holds them; in a sharded
+    /// session once every shard has sent its range (of this very version), or `abandoned` when a shard
+    /// is lost first.
+    func withCurrentParameters(abandoned: @escaping () -> Void, _ body: @escaping ([Float]) -> Void) {
+        guard configuration.shards > 0 else {
+            body(model.parameters)
+            return
+        }
+        gatherShards(abandoned: abandoned) { body($0.model.parameters) }
+    }
+
+    /// Asks every shard for its range's state; calls `completion` with the session at this version,
+    /// the ranges joined, or `abandoned` if a range is not held now or its shard is lost first.
+    func gatherShards(abandoned: @escaping () -> Void, completion: @escaping (SessionCheckpoint) -> Void) {
+        guard shards.isReady else {
+            abandoned()
+            return
+        }
+        let request = shards.makeRequestID()
+        // The model is filled in from the answers.
+        let checkpoint = makeCheckpoint(recipe: sessionRecipe, model: ModelTrainingState(
+            parameters: [], optimizer: OptimizerState(kind: ""), scheduleStep: 0))
+        shards.gathers[request] = ShardRoster.Gather(checkpoint: checkpoint, completion: completion, abandoned: abandoned)
+        sendToShards(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: request, modelState: true))))
+    }
+
+    /// Once a second: shards silent past the heartbeat timeout are dropped; a snapshot when one is due;
+    /// the shards' figures for the report and `/metrics`.
+    func tickShards() {
+        let now = clock.now
+        for peer in shards.presentHolders.map(\.peer) + shards.spares where now - peer.lastHeard >= configuration.policy.heartbeatTimeout {
+            reporter.line("shard \(peer.name) at \(peer.connection.remoteAddress) was silent for more than \(configuration.policy.heartbeatTimeout)")
+            peer.connection.closeNow()
+        }
+        guard shards.isReady, !finishing, !finished else { return }
+        sendToShards(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: 0, modelState: false))))
+        if startedAt != nil, !shards.snapshotInFlight, coordinator.version > (shards.lastSnapshot?.version ?? 0),
+           now - (shards.lastSnapshotAt ?? now) >= configuration.snapshotInterval {
+            shards.snapshotInFlight = true
+            gatherShards(abandoned: { [self] in shards.snapshotInFlight = false }) { [self] _ in shards.snapshotInFlight = false }
+        }
+    }
+
+    // MARK: Losing a shard
+
+    /// A shard's connection closed (or it was dropped): a spare is simply gone; a holder's range is
+    /// lost, and the session goes back to the last snapshot.
+    func shardClosed(_ peer: Peer, reason: String) {
+        if let spare = shards.spares.firstIndex(where: { $0 === peer }) {
+            shards.spares.remove(at: spare)
+            reporter.line("spare shard \(peer.name) left: \(reason)")
+            return
+        }
+        guard let index = peer.shardIndex, shards.holders[index] === peer else { return }
+        shards.holders[index] = nil
+        shards.ready[index] = false
+        history.membership.append(.init(seconds: sinceStart, worker: peer.name, joined: false, reason: "shard lost: \(reason)"))
+        // After the session's end shards close by design.
+        guard !finished else { return }
+        rollBack(lost: index, shard: peer, reason: reason)
+    }
+
+    /// Sends the session back to the last snapshot, where every range agrees: workers reconnect,
+    /// every range is assigned again from the snapshot, and the units applied since wait again.
+    private func rollBack(lost index: Int, shard: Peer, reason: String) {
+        let snapshot = shardSnapshot()
+        let age = shards.lastSnapshotAt.map { "\(SummaryLine.format((clock.now - $0).seconds, digits: 1)) s old" } ?? "the session's start"
+        let message = "shard \(index) (\(shard.name) at \(shard.connection.remoteAddress)) was lost (\(reason)); "
+            + "the session goes back to version \(snapshot.version); reconnect"
+        var workers = 0
+        for peer in peers.values where peer.state == .joined {
+            workers += 1
+            peer.state = .gone
+            peer.connection.sendError(.unavailable, message, fatal: true)
+        }
+        // Requests no shard will answer now, and what waited for them.
+        let gathers = shards.gathers.values
+        shards.gathers = [:]
+        shards.readinessRequests = [:]
+        for gather in gathers { gather.abandoned() }
+        shards.rollbacks += 1
+        reporter.line("shard \(index) (\(shard.name)) lost: \(reason); going back to the snapshot at version \(snapshot.version) "
+            + "(\(age)), \(coordinator.version - min(coordinator.version, snapshot.version)) update(s) to redo; "
+            + "\(workers) worker(s) reconnect")
+        restoreSession(from: snapshot)
+        history.membership.append(.init(seconds: sinceStart, worker: "ps-server", joined: true,
+                                        reason: "back to version \(snapshot.version): shard \(index) was lost"))
+        for (held, peer) in shards.presentHolders { assign(held, to: peer) }
+        if !shards.spares.isEmpty {
+            assign(index, to: shards.spares.removeFirst())
+        } else {
+            reporter.line("range \(index) (\(shards.map.ranges[index].text)) waits for a ps-shard")
+        }
+    }
+
+    /// The host part of `"10.0.0.2:5000"` or `"[::1]:5000"`.
+    static func host(of address: String) -> String {
+        guard let colon = address.lastIndex(of: ":") else { return address }
+        let host = address[..<colon]
+        return host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : String(host)
+    }
+}
