@@ -31,6 +31,9 @@ public struct Checkpoint: WireMessage, Hashable {
     /// Schemas/Messages/README.md, "Deltas of weights"), so that a resumed session sends them on from
     /// exactly there; unset when the session sent no deltas (and in checkpoints from before deltas).
     public var pulledWeights: PulledWeights? = nil
+    /// A sharded session (ps-server --shards M): the ranges `model` was joined from, in order, each with
+    /// the shard that held it; every range's state is of `version`. Empty: the server held the model.
+    public var shards: [ShardPart] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -39,7 +42,7 @@ public struct Checkpoint: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(settings: SessionSettings? = nil, version: UInt64 = 0, model: ModelState? = nil, ledger: LedgerState? = nil, statistics: Statistics? = nil, history: History? = nil, trainingSeconds: Double = 0, writtenUnixMs: UInt64 = 0, resumes: UInt32 = 0, sessionSeconds: Double = 0, pulledWeights: PulledWeights? = nil) {
+    public init(settings: SessionSettings? = nil, version: UInt64 = 0, model: ModelState? = nil, ledger: LedgerState? = nil, statistics: Statistics? = nil, history: History? = nil, trainingSeconds: Double = 0, writtenUnixMs: UInt64 = 0, resumes: UInt32 = 0, sessionSeconds: Double = 0, pulledWeights: PulledWeights? = nil, shards: [ShardPart] = []) {
         self.settings = settings
         self.version = version
         self.model = model
@@ -51,6 +54,33 @@ public struct Checkpoint: WireMessage, Hashable {
         self.resumes = resumes
         self.sessionSeconds = sessionSeconds
         self.pulledWeights = pulledWeights
+        self.shards = shards
+    }
+}
+
+/// One range of a sharded session's model, as a checkpoint names it.
+public struct ShardPart: WireMessage, Hashable {
+    public var index: UInt32 = 0
+    /// Parameters [offset, offset + count) of the model.
+    public var offset: UInt64 = 0
+    public var count: UInt64 = 0
+    /// The name of the ps-shard that held it (ShardHello.shard_name) and where workers reached it.
+    public var shard: String = ""
+    public var address: String = ""
+    /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
+    /// so that re-encoding loses nothing.
+    public var unknownFields = UnknownFields()
+
+    /// Creates a message with every field at its default.
+    public init() {}
+
+    /// Creates a message with the given fields; the others take their defaults.
+    public init(index: UInt32 = 0, offset: UInt64 = 0, count: UInt64 = 0, shard: String = "", address: String = "") {
+        self.index = index
+        self.offset = offset
+        self.count = count
+        self.shard = shard
+        self.address = address
     }
 }
 
@@ -404,6 +434,7 @@ extension Checkpoint {
         if self.resumes != 0 { size &+= WireSize.field(ProtoUInt32.self, self.resumes, tagSize: 1) }
         if self.sessionSeconds.bitPattern != 0 { size &+= WireSize.field(ProtoDouble.self, self.sessionSeconds, tagSize: 1) }
         if let value = self.pulledWeights { size &+= WireSize.field(ProtoMessage<PulledWeights>.self, value, tagSize: 1) }
+        size &+= WireSize.repeated(ProtoMessage<ShardPart>.self, self.shards, tagSize: 1)
         return size
     }
 
@@ -419,6 +450,7 @@ extension Checkpoint {
         if self.resumes != 0 { writer.writeField(ProtoUInt32.self, self.resumes, tag: 72) }
         if self.sessionSeconds.bitPattern != 0 { writer.writeField(ProtoDouble.self, self.sessionSeconds, tag: 81) }
         if let value = self.pulledWeights { writer.writeField(ProtoMessage<PulledWeights>.self, value, tag: 90) }
+        writer.writeRepeated(ProtoMessage<ShardPart>.self, self.shards, tag: 98)
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -437,11 +469,50 @@ extension Checkpoint {
                 case 72: self.resumes = try reader.read(ProtoUInt32.self)
                 case 81: self.sessionSeconds = try reader.read(ProtoDouble.self)
                 case 90: try reader.mergeMessage(into: &self.pulledWeights)
+                case 98: self.shards.append(try reader.read(ProtoMessage<ShardPart>.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
         } catch {
             throw error.inMessage("downpour.checkpoint.Checkpoint")
+        }
+    }
+}
+
+extension ShardPart {
+    public func serializedSize() -> Int {
+        var size = unknownFields.count
+        if self.index != 0 { size &+= WireSize.field(ProtoUInt32.self, self.index, tagSize: 1) }
+        if self.offset != 0 { size &+= WireSize.field(ProtoUInt64.self, self.offset, tagSize: 1) }
+        if self.count != 0 { size &+= WireSize.field(ProtoUInt64.self, self.count, tagSize: 1) }
+        if !self.shard.isEmpty { size &+= WireSize.field(ProtoString.self, self.shard, tagSize: 1) }
+        if !self.address.isEmpty { size &+= WireSize.field(ProtoString.self, self.address, tagSize: 1) }
+        return size
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        if self.index != 0 { writer.writeField(ProtoUInt32.self, self.index, tag: 8) }
+        if self.offset != 0 { writer.writeField(ProtoUInt64.self, self.offset, tag: 16) }
+        if self.count != 0 { writer.writeField(ProtoUInt64.self, self.count, tag: 24) }
+        if !self.shard.isEmpty { writer.writeField(ProtoString.self, self.shard, tag: 34) }
+        if !self.address.isEmpty { writer.writeField(ProtoString.self, self.address, tag: 42) }
+        writer.writeUnknownFields(unknownFields)
+    }
+
+    public mutating func merge(from reader: inout WireReader) throws(WireDecodingError) {
+        do throws(WireDecodingError) {
+            while let tag = try reader.nextTag() {
+                switch tag.rawValue {
+                case 8: self.index = try reader.read(ProtoUInt32.self)
+                case 16: self.offset = try reader.read(ProtoUInt64.self)
+                case 24: self.count = try reader.read(ProtoUInt64.self)
+                case 34: self.shard = try reader.read(ProtoString.self)
+                case 42: self.address = try reader.read(ProtoString.self)
+                default: try reader.skipField(tag, into: &unknownFields)
+                }
+            }
+        } catch {
+            throw error.inMessage("downpour.checkpoint.ShardPart")
         }
     }
 }

@@ -31,6 +31,27 @@ public struct SessionCheckpoint: Sendable {
     public var writtenAt: Date
     /// The weights workers that take deltas hold (`WeightsChain`'s last point), nil when none were sent.
     public var pulledWeights: WeightsChain.Point?
+    /// A sharded session: the ranges the model was joined from and the shards that held them; empty
+    /// when the server held the model.
+    public var shards: [ShardRecord] = []
+
+    /// One range of a sharded session's model and the shard that held it.
+    public struct ShardRecord: Sendable, Equatable {
+        public var index: Int
+        public var offset: Int
+        public var count: Int
+        /// The shard's name and the address workers reached it at.
+        public var shard: String
+        public var address: String
+
+        public init(index: Int, offset: Int, count: Int, shard: String, address: String) {
+            self.index = index
+            self.offset = offset
+            self.count = count
+            self.shard = shard
+            self.address = address
+        }
+    }
 
     public init(
         recipe: SessionRecipe, version: UInt64, model: ModelTrainingState, ledger: WorkUnitLedger.Progress,
@@ -153,6 +174,9 @@ public struct SessionCheckpoint: Sendable {
         message.resumes = UInt32(resumes)
         message.writtenUnixMs = UInt64(max(0, writtenAt.timeIntervalSince1970 * 1000))
         message.pulledWeights = pulledWeights.map { PulledWeights(version: $0.version, values: $0.values) }
+        message.shards = shards.map {
+            ShardPart(index: UInt32($0.index), offset: UInt64($0.offset), count: UInt64($0.count), shard: $0.shard, address: $0.address)
+        }
         return message
     }
 
@@ -222,6 +246,19 @@ public struct SessionCheckpoint: Sendable {
                     + "expected \(expected) finite ones of version \(message.version) at most")
             }
             pulledWeights = WeightsChain.Point(version: pulled.version, values: pulled.values)
+        }
+        var next: UInt64 = 0
+        for part in message.shards {
+            guard part.offset == next, part.count > 0, part.offset + part.count <= UInt64(expected) else {
+                throw .invalidContents("shard part \(part.index) holds parameters \(part.offset)..<\(part.offset + part.count); "
+                    + "the parts must follow one another within the model's \(expected)")
+            }
+            next += part.count
+            shards.append(ShardRecord(index: Int(part.index), offset: Int(part.offset), count: Int(part.count),
+                                      shard: part.shard, address: part.address))
+        }
+        guard message.shards.isEmpty || next == UInt64(expected) else {
+            throw .invalidContents("the shard parts cover \(next) of the model's \(expected) parameters")
         }
     }
 }

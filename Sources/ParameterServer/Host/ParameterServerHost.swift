@@ -97,6 +97,11 @@ public final class ParameterServerHost {
             log("resumed session \(session.recipe.sessionID) from \(path) (resume \(resumed.resumes + 1)): version \(resumed.version), "
                 + "\(resumed.ledger.completedCount)/\(server.totalUnits) units done, \(SummaryLine.format(resumed.trainingSeconds, digits: 1)) s trained; "
                 + "its settings replace the command line's")
+            if !resumed.shards.isEmpty {
+                log("the checkpoint's model was joined from \(resumed.shards.count) shard(s) ("
+                    + resumed.shards.map { "\($0.shard) at \($0.address)" }.joined(separator: ", ") + "); "
+                    + (settings.shards > 0 ? "now \(settings.shards) shard(s) hold it" : "now this server holds it"))
+            }
         }
         let status = ExitStatus()
         let (reportPath, log) = (settings.report, self.log)

@@ -166,6 +166,12 @@ extension ParameterServerRuntime {
             gather.abandoned()
             return
         }
+        gather.checkpoint.shards = shards.map.ranges.map { range in
+            let holder = shards.holders[range.index]
+            return SessionCheckpoint.ShardRecord(
+                index: range.index, offset: range.offset, count: range.count, shard: holder?.name ?? "",
+                address: holder?.shardAddress.map { "\($0.host):\($0.port)" } ?? "")
+        }
         // Every gathered state is a consistent snapshot of the session.
         shards.lastSnapshot = gather.checkpoint
         shards.lastSnapshotAt = clock.now
@@ -286,9 +292,9 @@ extension ParameterServerRuntime {
         guard let index = peer.shardIndex, shards.holders[index] === peer else { return }
         shards.holders[index] = nil
         shards.ready[index] = false
-        history.membership.append(.init(seconds: sinceStart, worker: peer.name, joined: false, reason: "shard lost: \(reason)"))
         // After the session's end shards close by design.
         guard !finished else { return }
+        history.membership.append(.init(seconds: sinceStart, worker: peer.name, joined: false, reason: "shard lost: \(reason)"))
         rollBack(lost: index, shard: peer, reason: reason)
     }
 
