@@ -44,6 +44,10 @@ extension ParameterServerRuntime {
         snapshot.uptimeSeconds = (clock.now - createdAt).seconds
         snapshot.checkpointAgeSeconds = lastCheckpointAt.map { (clock.now - $0).seconds }
         snapshot.checkpointsWritten = checkpointsWritten
+        if configuration.shards > 0 {
+            snapshot.shards = shardPoints()
+            snapshot.rollbacks = shards.rollbacks
+        }
         return snapshot
     }
 }

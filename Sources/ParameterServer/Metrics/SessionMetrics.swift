@@ -20,6 +20,10 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var checkpointAgeSeconds: Double?
     /// Checkpoints written by this process.
     public var checkpointsWritten = 0
+    /// A sharded session: each range's latest figures (index, holder, figures), and the times the
+    /// session went back to a snapshot.
+    public var shards: [SessionHistory.ShardPoint] = []
+    public var rollbacks = 0
 
     public init() {}
 
@@ -28,7 +32,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
             && lhs.epochsCompleted == rhs.epochsCompleted && lhs.lastEvaluation?.loss == rhs.lastEvaluation?.loss
             && lhs.lastEvaluation?.accuracy == rhs.lastEvaluation?.accuracy && lhs.trainingSeconds == rhs.trainingSeconds
             && lhs.uptimeSeconds == rhs.uptimeSeconds && lhs.checkpointAgeSeconds == rhs.checkpointAgeSeconds
-            && lhs.checkpointsWritten == rhs.checkpointsWritten
+            && lhs.checkpointsWritten == rhs.checkpointsWritten && lhs.shards == rhs.shards && lhs.rollbacks == rhs.rollbacks
     }
 }
 

@@ -72,6 +72,34 @@ public struct SessionHistory: Sendable {
         }
     }
 
+    /// One shard's figures at one moment (a sharded session), as its ShardState counted them since
+    /// its range was assigned.
+    public struct ShardPoint: Sendable, Equatable {
+        public var seconds: Double
+        /// The range's index, and the shard that held it then.
+        public var index: Int
+        public var shard: String
+        public var updates: UInt64
+        public var bytesIn: UInt64
+        public var bytesOut: UInt64
+        public var stalenessMean: Double
+        public var stalenessMax: UInt64
+        public var workers: Int
+
+        public init(seconds: Double, index: Int, shard: String, updates: UInt64, bytesIn: UInt64, bytesOut: UInt64,
+                    stalenessMean: Double, stalenessMax: UInt64, workers: Int) {
+            self.seconds = seconds
+            self.index = index
+            self.shard = shard
+            self.updates = updates
+            self.bytesIn = bytesIn
+            self.bytesOut = bytesOut
+            self.stalenessMean = stalenessMean
+            self.stalenessMax = stalenessMax
+            self.workers = workers
+        }
+    }
+
     public var title: String
     /// The session's settings, in the order to show them.
     public var configuration: [(String, String)]
@@ -80,6 +108,8 @@ public struct SessionHistory: Sendable {
     public var evaluations: [EvaluationPoint] = []
     public var throughput: [ThroughputPoint] = []
     public var membership: [MembershipEvent] = []
+    /// A sharded session's shards over time: each shard's figures about once a second.
+    public var shards: [ShardPoint] = []
     /// Bucket upper bounds and counts, as `StalenessStatistics` keeps them.
     public var stalenessBuckets: [(label: String, count: UInt64)] = []
     /// The summary line's pairs.

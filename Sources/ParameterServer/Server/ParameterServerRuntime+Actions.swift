@@ -154,6 +154,8 @@ extension ParameterServerRuntime {
         end.epochs = UInt32(configuration.epochs)
         end.updates = statistics.updatesApplied
         end.finalVersion = coordinator.version
+        // The shards' last figures, as the final evaluation's states brought them.
+        if configuration.shards > 0 { history.shards += shardPoints() }
         for peer in peers.values {
             // Shards too: they close their workers' connections and wait for the next session.
             if peer.state == .joined || peer.state == .shard { send(Envelope(body: .sessionEnd(end)), to: peer) } // counts bytes out for metrics

@@ -271,11 +271,24 @@ extension ParameterServerRuntime {
             peer.connection.closeNow()
         }
         guard shards.isReady, !finishing, !finished else { return }
+        if startedAt != nil { history.shards += shardPoints() }
         sendToShards(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: 0, modelState: false))))
         if startedAt != nil, !shards.snapshotInFlight, coordinator.version > (shards.lastSnapshot?.version ?? 0),
            now - (shards.lastSnapshotAt ?? now) >= configuration.snapshotInterval {
             shards.snapshotInFlight = true
             gatherShards(abandoned: { [self] in shards.snapshotInFlight = false }) { [self] _ in shards.snapshotInFlight = false }
+        }
+    }
+
+    /// Each held range's latest figures, for the report and `/metrics`.
+    func shardPoints() -> [SessionHistory.ShardPoint] {
+        shards.presentHolders.compactMap { index, peer in
+            shards.figures[index].map { state in
+                SessionHistory.ShardPoint(
+                    seconds: sinceStart, index: index, shard: peer.name, updates: state.updates, bytesIn: state.bytesIn,
+                    bytesOut: state.bytesOut, stalenessMean: state.stalenessMean, stalenessMax: state.stalenessMax,
+                    workers: Int(state.workers))
+            }
         }
     }
 
