@@ -47,7 +47,7 @@ struct CommandLineTests {
 
     /// The container image (Tools/scripts/build-image.sh) carries what these load: Foundation would
     /// bring libFoundation and ICU's 38 MB of data back into it, so the sources use FoundationEssentials.
-    @Test(arguments: ["ps-server", "ps-worker", "ps-train"])
+    @Test(arguments: ["ps-server", "ps-worker", "ps-shard", "ps-train"])
     func executablesLoadNoFoundationOrICU(product: String) throws {
         let path = RunningProcess.productsDirectory.appendingPathComponent(product).path
         let ldd = try RunningProcess("/usr/bin/ldd", [path])
