@@ -36,11 +36,11 @@ struct ShardRuntimeTests {
 
     static let initial: [Float] = (0..<6).map { Float($0) * 0.25 - 0.5 }
 
-    static func assignment(key: [UInt8], version: UInt64 = 0) -> ShardAssignment {
+    static func assignment(key: [UInt8], version: UInt64 = 0, mode: TrainingMode = .async) -> ShardAssignment {
         ShardAssignment(
             sessionID: sessionID, index: UInt32(range.index), shardCount: 2, offset: UInt64(range.offset),
-            count: UInt64(range.count), model: spec, sessionSettings: recipe().wireBytes(), version: version,
-            modelState: store(initial).trainingState().wireBytes(), ticketKey: key)
+            count: UInt64(range.count), model: spec, sessionSettings: recipe(mode: mode).wireBytes(), version: version,
+            modelState: store(initial, recipe: recipe(mode: mode)).trainingState().wireBytes(), ticketKey: key)
     }
 
     static func join(key: [UInt8], worker: UInt64 = worker, ticket: [UInt8]? = nil) -> ShardJoin {
@@ -54,11 +54,11 @@ struct ShardRuntimeTests {
         let key = ShardTicket.makeKey()
         let worker: ScriptedPeer
 
-        init() throws {
+        init(mode: TrainingMode = .async) throws {
             harness = try Harness()
             let hello = try #require(harness.server.receive { if case .shardHello(let hello) = $0 { hello } else { nil } })
             #expect(hello.shardName == "shard-t" && hello.port == UInt32(harness.shardPort) && hello.protocolVersion == ProtocolVersion.current)
-            harness.server.send(.shardAssignment(ShardRuntimeTests.assignment(key: key)))
+            harness.server.send(.shardAssignment(ShardRuntimeTests.assignment(key: key, mode: mode)))
             #expect(harness.lines.wait { $0.contains("assigned range 1 of 2: parameters 4..<10 of linear:10 at version 0") })
             worker = try harness.connectWorker()
             worker.send(.shardJoin(ShardRuntimeTests.join(key: key)))
@@ -99,6 +99,31 @@ struct ShardRuntimeTests {
         // The shard drops the range (closing its workers) and offers itself again.
         #expect(shard.worker.waitForClose())
         #expect(shard.harness.server.receive { body -> ShardHello? in if case .shardHello(let hello) = body { hello } else { nil } } != nil)
+    }
+
+    /// A sync round's slices are averaged by sample count exactly as the server averages a round.
+    @Test func aSyncRoundsSlicesAreAveragedBySampleCount() throws {
+        let shard = try Assigned(mode: .sync)
+        defer { shard.harness.stop() }
+        let second = try shard.harness.connectWorker()
+        second.send(.shardJoin(Self.join(key: shard.key, worker: 6)))
+        let a: [Float] = [0.5, -1, 0.25, 2, -0.125, 1]
+        let b: [Float] = [-0.3, 0.7, 0.1, -2, 0.9, 0.2]
+        shard.worker.send(.push(Push(unitID: 10, baseVersion: 0, kind: .gradient, loss: 1, sampleCount: 8, values: a)))
+        second.send(.push(Push(unitID: 11, baseVersion: 0, kind: .gradient, loss: 1, sampleCount: 4, values: b)))
+        #expect(shard.worker.receive { body -> UInt64? in if case .sliceReceived(let slice) = body { slice.unitID } else { nil } } == 10)
+        #expect(second.receive { body -> UInt64? in if case .sliceReceived(let slice) = body { slice.unitID } else { nil } } == 11)
+        shard.harness.server.send(.shardApply(ShardApply(version: 1, kind: .gradient, scale: 1, arrivalsPerStep: 1, slices: [
+            StagedSlice(unitID: 10, workerID: Self.worker, sampleCount: 8), StagedSlice(unitID: 11, workerID: 6, sampleCount: 4),
+        ])))
+        shard.harness.server.send(.shardStateRequest(ShardStateRequest(requestID: 2, modelState: true)))
+        let state = try #require(shard.harness.server.receive { if case .shardState(let state) = $0 { state } else { nil } })
+        // SessionCoordinator.closeRound's arithmetic: each push times its samples, summed in order, times 1 / the samples.
+        let mean = zip(a, b).map { ($0 * 8 + $1 * 4) * (1 / Float(12)) }
+        var expected = Self.store(Self.initial, recipe: Self.recipe(mode: .sync))
+        expected.apply(ModelUpdate(values: mean, kind: .gradient, sampleCount: 12))
+        #expect(state.version == 1 && state.workers == 2)
+        #expect(try ModelTrainingState(wireBytes: state.modelState).parameters == expected.parameters)
     }
 
     @Test func aPullWithAMinimumVersionIsAnsweredOnlyOnceAnApplyReachesIt() throws {
