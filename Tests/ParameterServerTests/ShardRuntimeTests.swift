@@ -186,6 +186,59 @@ struct ShardRuntimeTests {
         #expect(state.refused == 3 && state.modelState.isEmpty && state.workers == 1)
     }
 
+    /// SessionEnd closes the workers and drops the range, and the shard offers itself for the next
+    /// session; a second assignment replaces the range and closes the workers of the first.
+    @Test func sessionEndAndReassignmentDropTheRangeAndItsWorkers() throws {
+        let shard = try Assigned()
+        defer { shard.harness.stop() }
+        let server = shard.harness.server
+        #expect(server.receive { body -> UInt64? in if case .heartbeat(let beat) = body { beat.seq } else { nil } } != nil)
+        shard.worker.send(.push(Push(unitID: 4, baseVersion: 0, kind: .gradient, loss: 1, sampleCount: 8, values: [Float](repeating: 1, count: 6))))
+        #expect(shard.worker.receive { body -> UInt64? in if case .sliceReceived(let slice) = body { slice.unitID } else { nil } } == 4)
+        var second = Self.assignment(key: ShardTicket.makeKey(), version: 7)
+        second.sessionID = "another"
+        server.send(.shardAssignment(second))
+        #expect(shard.worker.waitForClose())
+        #expect(shard.harness.lines.wait { $0.contains("reassigned: dropping range 1 of 2") && $0.contains("1 staged slice(s)") })
+        // The staged slice went with the first range, and the version is the new assignment's.
+        server.send(.shardApply(ShardApply(version: 8, kind: .gradient, scale: 1, arrivalsPerStep: 1,
+                                           slices: [StagedSlice(unitID: 4, workerID: Self.worker, sampleCount: 8)])))
+        let report = try #require(server.receive { if case .error(let report) = $0 { report } else { nil } })
+        #expect(report.code == .wrongShard && report.message.contains("does not hold"), "\(report)")
+        _ = try #require(server.receive { if case .shardHello(let hello) = $0 { hello } else { nil } })
+        server.send(.shardAssignment(Self.assignment(key: shard.key)))
+        #expect(shard.harness.lines.wait(count: 2) { $0.contains("assigned range 1 of 2") && $0.contains("session shard-test") })
+        let worker = try shard.harness.connectWorker()
+        worker.send(.shardJoin(Self.join(key: shard.key)))
+        #expect(shard.harness.lines.wait(count: 2) { $0.contains("worker #3 (w1 at 127.0.0.1:") && $0.hasSuffix("joined: pushes fp32, weights fp32") })
+        server.send(.sessionEnd(SessionEnd()))
+        #expect(worker.waitForClose())
+        #expect(shard.harness.lines.wait { $0.hasPrefix("session shard-test over") })
+        _ = try #require(server.receive { if case .shardHello(let hello) = $0 { hello } else { nil } })
+    }
+
+    /// With a token the shard answers the server's challenge with a MAC over its name; without one it
+    /// refuses, and exits 1 rather than retry.
+    @Test func theShardAnswersAChallengeWithItsTokenAndGivesUpWithoutOne() throws {
+        let token = AuthenticationToken("correct horse battery staple")
+        let harness = try Harness(token: token)
+        defer { harness.stop() }
+        _ = try #require(harness.server.receive { if case .shardHello(let hello) = $0 { hello } else { nil } })
+        let nonce = HandshakeAuthentication.makeNonce()
+        harness.server.send(.challenge(Challenge(serverNonce: nonce)))
+        let response = try #require(harness.server.receive { if case .challengeResponse(let response) = $0 { response } else { nil } })
+        #expect(HandshakeAuthentication.isValidWorkerResponse(
+            response.mac, token: token, serverNonce: nonce, clientNonce: response.clientNonce, workerName: "shard-t"))
+
+        let tokenless = try Harness()
+        defer { tokenless.stop() }
+        _ = try #require(tokenless.server.receive { if case .shardHello(let hello) = $0 { hello } else { nil } })
+        tokenless.server.send(.challenge(Challenge(serverNonce: nonce)))
+        let refusal = try #require(tokenless.server.receive { if case .error(let report) = $0 { report } else { nil } })
+        #expect(refusal.code == .unauthenticated && refusal.fatal && refusal.message == "this shard has no token")
+        #expect(tokenless.exits.wait { $0 == "1" })
+    }
+
     @Test func workersBeforeTheAssignmentAndABadAssignmentAreRefused() throws {
         let harness = try Harness()
         defer { harness.stop() }
@@ -224,13 +277,20 @@ final class Harness: @unchecked Sendable {
     let lines = ScriptedPeer.Lines()
     let shardPort: Int
 
-    init() throws {
+    /// The exit status the shard chose, once it did.
+    let exits = ScriptedPeer.Lines()
+
+    init(token: AuthenticationToken? = nil, once: Bool = false) throws {
         peersLoop = try EventLoop.startOnNewThread(name: "shard-test-peers")
         server = try ScriptedPeer.listening(on: peersLoop)
         shardLoop = try EventLoop.startOnNewThread(name: "shard-test-shard")
         var configuration = ShardConfiguration(host: "127.0.0.1", port: server.port, retryInterval: .milliseconds(100), name: "shard-t")
         configuration.listenHost = "127.0.0.1"
+        configuration.heartbeatInterval = .milliseconds(50)
+        configuration.token = token
+        configuration.once = once
         let shard = ShardRuntime(configuration: configuration, loop: shardLoop, log: { [lines] in lines.append($0) })
+        shard.onExit = { [exits] status in exits.append("\(status)") }
         self.shard = shard
         let started = ScriptedPeer.Lines()
         shardLoop.execute {
@@ -383,13 +443,13 @@ final class ScriptedPeer: @unchecked Sendable {
             return lines.first
         }
 
-        /// Waits (at most 30 s) for a line that satisfies `matches`.
-        func wait(for matches: (String) -> Bool) -> Bool {
+        /// Waits (at most 30 s) for `count` lines that satisfy `matches`.
+        func wait(count: Int = 1, for matches: (String) -> Bool) -> Bool {
             let deadline = Date(timeIntervalSinceNow: 30)
             condition.lock()
             defer { condition.unlock() }
-            while !lines.contains(where: matches) {
-                if !condition.wait(until: deadline) { return lines.contains(where: matches) }
+            while lines.count(where: matches) < count {
+                if !condition.wait(until: deadline) { return lines.count(where: matches) >= count }
             }
             return true
         }
