@@ -127,6 +127,19 @@ struct ShardedWorkerTests {
         #expect(cluster.events.contains { $0.peer == .shard(1) && $0.closed }, "the other shard's connection was closed too")
     }
 
+    @Test func aMapThatDoesNotCoverTheModelIsRefused() throws {
+        let cluster = try ShardedCluster(mode: "async", shardVersions: [1, 1])
+        defer { cluster.stop() }
+        cluster.shortenMap()
+        try cluster.startWorker()
+        let report = try #require(cluster.wait("the worker's refusal") { events in
+            events.first { $0.peer == .server && $0.error != nil }?.error
+        })
+        #expect(report.code == .wrongShard && report.fatal)
+        #expect(report.message.contains("covers 10 of the model's 11 parameters"), "\(report.message)")
+        #expect(!cluster.events.contains { $0.peer != .server }, "no shard is dialled")
+    }
+
     @Test func aShardSendingWhatOnlyTheServerSendsIsRefused() throws {
         let cluster = try ShardedCluster(mode: "async", shardVersions: [1, 1])
         defer { cluster.stop() }
@@ -226,6 +239,7 @@ final class ShardedCluster: @unchecked Sendable {
     private var acknowledged: [UInt64: Set<Int>] = [:]
     private var holding: (shard: Int, unit: UInt64, connection: FrameConnection?)?
     private var refusing: (shard: Int, units: Set<UInt64>)?
+    private var shortMap = false
 
     private let condition = NSCondition()
     private var recorded: [Event] = []
@@ -316,6 +330,11 @@ final class ShardedCluster: @unchecked Sendable {
         loop.execute { [self] in refusing = (shard, units) }
     }
 
+    /// Makes the Welcome's last range one parameter short of the model.
+    func shortenMap() {
+        loop.execute { [self] in shortMap = true }
+    }
+
     func closeShardConnections(of shard: Int) {
         loop.execute { [self] in shardConnections[shard].forEach { $0.close() } }
     }
@@ -365,10 +384,11 @@ final class ShardedCluster: @unchecked Sendable {
 
     private func welcome() -> Welcome {
         let layout = LabelledWorkerModel(parameterCount: Self.parameterCount).layout
-        let shards = map.ranges.map { range in
+        var shards = map.ranges.map { range in
             ShardEndpoint(index: UInt32(range.index), host: "127.0.0.1", port: UInt32(shardPorts[range.index]),
                           offset: UInt64(range.offset), count: UInt64(range.count))
         }
+        if shortMap { shards[shards.count - 1].count -= 1 }
         return Welcome(
             protocolVersion: ProtocolVersion.current, workerID: workerID, sessionID: sessionID, mode: mode,
             model: ModelSpec(configuration: ModelConfiguration(family: "labelled"), layout: layout), batchSize: 2, localSteps: 1,
