@@ -43,9 +43,16 @@ struct ShardTests {
     }
 
     /// The default exchange (local steps, sign pushes, q8 weights and deltas), async, over three
-    /// shards: every unit applied once, and an accuracy close to the unsharded session's.
+    /// shards: every unit applied once, and an accuracy close to the unsharded session's (async
+    /// sessions this small vary by a few points from run to run: 78 to 81% unsharded).
     @Test func theDefaultExchangeTrainsOverThreeShards() throws {
         let session = compressedSession + ["--workers", "2", "--epochs", "3", "--seed", "3"]
+        let (reference, referencePort) = try startServer(session)
+        defer { reference.end() }
+        let referenceWorkers = try (1...2).map { try startWorker(port: referencePort, name: "ref-\($0)", ["--once"]) }
+        defer { referenceWorkers.forEach { $0.end() } }
+        let unsharded = try summary(of: reference)
+
         let (server, port) = try startServer(session + ["--shards", "3"])
         defer { server.end() }
         let shards = try (1...3).map { try Self.startShard(port: port, name: "shard-\($0)", ["--once"]) }
@@ -55,7 +62,7 @@ struct ShardTests {
         let fields = try summary(of: server)
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("applied_twice") == 0)
-        #expect(fields.double("test_accuracy") > 0.85, "\(fields)")
+        #expect(abs(fields.double("test_accuracy") - unsharded.double("test_accuracy")) <= 0.05, "sharded \(fields), unsharded \(unsharded)")
         let log = server.output.joined(separator: "\n")
         #expect(log.contains("all 3 shard(s) hold their ranges"))
     }
@@ -86,7 +93,8 @@ struct ShardTests {
         #expect(fields.int("rollbacks") == 1)
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("applied_twice") == 0)
-        #expect(fields.double("test_accuracy") > 0.8, "\(fields)")
+        // The unsharded session reaches 78 to 79%; a rollback costs at most its snapshot interval.
+        #expect(fields.double("test_accuracy") > 0.7, "\(fields)")
     }
 
     /// A worker that does not offer shards is told why; a shard at a server without --shards too; the
