@@ -77,6 +77,7 @@ extension ParameterServerRuntime {
         assignment.version = snapshot.version
         assignment.modelState = snapshot.model.slice(range.indices).wireBytes()
         assignment.ticketKey = shards.ticketKey
+        assignment.serverProof = serverProof(for: peer)
         send(Envelope(body: .shardAssignment(assignment)), to: peer)
         let request = shards.makeRequestID()
         shards.readinessRequests[request] = index
