@@ -97,6 +97,50 @@ struct ShardTests {
         #expect(fields.double("test_accuracy") > 0.7, "\(fields)")
     }
 
+    /// A server killed mid-session resumes with its shards, as it does without them: the shards (and
+    /// workers) reconnect, the ranges are assigned from the checkpoint, and the session trains only the
+    /// units not done, to the accuracy of the uninterrupted sync session.
+    @Test func aKilledServerResumesWithItsShards() throws {
+        let session = smallSession + ["--epochs", "3", "--mode", "sync", "--workers", "2", "--seed", "7", "--shards", "2"]
+        let (reference, referencePort) = try startServer(session)
+        defer { reference.end() }
+        let referenceShards = try (1...2).map { try Self.startShard(port: referencePort, name: "ref-shard-\($0)", ["--once"]) }
+        defer { referenceShards.forEach { $0.end() } }
+        let referenceWorkers = try (1...2).map { try startWorker(port: referencePort, name: "ref-\($0)", ["--once"]) }
+        defer { referenceWorkers.forEach { $0.end() } }
+        let uninterrupted = try summary(of: reference)
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("downpour-shards-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("sharded.ckpt").path
+        let (first, port) = try startServer(session + ["--checkpoint", path, "--checkpoint-every", "15"])
+        defer { first.end() }
+        // Continuous shards and workers: they lose the server and join the resumed session.
+        let shards = try (1...2).map { try Self.startShard(port: port, name: "shard-\($0)") }
+        defer { shards.forEach { $0.end() } }
+        let workers = try (1...2).map { try startWorker(port: port, name: "w\($0)") }
+        defer { workers.forEach { $0.end() } }
+        let line = try first.waitForLine(timeout: .seconds(120), description: "a checkpoint past a third of the units") { line in
+            guard line.hasPrefix("checkpoint written"), let fraction = ResumeTests.unitsFraction(line) else { return false }
+            return fraction.done * 3 >= fraction.total
+        }
+        first.send(SIGKILL)
+        #expect(try first.waitForExit(timeout: .seconds(30)) != 0)
+        let atKill = try #require(ResumeTests.unitsFraction(line))
+
+        let resumed = try RunningProcess("ps-server", ["--port", String(port), "--resume", path, "--shards", "2"])
+        defer { resumed.end() }
+        let fields = try summary(of: resumed)
+        let resumedLine = try #require(resumed.output.first { $0.hasPrefix("resumed session") })
+        #expect(resumedLine.contains("/\(atKill.total) units done"))
+        #expect(resumed.output.contains { $0.hasPrefix("the checkpoint's model was joined from 2 shard(s)") })
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("applied_twice") == 0)
+        let difference = abs(fields.double("test_accuracy") - uninterrupted.double("test_accuracy"))
+        #expect(difference <= 0.005, "resumed \(fields), uninterrupted \(uninterrupted)")
+    }
+
     /// A worker that does not offer shards is told why; a shard at a server without --shards too; the
     /// sharded session goes on.
     @Test func peersThatCannotTakePartAreRefusedWithTheReason() throws {
