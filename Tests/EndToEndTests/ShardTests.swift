@@ -1,5 +1,6 @@
 import Foundation
 import Messages
+@testable import ParameterServer
 import Testing
 
 /// Sharded sessions with real processes on 127.0.0.1: `ps-server --shards M`, `ps-shard`s holding the
@@ -139,6 +140,37 @@ struct ShardTests {
         #expect(fields.int("applied_twice") == 0)
         let difference = abs(fields.double("test_accuracy") - uninterrupted.double("test_accuracy"))
         #expect(difference <= 0.005, "resumed \(fields), uninterrupted \(uninterrupted)")
+    }
+
+    /// A shard that gives back another range than it was assigned (here: one parameter short) is
+    /// refused with the reason, no worker is sent to it, and the session starts once a real shard
+    /// holds the range.
+    @Test func aShardHoldingTheWrongRangeIsRefusedBeforeTheSessionStarts() throws {
+        let (server, port) = try startServer(smallSession + ["--workers", "1", "--shards", "1"])
+        defer { server.end() }
+        let worker = try startWorker(port: port, name: "w1", ["--once"])
+        defer { worker.end() }
+        let impostor = try RawPeer(port: port)
+        try impostor.send(.shardHello(ShardHello(protocolVersion: 1, shardName: "short", host: "127.0.0.1", port: 4000)))
+        guard case .shardAssignment(let assignment)? = try impostor.receive(until: { if case .shardAssignment = $0 { true } else { $0.isError } })
+        else { Issue.record("no assignment"); return }
+        guard case .shardStateRequest(let request)? = try impostor.receive(until: { if case .shardStateRequest = $0 { true } else { $0.isError } })
+        else { Issue.record("no state request"); return }
+        #expect(request.modelState)
+        var held = try ModelTrainingState(wireBytes: assignment.modelState)
+        held.parameters.removeLast()
+        held.optimizer.buffers = held.optimizer.buffers.mapValues { Array($0.dropLast()) }
+        try impostor.send(.shardState(ShardState(requestID: request.requestID, version: assignment.version, modelState: held.wireBytes())))
+        let refusal = try #require(try impostor.receive(until: { $0.isError })?.errorReport)
+        #expect(refusal.code == .wrongShard && refusal.fatal)
+        #expect(refusal.message.contains("it holds \(assignment.count - 1) parameters; range 0"), "\(refusal.message)")
+        #expect(!server.output.contains { $0.contains("training started") })
+
+        let shard = try Self.startShard(port: port, name: "honest", ["--once"])
+        defer { shard.end() }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(server.output.contains { $0.contains("refused") && $0.contains("short") })
     }
 
     /// A worker that does not offer shards is told why; a shard at a server without --shards too; the
