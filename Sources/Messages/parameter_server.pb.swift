@@ -849,9 +849,11 @@ public struct ShardDiscard: WireMessage, Hashable {
 /// Server to shard: send your state, once every earlier ShardApply is applied.
 public struct ShardStateRequest: WireMessage, Hashable {
     public var requestID: UInt64 = 0
-    /// Whether to include the range's parameters and optimiser state (an evaluation or a checkpoint);
+    /// Whether to include the range's parameters and optimiser state (a snapshot or a checkpoint);
     /// without them, only the figures.
     public var modelState: Bool = false
+    /// With model_state: the parameters only, no optimiser buffers (an evaluation needs no more).
+    public var parametersOnly: Bool = false
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -860,9 +862,10 @@ public struct ShardStateRequest: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(requestID: UInt64 = 0, modelState: Bool = false) {
+    public init(requestID: UInt64 = 0, modelState: Bool = false, parametersOnly: Bool = false) {
         self.requestID = requestID
         self.modelState = modelState
+        self.parametersOnly = parametersOnly
     }
 }
 
@@ -2068,12 +2071,14 @@ extension ShardStateRequest {
         var size = unknownFields.count
         if self.requestID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.requestID, tagSize: 1) }
         if self.modelState { size &+= WireSize.field(ProtoBool.self, self.modelState, tagSize: 1) }
+        if self.parametersOnly { size &+= WireSize.field(ProtoBool.self, self.parametersOnly, tagSize: 1) }
         return size
     }
 
     public func encode(to writer: inout WireWriter) {
         if self.requestID != 0 { writer.writeField(ProtoUInt64.self, self.requestID, tag: 8) }
         if self.modelState { writer.writeField(ProtoBool.self, self.modelState, tag: 16) }
+        if self.parametersOnly { writer.writeField(ProtoBool.self, self.parametersOnly, tag: 24) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -2083,6 +2088,7 @@ extension ShardStateRequest {
                 switch tag.rawValue {
                 case 8: self.requestID = try reader.read(ProtoUInt64.self)
                 case 16: self.modelState = try reader.read(ProtoBool.self)
+                case 24: self.parametersOnly = try reader.read(ProtoBool.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -43,11 +43,13 @@ struct ShardTests {
         for worker in workers { #expect(try worker.waitForExit(timeout: .seconds(30)) == 0) }
     }
 
-    /// The default exchange (local steps, sign pushes, q8 weights and deltas), async, over three
-    /// shards: every unit applied once, and an accuracy close to the unsharded session's (async
-    /// sessions this small vary by a few points from run to run: 78 to 81% unsharded).
+    /// The default exchange (local steps, sign pushes, q8 weights and deltas) in sync mode over three
+    /// shards: every round's pulls wait for its version at every shard (a sync session stalled when a
+    /// shard answered them a stride of versions late), every unit is applied once, and the accuracy is
+    /// close to the unsharded session's (85.4 to 85.6% unsharded, 83.5 to 85.6% over three shards: the
+    /// sign blocks of the slices differ from the whole push's).
     @Test func theDefaultExchangeTrainsOverThreeShards() throws {
-        let session = compressedSession + ["--workers", "2", "--epochs", "3", "--seed", "3"]
+        let session = compressedSession + ["--workers", "2", "--epochs", "5", "--mode", "sync", "--seed", "3"]
         let (reference, referencePort) = try startServer(session)
         defer { reference.end() }
         let referenceWorkers = try (1...2).map { try startWorker(port: referencePort, name: "ref-\($0)", ["--once"]) }
@@ -63,15 +65,16 @@ struct ShardTests {
         let fields = try summary(of: server)
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("applied_twice") == 0)
-        #expect(abs(fields.double("test_accuracy") - unsharded.double("test_accuracy")) <= 0.05, "sharded \(fields), unsharded \(unsharded)")
+        #expect(abs(fields.double("test_accuracy") - unsharded.double("test_accuracy")) <= 0.04, "sharded \(fields), unsharded \(unsharded)")
         let log = server.output.joined(separator: "\n")
         #expect(log.contains("all 3 shard(s) hold their ranges"))
     }
 
-    /// A shard killed mid-session: the session goes back to its last snapshot, a spare takes the range,
-    /// the workers reconnect, and every unit is still applied exactly once.
+    /// A shard killed mid-session (async, the default exchange): the session goes back to its last
+    /// snapshot, a spare takes the range, the workers reconnect, and every unit is still applied exactly
+    /// once.
     @Test func aKilledShardIsReplacedByASpareAndNothingIsLostOrAppliedTwice() throws {
-        let session = smallSession + ["--workers", "2", "--epochs", "3", "--shards", "2", "--snapshot-every", "0.5"]
+        let session = compressedSession + ["--workers", "2", "--epochs", "4", "--shards", "2", "--snapshot-every", "0.5"]
         let (server, port) = try startServer(session)
         defer { server.end() }
         let first = try Self.startShard(port: port, name: "shard-a")
@@ -86,7 +89,7 @@ struct ShardTests {
         let workers = try (1...2).map { try startWorker(port: port, name: "w\($0)") }
         defer { workers.forEach { $0.end() } }
         // Past the first epoch, and a snapshot or two later, shard-b dies without a word.
-        _ = try server.waitForLine(containing: "epoch 1/3", timeout: .seconds(120))
+        _ = try server.waitForLine(containing: "epoch 1/4", timeout: .seconds(120))
         second.send(SIGKILL)
         _ = try server.waitForLine(containing: "going back to the snapshot at version", timeout: .seconds(30))
         _ = try server.waitForLine(containing: "shard shard-spare holds range 1", timeout: .seconds(30))
@@ -94,7 +97,7 @@ struct ShardTests {
         #expect(fields.int("rollbacks") == 1)
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("applied_twice") == 0)
-        // The unsharded session reaches 78 to 79%; a rollback costs at most its snapshot interval.
+        // The unsharded session reaches 80 to 84%; a rollback costs at most its snapshot interval.
         #expect(fields.double("test_accuracy") > 0.7, "\(fields)")
     }
 

@@ -179,9 +179,11 @@ extension ParameterServerRuntime {
                 index: range.index, offset: range.offset, count: range.count, shard: holder?.name ?? "",
                 address: holder?.shardAddress.map { "\($0.host):\($0.port)" } ?? "")
         }
-        // Every gathered state is a consistent snapshot of the session.
-        shards.lastSnapshot = gather.checkpoint
-        shards.lastSnapshotAt = clock.now
+        // Every full gathered state is a consistent snapshot of the session.
+        if gather.isSnapshot {
+            shards.lastSnapshot = gather.checkpoint
+            shards.lastSnapshotAt = clock.now
+        }
         gather.completion(gather.checkpoint)
     }
 
@@ -274,12 +276,15 @@ extension ParameterServerRuntime {
             body(model.parameters)
             return
         }
-        gatherShards(abandoned: abandoned) { body($0.model.parameters) }
+        // The last evaluation's gather is a full snapshot: the session's final checkpoint is made of it.
+        gatherShards(parametersOnly: coordinator.phase != .finished, abandoned: abandoned) { body($0.model.parameters) }
     }
 
     /// Asks every shard for its range's state; calls `completion` with the session at this version,
-    /// the ranges joined, or `abandoned` if a range is not held now or its shard is lost first.
-    func gatherShards(abandoned: @escaping () -> Void, completion: @escaping (SessionCheckpoint) -> Void) {
+    /// the ranges joined, or `abandoned` if a range is not held now or its shard is lost first. With
+    /// `parametersOnly` the state has no optimiser buffers (for an evaluation) and is no snapshot.
+    func gatherShards(parametersOnly: Bool = false, abandoned: @escaping () -> Void,
+                      completion: @escaping (SessionCheckpoint) -> Void) {
         guard shards.isReady else {
             abandoned()
             return
@@ -288,8 +293,9 @@ extension ParameterServerRuntime {
         // The model is filled in from the answers.
         let checkpoint = makeCheckpoint(recipe: sessionRecipe, model: ModelTrainingState(
             parameters: [], optimizer: OptimizerState(kind: ""), scheduleStep: 0))
-        shards.gathers[request] = ShardRoster.Gather(checkpoint: checkpoint, completion: completion, abandoned: abandoned)
-        sendToShards(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: request, modelState: true))))
+        shards.gathers[request] = ShardRoster.Gather(
+            checkpoint: checkpoint, isSnapshot: !parametersOnly, completion: completion, abandoned: abandoned)
+        sendToShards(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: request, modelState: true, parametersOnly: parametersOnly))))
     }
 
     /// Once a second: shards silent past the heartbeat timeout are dropped; a snapshot when one is due;

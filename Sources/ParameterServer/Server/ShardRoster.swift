@@ -13,6 +13,8 @@ struct ShardRoster {
         /// The session as it was when the request was sent, the model still to fill in: the parts will
         /// be of exactly its version, since every shard answers after the updates sent before.
         var checkpoint: SessionCheckpoint
+        /// Whether the parts carry the optimiser's state too, so that the result is a snapshot.
+        var isSnapshot: Bool
         /// Called on the loop with the session at that version, model included.
         var completion: (SessionCheckpoint) -> Void
         /// Called instead when the request is abandoned (a shard was lost before it answered).

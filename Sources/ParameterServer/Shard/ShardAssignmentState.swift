@@ -105,7 +105,8 @@ final class ShardAssignmentState {
         version = message.version
         publisher = WeightsPublisher(
             count: range.count, pullEncoding: session.pullEncoding, deltaEncoding: session.deltaEncoding,
-            strideAllowed: recipe.policy.stalenessPolicy != .bound, localSteps: recipe.localSteps)
+            // As the server's sends: every sync round brings the newest version, and so does every pull under `bound`.
+            strideAllowed: recipe.policy.stalenessPolicy != .bound && recipe.policy.mode != .sync, localSteps: recipe.localSteps)
     }
 
     /// Slices staged now, over every worker.

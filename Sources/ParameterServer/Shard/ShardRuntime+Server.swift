@@ -356,7 +356,12 @@ extension ShardRuntime {
         var state = ShardState(requestID: request.requestID, workers: UInt32(clamping: joinedWorkers))
         if let assignment {
             state.version = assignment.version
-            if request.modelState { state.modelState = assignment.store.trainingState().wireBytes() }
+            if request.modelState {
+                var held = assignment.store.trainingState()
+                // An evaluation needs the parameters only: the optimiser's buffers would double or treble the bytes.
+                if request.parametersOnly { held.optimizer.buffers = [:] }
+                state.modelState = held.wireBytes()
+            }
             state.updates = assignment.updates
             state.refused = assignment.refused
             state.stalenessMean = assignment.stalenessCount == 0 ? 0 : Double(assignment.stalenessSum) / Double(assignment.stalenessCount)

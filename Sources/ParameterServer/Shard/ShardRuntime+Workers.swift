@@ -95,7 +95,7 @@ extension ShardRuntime {
                 let held = peer.pendingPull?.minVersion ?? 0
                 peer.pendingPull = Pull(knownVersion: pull.knownVersion, minVersion: max(held, pull.minVersion))
             } else {
-                sendWeights(to: peer, knownVersion: pull.knownVersion, from: assignment)
+                sendWeights(to: peer, knownVersion: Self.asked(pull), from: assignment)
             }
         case (.joined, .push(let push)?):
             stage(push, from: peer, in: assignment)
@@ -190,8 +190,16 @@ extension ShardRuntime {
         for peer in workers.values where peer.state == .joined {
             guard let pull = peer.pendingPull, pull.minVersion <= assignment.version else { continue }
             peer.pendingPull = nil
-            sendWeights(to: peer, knownVersion: pull.knownVersion, from: assignment)
+            sendWeights(to: peer, knownVersion: Self.asked(pull), from: assignment)
         }
+    }
+
+    /// The known version to answer a pull with. A pull that waits for a version (a sync round's) must
+    /// bring the worker up to date, as the server's unasked sends do: answered as a routine pull, the
+    /// weights chain might publish only a stride of versions later, and the worker would wait forever
+    /// for the version it needs. Known version 0 (whole weights again) stays as it is.
+    static func asked(_ pull: Pull) -> UInt64? {
+        pull.minVersion > 0 && pull.knownVersion != 0 ? nil : pull.knownVersion
     }
 
     // MARK: Slices
