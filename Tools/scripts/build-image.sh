@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Downpour container image from this checkout, offline, with no base image: the release
-# executables (ps-server, ps-worker, ps-train), the Swift runtime and the shared libraries they load
+# executables (ps-server, ps-worker, ps-shard, ps-train), the Swift runtime and the shared libraries they load
 # (libuv, zlib, OpenSSL, libstdc++, glibc, and OpenBLAS, which Learning's BLAS.swift opens with dlopen at run
 # time), the MNIST data and a non-root user (10001), assembled into a root file system and turned
 # into an image FROM scratch. deploy/README.md ("Running on Kubernetes") documents the image.
@@ -30,7 +30,7 @@ done
 
 scratch=${SCRATCH:-$root/.build-image}
 engine=${CONTAINER_ENGINE:-podman}
-products=(ps-server ps-worker ps-train)
+products=(ps-server ps-worker ps-shard ps-train)
 [ -d /opt/swift/usr/bin ] && export PATH="/opt/swift/usr/bin:$PATH"
 if [ -z "$rootfs_only" ] && ! command -v "$engine" >/dev/null; then
     echo "build-image.sh: $engine is not installed (Debian: apt-get install podman; deploy/test/play-session.sh installs it)" >&2
@@ -167,7 +167,7 @@ ENV PATH=/opt/downpour/bin HOME=/home/downpour
 USER 10001:10001
 WORKDIR /home/downpour
 LABEL org.opencontainers.image.title="Downpour" \\
-      org.opencontainers.image.description="Parameter-server training: ps-server, ps-worker, ps-train and MNIST" \\
+      org.opencontainers.image.description="Parameter-server training: ps-server, ps-worker, ps-shard, ps-train and MNIST" \\
       org.opencontainers.image.revision="$revision"
 CMD ["ps-server", "--help"]
 EOF
