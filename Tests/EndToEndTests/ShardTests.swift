@@ -176,6 +176,33 @@ struct ShardTests {
         #expect(server.output.contains { $0.contains("refused") && $0.contains("short") })
     }
 
+    /// TLS and a token on every connection of a sharded session: server, shards and workers. Each
+    /// shard proves its token to the server and checks the server's proof, serves its workers over TLS
+    /// with its own certificate, and admits only workers with the server's ticket.
+    @Test func aShardedSessionRunsOverTLSWithATokenOnEveryConnection() throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let token = ["--token", "a-token-of-at-least-thirty-two-bytes!"]
+        let (server, port) = try startServer(smallSession + ["--workers", "2", "--shards", "2", "--tls-cert", certificates.serverCertificate,
+                                                             "--tls-key", certificates.serverKey] + token)
+        defer { server.end() }
+        let shards = try (1...2).map {
+            try RunningProcess("ps-shard", ["localhost", String(port), "0.2", "--name", "tls-shard-\($0)", "--once",
+                                            "--tls-ca", certificates.caCertificate, "--tls-cert", certificates.serverCertificate,
+                                            "--tls-key", certificates.serverKey, "--advertise", "localhost"] + token)
+        }
+        defer { shards.forEach { $0.end() } }
+        let workers = try (1...2).map {
+            try RunningProcess("ps-worker", ["localhost", String(port), "0.2", "--name", "tls-\($0)", "--once", "--models", "mlp",
+                                             "--tls-ca", certificates.caCertificate] + token)
+        }
+        defer { workers.forEach { $0.end() } }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("shards") == 2 && fields.int("applied_twice") == 0)
+        for process in shards + workers { #expect(try process.waitForExit(timeout: .seconds(60)) == 0) }
+    }
+
     /// A worker that does not offer shards is told why; a shard at a server without --shards too; the
     /// sharded session goes on.
     @Test func peersThatCannotTakePartAreRefusedWithTheReason() throws {
