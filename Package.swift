@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "TensorEncoding", targets: ["TensorEncoding"]),
         .executable(name: "ps-server", targets: ["ps-server"]),
         .executable(name: "ps-worker", targets: ["ps-worker"]),
+        .executable(name: "ps-shard", targets: ["ps-shard"]),
         .executable(name: "ps-train", targets: ["ps-train"]),
         .executable(name: "ps-codegen", targets: ["ps-codegen"]),
         .executable(name: "ps-bench", targets: ["ps-bench"]),
@@ -106,6 +107,11 @@ let package = Package(
         .executableTarget(
             name: "ps-worker",
             dependencies: ["ParameterServer", "ModelCatalog", "Learning", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ps-shard",
+            dependencies: ["ParameterServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -4,7 +4,6 @@ import Glibc
 import Learning
 import ModelCatalog
 import ParameterServer
-import TensorEncoding
 
 /// `ps-worker`'s arguments and flags, turned into the library's `WorkerConfiguration`.
 struct WorkerOptions: ParsableArguments {
@@ -67,7 +66,7 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert.", valueName: "path"))
     var tlsKey: String?
 
-    @Option(help: ArgumentHelp("Encodings to offer the server besides fp32, comma-separated (default: all of fp16, bf16, q8, topk, sign, and delta: weights as what changed since the version held); \"fp32\" offers none, as a worker written before encodings.", valueName: "list"))
+    @Option(help: ArgumentHelp("Encodings to offer the server besides fp32, comma-separated (default: all of fp16, bf16, q8, topk, sign, delta: weights as what changed since the version held, and shards: sessions whose parameters are on ps-shard processes); \"fp32\" offers none, as a worker written before encodings.", valueName: "list"))
     var encodings: String?
 
     @Option(help: ArgumentHelp(
@@ -114,7 +113,7 @@ struct WorkerOptions: ParsableArguments {
 
     /// The encodings --encodings names, checked against those this worker knows.
     func offeredEncodings() throws -> [String] {
-        let known = TensorEncoding.wireNames + [TensorEncoding.deltaCapability]
+        let known = WorkerConfiguration.defaultEncodings
         guard let encodings else { return known }
         let names = encodings.split(separator: ",").map { $0.trimmingWhitespace() }.filter { $0 != "fp32" }
         for name in names where !known.contains(name) {

@@ -38,6 +38,9 @@ struct CommandLineTests {
         ("ps-worker", ["127.0.0.1", "70000"], "PORT must be 1...65535"),
         ("ps-worker", ["127.0.0.1", "8888", "0"], "RETRY_INTERVAL must be a positive number"),
         ("ps-worker", ["127.0.0.1", "--inject", "slowdown=0.5"], "expected a factor of at least 1"),
+        ("ps-shard", ["127.0.0.1", "--listen", "9001"], "--listen 9001: expected HOST:PORT"),
+        ("ps-shard", ["127.0.0.1", "--listen", "0.0.0.0:9001", "--listen-port", "9002"], "give one or the other"),
+        ("ps-shard", ["127.0.0.1", "--tls-key", "k.pem"], "--tls-cert and --tls-key go together"),
     ])
     func badFlagsAreRefusedWithAClearMessage(command: String, arguments: [String], message: String) throws {
         let process = try RunningProcess(command, arguments)
@@ -47,7 +50,7 @@ struct CommandLineTests {
 
     /// The container image (Tools/scripts/build-image.sh) carries what these load: Foundation would
     /// bring libFoundation and ICU's 38 MB of data back into it, so the sources use FoundationEssentials.
-    @Test(arguments: ["ps-server", "ps-worker", "ps-train"])
+    @Test(arguments: ["ps-server", "ps-worker", "ps-shard", "ps-train"])
     func executablesLoadNoFoundationOrICU(product: String) throws {
         let path = RunningProcess.productsDirectory.appendingPathComponent(product).path
         let ldd = try RunningProcess("/usr/bin/ldd", [path])

@@ -4,19 +4,14 @@ import Locking
 /// The server's model over any Learning ``Model``: the parameter buffer, an optimiser with its
 /// schedule, and a test set to evaluate on.
 public final class TrainingServerModel: ServerModel, @unchecked Sendable {
-    // Why @unchecked Sendable is safe: `parameters`, `optimizer` and `steps` are touched only by
-    // `apply` and the `parameters` getter, which run on the server's event loop; `evaluate` runs on
-    // another thread but only reads its argument and uses `evaluator`, guarded by its mutex.
+    // Why @unchecked Sendable is safe: `store` is touched only by `apply`, `restore` and the getters,
+    // which run on the server's event loop; `evaluate` runs on another thread but only reads its
+    // argument and uses `evaluator`, guarded by its mutex.
 
     public let configuration: ModelConfiguration
     public let layout: [TensorView]
-    public private(set) var parameters: [Float]
-    private var optimizer: any Optimizer
-    private let schedule: LearningRateSchedule
-    private let totalSteps: Int
-    private var steps = 0
-    /// Scratch for a delta's pseudo-gradient, kept so that applying one allocates nothing.
-    private var pseudoGradient: [Float] = []
+    /// The parameters with the optimiser and schedule that update them.
+    private var store: ParameterStore
     private let evaluator: Locked<EvaluationModel>
     private let testSet: Dataset
 
@@ -42,72 +37,33 @@ public final class TrainingServerModel: ServerModel, @unchecked Sendable {
     ) {
         self.configuration = configuration
         self.layout = model.layout
-        self.parameters = initialParameters ?? model.initialParameters(seed: seed)
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.totalSteps = totalSteps
+        self.store = ParameterStore(
+            parameters: initialParameters ?? model.initialParameters(seed: seed), optimizer: optimizer, schedule: schedule,
+            totalSteps: totalSteps)
         self.testSet = testSet
         self.evaluator = Locked(EvaluationModel(model: model))
     }
 
+    public var parameters: [Float] { store.parameters }
+
     /// The learning rate the next gradient step will use, before any staleness scaling.
-    public var currentLearningRate: Float {
-        schedule.rate(atStep: steps, totalSteps: totalSteps)
-    }
+    public var currentLearningRate: Float { store.currentLearningRate }
 
     public func apply(_ update: ModelUpdate) {
-        precondition(update.values.count == parameters.count, "the coordinator checks dimensions")
-        switch update.kind {
-        case .gradient:
-            let rate = currentLearningRate * update.scale
-            steps += 1
-            parameters.withUnsafeMutableBufferPointer { p in
-                update.values.withUnsafeBufferPointer { g in
-                    optimizer.step(parameters: p, gradient: g, learningRate: rate)
-                }
-            }
-        case .delta:
-            // A delta is a pseudo-gradient, -(parameters after the local steps - before), for the same
-            // optimiser: the outer optimiser of local SGD (DiLoCo). `sgd` at rate 1 adds it as it is.
-            let rate = currentLearningRate * update.scale
-            steps += 1
-            // Each delta counts for 1 / (workers present) of an outer step: workers that join or leave
-            // change how many arrive per step a single process would take.
-            optimizer.expectArrivals(update.arrivalsPerStep)
-            if pseudoGradient.count != parameters.count { pseudoGradient = [Float](repeating: 0, count: parameters.count) }
-            pseudoGradient.withUnsafeMutableBufferPointer { g in
-                update.values.withUnsafeBufferPointer { d in
-                    for i in 0..<g.count { g[i] = -d[i] }
-                }
-            }
-            parameters.withUnsafeMutableBufferPointer { p in
-                pseudoGradient.withUnsafeBufferPointer { g in
-                    optimizer.step(parameters: p, gradient: g, learningRate: rate)
-                }
-            }
-        }
+        precondition(update.values.count == store.count, "the coordinator checks dimensions")
+        store.apply(update)
     }
 
     public func trainingState() -> ModelTrainingState {
-        ModelTrainingState(parameters: parameters, optimizer: optimizer.state, scheduleStep: steps)
+        store.trainingState()
     }
 
     public func restore(_ state: ModelTrainingState) throws(ModelStateError) {
-        guard state.parameters.count == parameters.count else {
+        guard state.parameters.count == store.count else {
             throw ModelStateError("the checkpoint holds \(state.parameters.count) parameters; "
-                + "\(configuration) has \(parameters.count)")
+                + "\(configuration) has \(store.count)")
         }
-        guard state.scheduleStep >= 0 else { throw ModelStateError("negative schedule step \(state.scheduleStep)") }
-        guard state.parameters.allSatisfy(\.isFinite) else { throw ModelStateError("the checkpoint's parameters are not all finite") }
-        var restored = optimizer
-        do {
-            try restored.restore(state.optimizer, parameterCount: parameters.count)
-        } catch {
-            throw ModelStateError(error.description)
-        }
-        optimizer = restored
-        parameters = state.parameters
-        steps = state.scheduleStep
+        try store.restore(state)
     }
 
     public func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double) {

@@ -24,9 +24,15 @@ public struct WorkerConfiguration: Sendable {
     /// Frames longer than this from the server close the connection.
     public var maxFrameBytes = 64 << 20
     /// Encodings offered to the server besides fp32 (`Capabilities.encodings`): all this worker knows,
-    /// and deltas of weights, by default; empty makes it an fp32-only worker, as one written before
-    /// encodings.
-    public var encodings = TensorEncoding.wireNames + [TensorEncoding.deltaCapability]
+    /// deltas of weights and sharded sessions (`ShardMap.capability`), by default; empty makes it an
+    /// fp32-only worker without shards, as one written before encodings.
+    public var encodings = WorkerConfiguration.defaultEncodings
+
+    /// Every word a worker of this library can offer in `Capabilities.encodings`.
+    public static let defaultEncodings = TensorEncoding.wireNames + [TensorEncoding.deltaCapability, ShardMap.capability]
+    /// How long a sharded session's shards may take to accept this worker's connections (retried
+    /// meanwhile); past it the worker leaves the session and joins again.
+    public var shardConnectTimeout: Duration = .seconds(10)
     /// Model families this worker can build (`Capabilities.architectures`); the server refuses a
     /// worker that cannot build the session's.
     public var models = ["mlp", "cnn"]

@@ -36,15 +36,23 @@ public final class WorkerRuntime: @unchecked Sendable {
         let connection: FrameConnection
         var welcome: Welcome?
         var model: ModelBox?
-        /// The weights as the server's frames made them; units train on a copy.
+        /// The weights as the server's frames made them; units train on a copy. Unused when sharded.
         var replica = WeightsReplica(count: 0)
+        /// A sharded session (`Welcome.shards`): the map, one link per shard, and the units whose
+        /// slices some shard has yet to acknowledge. Nil and empty otherwise.
+        var map: ShardMap?
+        var shards: [ShardLink] = []
+        var staged = StagedPushes(shardCount: 0)
+        var slicesPushed = 0
+        /// After a shard closed: the moment the session is given up, unless the server ends it first.
+        var shardLossTimer: TimerHandle?
         var units: [Messages.WorkUnit] = []
         var computing = false
         /// Units started in this session, which say when to fetch (`WorkerConfiguration.fetchEvery`).
         var unitsStarted = 0
         /// With `fetchEvery` > 1: the weights the last unit ended with (its weights plus its own update),
-        /// and the version they were first fetched at, from which the next unit goes on.
-        var carriedOn: (weights: [Float], base: UInt64)?
+        /// with the versions they were first fetched at, from which the next unit goes on.
+        var carriedOn: UnitWeights?
         var heartbeat: TimerHandle?
         var heartbeatSequence: UInt64 = 0
         /// When the last complete frame from the server arrived, and the timer that gives up on a
@@ -76,46 +84,21 @@ public final class WorkerRuntime: @unchecked Sendable {
         // Safe: after creation on the loop thread, the model is used only by jobs on the one compute
         // thread, which run one at a time.
         let model: WorkerModel
-        /// Encodes pushes, keeping what each did not carry for the next (error feedback); nil for fp32.
-        var feedback: ErrorFeedbackEncoder?
+        /// Encodes whole pushes, keeping what each did not carry for the next (error feedback).
+        var encoder: PushEncoder
+        /// A sharded session: one encoder per shard, for its slices, each with its own error feedback.
+        var sliceEncoders: [PushEncoder] = []
 
         init(_ model: WorkerModel, pushEncoding: TensorEncoding) {
             self.model = model
-            if pushEncoding != .fp32 {
-                feedback = ErrorFeedbackEncoder(count: model.parameterCount, encoding: pushEncoding)
-            }
+            encoder = PushEncoder(count: model.parameterCount, encoding: pushEncoding)
         }
 
-        /// The push for `values`: encoded when an encoding was negotiated, fp32 when none was, or when
-        /// the accumulated values are not finite (the server then refuses the fp32 push and requeues
-        /// the unit, and the residual starts again from zero).
+        /// The push for `values`, encoded as ``PushEncoder/fill(_:with:)`` says.
         func push(unitID: UInt64, base: UInt64, kind: ModelUpdate.Kind, loss: Float, sampleCount: Int, values: [Float]) -> Push {
             var push = Push(unitID: unitID, baseVersion: base, kind: kind == .gradient ? .gradient : .delta,
                             loss: loss, sampleCount: UInt32(sampleCount))
-            guard var encoder = feedback else {
-                push.values = values
-                return push
-            }
-            // Leave the encoder's arrays one owner, so encoding mutates them in place instead of
-            // copying a model-sized residual every push.
-            feedback = nil
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(encoder.encoding.maxEncodedSize(count: values.count))
-            let encoded: Bool = values.withUnsafeBufferPointer { values in
-                do throws(TensorDecodingError) {
-                    try encoder.encode(values, into: &bytes)
-                    return true
-                } catch {
-                    return false
-                }
-            }
-            if encoded {
-                push.encodedValues = bytes
-            } else {
-                encoder.reset()
-                push.values = values
-            }
-            feedback = encoder
+            encoder.fill(&push, with: values)
             return push
         }
     }
@@ -146,7 +129,7 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// When the injected `hang-after` fault takes hold; from then on no result is delivered.
     private var hangsAt: ContinuousClock.Instant?
     private var hung = false
-    private var session: Session?
+    private(set) var session: Session?
     private var stopping = false
 
     /// Sessions this worker saw to their end.
@@ -157,8 +140,8 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// Weights frames applied, over every session: whole weights, and deltas (`Weights.base_version`).
     public private(set) var wholeWeightsApplied = 0
     public private(set) var deltasApplied = 0
-    /// Pulls sent, over every session.
-    public private(set) var pullsSent = 0
+    /// Pulls sent, over every session (in a sharded session, to each shard).
+    public internal(set) var pullsSent = 0
 
     /// Whether the worker holds a connection to a server, and whether it has joined its session.
     public var isConnected: Bool { session != nil }
@@ -213,6 +196,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         retryTimer?.cancel()
         if let session, session.welcome != nil {
             log("leaving: \(reason)")
+            closeShards(of: session)
             session.connection.send(Envelope(body: .leave(Leave(reason: reason))))
             session.connection.close()
         } else if let session {
@@ -229,8 +213,6 @@ public final class WorkerRuntime: @unchecked Sendable {
         let port = configuration.port
         let retry = configuration.retryInterval
         log("connecting to \(host):\(port)")
-        var frameConfiguration = FrameConnection.Configuration(maxFrameLength: configuration.maxFrameBytes)
-        frameConfiguration.stream.idleTimeout = nil
         FrameConnection.connect(
             loop: loop, host: host, port: port, configuration: frameConfiguration,
             tls: configuration.tls, serverName: configuration.tlsServerName, retryInterval: retry,
@@ -256,6 +238,14 @@ public final class WorkerRuntime: @unchecked Sendable {
             })
     }
 
+    /// Frames up to `maxFrameBytes`, and no idle timeout: the server's liveness is the heartbeat
+    /// watchdog's business, and shards send nothing while nothing is asked of them.
+    var frameConfiguration: FrameConnection.Configuration {
+        var frameConfiguration = FrameConnection.Configuration(maxFrameLength: configuration.maxFrameBytes)
+        frameConfiguration.stream.idleTimeout = nil
+        return frameConfiguration
+    }
+
     private func connected(_ connection: FrameConnection) {
         let session = Session(connection: connection)
         self.session = session
@@ -276,6 +266,7 @@ public final class WorkerRuntime: @unchecked Sendable {
     }
 
     private func closed(_ session: Session, error: ReactorError?) {
+        closeShards(of: session)
         session.heartbeat?.cancel()
         session.heartbeat = nil
         session.watchdog?.cancel()
@@ -354,7 +345,9 @@ public final class WorkerRuntime: @unchecked Sendable {
             sessionsCompleted += 1
             log("session over: test accuracy \(SummaryLine.format(end.testAccuracy * 100, digits: 2))% after "
                 + "\(end.updates) updates; this worker pushed \(session.unitsPushed) unit(s), \(session.pushesApplied) applied; "
-                + "weights: \(session.wholeWeights) whole, \(session.deltas) deltas")
+                + "weights: \(session.wholeWeights) whole, \(session.deltas) deltas"
+                + (session.shards.isEmpty ? "" : "; \(session.slicesPushed) slice(s) pushed to \(session.shards.count) shards"))
+            closeShards(of: session)
             session.connection.close()
         case .error(let report)?:
             log("server: \(report.message)" + (report.fatal ? " (closing)" : ""))
@@ -374,9 +367,12 @@ public final class WorkerRuntime: @unchecked Sendable {
             answer(challenge, in: session)
         case .heartbeat?:
             break
-        case .hello?, .pull?, .push?, .leave?, .challengeResponse?, .shardHello?, .shardAssignment?, .shardApply?, .shardDiscard?,
-             .shardStateRequest?, .shardState?, .shardJoin?, .sliceReceived?, nil:
+        case .hello?, .pull?, .push?, .leave?, .challengeResponse?, .shardJoin?, nil:
             fail(session, .malformed, "the server sent \(envelope.bodyName), which only a worker sends")
+        case .shardHello?, .shardState?, .sliceReceived?:
+            fail(session, .malformed, "the server sent \(envelope.bodyName), which only a shard sends")
+        case .shardAssignment?, .shardApply?, .shardDiscard?, .shardStateRequest?:
+            fail(session, .malformed, "the server sent \(envelope.bodyName), which a server sends only to its shards")
         }
     }
 
@@ -429,11 +425,18 @@ public final class WorkerRuntime: @unchecked Sendable {
             fail(session, .modelMismatch, "the session trains on \(welcome.trainSamples) samples; this worker holds \(model.trainSampleCount)")
             return
         }
-        session.model = ModelBox(model, pushEncoding: pushEncoding)
+        if !welcome.shards.isEmpty {
+            guard prepareShards(welcome, parameterCount: parameterCount, in: session) else { return }
+        }
+        // A sharded session's whole pushes are only ever the fp32 one of an update that is not finite.
+        let box = ModelBox(model, pushEncoding: session.map == nil ? pushEncoding : .fp32)
+        box.sliceEncoders = session.shards.map { PushEncoder(count: $0.range.count, encoding: $0.pushEncoding) }
+        session.model = box
         session.welcome = welcome
         log("joined session \(welcome.sessionID) as worker \(welcome.workerID): mode \(welcome.mode), "
             + "\(configuration) with \(parameterCount) parameters, "
-            + "units of \(welcome.batchSize) x \(welcome.localSteps)")
+            + "units of \(welcome.batchSize) x \(welcome.localSteps)"
+            + (session.shards.isEmpty ? "" : "; parameters on \(session.shards.count) shards (\(session.shards.map(\.address).joined(separator: ", ")))"))
         let interval = Duration.milliseconds(max(100, Int(welcome.heartbeatIntervalMs == 0 ? 1000 : welcome.heartbeatIntervalMs)))
         session.heartbeat = loop.scheduleTimer(after: interval, repeating: interval) { [unowned session] in
             session.heartbeatSequence += 1
@@ -444,6 +447,7 @@ public final class WorkerRuntime: @unchecked Sendable {
             session.serverSilenceLimit = .milliseconds(2 * Int(welcome.serverHeartbeatIntervalMs))
             watchServer(session)
         }
+        connectShards(of: session)
     }
 
     /// Gives up on a server from which no complete frame arrived for twice its heartbeat interval: it
@@ -478,17 +482,14 @@ public final class WorkerRuntime: @unchecked Sendable {
             fail(session, .malformed, "the server sent Weights before Welcome")
             return
         }
+        guard session.map == nil else {
+            fail(session, .malformed, "the server sent Weights in a sharded session; the shards serve the weights")
+            return
+        }
         do {
             switch try session.replica.apply(weights) {
             case .updated:
-                if weights.baseVersion == nil {
-                    session.wholeWeights += 1
-                    wholeWeightsApplied += 1
-                } else {
-                    session.deltas += 1
-                    deltasApplied += 1
-                }
-                startNextUnit(in: session)
+                applied(weights, in: session)
             case .unchanged:
                 break
             case .baseMismatch(let base, let held):
@@ -503,6 +504,19 @@ public final class WorkerRuntime: @unchecked Sendable {
         }
     }
 
+    /// Counts a Weights frame (the server's, or a shard's slice) that changed the weights held, which
+    /// may let the next unit start.
+    func applied(_ weights: Weights, in session: Session) {
+        if weights.baseVersion == nil {
+            session.wholeWeights += 1
+            wholeWeightsApplied += 1
+        } else {
+            session.deltas += 1
+            deltasApplied += 1
+        }
+        startNextUnit(in: session)
+    }
+
     private func handleUnit(_ unit: Messages.WorkUnit, in session: Session) {
         guard let welcome = session.welcome else {
             fail(session, .malformed, "the server sent a WorkUnit before Welcome")
@@ -515,6 +529,7 @@ public final class WorkerRuntime: @unchecked Sendable {
             return
         }
         session.units.append(unit)
+        askShardsForRounds(in: session)
         startNextUnit(in: session)
     }
 
@@ -529,9 +544,9 @@ public final class WorkerRuntime: @unchecked Sendable {
     /// Starts the next unit on the compute thread if it is idle and the unit's weights are here.
     ///
     /// In async and ssp modes it also asks for fresh weights, so they arrive while this unit trains.
-    private func startNextUnit(in session: Session) {
-        guard !session.computing, session.replica.holdsWeights, let unit = session.units.first,
-              session.replica.version >= unit.minVersion, let box = session.model, let welcome = session.welcome else { return }
+    func startNextUnit(in session: Session) {
+        guard !session.computing, let unit = session.units.first, session.holdsWeights(atLeast: unit.minVersion),
+              let box = session.model, let welcome = session.welcome else { return }
         session.units.removeFirst()
         session.computing = true
         let asynchronous = welcome.mode != TrainingMode.sync.rawValue
@@ -540,17 +555,21 @@ public final class WorkerRuntime: @unchecked Sendable {
         // the replica, never these weights); the units between go on from the worker's own weights,
         // unless those are older than the unit allows.
         let fetches = session.unitsStarted % fetchEvery == 0
-        let (weights, base): ([Float], UInt64)
+        let weights: UnitWeights
         if !fetches, let carried = session.carriedOn, carried.base >= unit.minVersion {
-            (weights, base) = carried
+            weights = carried
         } else {
-            (weights, base) = (session.replica.values, session.replica.version)
+            weights = session.heldWeights()
         }
         session.unitsStarted += 1
         // Asked for while this unit trains, so the next fetch unit finds fresh weights.
         if asynchronous && session.unitsStarted % fetchEvery == 0 {
-            session.connection.send(Envelope(body: .pull(Pull(knownVersion: session.replica.version))))
-            pullsSent += 1
+            if session.shards.isEmpty {
+                session.connection.send(Envelope(body: .pull(Pull(knownVersion: session.replica.version))))
+                pullsSent += 1
+            } else {
+                for link in session.shards { pull(from: link) }
+            }
         }
         let batchSize = Int(welcome.batchSize)
         let localSteps = Int(welcome.localSteps)
@@ -560,24 +579,26 @@ public final class WorkerRuntime: @unchecked Sendable {
         let momentum = (0..<1).contains(welcome.localMomentum) ? welcome.localMomentum : 0
         let loop = self.loop
         let faults = computeFaults
+        let map = session.map
         compute.submit { [self] in
             let clock = ContinuousClock()
             let started = clock.now
             let result = box.model.train(
-                indices: unit.indices, weights: weights, batchSize: batchSize, localSteps: localSteps, learningRate: rate,
+                indices: unit.indices, weights: weights.values, batchSize: batchSize, localSteps: localSteps, learningRate: rate,
                 momentum: momentum)
             if !faults.faults.isEmpty {
                 let extra = faults.faults.extraTime(afterComputing: clock.now - started, using: &faults.generator)
                 if extra > .zero { usleep(UInt32(min(extra.seconds * 1e6, Double(UInt32.max)))) }
             }
-            let push = box.push(unitID: unit.unitID, base: base, kind: result.kind, loss: result.loss,
-                                sampleCount: unit.indices.count, values: result.values)
+            let pushes = box.pushes(unitID: unit.unitID, weights: weights, result: result, sampleCount: unit.indices.count, map: map)
             let carriedOn = fetchEvery > 1
-                ? Self.carryOn(weights, update: result.values, kind: result.kind, learningRate: rate) : nil
+                ? Self.carryOn(weights.values, update: result.values, kind: result.kind, learningRate: rate) : nil
             loop.execute { [self] in
                 // Replaced after every unit, and cleared when it diverged: never an older unit's weights.
-                if fetchEvery > 1 { session.carriedOn = carriedOn.map { ($0, base) } }
-                self.finished(push, in: session)
+                if fetchEvery > 1 {
+                    session.carriedOn = carriedOn.map { UnitWeights(values: $0, base: weights.base, sliceBases: weights.sliceBases) }
+                }
+                self.finished(pushes, in: session)
             }
         }
     }
@@ -597,11 +618,11 @@ public final class WorkerRuntime: @unchecked Sendable {
         return next.allSatisfy(\.isFinite) ? next : nil
     }
 
-    private func finished(_ push: Push, in session: Session) {
+    private func finished(_ pushes: UnitPushes, in session: Session) {
         if let hangsAt, ContinuousClock.now >= hangsAt {
             // Stuck: the unit never comes back and no other starts (computing stays set), while the
             // loop thread goes on answering with heartbeats.
-            if !hung { log("injected fault: hanging with unit \(push.unitID) (hang-after); heartbeats go on") }
+            if !hung { log("injected fault: hanging with unit \(pushes.unitID) (hang-after); heartbeats go on") }
             hung = true
             return
         }
@@ -609,17 +630,28 @@ public final class WorkerRuntime: @unchecked Sendable {
         // A result for a connection that has gone is dropped: the server requeued the unit.
         guard self.session === session, !session.ended else { return }
         if configuration.faults.dropsConnection(using: &connectionFaults) {
-            log("injected fault: dropping the connection instead of pushing unit \(push.unitID)")
+            log("injected fault: dropping the connection instead of pushing unit \(pushes.unitID)")
             session.connection.closeNow()
             return
         }
-        session.connection.send(Envelope(body: .push(push)))
-        session.unitsPushed += 1
-        unitsPushed += 1
+        switch pushes {
+        case .whole(let push):
+            pushToServer(push, in: session)
+        case .sliced(let server, let slices):
+            // The server hears of the unit once every shard holds its slice; training goes on meanwhile.
+            pushSlices(slices, staging: server, in: session)
+        }
         startNextUnit(in: session)
     }
 
-    private static func describe(_ duration: Duration) -> String {
+    /// Sends the server a unit's push: the whole update, or a sharded unit's staged push.
+    func pushToServer(_ push: Push, in session: Session) {
+        session.connection.send(Envelope(body: .push(push)))
+        session.unitsPushed += 1
+        unitsPushed += 1
+    }
+
+    static func describe(_ duration: Duration) -> String {
         "\(SummaryLine.format(duration.seconds, digits: duration.seconds < 10 ? 1 : 0)) s"
     }
 }

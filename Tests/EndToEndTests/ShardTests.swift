@@ -1,0 +1,120 @@
+import Foundation
+import Messages
+import Testing
+
+/// Sharded sessions with real processes on 127.0.0.1: `ps-server --shards M`, `ps-shard`s holding the
+/// ranges and `ps-worker`s exchanging slices with all of them.
+@Suite(.serialized, .timeLimit(.minutes(6)))
+struct ShardTests {
+    /// Starts a `ps-shard` against 127.0.0.1:`port`, retrying every 0.2 s, listening on a free port.
+    static func startShard(port: Int, name: String, _ extra: [String] = []) throws -> RunningProcess {
+        try RunningProcess("ps-shard", ["127.0.0.1", String(port), "0.2", "--name", name] + extra)
+    }
+
+    /// Sync mode with one fp32 gradient per unit is deterministic for a seed and two workers, and every
+    /// parameter's arithmetic is the same whichever process holds it: a session sharded over two
+    /// shards ends bit for bit where the unsharded one does.
+    @Test func aShardedSessionTrainsExactlyAsTheUnshardedOne() throws {
+        let session = smallSession + ["--mode", "sync", "--workers", "2", "--seed", "5"]
+        let (reference, referencePort) = try startServer(session)
+        defer { reference.end() }
+        let referenceWorkers = try (1...2).map { try startWorker(port: referencePort, name: "ref-\($0)", ["--once"]) }
+        defer { referenceWorkers.forEach { $0.end() } }
+        let unsharded = try summary(of: reference)
+
+        let (server, port) = try startServer(session + ["--shards", "2"])
+        defer { server.end() }
+        let shards = try (1...2).map { try Self.startShard(port: port, name: "shard-\($0)", ["--once"]) }
+        defer { shards.forEach { $0.end() } }
+        let workers = try (1...2).map { try startWorker(port: port, name: "w\($0)", ["--once"]) }
+        defer { workers.forEach { $0.end() } }
+        let sharded = try summary(of: server)
+
+        #expect(sharded.int("shards") == 2)
+        #expect(sharded.int("units") == sharded.int("units_expected"))
+        #expect(sharded.int("applied_twice") == 0)
+        #expect(sharded["final_version"] == unsharded["final_version"])
+        #expect(sharded["test_accuracy"] == unsharded["test_accuracy"], "sharded \(sharded), unsharded \(unsharded)")
+        #expect(sharded["test_loss"] == unsharded["test_loss"])
+        // The parameters travel between workers and shards, not through the server.
+        #expect(sharded.int("shard_bytes_in") > 10 * sharded.int("bytes_in"), "\(sharded)")
+        for shard in shards { #expect(try shard.waitForExit(timeout: .seconds(30)) == 0) }
+        for worker in workers { #expect(try worker.waitForExit(timeout: .seconds(30)) == 0) }
+    }
+
+    /// The default exchange (local steps, sign pushes, q8 weights and deltas), async, over three
+    /// shards: every unit applied once, and an accuracy close to the unsharded session's.
+    @Test func theDefaultExchangeTrainsOverThreeShards() throws {
+        let session = compressedSession + ["--workers", "2", "--epochs", "3", "--seed", "3"]
+        let (server, port) = try startServer(session + ["--shards", "3"])
+        defer { server.end() }
+        let shards = try (1...3).map { try Self.startShard(port: port, name: "shard-\($0)", ["--once"]) }
+        defer { shards.forEach { $0.end() } }
+        let workers = try (1...2).map { try startWorker(port: port, name: "w\($0)", ["--once"]) }
+        defer { workers.forEach { $0.end() } }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("applied_twice") == 0)
+        #expect(fields.double("test_accuracy") > 0.85, "\(fields)")
+        let log = server.output.joined(separator: "\n")
+        #expect(log.contains("all 3 shard(s) hold their ranges"))
+    }
+
+    /// A shard killed mid-session: the session goes back to its last snapshot, a spare takes the range,
+    /// the workers reconnect, and every unit is still applied exactly once.
+    @Test func aKilledShardIsReplacedByASpareAndNothingIsLostOrAppliedTwice() throws {
+        let session = smallSession + ["--workers", "2", "--epochs", "3", "--shards", "2", "--snapshot-every", "0.5"]
+        let (server, port) = try startServer(session)
+        defer { server.end() }
+        let first = try Self.startShard(port: port, name: "shard-a")
+        defer { first.end() }
+        _ = try server.waitForLine(containing: "shard shard-a holds range 0")
+        let second = try Self.startShard(port: port, name: "shard-b")
+        defer { second.end() }
+        _ = try server.waitForLine(containing: "shard shard-b holds range 1")
+        let spare = try Self.startShard(port: port, name: "shard-spare")
+        defer { spare.end() }
+        _ = try server.waitForLine(containing: "shard-spare waits as a spare")
+        let workers = try (1...2).map { try startWorker(port: port, name: "w\($0)") }
+        defer { workers.forEach { $0.end() } }
+        // Past the first epoch, and a snapshot or two later, shard-b dies without a word.
+        _ = try server.waitForLine(containing: "epoch 1/3", timeout: .seconds(120))
+        second.send(SIGKILL)
+        _ = try server.waitForLine(containing: "going back to the snapshot at version", timeout: .seconds(30))
+        _ = try server.waitForLine(containing: "shard shard-spare holds range 1", timeout: .seconds(30))
+        let fields = try summary(of: server)
+        #expect(fields.int("rollbacks") == 1)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("applied_twice") == 0)
+        #expect(fields.double("test_accuracy") > 0.8, "\(fields)")
+    }
+
+    /// A worker that does not offer shards is told why; a shard at a server without --shards too; the
+    /// sharded session goes on.
+    @Test func peersThatCannotTakePartAreRefusedWithTheReason() throws {
+        let (plain, plainPort) = try startServer(smallSession + ["--workers", "1"])
+        defer { plain.end() }
+        let lost = try RawPeer(port: plainPort)
+        try lost.send(.shardHello(ShardHello(protocolVersion: 1, shardName: "lost", host: "", port: 4000)))
+        let notSharded = try #require(try lost.receive(until: { $0.isError })?.errorReport)
+        #expect(notSharded.code == .unavailable && notSharded.fatal)
+        #expect(notSharded.message.contains("not started with --shards"), "\(notSharded.message)")
+        plain.end()
+
+        let (server, port) = try startServer(smallSession + ["--workers", "1", "--shards", "1"])
+        defer { server.end() }
+        let shard = try Self.startShard(port: port, name: "shard-1", ["--once"])
+        defer { shard.end() }
+        _ = try server.waitForLine(containing: "all 1 shard(s) hold their ranges")
+        let old = try RawPeer(port: port)
+        try old.send(.hello(Hello(protocolVersion: 1, workerName: "fp32-only",
+                                  capabilities: Capabilities(threads: 1, architectures: ["mlp"], maxUnitsAhead: 1))))
+        let refusal = try #require(try old.receive(until: { $0.isError })?.errorReport)
+        #expect(refusal.code == .unavailable && refusal.fatal)
+        #expect(refusal.message.contains("must offer \"shards\""), "\(refusal.message)")
+        let worker = try startWorker(port: port, name: "w1", ["--once"])
+        defer { worker.end() }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+    }
+}
