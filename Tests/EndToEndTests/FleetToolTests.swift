@@ -37,6 +37,38 @@ struct FleetToolTests {
         expectAllEnded(fleetOutput: lines, started: totals.int("started"))
     }
 
+    @Test func shardedSessionWithChurnedShardsAppliesEveryUnitOnce() throws {
+        // Two ranges, three ps-shard processes (one a spare) and one killed every 3 s on average: each
+        // holder's death sends the session back to its last snapshot (every 0.5 s), and the fleet starts
+        // a replacement. Slowed workers make 3 epochs outlast a few kills.
+        let (server, port) = try startServer(smallSession + ["--workers", "2", "--epochs", "3", "--shards", "2", "--snapshot-every", "0.5"])
+        defer { server.end() }
+        let fleet = try RunningProcess("ps-fleet", [
+            "127.0.0.1", String(port), "--workers", "2", "--shards", "3", "--shard-churn-every", "3", "--seed", "1",
+            "--inject", "delay=100ms", "--retry", "0.2", "--server-pid", String(server.pid), "--duration", "240",
+        ])
+        defer { fleet.endGracefully() }
+
+        let fields = try summary(of: server, timeout: .seconds(240))
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("applied_twice") == 0)
+        #expect(fields.int("shards") == 2)
+        let status = try fleet.waitForExit(timeout: .seconds(60))
+        let lines = fleet.output
+        #expect(status == 0, "ps-fleet exited \(status):\n\(lines.suffix(20).joined(separator: "\n"))")
+        let totals = SummaryLine.parse(try #require(lines.last, "ps-fleet printed nothing")[...])
+        #expect(totals["reason"] == "server-exited")
+        #expect(totals.int("shards") == 3)
+        #expect(totals.int("shards_killed") >= 1)
+        #expect(totals.int("shard_restarts") >= totals.int("shards_killed"))
+        // A holder killed sends the session back (a spare killed does not): as many rollbacks as the
+        // server saw holders lost.
+        let lost = server.output.filter { $0.contains(" lost: ") && $0.contains("going back to the snapshot") }.count
+        #expect(fields.int("rollbacks") == lost)
+        expectAllEnded(fleetOutput: lines, started: totals.int("started"))
+        expectAllEnded(fleetOutput: lines, started: totals.int("shards_started"), prefix: "shard-")
+    }
+
     @Test func interruptedFleetStopsItsWorkersGracefully() throws {
         // No server: the workers keep retrying, and SIGINT must still end every one of them.
         let port = try freePort()
