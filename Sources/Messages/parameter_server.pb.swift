@@ -702,6 +702,10 @@ public struct ShardAssignment: WireMessage, Hashable {
     /// The key of the workers' tickets: ShardJoin.ticket is HMAC-SHA256(ticket_key, "downpour/v1 shard-ticket" ||
     /// session_id || worker_id as 8 bytes little-endian). 32 bytes, fresh for every session.
     public var ticketKey: [UInt8] = []
+    /// When the server has a token: its proof, as Welcome.server_proof (the shard's name in place of the
+    /// worker's in the challenge), so that a shard with a token holds ranges only for a server that
+    /// holds it too. Empty otherwise.
+    public var serverProof: [UInt8] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -710,7 +714,7 @@ public struct ShardAssignment: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(sessionID: String = "", index: UInt32 = 0, shardCount: UInt32 = 0, offset: UInt64 = 0, count: UInt64 = 0, model: ModelSpec? = nil, sessionSettings: [UInt8] = [], version: UInt64 = 0, modelState: [UInt8] = [], ticketKey: [UInt8] = []) {
+    public init(sessionID: String = "", index: UInt32 = 0, shardCount: UInt32 = 0, offset: UInt64 = 0, count: UInt64 = 0, model: ModelSpec? = nil, sessionSettings: [UInt8] = [], version: UInt64 = 0, modelState: [UInt8] = [], ticketKey: [UInt8] = [], serverProof: [UInt8] = []) {
         self.sessionID = sessionID
         self.index = index
         self.shardCount = shardCount
@@ -721,6 +725,7 @@ public struct ShardAssignment: WireMessage, Hashable {
         self.version = version
         self.modelState = modelState
         self.ticketKey = ticketKey
+        self.serverProof = serverProof
     }
 }
 
@@ -1842,6 +1847,7 @@ extension ShardAssignment {
         if self.version != 0 { size &+= WireSize.field(ProtoUInt64.self, self.version, tagSize: 1) }
         if !self.modelState.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.modelState, tagSize: 1) }
         if !self.ticketKey.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.ticketKey, tagSize: 1) }
+        if !self.serverProof.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.serverProof, tagSize: 1) }
         return size
     }
 
@@ -1856,6 +1862,7 @@ extension ShardAssignment {
         if self.version != 0 { writer.writeField(ProtoUInt64.self, self.version, tag: 64) }
         if !self.modelState.isEmpty { writer.writeField(ProtoBytes.self, self.modelState, tag: 74) }
         if !self.ticketKey.isEmpty { writer.writeField(ProtoBytes.self, self.ticketKey, tag: 82) }
+        if !self.serverProof.isEmpty { writer.writeField(ProtoBytes.self, self.serverProof, tag: 90) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1873,6 +1880,7 @@ extension ShardAssignment {
                 case 64: self.version = try reader.read(ProtoUInt64.self)
                 case 74: self.modelState = try reader.read(ProtoBytes.self)
                 case 82: self.ticketKey = try reader.read(ProtoBytes.self)
+                case 90: self.serverProof = try reader.read(ProtoBytes.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

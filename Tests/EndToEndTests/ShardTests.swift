@@ -1,5 +1,6 @@
 import Foundation
 import Messages
+@testable import ParameterServer
 import Testing
 
 /// Sharded sessions with real processes on 127.0.0.1: `ps-server --shards M`, `ps-shard`s holding the
@@ -43,9 +44,16 @@ struct ShardTests {
     }
 
     /// The default exchange (local steps, sign pushes, q8 weights and deltas), async, over three
-    /// shards: every unit applied once, and an accuracy close to the unsharded session's.
+    /// shards: every unit applied once, and an accuracy close to the unsharded session's (async
+    /// sessions this small vary by a few points from run to run: 78 to 81% unsharded).
     @Test func theDefaultExchangeTrainsOverThreeShards() throws {
         let session = compressedSession + ["--workers", "2", "--epochs", "3", "--seed", "3"]
+        let (reference, referencePort) = try startServer(session)
+        defer { reference.end() }
+        let referenceWorkers = try (1...2).map { try startWorker(port: referencePort, name: "ref-\($0)", ["--once"]) }
+        defer { referenceWorkers.forEach { $0.end() } }
+        let unsharded = try summary(of: reference)
+
         let (server, port) = try startServer(session + ["--shards", "3"])
         defer { server.end() }
         let shards = try (1...3).map { try Self.startShard(port: port, name: "shard-\($0)", ["--once"]) }
@@ -55,7 +63,7 @@ struct ShardTests {
         let fields = try summary(of: server)
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("applied_twice") == 0)
-        #expect(fields.double("test_accuracy") > 0.85, "\(fields)")
+        #expect(abs(fields.double("test_accuracy") - unsharded.double("test_accuracy")) <= 0.05, "sharded \(fields), unsharded \(unsharded)")
         let log = server.output.joined(separator: "\n")
         #expect(log.contains("all 3 shard(s) hold their ranges"))
     }
@@ -86,7 +94,83 @@ struct ShardTests {
         #expect(fields.int("rollbacks") == 1)
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("applied_twice") == 0)
-        #expect(fields.double("test_accuracy") > 0.8, "\(fields)")
+        // The unsharded session reaches 78 to 79%; a rollback costs at most its snapshot interval.
+        #expect(fields.double("test_accuracy") > 0.7, "\(fields)")
+    }
+
+    /// A server killed mid-session resumes with its shards, as it does without them: the shards (and
+    /// workers) reconnect, the ranges are assigned from the checkpoint, and the session trains only the
+    /// units not done, to the accuracy of the uninterrupted sync session.
+    @Test func aKilledServerResumesWithItsShards() throws {
+        let session = smallSession + ["--epochs", "3", "--mode", "sync", "--workers", "2", "--seed", "7", "--shards", "2"]
+        let (reference, referencePort) = try startServer(session)
+        defer { reference.end() }
+        let referenceShards = try (1...2).map { try Self.startShard(port: referencePort, name: "ref-shard-\($0)", ["--once"]) }
+        defer { referenceShards.forEach { $0.end() } }
+        let referenceWorkers = try (1...2).map { try startWorker(port: referencePort, name: "ref-\($0)", ["--once"]) }
+        defer { referenceWorkers.forEach { $0.end() } }
+        let uninterrupted = try summary(of: reference)
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("downpour-shards-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("sharded.ckpt").path
+        let (first, port) = try startServer(session + ["--checkpoint", path, "--checkpoint-every", "15"])
+        defer { first.end() }
+        // Continuous shards and workers: they lose the server and join the resumed session.
+        let shards = try (1...2).map { try Self.startShard(port: port, name: "shard-\($0)") }
+        defer { shards.forEach { $0.end() } }
+        let workers = try (1...2).map { try startWorker(port: port, name: "w\($0)") }
+        defer { workers.forEach { $0.end() } }
+        let line = try first.waitForLine(timeout: .seconds(120), description: "a checkpoint past a third of the units") { line in
+            guard line.hasPrefix("checkpoint written"), let fraction = ResumeTests.unitsFraction(line) else { return false }
+            return fraction.done * 3 >= fraction.total
+        }
+        first.send(SIGKILL)
+        #expect(try first.waitForExit(timeout: .seconds(30)) != 0)
+        let atKill = try #require(ResumeTests.unitsFraction(line))
+
+        let resumed = try RunningProcess("ps-server", ["--port", String(port), "--resume", path, "--shards", "2"])
+        defer { resumed.end() }
+        let fields = try summary(of: resumed)
+        let resumedLine = try #require(resumed.output.first { $0.hasPrefix("resumed session") })
+        #expect(resumedLine.contains("/\(atKill.total) units done"))
+        #expect(resumed.output.contains { $0.hasPrefix("the checkpoint's model was joined from 2 shard(s)") })
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("applied_twice") == 0)
+        let difference = abs(fields.double("test_accuracy") - uninterrupted.double("test_accuracy"))
+        #expect(difference <= 0.005, "resumed \(fields), uninterrupted \(uninterrupted)")
+    }
+
+    /// A shard that gives back another range than it was assigned (here: one parameter short) is
+    /// refused with the reason, no worker is sent to it, and the session starts once a real shard
+    /// holds the range.
+    @Test func aShardHoldingTheWrongRangeIsRefusedBeforeTheSessionStarts() throws {
+        let (server, port) = try startServer(smallSession + ["--workers", "1", "--shards", "1"])
+        defer { server.end() }
+        let worker = try startWorker(port: port, name: "w1", ["--once"])
+        defer { worker.end() }
+        let impostor = try RawPeer(port: port)
+        try impostor.send(.shardHello(ShardHello(protocolVersion: 1, shardName: "short", host: "127.0.0.1", port: 4000)))
+        guard case .shardAssignment(let assignment)? = try impostor.receive(until: { if case .shardAssignment = $0 { true } else { $0.isError } })
+        else { Issue.record("no assignment"); return }
+        guard case .shardStateRequest(let request)? = try impostor.receive(until: { if case .shardStateRequest = $0 { true } else { $0.isError } })
+        else { Issue.record("no state request"); return }
+        #expect(request.modelState)
+        var held = try ModelTrainingState(wireBytes: assignment.modelState)
+        held.parameters.removeLast()
+        held.optimizer.buffers = held.optimizer.buffers.mapValues { Array($0.dropLast()) }
+        try impostor.send(.shardState(ShardState(requestID: request.requestID, version: assignment.version, modelState: held.wireBytes())))
+        let refusal = try #require(try impostor.receive(until: { $0.isError })?.errorReport)
+        #expect(refusal.code == .wrongShard && refusal.fatal)
+        #expect(refusal.message.contains("it holds \(assignment.count - 1) parameters; range 0"), "\(refusal.message)")
+        #expect(!server.output.contains { $0.contains("training started") })
+
+        let shard = try Self.startShard(port: port, name: "honest", ["--once"])
+        defer { shard.end() }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(server.output.contains { $0.contains("refused") && $0.contains("short") })
     }
 
     /// A worker that does not offer shards is told why; a shard at a server without --shards too; the

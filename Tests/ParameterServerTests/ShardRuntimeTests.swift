@@ -229,6 +229,26 @@ struct ShardRuntimeTests {
         let response = try #require(harness.server.receive { if case .challengeResponse(let response) = $0 { response } else { nil } })
         #expect(HandshakeAuthentication.isValidWorkerResponse(
             response.mac, token: token, serverNonce: nonce, clientNonce: response.clientNonce, workerName: "shard-t"))
+        // An assignment whose proof is not the token's is refused: a shard holds no range for an impostor.
+        var forged = Self.assignment(key: ShardTicket.makeKey())
+        forged.serverProof = HandshakeAuthentication.serverProof(
+            token: AuthenticationToken("another token"), clientNonce: response.clientNonce, serverNonce: nonce, sessionID: forged.sessionID)
+        harness.server.send(.shardAssignment(forged))
+        let forgedRefusal = try #require(harness.server.receive { if case .error(let report) = $0 { report } else { nil } })
+        #expect(forgedRefusal.code == .unauthenticated && forgedRefusal.fatal, "\(forgedRefusal)")
+        #expect(harness.lines.wait { $0.contains("the server's proof is wrong") })
+
+        // With the right proof the range is taken.
+        let honest = try Harness(token: token)
+        defer { honest.stop() }
+        _ = try #require(honest.server.receive { if case .shardHello(let hello) = $0 { hello } else { nil } })
+        honest.server.send(.challenge(Challenge(serverNonce: nonce)))
+        let answer = try #require(honest.server.receive { if case .challengeResponse(let response) = $0 { response } else { nil } })
+        var proven = Self.assignment(key: ShardTicket.makeKey())
+        proven.serverProof = HandshakeAuthentication.serverProof(
+            token: token, clientNonce: answer.clientNonce, serverNonce: nonce, sessionID: proven.sessionID)
+        honest.server.send(.shardAssignment(proven))
+        #expect(honest.lines.wait { $0.hasPrefix("assigned range") })
 
         let tokenless = try Harness()
         defer { tokenless.stop() }

@@ -82,6 +82,18 @@ public struct WeightsPublisher: Sendable {
         self.localSteps = max(1, localSteps)
     }
 
+    /// Creates a publisher whose chain carries on from `point`: what the pullers held when a server
+    /// was stopped (a checkpoint's pulled weights), so its workers train on the same weights as before.
+    public init(count: Int, pullEncoding: TensorEncoding, deltaEncoding: TensorEncoding, strideAllowed: Bool, localSteps: Int,
+                resuming point: WeightsChain.Point) {
+        self.init(count: count, pullEncoding: pullEncoding, deltaEncoding: deltaEncoding, strideAllowed: strideAllowed,
+                  localSteps: localSteps)
+        chain = WeightsChain(count: count, pullEncoding: pullEncoding, deltaEncoding: deltaEncoding, resuming: point)
+    }
+
+    /// The chain's last point: what a peer that followed it holds; nil before any chain frame.
+    public var lastPoint: WeightsChain.Point? { chain?.lastPoint }
+
     /// The frames that answer `peer`'s pull (or bring it up to date unasked), in order.
     ///
     /// A peer that takes whole weights gets the weights of `version` in its encoding, or an empty

@@ -41,8 +41,9 @@ extension ParameterServerRuntime {
         history.membership.append(.init(seconds: sinceStart, worker: "ps-server", joined: true, reason: "resumed from its checkpoint"))
         // Workers that take deltas go on from the weights the last ones held, as they would have.
         if let point = checkpoint.pulledWeights, let delta = configuration.deltaEncoding, point.values.count == model.parameterCount {
-            weightsChain = WeightsChain(count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: delta,
-                                        resuming: point)
+            publisher = WeightsPublisher(
+                count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: delta,
+                strideAllowed: configuration.policy.stalenessPolicy != .bound, localSteps: configuration.localSteps, resuming: point)
         }
     }
 
@@ -95,7 +96,7 @@ extension ParameterServerRuntime {
             ledger: coordinator.ledger.progress, statistics: coordinator.statistics, epochs: history.epochs,
             throughput: history.throughput, membership: history.membership, evaluations: history.evaluations,
             trainingSeconds: trainingSeconds,
-            sessionSeconds: sinceStart, resumes: resumes, pulledWeights: weightsChain?.lastPoint)
+            sessionSeconds: sinceStart, resumes: resumes, pulledWeights: configuration.shards > 0 ? nil : publisher.lastPoint)
     }
 
     /// Writes a checkpoint when the schedule says one is due: enough updates, or enough time with at

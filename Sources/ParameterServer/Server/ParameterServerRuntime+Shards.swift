@@ -77,10 +77,13 @@ extension ParameterServerRuntime {
         assignment.version = snapshot.version
         assignment.modelState = snapshot.model.slice(range.indices).wireBytes()
         assignment.ticketKey = shards.ticketKey
+        assignment.serverProof = serverProof(for: peer)
         send(Envelope(body: .shardAssignment(assignment)), to: peer)
+        // Its answer must give back exactly the range sent: a shard that holds another range, another
+        // count or other values is refused before any worker is sent to it.
         let request = shards.makeRequestID()
         shards.readinessRequests[request] = index
-        send(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: request, modelState: false))), to: peer)
+        send(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: request, modelState: true))), to: peer)
         reporter.line("shard \(peer.name) holds range \(index) of \(shards.map.ranges.count): \(range.text) at version \(snapshot.version)")
     }
 
@@ -132,6 +135,10 @@ extension ParameterServerRuntime {
         guard let index = peer.shardIndex, shards.holders[index] === peer else { return }
         shards.figures[index] = state
         if let readyIndex = shards.readinessRequests.removeValue(forKey: state.requestID), readyIndex == index {
+            if let problem = assignmentMismatch(state, index: index) {
+                shardFailed(peer, problem)
+                return
+            }
             shards.ready[index] = true
             if shards.isReady { shardsBecameReady() }
             return
@@ -176,6 +183,29 @@ extension ParameterServerRuntime {
         shards.lastSnapshot = gather.checkpoint
         shards.lastSnapshotAt = clock.now
         gather.completion(gather.checkpoint)
+    }
+
+    /// What is wrong with a shard's answer to its readiness request, if anything: it must hold the range
+    /// it was assigned, at the assigned version, exactly.
+    private func assignmentMismatch(_ state: ShardState, index: Int) -> String? {
+        guard let snapshot = shards.lastSnapshot else { return "no range was assigned" }
+        let range = shards.map.ranges[index]
+        guard state.version == snapshot.version else {
+            return "it holds range \(index) at version \(state.version); it was assigned version \(snapshot.version)"
+        }
+        let held: ModelTrainingState
+        do {
+            held = try ModelTrainingState(wireBytes: state.modelState)
+        } catch {
+            return "its ShardState.model_state: \(error)"
+        }
+        guard held.parameters.count == range.count else {
+            return "it holds \(held.parameters.count) parameters; range \(index) (\(range.text)) has \(range.count)"
+        }
+        guard held.parameters == Array(snapshot.model.parameters[range.indices]) else {
+            return "the parameters it holds are not those of range \(index) (\(range.text)) that it was sent"
+        }
+        return nil
     }
 
     /// Every range is held: workers that waited are welcomed, with the map.
@@ -308,6 +338,16 @@ extension ParameterServerRuntime {
         // After the session's end shards close by design.
         guard !finished else { return }
         history.membership.append(.init(seconds: sinceStart, worker: peer.name, joined: false, reason: "shard lost: \(reason)"))
+        // Before any update, and with no worker sent to the shards yet, nothing is to be undone: the range
+        // only needs another holder.
+        if startedAt == nil, !peers.values.contains(where: { $0.state == .joined }),
+           coordinator.version == (shards.lastSnapshot?.version ?? coordinator.version) {
+            // Its readiness request will never be answered.
+            shards.readinessRequests = shards.readinessRequests.filter { $0.value != index }
+            reporter.line("shard \(peer.name) no longer holds range \(index): \(reason)")
+            replaceHolder(of: index)
+            return
+        }
         rollBack(lost: index, shard: peer, reason: reason)
     }
 
@@ -337,6 +377,11 @@ extension ParameterServerRuntime {
         history.membership.append(.init(seconds: sinceStart, worker: "ps-server", joined: true,
                                         reason: "back to version \(snapshot.version): shard \(index) was lost"))
         for (held, peer) in shards.presentHolders { assign(held, to: peer) }
+        replaceHolder(of: index)
+    }
+
+    /// Gives range `index` to the first spare, or says that it waits for one.
+    private func replaceHolder(of index: Int) {
         if !shards.spares.isEmpty {
             assign(index, to: shards.spares.removeFirst())
         } else {

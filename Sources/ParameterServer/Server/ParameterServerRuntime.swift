@@ -63,7 +63,8 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         /// Whether the worker is sent the weights chain's frames (it offered deltas); and the chain
         /// point the server last sent it, which the worker holds once it has read what was queued.
         var followsChain = false
-        var chainVersion: UInt64?
+        /// What the server's publisher sent this worker (the chain point it holds), once admitted.
+        var publication = PublisherPeerState(pullEncoding: .fp32, followsChain: false)
         /// A shard's ShardHello, kept while it authenticates; the range it holds once assigned; when
         /// anything last arrived from it (shards are dropped after the heartbeat timeout).
         var shardHello: ShardHello?
@@ -102,12 +103,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var deadlineTimer: TimerHandle?
     var armedDeadline: ContinuousClock.Instant?
     var heartbeatSequence: UInt64 = 0
-    /// The weights as each pull encoding's frame payload, of the version they were last made for:
-    /// encoded once per version for every puller, also when a fleet mixes encodings.
-    var encodedWeights: [TensorEncoding: (version: UInt64, payload: [UInt8])] = [:]
-    /// The keyframes and deltas for workers that take deltas (see `WeightsChain`); made at the first
-    /// such pull.
-    var weightsChain: WeightsChain?
+    /// The weights as workers are sent them: whole in each pull encoding, once per version for every
+    /// puller (also when a fleet mixes encodings), and the chain of keyframes and deltas for workers
+    /// that take deltas (see `WeightsPublisher`).
+    lazy var publisher = WeightsPublisher(
+        count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: configuration.deltaEncoding,
+        strideAllowed: configuration.policy.stalenessPolicy != .bound, localSteps: configuration.localSteps)
     /// Where encoded pushes are decoded: one buffer for the session, not a fresh array per push.
     var decodedPush: [Float] = []
     /// Bytes of the protocol's frames received and queued, length prefixes included: the session's
@@ -427,6 +428,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         if offered.contains(configuration.pushEncoding.name) { peer.pushEncoding = configuration.pushEncoding }
         if offered.contains(configuration.pullEncoding.name) { peer.pullEncoding = configuration.pullEncoding }
         peer.followsChain = followsChain(peer, offered: offered)
+        peer.publication = PublisherPeerState(pullEncoding: peer.pullEncoding, followsChain: peer.followsChain)
         var welcome = Welcome()
         welcome.protocolVersion = ProtocolVersion.current
         welcome.workerID = peer.worker.rawValue
@@ -496,45 +498,6 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         let count = model.parameterCount
         if decodedPush.count != count { decodedPush = [Float](repeating: 0, count: count) }
         return peer.pushEncoding.decodeRefusal(push.encodedValues, into: &decodedPush).map { "Push.encoded_values: \($0)" }
-    }
-
-    func sendWeights(to peer: Peer, knownVersion: UInt64? = nil) {
-        // A sharded session's weights come from the shards; its workers pull there.
-        guard configuration.shards == 0 else { return }
-        if peer.followsChain {
-            sendChainFrames(to: peer, knownVersion: knownVersion)
-            return
-        }
-        let version = coordinator.version
-        // known_version 0 also means "none": the first weights are version 0, and a worker that
-        // holds nothing cannot say so otherwise.
-        let current = knownVersion != nil && knownVersion != 0 && knownVersion == version
-        guard !current else {
-            send(Envelope(body: .weights(Weights(version: version))), to: peer)
-            return
-        }
-        let payload = weightsPayload(version: version, encoding: peer.pullEncoding)
-        wireBytesOut &+= UInt64(payload.count + 4)
-        metrics?.didSendWeights(encoding: peer.pullEncoding.name, bytes: payload.count)
-        peer.connection.send(frame: payload)
-    }
-
-    /// The serialized Weights envelope of `version` in `encoding`, made once per version and encoding
-    /// and shared by every puller.
-    private func weightsPayload(version: UInt64, encoding: TensorEncoding) -> [UInt8] {
-        if let cached = encodedWeights[encoding], cached.version == version { return cached.payload }
-        var weights = Weights(version: version)
-        if encoding == .fp32 {
-            weights.values = model.parameters
-        } else {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(encoding.maxEncodedSize(count: model.parameterCount))
-            model.parameters.withUnsafeBufferPointer { encoding.encode($0, into: &bytes) }
-            weights.encodedValues = bytes
-        }
-        let payload = Envelope(body: .weights(weights)).serializedBytes()
-        encodedWeights[encoding] = (version, payload)
-        return payload
     }
 
     /// Refuses a peer's message with a fatal error: logged, reported to the peer, connection closed.

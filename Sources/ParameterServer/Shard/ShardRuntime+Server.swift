@@ -185,6 +185,28 @@ extension ShardRuntime {
         send(Envelope(body: .challengeResponse(ChallengeResponse(clientNonce: link.clientNonce, mac: mac))), on: link.connection)
     }
 
+    /// Whether the assignment comes from a server that proved it holds this shard's token (always true
+    /// without a token); refuses and closes otherwise: a shard must never hold a range for an impostor.
+    private func serverIsAuthentic(_ message: ShardAssignment, on link: ServerLink) -> Bool {
+        guard let token = configuration.token else { return true }
+        guard !link.clientNonce.isEmpty else {
+            refuseToAuthenticate(
+                link, "the server assigned a range without a challenge, so it cannot prove it holds this shard's token "
+                    + "(is ps-server running without one?); refusing to hold a range for it",
+                report: "this shard has a token and holds ranges only for a server that proves it holds it")
+            return false
+        }
+        guard HandshakeAuthentication.isValidServerProof(
+            message.serverProof, token: token, clientNonce: link.clientNonce, serverNonce: link.serverNonce,
+            sessionID: message.sessionID, channelBinding: link.connection.channelBinding)
+        else {
+            refuseToAuthenticate(link, "the server's proof is wrong: it does not hold this shard's token; refusing to hold a range for it",
+                                 report: "authentication failed: the server's proof is wrong")
+            return false
+        }
+        return true
+    }
+
     private func refuseToAuthenticate(_ link: ServerLink, _ message: String, report: String) {
         log("error: \(message)")
         link.authenticationFailed = true
@@ -220,6 +242,7 @@ extension ShardRuntime {
     /// Takes the range (a second assignment replaces everything held), or refuses an assignment that
     /// does not check out.
     private func assign(_ message: ShardAssignment, on link: ServerLink) {
+        guard serverIsAuthentic(message, on: link) else { return }
         let state: ShardAssignmentState
         do {
             state = try ShardAssignmentState(message)
