@@ -3,14 +3,17 @@
 #
 # Builds a small network of Linux network namespaces (one per host, plus a "switch" namespace holding a
 # bridge; each host joins the bridge through a veth pair), shapes the server's link in both directions
-# with tc tbf, and runs one ps-server session per (link rate, configuration) with N ps-workers, each in
-# its own namespace. ps-train runs first, in the root namespace, as the yardstick. Prints Markdown tables;
-# the raw logs stay in a temporary directory printed at the end.
+# with tc tbf, and runs one ps-server session per (link rate, configuration, shard count) with N
+# ps-workers, each in its own namespace; with --shards, sharded sessions keep their parameters in M
+# ps-shard processes, each in its own namespace behind its own link shaped like the server's. ps-train
+# runs first, in the root namespace, as the yardstick. Prints Markdown tables; the raw logs stay in a
+# temporary directory printed at the end.
 #
 #   sudo Benchmarks/wan/run.sh [options]
 #   sudo Benchmarks/wan/run.sh --links 1gbit,100mbit --config 'fp32|--uncompressed|' \
 #       --config 'fp16|--uncompressed --push-encoding fp16 --pull-encoding fp16|'
 #   sudo Benchmarks/wan/run.sh --epochs 1 --workers 2 --links 100mbit --train-samples 12000   # quick
+#   sudo Benchmarks/wan/run.sh --links 100mbit --shards 0,1,2,4          # the server alone, then 1, 2, 4 shards
 #
 # Only addresses inside the namespaces it creates are used (10.250.0.0/24 by default); the root
 # namespace's interfaces and routes are not touched, and nothing leaves the machine. Every process it
@@ -49,6 +52,8 @@ WORKER_FLAGS=""          # extra ps-worker flags for every configuration
 TRAIN_FLAGS=""           # extra ps-train flags
 TRAIN_SAMPLES=""         # --train-samples N for ps-server and --train-limit N for ps-train
 SHAPE_WORKERS=0          # 1: shape every worker's link at the same rate as the server's
+SHARDS="0"               # shard counts, comma-separated: 0 = the server holds the parameters; M = ps-server --shards M
+MAX_SHARDS=8             # shards take addresses .2 to .9 (the server is .1, workers .11 and up)
 TBF_BURST_MS=10          # tbf bucket: this many milliseconds at the rate, at least TBF_MIN_BURST bytes
 TBF_MIN_BURST=131072     #   (>= the 64 KiB GSO packets veth hands to the qdisc, so none is split)
 TBF_LATENCY=50ms         # tbf queue: how long a packet may wait for tokens before being dropped
@@ -80,6 +85,9 @@ usage: $0 [options]
   --worker-flags 'F'     extra ps-worker flags for every configuration
   --train-flags 'F'      extra ps-train flags
   --shape-workers        shape every worker's link too, at the same rate
+  --shards LIST          shard counts to run each configuration with, comma-separated (default: $SHARDS;
+                         0 = unsharded): M runs ps-server --shards M and M ps-shard processes, each in its
+                         own namespace behind a link shaped like the server's (1 to $MAX_SHARDS)
   --burst-ms MS          tbf burst in milliseconds at the rate (default: $TBF_BURST_MS; at least $TBF_MIN_BURST bytes)
   --tbf-latency T        tbf latency (default: $TBF_LATENCY)
   --check-seconds S      link check per rate and direction (default: $CHECK_SECONDS; 0 skips it)
@@ -107,6 +115,7 @@ while (($#)); do
         --worker-flags) WORKER_FLAGS="$2"; shift 2 ;;
         --train-flags) TRAIN_FLAGS="$2"; shift 2 ;;
         --shape-workers) SHAPE_WORKERS=1; shift ;;
+        --shards) SHARDS="$2"; shift 2 ;;
         --burst-ms) TBF_BURST_MS="$2"; shift 2 ;;
         --tbf-latency) TBF_LATENCY="$2"; shift 2 ;;
         --check-seconds) CHECK_SECONDS="$2"; shift 2 ;;
@@ -126,6 +135,13 @@ done
 [[ "$PORT" =~ ^[1-9][0-9]*$ && "$PORT" -lt 60000 ]] || die "--port takes a port below 60000"
 [[ -z "$TRAIN_SAMPLES" || "$TRAIN_SAMPLES" =~ ^[1-9][0-9]*$ ]] || die "--train-samples takes a positive integer"
 ((${#CONFIGS[@]})) || die "no configuration"
+IFS=', ' read -ra shard_list <<< "$SHARDS"
+((${#shard_list[@]})) || die "--shards takes a list of shard counts, e.g. 1,2,4"
+SHARD_NAMESPACES=0       # shard namespaces to create: the largest count asked for
+for m in "${shard_list[@]}"; do
+    [[ "$m" =~ ^[0-9]+$ && "$m" -le "$MAX_SHARDS" ]] || die "--shards takes counts from 0 to $MAX_SHARDS, not '$m'"
+    ((m > SHARD_NAMESPACES)) && SHARD_NAMESPACES=$m
+done
 for c in "${CONFIGS[@]}"; do
     [[ "$c" == *"|"*"|"* ]] || die "a configuration is 'LABEL|SERVER FLAGS|WORKER FLAGS', not '$c'"
     [[ "${c%%|*}" =~ ^[A-Za-z0-9._+%-]+$ ]] || die "configuration labels take letters, digits and ._+%- ('${c%%|*}')"
@@ -159,6 +175,8 @@ SRV="$PREFIX-srv"
 SRV_ADDR="$SUBNET.1"
 worker_ns() { echo "$PREFIX-w$1"; }
 worker_addr() { echo "$SUBNET.$((10 + $1))"; }
+shard_ns() { echo "$PREFIX-s$1"; }
+shard_addr() { echo "$SUBNET.$((1 + $1))"; }
 
 # ---------------------------------------------------------------------------------------------------
 # Cleanup: every process by PID, then every namespace; on exit, failure, Ctrl-C and SIGTERM.
@@ -185,7 +203,10 @@ namespace_pids() {
 }
 cleanup() {
     local rc=$? p ns i left
-    trap - EXIT INT TERM
+    # A second Ctrl-C (or a SIGINT sent to the whole process group, as `timeout` forwards it) must not cut
+    # the cleanup short and leave namespaces behind: ignore them until it is done.
+    trap - EXIT
+    trap '' INT TERM
     set +e
     # Our children (timeout, python), then anything still running inside our namespaces (their children).
     for p in $(live_pids); do kill -TERM "$p" 2>/dev/null; done
@@ -232,16 +253,19 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 if ((BUILD)); then
     command -v swift >/dev/null || die "needs swift on PATH (e.g. /opt/swift/usr/bin), or --no-build"
-    for product in ps-server ps-worker ps-train; do
+    for product in ps-server ps-worker ps-train $( ((SHARD_NAMESPACES)) && echo ps-shard ); do
         say "swift build -c release --product $product"
         swift build -c release --product "$product" > "$LOGS/build-$product.log" 2>&1 \
             || { tail -n 20 "$LOGS/build-$product.log" >&2; die "the release build of $product failed"; }
     done
 fi
 BIN="$PWD/.build/release"
-for product in ps-server ps-worker ps-train; do
+for product in ps-server ps-worker ps-train $( ((SHARD_NAMESPACES)) && echo ps-shard ); do
     [[ -x "$BIN/$product" ]] || die "$BIN/$product is missing (build it, or drop --no-build)"
 done
+if ((SHARD_NAMESPACES)); then
+    grep -q -- "--shards\b" <<< "$("$BIN/ps-server" --help 2>&1)" || die "$BIN/ps-server has no --shards (an older build?)"
+fi
 
 # Every flag of every configuration must be one ps-server or ps-worker knows, before anything starts.
 server_help="$("$BIN/ps-server" --help 2>&1)"
@@ -303,7 +327,7 @@ join_switch() {
     ip -n "$1" addr add "$3/24" dev eth0
     ip -n "$1" link set eth0 up
 }
-say "creating namespaces $PREFIX-{sw,srv,w1..w$WORKERS}; server at $SRV_ADDR"
+say "creating namespaces $PREFIX-{sw,srv,w1..w$WORKERS$( ((SHARD_NAMESPACES)) && echo ",s1..s$SHARD_NAMESPACES")}; server at $SRV_ADDR"
 new_namespace "$SW"
 ip -n "$SW" link add br0 type bridge
 ip -n "$SW" link set br0 up
@@ -312,6 +336,10 @@ join_switch "$SRV" v-srv "$SRV_ADDR"
 for i in $(seq 1 "$WORKERS"); do
     new_namespace "$(worker_ns "$i")"
     join_switch "$(worker_ns "$i")" "v-w$i" "$(worker_addr "$i")"
+done
+for k in $(seq 1 "$SHARD_NAMESPACES"); do
+    new_namespace "$(shard_ns "$k")"
+    join_switch "$(shard_ns "$k")" "v-s$k" "$(shard_addr "$k")"
 done
 
 # shape NS DEV SWITCH_PORT RATE: tbf at the egress of both ends of one link, so both directions are
@@ -333,6 +361,8 @@ shape() {
     tc -n "$SW" qdisc replace dev "$port" root "${tbf_args[@]}"
 }
 counter() { in_ns "$SRV" cat "/sys/class/net/eth0/statistics/$1"; }
+# link_bytes NS: rx+tx bytes of the veth eth0 in NS (a host's whole link).
+link_bytes() { echo $(( $(in_ns "$1" cat /sys/class/net/eth0/statistics/rx_bytes) + $(in_ns "$1" cat /sys/class/net/eth0/statistics/tx_bytes) )); }
 # qdisc_bytes NS DEV: bytes the root qdisc sent ("-" without one). Unlike the veth's counters, which see
 # GSO super-packets (up to 64 KiB, headers once), a qdisc counts each packet's segments with their own
 # headers, as they would cross a real link of 1500-byte frames.
@@ -340,11 +370,17 @@ qdisc_bytes() {
     tc -n "$1" -s qdisc show dev "$2" | awk '/^qdisc tbf/ { q = 1 } q && /Sent/ { print $2; found = 1; exit }
                                             END { if (!found) print "-" }'
 }
-# server_frames: bytes both tbf qdiscs of the server's link sent (server -> switch, switch -> server).
-server_frames() {
+# link_frames NS PORT: bytes both tbf qdiscs of a host's link sent (host -> switch, switch -> host).
+link_frames() {
     local a b
-    a="$(qdisc_bytes "$SRV" eth0)"; b="$(qdisc_bytes "$SW" v-srv)"
+    a="$(qdisc_bytes "$1" eth0)"; b="$(qdisc_bytes "$SW" "$2")"
     if [[ "$a" == - || "$b" == - ]]; then echo -; else echo $((a + b)); fi
+}
+server_frames() { link_frames "$SRV" v-srv; }
+# shard_links M: "veth_bytes frame_bytes" of shards 1..M's links, one line each ("-" for frames when unshaped).
+shard_links() {
+    local k
+    for k in $(seq 1 "$1"); do echo "$(link_bytes "$(shard_ns "$k")") $(link_frames "$(shard_ns "$k")" "v-s$k")"; done
 }
 
 # link_check RATE: bulk TCP (Python) server -> w1 and w1 -> server; the wire rate comes from the
@@ -445,47 +481,66 @@ for link in "${link_list[@]}"; do
         if ((SHAPE_WORKERS)); then shape "$(worker_ns "$i")" eth0 "v-w$i" "$link"
         else shape "$(worker_ns "$i")" eth0 "v-w$i" none; fi
     done
-    say "link $link: ${tbf_args[*]:-unshaped} on the server's veth, both ends; workers $( ((SHAPE_WORKERS)) && echo "shaped too" || echo unshaped)"
+    # Every shard's link like the server's: a shard is a parameter server for its range.
+    for k in $(seq 1 "$SHARD_NAMESPACES"); do shape "$(shard_ns "$k")" eth0 "v-s$k" "$link"; done
+    say "link $link: ${tbf_args[*]:-unshaped} on the server's veth$( ((SHARD_NAMESPACES)) && echo " and each shard's"), both ends; workers $( ((SHAPE_WORKERS)) && echo "shaped too" || echo unshaped)"
     if ((CHECK_SECONDS > 0)); then
         link_check "$link"
         say "link check $link: server -> w1 $check_down; w1 -> server $check_up; round trip $check_rtt"
     fi
     ((CHECK_ONLY)) && continue
     for config in "${CONFIGS[@]}"; do
+    for shards in "${shard_list[@]}"; do
         IFS='|' read -r label config_server config_worker <<< "$config"
         read -ra sflags <<< "$SERVER_FLAGS $config_server"
         read -ra wflags <<< "$WORKER_FLAGS $config_worker"
         ((++session))
-        tag="$session-$link-$label"
+        what="$link, $label"; tag="$session-$link-$label"
+        if ((shards)); then what+=", $shards shard(s)"; tag+="-m$shards"; fi
         tc -n "$SRV" -s qdisc show dev eth0 > "$LOGS/tc-$tag-before.txt"
+        # Every link's counters before anything of this session starts.
+        rx0="$(counter rx_bytes)"; tx0="$(counter tx_bytes)"; frames0="$(server_frames)"
+        shard_before="$(shard_links "$shards")"
+        # Shards first, each in its namespace: the server assigns their ranges once all M are there, and
+        # tells workers to dial the address it sees each shard connect from (its namespace's).
+        shard_pids=()
+        shard_flags=()
+        if ((shards)); then
+            shard_flags=(--shards "$shards")
+            for k in $(seq 1 "$shards"); do
+                start "$LOGS/shard-$tag-s$k.log" ip netns exec "$(shard_ns "$k")" timeout -k 10 $((SESSION_TIMEOUT + 120)) \
+                    "$BIN/ps-shard" "$SRV_ADDR" "$port" 0.2 --once --name "wan-s$k"
+                shard_pids+=("$started")
+            done
+        fi
         worker_pids=()
         for i in $(seq 1 "$WORKERS"); do
             start "$LOGS/worker-$tag-w$i.log" ip netns exec "$(worker_ns "$i")" timeout -k 10 $((SESSION_TIMEOUT + 120)) \
                 "$BIN/ps-worker" "$SRV_ADDR" "$port" 0.2 --once --name "wan-w$i" "${wflags[@]}"
             worker_pids+=("$started")
         done
-        rx0="$(counter rx_bytes)"; tx0="$(counter tx_bytes)"; frames0="$(server_frames)"
         session_eval=()
         if [[ -n "$EVAL_EVERY" && " ${sflags[*]} " != *" --eval-every "* ]]; then session_eval=(--eval-every "$EVAL_EVERY"); fi
         server_cmd=("$BIN/ps-server" --host "$SRV_ADDR" --insecure --port "$port" --workers "$WORKERS"
                     --model "$MODEL" --epochs "$EPOCHS" "${server_limit[@]}" "${eval_flags[@]}" "${session_eval[@]}"
-                    "${sflags[@]}")
+                    "${shard_flags[@]}" "${sflags[@]}")
         echo "${server_cmd[*]}" > "$LOGS/server-$tag.cmd"
-        say "session $session: $link, $label: ps-server ${server_cmd[*]:1} in $SRV; $WORKERS ps-worker(s) ${wflags[*]}"
+        say "session $session: $what: ps-server ${server_cmd[*]:1} in $SRV; $WORKERS ps-worker(s) ${wflags[*]}$( ((shards)) && echo "; ps-shard in $PREFIX-s1..s$shards")"
         start "$LOGS/server-$tag.log" ip netns exec "$SRV" timeout -k 10 "$SESSION_TIMEOUT" "${server_cmd[@]}"
         reap "$started"
         server_status=$status
         rx1="$(counter rx_bytes)"; tx1="$(counter tx_bytes)"; frames1="$(server_frames)"
+        shard_after="$(shard_links "$shards")"
         tc -n "$SRV" -s qdisc show dev eth0 > "$LOGS/tc-$tag-after.txt"
         if ((server_status != 0)); then
             tail -n 20 "$LOGS/server-$tag.log" >&2
-            ((server_status == 124)) && die "ps-server ran past --timeout $SESSION_TIMEOUT s ($link, $label)"
-            die "ps-server exited with status $server_status ($link, $label); its log: $LOGS/server-$tag.log"
+            ((server_status == 124)) && die "ps-server ran past --timeout $SESSION_TIMEOUT s ($what)"
+            die "ps-server exited with status $server_status ($what); its log: $LOGS/server-$tag.log"
         fi
-        # The workers leave after the session (--once); give them WORKER_GRACE s, then end them.
+        # The workers and shards leave after the session (--once); give them WORKER_GRACE s, then end them.
         for ((t = 0; t < WORKER_GRACE * 10; t++)); do
             alive=0
-            for p in "${worker_pids[@]}"; do ours "$p" && alive=1; done
+            for p in "${worker_pids[@]}" "${shard_pids[@]}"; do ours "$p" && alive=1; done
             ((alive)) || break
             sleep 0.1
         done
@@ -494,21 +549,46 @@ for link in "${link_list[@]}"; do
             if ours "$p"; then kill -TERM "$p"; ((++ended)); fi
             reap "$p"
         done
+        shards_ended=0
+        for p in "${shard_pids[@]}"; do
+            if ours "$p"; then kill -TERM "$p"; ((++shards_ended)); fi
+            reap "$p"
+        done
         told="$(cat "$LOGS"/worker-"$tag"-w*.log | grep -c '^session over' || true)"
-        if ((ended)); then
-            say "session $session: $ended worker(s) still running ${WORKER_GRACE} s after ps-server exited; ended them"
+        if ((ended + shards_ended)); then
+            say "session $session: $ended worker(s) and $shards_ended shard(s) still running ${WORKER_GRACE} s after ps-server exited; ended them"
         fi
         if ((told < WORKERS)); then
-            session_notes+=("session $session ($link, $label): $told of $WORKERS worker(s) were told the session was over; $ended still running ${WORKER_GRACE} s after ps-server exited were ended by this script (logs: worker-$tag-w*.log)")
+            session_notes+=("session $session ($what): $told of $WORKERS worker(s) were told the session was over; $ended still running ${WORKER_GRACE} s after ps-server exited were ended by this script (logs: worker-$tag-w*.log)")
+        fi
+        if ((shards_ended)); then
+            session_notes+=("session $session ($what): $shards_ended of $shards shard(s) still running ${WORKER_GRACE} s after ps-server exited were ended by this script (logs: shard-$tag-s*.log)")
+        fi
+        # Each shard link's bytes over the session, and their sums ("-" for frames when unshaped).
+        shard_veth=0; shard_frame_sum=0; shard_each=()
+        if ((shards)); then
+            mapfile -t before_lines <<< "$shard_before"
+            mapfile -t after_lines <<< "$shard_after"
+            for ((k = 0; k < shards; k++)); do
+                read -r v0 f0 <<< "${before_lines[k]}"
+                read -r v1 f1 <<< "${after_lines[k]}"
+                shard_each+=("$((v1 - v0))")
+                shard_veth=$((shard_veth + v1 - v0))
+                if [[ "$f0" == - || "$f1" == - || "$shard_frame_sum" == - ]]; then shard_frame_sum=-
+                else shard_frame_sum=$((shard_frame_sum + f1 - f0)); fi
+            done
         fi
         exchange="$(grep -m1 '^exchange:' "$LOGS/server-$tag.log" || true)"
-        session_lines+=("session $session ($link, $label): \`ps-server ${server_cmd[*]:1}\`${exchange:+; it printed \"$exchange\"}")
+        session_lines+=("session $session ($what): \`ps-server ${server_cmd[*]:1}\`${exchange:+; it printed \"$exchange\"}")
         json_line kind ps-server link "$link" config "$label" workers "$WORKERS" log "$LOGS/server-$tag.log" \
             rx_bytes "$((rx1 - rx0))" tx_bytes "$((tx1 - tx0))" \
             frame_bytes "$([[ "$frames0" == - || "$frames1" == - ]] && echo - || echo $((frames1 - frames0)))" \
+            shards "$shards" shard_veth_bytes "$shard_veth" shard_frame_bytes "$shard_frame_sum" \
+            shard_link_bytes "${shard_each[*]}" \
             >> "$results"
-        say "session $session: $(python3 "$here/wan.py" run-summary "$LOGS/server-$tag.log" "$TARGET") veth_bytes=$((rx1 - rx0 + tx1 - tx0)) frame_bytes=$([[ "$frames0" == - || "$frames1" == - ]] && echo - || echo $((frames1 - frames0)))"
+        say "session $session: $(python3 "$here/wan.py" run-summary "$LOGS/server-$tag.log" "$TARGET") veth_bytes=$((rx1 - rx0 + tx1 - tx0)) frame_bytes=$([[ "$frames0" == - || "$frames1" == - ]] && echo - || echo $((frames1 - frames0)))$( ((shards)) && echo " shard_veth_bytes=$shard_veth shard_frame_bytes=$shard_frame_sum")"
         ((++port))
+    done
     done
 done
 
@@ -537,13 +617,15 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
     if ((CHECK_ONLY)); then echo "logs: $LOGS"; exit 0; fi
     python3 "$here/wan.py" report "$results" "$TARGET"
     echo
-    echo "bytes/sample: the server link's bytes over the session divided by samples= from ps-server's summary line,"
-    echo "TCP/IP and Ethernet headers and ACKs included. \"veth counters\": rx+tx bytes of the server's veth; the veth sees"
+    echo "bytes/sample: the server link's bytes (with shards, and every shard link's) over the session divided by samples="
+    echo "from ps-server's summary line, TCP/IP and Ethernet headers and ACKs included; \"busiest link\": the one link (server's"
+    echo "or a shard's) that carried the most, by its veth counters. \"veth counters\": rx+tx bytes of the veth; the veth sees"
     echo "GSO super-packets of up to 64 KiB, so it counts headers once per super-packet. \"1500-byte frames\": bytes sent by"
-    echo "the two tbf qdiscs of the server's link, which count every segment with its own headers, as a real link would"
-    echo "carry them (\"-\" when unshaped). \"veth ÷ protocol bytes\": veth bytes over bytes_in+bytes_out from ps-server's"
-    echo "summary line (\"-\" while ps-server does not print them). Ratios ÷ ps-train: above 1 is faster for samples/s and"
-    echo "slower for time to target; ps-train ran alone, first, in the root namespace."
+    echo "the two tbf qdiscs of each link, which count every segment with its own headers, as a real link would carry"
+    echo "them (\"-\" when unshaped). \"veth ÷ protocol bytes\": veth bytes over bytes_in+bytes_out (with shards, plus"
+    echo "shard_bytes_in+shard_bytes_out) from ps-server's summary line (\"-\" while ps-server does not print them)."
+    echo "Ratios ÷ ps-train: above 1 is faster for samples/s and slower for time to target; ps-train ran alone, first, in"
+    echo "the root namespace."
     echo
     echo "Sessions:"
     echo

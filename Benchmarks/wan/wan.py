@@ -7,7 +7,7 @@
   wan.py echo HOST PORT                   accept one TCP connection and echo it back until EOF
   wan.py ping HOST PORT ROUNDS            one-byte round trips to wan.py echo: "median_us p99_us"
   wan.py run-summary LOG TARGET           a ps-server or ps-train log -> key=value figures (one line)
-  wan.py report RESULTS TARGET            results.tsv written by run.sh -> the Markdown tables
+  wan.py report RESULTS TARGET            results.jsonl written by run.sh -> the Markdown tables
 """
 
 import json
@@ -205,10 +205,10 @@ def report(results_path, target):
     base_sps = _num(base["summary"].get("samples_per_second")) if base else None
     base_ttt = base["time_to_target"] if base else None
     t = f"{target:g}%"
-    print(f"| link (server, each way) | configuration | workers | samples/s | time to {t} | final accuracy "
-          f"| bytes/sample, veth counters | bytes/sample, 1500-byte frames | veth ÷ protocol bytes "
-          f"| samples/s ÷ ps-train | time to {t} ÷ ps-train |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| link (server, each way) | configuration | shards | workers | samples/s | time to {t} | final accuracy "
+          f"| bytes/sample, veth counters | bytes/sample, 1500-byte frames | bytes/sample, busiest link "
+          f"| veth ÷ protocol bytes | samples/s ÷ ps-train | time to {t} ÷ ps-train |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     per_epoch = []
     for r in runs:
         figures = parse_log(r["log"], target)
@@ -217,21 +217,32 @@ def report(results_path, target):
         ttt = figures["time_to_target"]
         acc = _num(s.get("test_accuracy"))
         acc_text = "-" if acc is None else f"{100 * acc:.2f}%"
-        name = "ps-train" if r["kind"] == "ps-train" else r["config"]
+        shards = int(r.get("shards") or 0)
+        name = "ps-train" if r["kind"] == "ps-train" else r["config"] + (f" ({shards} shards)" if shards else "")
         per_epoch.append((r["link"], name, r["workers"], figures["epochs"]))
         if r["kind"] == "ps-train":
-            print(f"| none (1 process, root namespace) | ps-train | - | {_fmt(sps)} | {_fmt(ttt, 1, ' s')} "
-                  f"| {acc_text} | - | - | - | 1.00 | {'1.00' if ttt else '-'} |")
+            print(f"| none (1 process, root namespace) | ps-train | - | - | {_fmt(sps)} | {_fmt(ttt, 1, ' s')} "
+                  f"| {acc_text} | - | - | - | - | 1.00 | {'1.00' if ttt else '-'} |")
             continue
         samples = _num(s.get("samples"))
-        veth = _num(r.get("rx_bytes")) + _num(r.get("tx_bytes"))
+        # Every link that carries the session's parameters: the server's, and each shard's.
+        server_veth = _num(r.get("rx_bytes")) + _num(r.get("tx_bytes"))
+        shard_links = [_num(b) for b in (r.get("shard_link_bytes") or "").split()]
+        veth = server_veth + sum(shard_links)
         frames = _num(r.get("frame_bytes"))
+        shard_frames = _num(r.get("shard_frame_bytes")) if shards else 0
+        frames = frames + shard_frames if frames is not None and shard_frames is not None else None
+        busiest = max([server_veth] + shard_links)
         per_sample = veth / samples if samples else None
         per_frame_sample = frames / samples if frames is not None and samples else None
-        proto_in, proto_out = _num(s.get("bytes_in")), _num(s.get("bytes_out"))
-        proto = proto_in + proto_out if proto_in is not None and proto_out is not None else None
-        print(f"| {r['link']} | {name} | {r['workers']} | {_fmt(sps)} | {_fmt(ttt, 1, ' s')} | {acc_text} "
-              f"| {_fmt(per_sample)} | {_fmt(per_frame_sample)} | {_ratio(veth, proto, 3)} "
+        per_busiest = busiest / samples if samples else None
+        # The protocol's own count: the server's frames, and the shards' (summary keys of a sharded session).
+        proto_parts = [_num(s.get(k)) for k in ("bytes_in", "bytes_out")]
+        if shards:
+            proto_parts += [_num(s.get(k)) for k in ("shard_bytes_in", "shard_bytes_out")]
+        proto = sum(proto_parts) if all(p is not None for p in proto_parts) else None
+        print(f"| {r['link']} | {r['config']} | {shards or '-'} | {r['workers']} | {_fmt(sps)} | {_fmt(ttt, 1, ' s')} | {acc_text} "
+              f"| {_fmt(per_sample)} | {_fmt(per_frame_sample)} | {_fmt(per_busiest)} | {_ratio(veth, proto, 3)} "
               f"| {_ratio(sps, base_sps)} | {_ratio(ttt, base_ttt)} |")
     churn = []
     for r in runs:
@@ -240,7 +251,9 @@ def report(results_path, target):
         s = parse_log(r["log"], target)["summary"]
         joins, leaves = _num(s.get("joins")), _num(s.get("leaves"))
         if (leaves or 0) > 0 or (joins or 0) > int(r["workers"]):
-            churn.append(f"- {r['link']}, {r['config']}: workers left and rejoined during the session "
+            shards = int(r.get("shards") or 0)
+            what = r["config"] + (f" ({shards} shards)" if shards else "")
+            churn.append(f"- {r['link']}, {what}: workers left and rejoined during the session "
                          f"(joins={s.get('joins')} leaves={s.get('leaves')} requeued={s.get('requeued', '-')}"
                          f"{' expired=' + s['expired'] if 'expired' in s else ''}); see why in {r['log']}")
     if churn:

@@ -33,6 +33,30 @@ struct SoakToolTests {
         #expect(lines.contains { $0.contains("resumed session") })
     }
 
+    @Test func shortShardedSoakPassesEveryCheck() async throws {
+        // Two shards and a spare, one shard killed and one server kill, in half a minute: every unit still
+        // applied exactly once, the kill sent the session back to a snapshot, and the shards' processes
+        // are judged flat and gone at the end like the rest.
+        let (status, lines) = try await soak(["--minutes", "0.5", "--workers", "2", "--churn-every", "8", "--server-kills", "1",
+                                              "--shards", "2", "--spare-shards", "1", "--shard-kills", "1", "--warmup", "2", "--seed", "1"])
+        let output = lines.joined(separator: "\n")
+        #expect(status == 0, "ps-soak exited \(status):\n\(output)")
+        for name in Self.checkNames + ["shard kills", "shard RSS", "shard fds"] {
+            #expect(lines.contains { $0.hasPrefix(name) && $0.contains(" PASS ") }, "no PASS line for \(name):\n\(output)")
+        }
+        let summary = SummaryLine.parse((lines.last ?? "")[...])
+        #expect(summary["result"] == "pass")
+        #expect(summary.int("units") > 0 && summary.int("units") == summary.int("units_expected"))
+        #expect(summary.int("applied_twice") == 0)
+        #expect(summary.int("shards") == 2)
+        #expect(summary.int("shard_kills") == 1)
+        #expect(summary.int("rollbacks") >= 1)
+        // The killed shard was replaced: three to begin with, and at least one more.
+        #expect(summary.int("shards_started") >= 4)
+        #expect(summary.int("left_behind") == 0)
+        #expect(lines.contains { $0.contains("going back to the snapshot") })
+    }
+
     @Test func impossibleAccuracyFailsThatCheck() async throws {
         let (status, lines) = try await soak(["--minutes", "0.25", "--workers", "1", "--server-kills", "0", "--min-accuracy", "1.01",
                                         "--warmup", "2", "--seed", "2"])
@@ -84,6 +108,10 @@ struct SoakToolTests {
         (["--kill-fraction", "2"], "--kill-fraction must be from 0 to 1"),
         (["--hidden", "wide"], "--hidden takes positive widths"),
         (["--server-binary", "/nonexistent/ps-server"], "is not an executable file"),
+        (["--shards", "17"], "--shards must be 0...16"),
+        (["--shards", "2", "--spare-shards", "17"], "--spare-shards must be 0...16"),
+        (["--spare-shards", "1"], "--spare-shards and --shard-kills need --shards"),
+        (["--shard-kills", "1"], "--spare-shards and --shard-kills need --shards"),
     ])
     func badFlagsAreRejected(arguments: [String], message: String) async throws {
         let (status, lines) = try await soak(arguments, timeout: .seconds(60))
@@ -98,6 +126,7 @@ struct SoakToolTests {
         for flag in [
             "--minutes", "--workers", "--churn-every", "--kill-fraction", "--server-kills", "--min-accuracy", "--warmup",
             "--hidden", "--seed", "--log-dir", "--server-binary", "--fleet-binary", "result=pass|fail", "Exit status 0",
+            "--shards", "--spare-shards", "--shard-kills", "rollbacks=",
         ] {
             #expect(help.contains(flag), "--help does not mention \(flag)")
         }

@@ -171,11 +171,72 @@ import Testing
         #expect(Self.value("downpour_samples_per_second", in: again) == "50.0")
     }
 
-    @Test func everyLineIsACommentOrASample() {
-        let text = String(decoding: SessionMetrics().exposition(MetricsSnapshot()), as: UTF8.self)
+    @Test(arguments: [false, true])
+    func everyLineIsACommentOrASample(sharded: Bool) {
+        var snapshot = MetricsSnapshot()
+        if sharded { snapshot.shards = [Self.point(index: 0, shard: "shard-a", updates: 1)] }
+        let text = String(decoding: SessionMetrics().exposition(snapshot), as: UTF8.self)
         for line in text.split(separator: "\n") {
             #expect(line.hasPrefix("# HELP downpour_") || line.hasPrefix("# TYPE downpour_") || line.hasPrefix("downpour_"), "\(line)")
         }
         #expect(text.hasSuffix("\n"))
+    }
+
+    static func point(index: Int, shard: String, updates: UInt64, bytesIn: UInt64 = 0, bytesOut: UInt64 = 0,
+                      stalenessMean: Double = 0, stalenessMax: UInt64 = 0, workers: Int = 0) -> SessionHistory.ShardPoint {
+        SessionHistory.ShardPoint(seconds: 1, index: index, shard: shard, updates: updates, bytesIn: bytesIn, bytesOut: bytesOut,
+                                  stalenessMean: stalenessMean, stalenessMax: stalenessMax, workers: workers)
+    }
+
+    @Test func aSessionWithoutShardsShowsNoShardMetrics() {
+        let metrics = SessionMetrics()
+        var snapshot = MetricsSnapshot()
+        snapshot.statistics.recordApplied(samples: 32, loss: 1, staleness: 0)
+        for _ in 0..<2 {
+            let text = String(decoding: metrics.exposition(snapshot), as: UTF8.self)
+            #expect(!text.contains("shard") && !text.contains("rollbacks"), "\(text)")
+        }
+    }
+
+    @Test func shardedSessionsShowEachShardByRangeAndHolder() {
+        let metrics = SessionMetrics()
+        var snapshot = MetricsSnapshot()
+        snapshot.shards = [
+            Self.point(index: 0, shard: "shard-a", updates: 10, bytesIn: 1000, bytesOut: 2000, stalenessMean: 1.5, stalenessMax: 4, workers: 2),
+            Self.point(index: 1, shard: "shard-b", updates: 9, bytesIn: 900, bytesOut: 1800, stalenessMean: 0.25, stalenessMax: 1, workers: 2),
+        ]
+        let text = String(decoding: metrics.exposition(snapshot), as: UTF8.self)
+        let a = #"{shard="0",holder="shard-a"}"#, b = #"{shard="1",holder="shard-b"}"#
+        #expect(Self.value("downpour_shard_updates_applied_total" + a, in: text) == "10")
+        #expect(Self.value("downpour_shard_updates_applied_total" + b, in: text) == "9")
+        #expect(Self.value("downpour_shard_frame_bytes_received_total" + a, in: text) == "1000")
+        #expect(Self.value("downpour_shard_frame_bytes_sent_total" + b, in: text) == "1800")
+        #expect(Self.value("downpour_shard_staleness_mean" + a, in: text) == "1.5")
+        #expect(Self.value("downpour_shard_staleness_max" + a, in: text) == "4.0")
+        #expect(Self.value("downpour_shard_workers" + b, in: text) == "2.0")
+        #expect(Self.value("downpour_rollbacks_total", in: text) == "0")
+        #expect(text.contains("# TYPE downpour_shard_updates_applied_total counter"))
+        #expect(text.contains("# TYPE downpour_shard_staleness_mean gauge"))
+
+        // Shard-b is lost: the session goes back to its snapshot, range 1 goes to shard-c, and every
+        // holder counts from zero again.
+        snapshot.rollbacks = 1
+        snapshot.shards = [Self.point(index: 0, shard: "shard-a", updates: 3), Self.point(index: 1, shard: "shard-c", updates: 2)]
+        let after = String(decoding: metrics.exposition(snapshot), as: UTF8.self)
+        #expect(Self.value("downpour_rollbacks_total", in: after) == "1")
+        #expect(Self.value("downpour_shard_updates_applied_total" + a, in: after) == "3")
+        #expect(Self.value(#"downpour_shard_updates_applied_total{shard="1",holder="shard-c"}"#, in: after) == "2")
+        #expect(!after.contains("shard-b"), "the lost holder's series stay:\n\(after)")
+
+        // A range no shard holds for the moment has no series; the rollbacks stay.
+        snapshot.shards = [Self.point(index: 0, shard: "shard-a", updates: 4)]
+        let lost = String(decoding: metrics.exposition(snapshot), as: UTF8.self)
+        #expect(!lost.contains(#"shard="1""#))
+        #expect(Self.value("downpour_shard_updates_applied_total" + a, in: lost) == "4")
+        #expect(Self.value("downpour_rollbacks_total", in: lost) == "1")
+        snapshot.shards = []
+        let none = String(decoding: metrics.exposition(snapshot), as: UTF8.self)
+        #expect(Self.value("downpour_rollbacks_total", in: none) == "1")
+        #expect(!none.contains("holder="))
     }
 }

@@ -123,6 +123,62 @@ import Testing
         #expect(buckets.first { $0.label == "5-6" } != nil)
     }
 
+    /// Two ranges for three seconds; at 2.5 s shard-b is lost, and range 1 goes to shard-c, which counts
+    /// from zero.
+    private func shardedHistory() -> SessionHistory {
+        var history = history()
+        func point(_ seconds: Double, _ index: Int, _ shard: String, _ updates: UInt64, _ bytes: UInt64, _ staleness: Double)
+            -> SessionHistory.ShardPoint {
+            .init(seconds: seconds, index: index, shard: shard, updates: updates, bytesIn: bytes, bytesOut: bytes,
+                  stalenessMean: staleness, stalenessMax: 3, workers: 2)
+        }
+        history.shards = [
+            point(1, 0, "shard-a", 10, 100_000, 0.5), point(1, 1, "shard-b", 10, 100_000, 0.5),
+            point(2, 0, "shard-a", 30, 300_000, 0.75), point(2, 1, "shard-b", 30, 300_000, 0.25),
+            point(3, 0, "shard-a", 5, 50_000, 1), point(3, 1, "shard-c", 4, 40_000, 1),
+            point(4, 0, "shard-a", 45, 450_000, 1.25), point(4, 1, "shard-c", 44, 440_000, 1.5),
+        ]
+        history.summary["shards"] = "2"
+        history.summary["rollbacks"] = "1"
+        history.summary["shard_bytes_per_sample"] = "1250"
+        return history
+    }
+
+    @Test func aShardedSessionHasAShardsSection() throws {
+        let html = RunReport.html(shardedHistory())
+        #expect(html.contains("<h2>Shards</h2>"))
+        #expect(html.components(separatedBy: "<svg").count - 1 == 11)
+        // 20 updates a second on both ranges from 1 s to 2 s; the rollback's interval is left out (a
+        // count went down), and 40 a second after it.
+        let updates = chart("Updates applied per second on each shard over time (s)", in: html)
+        let circles = updates.components(separatedBy: "<title>").dropFirst().map { $0.prefix { $0 != "<" } }
+        #expect(circles == ["2, 20", "4, 40", "2, 20", "4, 40"])
+        #expect(updates.contains(">shard 0</text>") && updates.contains(">shard 1</text>"))
+        // In and out, 200 kB a second each way.
+        let bytes = chart("Frame bytes in and out per second on each shard over time (s)", in: html)
+        #expect(bytes.contains("<title>2, 400000</title>") && bytes.contains("<title>4, 800000</title>"))
+        #expect(labels(bytes, anchor: "end").allSatisfy { $0.hasSuffix("B") })
+        let staleness = chart("Mean staleness of each shard&#39;s applied slices since its assignment, over time (s)", in: html)
+            + chart("Mean staleness of each shard's applied slices since its assignment, over time (s)", in: html)
+        #expect(staleness.contains("<title>2, 0.25</title>") && staleness.contains("<title>4, 1.5</title>"))
+        // Every holder of every range, one row each: the rollback restarts shard-a's stretch too.
+        #expect(html.contains("<tr><td>1</td><td>shard-b</td><td>1</td><td>2</td><td>30</td>"))
+        #expect(html.contains("<tr><td>1</td><td>shard-c</td><td>3</td><td>4</td><td>44</td>"))
+        #expect(html.contains("<tr><td>0</td><td>shard-a</td><td>3</td><td>4</td><td>45</td>"))
+        #expect(html.contains("<tr><th>shards</th><td>2</td></tr>"))
+        #expect(html.contains("<tr><th>rollbacks</th><td>1</td></tr>"))
+        #expect(html.contains("<tr><th>shard_bytes_per_sample</th><td>1250 (1.25 KB)</td></tr>"))
+        let stretches = RunReport.shardStretches(shardedHistory().shards)
+        #expect(stretches.map(\.shard) == ["shard-a", "shard-a", "shard-b", "shard-c"])
+        #expect(stretches.map(\.points.count) == [2, 2, 2, 2])
+    }
+
+    @Test func aSessionWithoutShardsHasNoShardsSection() {
+        let html = RunReport.html(history())
+        #expect(!html.contains("Shards"))
+        #expect(!html.contains("shard"))
+    }
+
     @Test func aSessionWithoutDataStillRenders() {
         let html = RunReport.html(SessionHistory(title: "empty", configuration: []))
         #expect(html.contains("no data") && html.contains("no workers"))

@@ -1,7 +1,7 @@
 import Foundation
 import Learning
 
-/// What one churn event does to the worker it picks.
+/// What one churn event does to the worker (or shard) it picks.
 enum ChurnAction: Equatable {
     /// SIGKILL: a crash, the server notices the closed connection and requeues the worker's units.
     case kill
@@ -22,15 +22,22 @@ struct ChurnSchedule {
     let killFraction: Double
     private var generator: Xoshiro256
 
+    /// The stream of the workers' churn.
+    static let workerStream: UInt64 = 0xC4_0121
+    /// The stream of the shards' churn: apart from the workers', so adding shards leaves the workers'
+    /// schedule for a seed as it was.
+    static let shardStream: UInt64 = 0x54_A2D5
+
     /// - Parameters:
     ///   - meanInterval: The mean time between events (exponentially distributed, as independent failures are).
     ///   - killFraction: The share of events that kill rather than interrupt.
     ///   - seed: Seeds every choice.
-    init(meanInterval: Duration, killFraction: Double, seed: UInt64) {
+    ///   - stream: Which of the seed's streams to draw from (``workerStream`` or ``shardStream``).
+    init(meanInterval: Duration, killFraction: Double, seed: UInt64, stream: UInt64 = workerStream) {
         self.meanInterval = meanInterval
         self.killFraction = killFraction
         // A stream of its own, so per-worker fault seeds derived from the same seed stay independent.
-        generator = Xoshiro256(seed: SplitMix64.derive(seed, 0xC4_0121))
+        generator = Xoshiro256(seed: SplitMix64.derive(seed, stream))
     }
 
     /// The time until the next event: exponential with the configured mean, clamped to a tenth and to

@@ -3,7 +3,7 @@ import Foundation
 import ParameterServer
 
 /// `ps-fleet`'s command line: the server, the fleet's size, its churn, how it stops, and what each
-/// worker runs. Every value is checked in ``validate()``, before a worker starts.
+/// worker (and shard) runs. Every value is checked in ``validate()``, before a worker starts.
 struct FleetOptions: ParsableArguments {
     @Argument(help: "The server's host name or address.")
     var host: String
@@ -50,6 +50,18 @@ struct FleetOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The ps-worker executable (default: the one next to ps-fleet).", valueName: "path"))
     var workerBinary: String?
 
+    @Option(help: "ps-shard processes to keep running as well, named shard-1, shard-2, ... (for ps-server --shards M: M, or more for spares).")
+    var shards = 0
+
+    @Option(help: ArgumentHelp("Mean seconds between shard churn events (a random shard SIGKILLed and replaced); no shard churn without it.", valueName: "seconds"))
+    var shardChurnEvery: Double?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Further ps-shard arguments, separated by spaces, e.g. \"--listen-host 127.0.0.1\".", valueName: "arguments"))
+    var shardArgs: String = ""
+
+    @Option(help: ArgumentHelp("The ps-shard executable (default: the one next to ps-fleet).", valueName: "path"))
+    var shardBinary: String?
+
     func validate() throws {
         guard !host.isEmpty else { throw ValidationError("HOST must not be empty") }
         guard (1...65535).contains(port) else { throw ValidationError("PORT must be 1...65535, got \(port)") }
@@ -78,6 +90,26 @@ struct FleetOptions: ParsableArguments {
         if let workerBinary, !FileManager.default.isExecutableFile(atPath: workerBinary) {
             throw ValidationError("--worker-binary \(workerBinary) is not an executable file")
         }
+        try validateShards()
+    }
+
+    private func validateShards() throws {
+        guard (0...256).contains(shards) else { throw ValidationError("--shards must be 0...256, got \(shards)") }
+        if shards == 0 {
+            guard shardChurnEvery == nil, shardArgs.isEmpty, shardBinary == nil else {
+                throw ValidationError("--shard-churn-every, --shard-args and --shard-binary need --shards")
+            }
+            return
+        }
+        if let shardChurnEvery {
+            guard shardChurnEvery >= 0.1, shardChurnEvery.isFinite else { throw ValidationError("--shard-churn-every must be at least 0.1 seconds") }
+        }
+        if shardArgumentList.contains(where: { $0 == "--name" || $0.hasPrefix("--name=") }) {
+            throw ValidationError("--shard-args must not contain --name (the fleet names its shards)")
+        }
+        if let shardBinary, !FileManager.default.isExecutableFile(atPath: shardBinary) {
+            throw ValidationError("--shard-binary \(shardBinary) is not an executable file")
+        }
     }
 
     /// `--worker-args` split on white space (no quoting: ps-worker's arguments need none).
@@ -85,20 +117,39 @@ struct FleetOptions: ParsableArguments {
         workerArgs.split(whereSeparator: \.isWhitespace).map(String.init)
     }
 
-    /// `churn every 10s on average (50% SIGKILL)`, or `no churn`, for the line ps-fleet starts with.
+    /// `--shard-args` split on white space.
+    var shardArgumentList: [String] {
+        shardArgs.split(whereSeparator: \.isWhitespace).map(String.init)
+    }
+
+    /// `churn every 10s on average (50% SIGKILL)`, or `no churn`, for the line ps-fleet starts with;
+    /// with shards, theirs too.
     var churnDescription: String {
-        guard let churnEvery else { return "no churn" }
-        return "churn every \(String(format: "%g", churnEvery))s on average (\(Int((killFraction * 100).rounded()))% SIGKILL)"
+        var text = "no churn"
+        if let churnEvery {
+            text = "churn every \(String(format: "%g", churnEvery))s on average (\(Int((killFraction * 100).rounded()))% SIGKILL)"
+        }
+        guard shards > 0 else { return text }
+        return text + "; \(shards) shard(s), " + (shardChurnEvery.map { "one SIGKILLed every \(String(format: "%g", $0))s on average" } ?? "no shard churn")
     }
 
     /// What the supervisor needs from these options, with what ps-fleet resolved at start: the worker
-    /// executable, the log directory and the seed.
-    func supervisorConfiguration(executable: String, logDirectory: String, seed: UInt64) -> FleetSupervisor.Configuration {
-        FleetSupervisor.Configuration(
-            size: workers, executable: executable,
-            workerArguments: [host, String(port), String(format: "%g", retry)],
-            extraArguments: workerArgumentList, faults: inject, logDirectory: logDirectory,
-            churnEvery: churnEvery.map { .seconds($0) }, killFraction: killFraction, seed: seed,
+    /// and shard executables, the log directory and the seed.
+    func supervisorConfiguration(executable: String, shardExecutable: String?, logDirectory: String, seed: UInt64) -> FleetSupervisor.Configuration {
+        // Workers and shards both dial the server as HOST PORT RETRY.
+        let server = [host, String(port), String(format: "%g", retry)]
+        let workerPool = FleetSupervisor.Pool(
+            prefix: "fleet", noun: "worker", size: workers, executable: executable, arguments: server,
+            extraArguments: workerArgumentList, faults: inject, churnEvery: churnEvery.map { .seconds($0) },
+            killFraction: killFraction, stream: ChurnSchedule.workerStream)
+        // A shard's churn is always a kill: a shard that leaves gracefully is lost to the session all the same.
+        let shardPool = shardExecutable.map {
+            FleetSupervisor.Pool(
+                prefix: "shard", noun: "shard", size: shards, executable: $0, arguments: server, extraArguments: shardArgumentList,
+                churnEvery: shardChurnEvery.map { .seconds($0) }, killFraction: 1, stream: ChurnSchedule.shardStream)
+        }
+        return FleetSupervisor.Configuration(
+            workers: workerPool, shards: shards > 0 ? shardPool : nil, logDirectory: logDirectory, seed: seed,
             duration: duration.map { .seconds($0) }, serverPID: serverPid.map { pid_t($0) },
             stopTimeout: .seconds(stopTimeout))
     }

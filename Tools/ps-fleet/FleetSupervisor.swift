@@ -3,50 +3,85 @@ import Learning
 import ProcessTooling
 import Reactor
 
-/// Keeps a fleet of `ps-worker` processes running, churns it on a seeded schedule and stops it cleanly.
+/// Keeps a fleet of `ps-worker` processes running, and with shards a set of `ps-shard` processes too,
+/// churns them on seeded schedules and stops them cleanly.
 ///
 /// Every action prints one line stamped with the time since the fleet started:
 ///
 /// ```
 /// +12.3s killed fleet-3 (pid 1234); started fleet-7 (pid 1250)
+/// +20.1s killed shard-2 (pid 1240); started shard-4 (pid 1262)
 /// ```
 ///
-/// Children are reaped when SIGCHLD arrives. ``stop(reason:)`` sends SIGINT to every worker, SIGKILLs
-/// whoever is left after the stop timeout and calls ``onFinished`` once every child has been reaped.
+/// Children are reaped when SIGCHLD arrives. ``stop(reason:)`` sends SIGINT to every worker and shard,
+/// SIGKILLs whoever is left after the stop timeout and calls ``onFinished`` once every child has been
+/// reaped.
 ///
 /// - Warning: Loop thread only: create it, start it and stop it on the loop's thread.
 final class FleetSupervisor {
-    /// What the fleet runs and how it churns.
-    struct Configuration {
-        /// Workers to keep running.
+    /// One kind of process the fleet keeps running, and how it churns.
+    struct Pool {
+        /// The names' prefix, `fleet` or `shard`: `fleet-3`, `shard-2`.
+        var prefix: String
+        /// What one is called in the fleet's lines: `worker` or `shard`.
+        var noun: String
+        /// Processes to keep running.
         var size: Int
-        /// The `ps-worker` executable.
+        /// The `ps-worker` or `ps-shard` executable.
         var executable: String
-        /// Arguments every worker gets before `--name` (host, port, retry interval).
-        var workerArguments: [String]
+        /// Arguments every process gets before `--name` (host, port, retry interval).
+        var arguments: [String]
         /// Further arguments, after `--name`.
         var extraArguments: [String]
-        /// `--inject` values for every worker; empty for none.
-        var faults: [String]
-        /// Where each worker's log goes.
-        var logDirectory: String
+        /// `--inject` values for every process; empty for none (workers only).
+        var faults: [String] = []
         /// The mean interval between churn events, or nil for no churn.
         var churnEvery: Duration?
         /// The share of churn events that SIGKILL rather than SIGINT.
         var killFraction: Double
+        /// The churn's stream of the fleet's seed (``ChurnSchedule/workerStream`` or ``ChurnSchedule/shardStream``).
+        var stream: UInt64
+    }
+
+    /// What the fleet runs and how it churns.
+    struct Configuration {
+        /// The workers.
+        var workers: Pool
+        /// The shards, or nil for none.
+        var shards: Pool?
+        /// Where each process's log goes.
+        var logDirectory: String
         /// Seeds the churn and the workers' fault seeds.
         var seed: UInt64
         /// Stop after this long, if set.
         var duration: Duration?
         /// Stop when this (local) process exits, if set.
         var serverPID: pid_t?
-        /// How long a worker has to leave after SIGINT before it is SIGKILLed.
+        /// How long a worker or shard has to leave after SIGINT before it is SIGKILLed.
         var stopTimeout: Duration
+    }
+
+    /// One pool's processes and what happened to them.
+    private final class Running {
+        let pool: Pool
+        /// The processes that count towards the pool's size, by slot; a replacement takes its victim's slot.
+        var slots: [ChildProcess] = []
+        var nextNumber = 1
+        /// Consecutive processes that exited within `quickExit` of starting.
+        var quickExits = 0
+        var schedule: ChurnSchedule?
+        var counts = FleetTally.Counts()
+
+        init(pool: Pool, seed: UInt64) {
+            self.pool = pool
+            counts.size = pool.size
+            schedule = pool.churnEvery.map { ChurnSchedule(meanInterval: $0, killFraction: pool.killFraction, seed: seed, stream: pool.stream) }
+        }
     }
 
     private enum State { case idle, running, stopping, finished }
 
-    /// A worker that exits this soon after starting counts as a failure to start.
+    /// A process that exits this soon after starting counts as a failure to start.
     private static let quickExit: Duration = .seconds(1)
     /// How often the server's PID is checked; there is no event for another process's exit.
     private static let serverCheckInterval: Duration = .milliseconds(250)
@@ -56,21 +91,24 @@ final class FleetSupervisor {
     private let configuration: Configuration
     private let loop: EventLoop
     private let print: (String) -> Void
-    private var schedule: ChurnSchedule?
     private var state = State.idle
     private let startTime = ContinuousClock.now
-    /// The workers that count towards the fleet's size, by slot; a replacement takes its victim's slot.
-    private var slots: [ChildProcess] = []
-    /// Workers the fleet asked to go, not reaped yet.
+    /// The shards first (they must be there before workers can train), then the workers.
+    private let pools: [Running]
+    /// Processes the fleet asked to go, not reaped yet.
     private var leaving: [ChildProcess] = []
-    private var nextNumber = 1
-    /// Consecutive workers that exited within `quickExit` of starting.
-    private var quickExits = 0
     private var timers: [TimerHandle] = []
     private var childWatcher: SignalWatcher?
-    private(set) var tally = FleetTally()
-    /// Set when the fleet stops because it could not keep workers running.
+    private var stragglers = 0
+    private var reason = ""
+    /// Set when the fleet stops because it could not keep workers or shards running.
     private(set) var failed = false
+
+    /// What the fleet did so far.
+    var tally: FleetTally {
+        FleetTally(workers: pools.last!.counts, shards: pools.count > 1 ? pools[0].counts : .init(),
+                   stragglers: stragglers, reason: reason)
+    }
 
     /// Called once, on the loop thread, after every worker has been reaped (or given up on).
     var onFinished: (() -> Void)?
@@ -83,10 +121,7 @@ final class FleetSupervisor {
         self.configuration = configuration
         self.loop = loop
         self.print = print
-        tally.size = configuration.size
-        schedule = configuration.churnEvery.map {
-            ChurnSchedule(meanInterval: $0, killFraction: configuration.killFraction, seed: configuration.seed)
-        }
+        pools = ([configuration.shards].compactMap { $0 } + [configuration.workers]).map { Running(pool: $0, seed: configuration.seed) }
     }
 
     /// Seconds since the fleet started, as printed: `+12.3s`.
@@ -95,26 +130,28 @@ final class FleetSupervisor {
     /// Seconds since the fleet started.
     var elapsed: Double { (ContinuousClock.now - startTime).seconds }
 
-    /// Starts the workers and the timers.
+    /// Starts the shards, the workers and the timers.
     ///
-    /// A worker that cannot be started is reported and stops the fleet (``failed`` is then set, and
-    /// ``onFinished`` is called once the workers already started have been reaped).
+    /// A process that cannot be started is reported and stops the fleet (``failed`` is then set, and
+    /// ``onFinished`` is called once the processes already started have been reaped).
     /// - Throws: ``ReactorError`` if SIGCHLD cannot be watched; nothing has been started then.
     func start() throws {
         precondition(state == .idle, "start() called twice")
         // Watch before spawning, so no exit goes unnoticed.
         childWatcher = try loop.watchSignal(SIGCHLD) { [unowned self] in self.reapChildren() }
         state = .running
-        for _ in 0..<configuration.size {
-            do {
-                let worker = try spawnWorker()
-                slots.append(worker)
-                print("\(stamp) started \(worker.label)")
-            } catch {
-                print("\(stamp) \(error)")
-                failed = true
-                stop(reason: "failed")
-                return
+        for running in pools {
+            for _ in 0..<running.pool.size {
+                do {
+                    let process = try spawn(running)
+                    running.slots.append(process)
+                    print("\(stamp) started \(process.label)")
+                } catch {
+                    print("\(stamp) \(error)")
+                    failed = true
+                    stop(reason: "failed")
+                    return
+                }
             }
         }
         if let duration = configuration.duration {
@@ -130,10 +167,10 @@ final class FleetSupervisor {
                 self.stop(reason: "server-exited")
             })
         }
-        scheduleChurn()
+        for running in pools { scheduleChurn(running) }
     }
 
-    /// Stops the fleet: SIGINT to every worker, SIGKILL to whoever is left after the stop timeout.
+    /// Stops the fleet: SIGINT to every worker and shard, SIGKILL to whoever is left after the stop timeout.
     ///
     /// Called again while stopping (a second Ctrl-C), it SIGKILLs the stragglers at once.
     func stop(reason: String) {
@@ -147,15 +184,19 @@ final class FleetSupervisor {
             break
         }
         state = .stopping
-        tally.reason = reason
+        self.reason = reason
         cancelTimers()
-        let workers = slots
-        slots = []
-        for worker in workers { worker.send(SIGINT) }
-        leaving += workers
+        var signalled: [String] = []
+        for running in pools.reversed() {
+            let processes = running.slots
+            running.slots = []
+            for process in processes { process.send(SIGINT) }
+            leaving += processes
+            signalled.append("\(processes.count) \(running.pool.noun)(s)")
+        }
         reapChildren()
         guard !leaving.isEmpty else { return }
-        print("\(stamp) stopping: SIGINT to \(workers.count) worker(s), " +
+        print("\(stamp) stopping: SIGINT to \(signalled.joined(separator: " and ")), " +
               "\(leaving.count) to wait for (at most \(Self.format(configuration.stopTimeout)))")
         timers.append(loop.scheduleTimer(after: configuration.stopTimeout) { [unowned self] in
             self.killStragglers()
@@ -164,30 +205,27 @@ final class FleetSupervisor {
 
     // MARK: Churn
 
-    private func scheduleChurn() {
-        guard state == .running, var schedule else { return }
-        let interval = schedule.nextInterval()
-        self.schedule = schedule
-        timers.append(loop.scheduleTimer(after: interval) { [unowned self] in self.churn() })
+    private func scheduleChurn(_ running: Running) {
+        guard state == .running, let interval = running.schedule?.nextInterval() else { return }
+        timers.append(loop.scheduleTimer(after: interval) { [unowned self] in self.churn(running) })
     }
 
-    /// One churn event: a random worker is killed (or interrupted) and a new one takes its slot.
-    private func churn() {
+    /// One churn event: a random worker (or shard) is killed (or interrupted) and a new one takes its slot.
+    private func churn(_ running: Running) {
         timers.removeAll { !$0.isActive }
-        guard state == .running, var schedule, !slots.isEmpty else { return }
-        let slot = schedule.nextVictim(among: slots.count)
-        let action = schedule.nextAction()
-        self.schedule = schedule
-        let victim = slots[slot]
+        guard state == .running, running.schedule != nil, !running.slots.isEmpty else { return }
+        let slot = running.schedule!.nextVictim(among: running.slots.count)
+        let action = running.schedule!.nextAction()
+        let victim = running.slots[slot]
         let verb: String
         switch action {
         case .kill:
             victim.send(SIGKILL)
-            tally.killed += 1
+            running.counts.killed += 1
             verb = "killed"
         case .interrupt:
             victim.send(SIGINT)
-            tally.interrupted += 1
+            running.counts.interrupted += 1
             verb = "interrupted"
             timers.append(loop.scheduleTimer(after: configuration.stopTimeout) { [unowned self] in
                 guard self.state == .running, victim.reap() == nil else { return }
@@ -196,42 +234,43 @@ final class FleetSupervisor {
             })
         }
         leaving.append(victim)
-        replace(slot: slot, saying: "\(verb) \(victim.label)")
-        scheduleChurn()
+        replace(slot: slot, in: running, saying: "\(verb) \(victim.label)")
+        scheduleChurn(running)
     }
 
-    /// Starts a worker in `slot` and prints `what` with it, or stops the fleet if it cannot.
-    private func replace(slot: Int, saying what: String) {
+    /// Starts a process in `slot` of `running` and prints `what` with it, or stops the fleet if it cannot.
+    private func replace(slot: Int, in running: Running, saying what: String) {
         do {
-            let worker = try spawnWorker()
-            slots[slot] = worker
-            print("\(stamp) \(what); started \(worker.label)")
+            let process = try spawn(running)
+            running.slots[slot] = process
+            print("\(stamp) \(what); started \(process.label)")
         } catch {
-            slots.remove(at: slot)
+            running.slots.remove(at: slot)
             print("\(stamp) \(what); \(error)")
             failed = true
             stop(reason: "failed")
         }
     }
 
-    private func spawnWorker() throws(SpawnError) -> ChildProcess {
-        let number = nextNumber
-        nextNumber += 1
-        let name = "fleet-\(number)"
-        var arguments = configuration.workerArguments + ["--name", name] + configuration.extraArguments
-        if !configuration.faults.isEmpty {
-            arguments += configuration.faults.flatMap { ["--inject", $0] }
+    private func spawn(_ running: Running) throws(SpawnError) -> ChildProcess {
+        let pool = running.pool
+        let number = running.nextNumber
+        running.nextNumber += 1
+        let name = "\(pool.prefix)-\(number)"
+        var arguments = pool.arguments + ["--name", name] + pool.extraArguments
+        if !pool.faults.isEmpty {
+            arguments += pool.faults.flatMap { ["--inject", $0] }
             // Same faults, different dice: each worker draws its delays and drops from a seed of its own,
             // unless the operator fixed one.
-            if !configuration.faults.contains(where: { $0.contains("seed=") }) {
+            if !pool.faults.contains(where: { $0.contains("seed=") }) {
                 arguments += ["--inject", "seed=\(SplitMix64.derive(configuration.seed, UInt64(number)))"]
             }
         }
-        let worker = try ChildProcess.spawn(
-            executable: configuration.executable, arguments: arguments, name: name,
+        let process = try ChildProcess.spawn(
+            executable: pool.executable, arguments: arguments, name: name,
             logPath: configuration.logDirectory + "/\(name).log")
-        tally.started += 1
-        return worker
+        running.counts.started += 1
+        return process
     }
 
     // MARK: Reaping
@@ -239,31 +278,37 @@ final class FleetSupervisor {
     /// Reaps every child that has exited; replaces the ones that exited by themselves.
     private func reapChildren() {
         leaving.removeAll { $0.reap() != nil }
-        for slot in slots.indices.reversed() {
+        for running in pools {
+            reapSlots(of: running)
+        }
+        if state == .stopping && leaving.isEmpty { finish() }
+    }
+
+    private func reapSlots(of running: Running) {
+        for slot in running.slots.indices.reversed() {
             // A failed replacement stops the fleet, which empties the slots.
-            guard state == .running, slot < slots.count else { break }
-            let worker = slots[slot]
-            guard let termination = worker.reap() else { continue }
-            tally.exitedByThemselves += 1
-            let what = "\(worker.label) exited by itself (\(termination))"
-            if ContinuousClock.now - worker.started < Self.quickExit {
-                quickExits += 1
+            guard state == .running, slot < running.slots.count else { return }
+            let process = running.slots[slot]
+            guard let termination = process.reap() else { continue }
+            running.counts.exitedByThemselves += 1
+            let what = "\(process.label) exited by itself (\(termination))"
+            if ContinuousClock.now - process.started < Self.quickExit {
+                running.quickExits += 1
             } else {
-                quickExits = 0
+                running.quickExits = 0
             }
-            // A worker that cannot even start (bad arguments, no MNIST) would be restarted forever.
-            if quickExits > configuration.size {
-                slots.remove(at: slot)
-                print("\(stamp) \(what); \(quickExits) workers in a row exited within "
-                      + "\(Self.format(Self.quickExit)) of starting: giving up. End of \(worker.logPath):")
-                for line in worker.logTail(5) { print("    \(line)") }
+            // A process that cannot even start (bad arguments, no MNIST) would be restarted forever.
+            if running.quickExits > running.pool.size {
+                running.slots.remove(at: slot)
+                print("\(stamp) \(what); \(running.quickExits) \(running.pool.noun)s in a row exited within "
+                      + "\(Self.format(Self.quickExit)) of starting: giving up. End of \(process.logPath):")
+                for line in process.logTail(5) { print("    \(line)") }
                 failed = true
                 stop(reason: "failed")
                 return
             }
-            replace(slot: slot, saying: what)
+            replace(slot: slot, in: running, saying: what)
         }
-        if state == .stopping && leaving.isEmpty { finish() }
     }
 
     // MARK: Stopping
@@ -273,8 +318,8 @@ final class FleetSupervisor {
         leaving.removeAll { $0.reap() != nil }
         guard !leaving.isEmpty else { return finish() }
         cancelTimers()
-        tally.stragglers += leaving.count
-        for worker in leaving { worker.send(SIGKILL) }
+        stragglers += leaving.count
+        for process in leaving { process.send(SIGKILL) }
         print("\(stamp) SIGKILL to \(leaving.count) straggler(s): \(leaving.map(\.label).joined(separator: ", "))")
         timers.append(loop.scheduleTimer(after: Self.reapTimeout) { [unowned self] in
             self.leaving.removeAll { $0.reap() != nil }
@@ -292,7 +337,7 @@ final class FleetSupervisor {
         cancelTimers()
         childWatcher?.cancel()
         childWatcher = nil
-        if leaving.isEmpty { print("\(stamp) all workers have ended") }
+        if leaving.isEmpty { print("\(stamp) all workers\(pools.count > 1 ? " and shards" : "") have ended") }
         onFinished?()
     }
 

@@ -4,8 +4,9 @@ import ParameterServer
 import ProcessTooling
 import Reactor
 
-/// `ps-fleet HOST [PORT] --workers N`: runs a fleet of `ps-worker` processes for demos and soak tests,
-/// kills and replaces them on a seeded schedule, and stops them all cleanly.
+/// `ps-fleet HOST [PORT] --workers N [--shards M]`: runs a fleet of `ps-worker` processes (and `ps-shard`
+/// processes for a sharded server) for demos and soak tests, kills and replaces them on a seeded
+/// schedule, and stops them all cleanly.
 @main
 struct PSFleet: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,12 +25,21 @@ struct PSFleet: ParsableCommand {
 
               +12.3s killed fleet-3 (pid 1234); started fleet-7 (pid 1250)
 
+            For a sharded server (ps-server --shards M), --shards keeps that many ps-shard processes running \
+            as well (more than M: the rest wait as spares), named shard-1, shard-2, ..., started before the \
+            workers, with the same HOST PORT and --retry, plus --shard-args; ps-shard is found next to ps-fleet \
+            unless --shard-binary is given, and each logs to shard-K.log in --log-dir. With --shard-churn-every, \
+            at random intervals averaging that many seconds, a random shard is killed with SIGKILL and a new one \
+            takes its place (the server goes back to its last snapshot). A shard that exits by itself is \
+            replaced too.
+
             The fleet stops after --duration, when the process --server-pid exits, or on Ctrl-C (SIGINT) or \
             SIGTERM: every worker gets SIGINT and leaves gracefully; whoever is still running after \
             --stop-timeout is killed; every worker is reaped before ps-fleet exits. A second Ctrl-C kills \
             them at once. The last line printed is a machine-readable summary of key=value pairs (workers=, \
-            started=, killed=, interrupted=, exited_by_themselves=, stragglers=, reason=, seconds=, seed=, \
-            log_dir=). ps-fleet exits 0, or 1 if workers could not be started or kept running.
+            started=, killed=, interrupted=, exited_by_themselves=, with --shards also shards=, shards_started=, \
+            shards_killed=, shard_restarts=, shards_exited_by_themselves=; then stragglers=, reason=, seconds=, \
+            seed=, log_dir=). ps-fleet exits 0, or 1 if workers or shards could not be started or kept running.
 
             Example: ps-fleet 127.0.0.1 8888 --workers 4 --churn-every 10 --seed 7 --inject delay=20ms
             """)
@@ -41,15 +51,17 @@ struct PSFleet: ParsableCommand {
         unblockChildSignals()
         closeInheritedDescriptorsOnExec()
         let executable = try options.workerBinary ?? ToolPaths.sibling("ps-worker", flag: "--worker-binary")
+        let shardExecutable = options.shards > 0 ? try options.shardBinary ?? ToolPaths.sibling("ps-shard", flag: "--shard-binary") : nil
         if let serverPid = options.serverPid, !processIsAlive(serverPid) {
             throw StartupError("--server-pid \(serverPid): no such process")
         }
         let logDirectory = try ToolPaths.logDirectory(options.logDir, prefix: "ps-fleet")
         let seed = options.seed ?? UInt64(UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970 * 1000)))
         say("ps-fleet: \(options.workers) workers against \(options.host):\(options.port), \(options.churnDescription), seed \(seed)")
-        say("ps-fleet: worker logs in \(logDirectory)")
+        say("ps-fleet: \(options.shards > 0 ? "worker and shard" : "worker") logs in \(logDirectory)")
 
-        let configuration = options.supervisorConfiguration(executable: executable, logDirectory: logDirectory, seed: seed)
+        let configuration = options.supervisorConfiguration(
+            executable: executable, shardExecutable: shardExecutable, logDirectory: logDirectory, seed: seed)
         let loop = try EventLoop()
         let fleet = FleetSupervisor(configuration: configuration, loop: loop) { say($0) }
         fleet.onFinished = { loop.stop() }

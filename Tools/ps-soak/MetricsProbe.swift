@@ -24,7 +24,7 @@ enum MetricsProbe {
     }
 
     /// The whole response to `GET /metrics`, headers and body, or nil on any failure.
-    private static func get(port: Int, timeout: Duration) -> String? {
+    static func get(port: Int, timeout: Duration) -> String? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -36,6 +36,15 @@ enum ProcessTree {
         }.map { Straggler(pid: $0, commandLine: commandLine(of: $0)) }
     }
 
+    /// The live children of `parent`, each with its arguments (`argv[0]` first).
+    static func children(of parent: pid_t) -> [(pid: pid_t, arguments: [String])] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { pid_t($0) } ?? []
+        return pids.compactMap { pid in
+            guard let (state, parentPID) = status(of: pid), parentPID == parent, state != "Z" else { return nil }
+            return (pid, arguments(of: pid))
+        }
+    }
+
     /// Whether `root` is among `pid`'s ancestors.
     private static func descends(_ pid: pid_t, from root: pid_t, parents: [pid_t: pid_t]) -> Bool {
         var current = pid
@@ -66,7 +75,13 @@ enum ProcessTree {
 
     /// /proc/PID/cmdline with spaces between the arguments.
     static func commandLine(of pid: pid_t) -> String {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return "?" }
-        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
+        let arguments = arguments(of: pid)
+        return arguments.isEmpty ? "?" : arguments.joined(separator: " ")
+    }
+
+    /// The NUL-separated arguments in /proc/PID/cmdline (empty if unreadable).
+    private static func arguments(of pid: pid_t) -> [String] {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 }

@@ -20,6 +20,8 @@ final class ServerIncarnation {
     private var firstVersion: (time: ContinuousClock.Instant, version: Int)?
     /// Whether the soak killed it.
     var killed = false
+    /// Times it sent a sharded session back to its last snapshot because a shard was lost.
+    private(set) var rollbacks = 0
     /// When it started training, or resumed: the end of its start-up (loading MNIST takes seconds in a
     /// debug build), from which its warm-up is counted.
     private var trainingSince: ContinuousClock.Instant?
@@ -31,12 +33,17 @@ final class ServerIncarnation {
     }
 
     /// Reads the server's new log lines.
-    /// - Returns: The lines worth showing as they happen (a resume), for the soak to print.
+    /// - Returns: The lines worth showing as they happen (a resume, a rollback), for the soak to print.
     func pollLog() -> [String] {
         var notable: [String] = []
         for line in log.poll() {
             if line.hasPrefix("resumed session") {
                 resumedLine = line
+                notable.append(line)
+            }
+            // "shard 1 (shard-2) lost: ...; going back to the snapshot at version 1200 ..."
+            if line.hasPrefix("shard "), line.contains(" lost: "), line.contains("going back to the snapshot") {
+                rollbacks += 1
                 notable.append(line)
             }
             if trainingSince == nil, line.hasPrefix("training started") || line.hasPrefix("resumed session") {

@@ -23,6 +23,9 @@ struct SessionPlan {
     let checkpointEvery: Int
     /// The model versions at which the server is killed, one per kill, in order.
     let killVersions: [Int]
+    /// The model versions at which a shard is killed (a sharded session), one per kill, in order; never
+    /// the same as a server kill's.
+    let shardKillVersions: [Int]
     /// Seconds the session should take, kills included.
     let expectedSeconds: Double
 
@@ -38,7 +41,11 @@ struct SessionPlan {
     ///   - kills: Server kills to place.
     ///   - lifeSeconds: Training each server life needs for its memory and descriptors to be judged.
     ///   - localSteps: `ps-server --local-steps`: batches per unit.
-    init(seconds: Double, samplesPerSecond: Double, startupSeconds: Double, kills: Int, lifeSeconds: Double, localSteps: Int) {
+    ///   - shardKills: Shard kills to place (a sharded session).
+    ///   - snapshotSeconds: A sharded session's snapshot interval: a shard kill costs half of it on average,
+    ///     trained again, and the workers' reconnection.
+    init(seconds: Double, samplesPerSecond: Double, startupSeconds: Double, kills: Int, lifeSeconds: Double, localSteps: Int,
+         shardKills: Int = 0, snapshotSeconds: Double = 0) {
         samplesPerUnit = Self.batchSize * localSteps
         // The calibration trains in the same regime (the same fleet and churn, an evaluation every 12800
         // samples), so its rate stands as measured; a machine whose load changes makes the soak longer
@@ -50,8 +57,10 @@ struct SessionPlan {
         // itself, in about half the time (measured in debug builds on 2 cores).
         let checkpointEvery = 50
         let perKill = startupSeconds / 2 + 1 + Double(checkpointEvery * samplesPerUnit) / 2 / rate
+        let perShardKill = snapshotSeconds / 2 + 1
+        let killing = Double(kills) * perKill + Double(shardKills) * perShardKill
         // A few seconds at the end: the fleet's graceful stop and the final checks.
-        let training = max(seconds - Double(kills) * perKill - 5, 5)
+        let training = max(seconds - killing - 5, 5)
         // Never so few units that a server life trains too briefly to be judged, even if the session
         // runs at twice the calibrated rate (seen when the calibration ended before most of the fleet
         // had loaded MNIST and joined).
@@ -62,8 +71,14 @@ struct SessionPlan {
         let units = epochs * ((trainSamples + samplesPerUnit - 1) / samplesPerUnit)
         // Evenly spaced through the session's units; checkpoints often enough that each kill has one
         // well before it to resume from.
-        killVersions = (0..<kills).map { units * ($0 + 1) / (kills + 1) }
+        // Every kill, the server's and the shards', evenly spaced through the session's units; the
+        // server's take places spread among them, the shards' the rest, so no two coincide.
+        let total = kills + shardKills
+        let places = (0..<total).map { units * ($0 + 1) / (total + 1) }
+        let serverPlaces = Set((0..<kills).map { (2 * $0 + 1) * total / (2 * kills) })
+        killVersions = places.indices.filter { serverPlaces.contains($0) }.map { places[$0] }
+        shardKillVersions = places.indices.filter { !serverPlaces.contains($0) }.map { places[$0] }
         self.checkpointEvery = max(10, min(checkpointEvery, units / (4 * (kills + 1))))
-        expectedSeconds = Double(units * samplesPerUnit) / rate + Double(kills) * perKill
+        expectedSeconds = Double(units * samplesPerUnit) / rate + killing
     }
 }

@@ -21,6 +21,15 @@ struct SoakOptions: ParsableArguments {
     @Option(help: "Times the server is SIGKILLed and resumed from its checkpoint, evenly through the session.")
     var serverKills = 3
 
+    @Option(help: "A sharded session: ps-server --shards N, and N ps-shard processes in the fleet (0: the server holds the parameters).")
+    var shards = 0
+
+    @Option(help: "ps-shard processes the fleet runs beyond --shards, waiting as spares to take a lost range.")
+    var spareShards = 0
+
+    @Option(help: "Times a shard holding a range is SIGKILLed (the fleet starts another), evenly through the session (default: 2 with --shards).")
+    var shardKills: Int?
+
     @Option(help: "The test accuracy the session must reach, 0 to 1.")
     var minAccuracy: Double = 0.90
 
@@ -51,6 +60,12 @@ struct SoakOptions: ParsableArguments {
         guard churnEvery >= 0.5, churnEvery.isFinite else { throw ValidationError("--churn-every must be at least 0.5 seconds") }
         guard (0...1).contains(killFraction) else { throw ValidationError("--kill-fraction must be from 0 to 1, got \(killFraction)") }
         guard (0...100).contains(serverKills) else { throw ValidationError("--server-kills must be 0...100, got \(serverKills)") }
+        guard (0...16).contains(shards) else { throw ValidationError("--shards must be 0...16, got \(shards)") }
+        guard (0...16).contains(spareShards) else { throw ValidationError("--spare-shards must be 0...16, got \(spareShards)") }
+        if let shardKills { guard (0...100).contains(shardKills) else { throw ValidationError("--shard-kills must be 0...100, got \(shardKills)") } }
+        guard shards > 0 || (spareShards == 0 && (shardKills ?? 0) == 0) else {
+            throw ValidationError("--spare-shards and --shard-kills need --shards")
+        }
         guard minAccuracy >= 0, minAccuracy.isFinite else { throw ValidationError("--min-accuracy must be a number from 0 up") }
         guard warmup >= 0, warmup.isFinite else { throw ValidationError("--warmup must not be negative") }
         guard (1...64).contains(localSteps) else { throw ValidationError("--local-steps must be 1...64, got \(localSteps)") }
@@ -70,7 +85,8 @@ struct SoakOptions: ParsableArguments {
     func runnerSettings() throws -> SoakRunner.Settings {
         SoakRunner.Settings(
             minutes: minutes, workers: workers, churnEvery: churnEvery, killFraction: killFraction,
-            serverKills: serverKills, minAccuracy: minAccuracy, warmup: warmup,
+            serverKills: serverKills, shards: shards, spareShards: spareShards, shardKills: shardKills ?? (shards > 0 ? 2 : 0),
+            minAccuracy: minAccuracy, warmup: warmup,
             seed: seed ?? UInt64(UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970 * 1000))),
             hidden: hidden, localSteps: localSteps, logDirectory: try ToolPaths.logDirectory(logDir, prefix: "ps-soak"),
             serverBinary: try serverBinary ?? ToolPaths.sibling("ps-server", flag: "--server-binary"),

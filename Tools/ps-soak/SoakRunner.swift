@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 import ParameterServer
 import ProcessTooling
 
@@ -16,6 +17,12 @@ final class SoakRunner {
         var churnEvery: Double
         var killFraction: Double
         var serverKills: Int
+        /// `ps-server --shards`; 0 for a session without shards.
+        var shards: Int
+        /// Shards the fleet runs beyond `shards`, as spares.
+        var spareShards: Int
+        /// Shards holding a range to SIGKILL through the session.
+        var shardKills: Int
         var minAccuracy: Double
         var warmup: Double
         var seed: UInt64
@@ -42,6 +49,8 @@ final class SoakRunner {
     private static let fleetStopTimeout: Duration = .seconds(30)
     /// How often the server's resources and progress are sampled.
     private static let sampleInterval: Duration = .seconds(1)
+    /// `ps-server --snapshot-every` in a sharded session: a lost shard costs at most this much training.
+    private static let snapshotSeconds = 2.0
     /// Seconds of training (after it started or resumed) a server gets before it may be killed: the
     /// warm-up and then enough samples (one a second) for its memory and descriptors to be judged.
     private var minimumLife: Double { settings.warmup + Double(ResourceFlatness.minimumSamples) + 1 }
@@ -60,6 +69,10 @@ final class SoakRunner {
     private var incarnations: [ServerIncarnation] = []
     private var plan: SessionPlan?
     private var calibrationRate: Double?
+    /// The fleet's shards, found and sampled once a second during the session.
+    private let shardLives = ShardLives()
+    /// Picks which range's holder each shard kill hits.
+    private var shardVictims: Xoshiro256
 
     /// - Throws: ``StartupError`` when no free port can be found.
     init(settings: Settings) throws {
@@ -69,6 +82,7 @@ final class SoakRunner {
         }
         self.port = port
         self.metricsPort = metricsPort
+        shardVictims = Xoshiro256(seed: SplitMix64.derive(settings.seed, 0x5A_4D5))
     }
 
     /// Seconds since the soak started, as printed: `+12.3s`.
@@ -80,10 +94,12 @@ final class SoakRunner {
     /// - Returns: Whether every check passed.
     func run() -> Bool {
         let kills = settings.serverKills
+        let shardText = settings.shards == 0 ? ""
+            : "\(settings.shards) shard(s) and \(settings.spareShards) spare(s), \(settings.shardKills) shard kill(s); "
         say("ps-soak: \(String(format: "%g", settings.minutes)) minute(s); \(settings.workers) workers churning every "
             + "\(String(format: "%g", settings.churnEvery))s (\(Int((settings.killFraction * 100).rounded()))% SIGKILL); "
-            + "\(kills) server kill(s); seed \(settings.seed); server on 127.0.0.1:\(port), metrics on port \(metricsPort)")
-        say("ps-soak: logs in \(settings.logDirectory) (server-N.log, calibration.log, fleet.log, workers/)")
+            + "\(kills) server kill(s); \(shardText)seed \(settings.seed); server on 127.0.0.1:\(port), metrics on port \(metricsPort)")
+        say("ps-soak: logs in \(settings.logDirectory) (server-N.log, calibration.log, fleet.log, workers/\(settings.shards > 0 ? " with the shards' shard-K.log" : ""))")
         var abort: Abort?
         var summary: [String: String] = [:]
         do {
@@ -105,7 +121,7 @@ final class SoakRunner {
         while waitpid(-1, nil, WNOHANG) > 0 {}
 
         let report = SoakReport(
-            settings: settings, plan: plan, calibrationRate: calibrationRate, incarnations: incarnations,
+            settings: settings, plan: plan, calibrationRate: calibrationRate, incarnations: incarnations, shards: shardLives.lives,
             summary: summary, abort: abort?.description, fleet: fleetEnd, stragglers: stragglers, seconds: elapsed)
         report.print()
         return report.passed
@@ -117,13 +133,15 @@ final class SoakRunner {
         let workerLogs = settings.logDirectory + "/workers"
         // Past the soak's own deadline, in case ps-soak itself is killed: the fleet then still ends.
         let safety = Int(budget * 3) + 600
+        // The fleet's shards log beside its workers; a killed one is replaced by the fleet.
+        let shards = settings.shards > 0 ? ["--shards", String(settings.shards + settings.spareShards)] : []
         let fleet = try ChildProcess.spawn(
             executable: settings.fleetBinary,
             arguments: [
                 "127.0.0.1", String(port), "--workers", String(settings.workers),
                 "--churn-every", String(settings.churnEvery), "--kill-fraction", String(settings.killFraction),
                 "--seed", String(settings.seed), "--retry", "0.2", "--log-dir", workerLogs, "--duration", String(safety),
-            ],
+            ] + shards,
             name: "ps-fleet", logPath: settings.logDirectory + "/fleet.log", environment: childEnvironment)
         self.fleet = fleet
         say("\(stamp) started \(fleet.label): \(settings.workers) workers against 127.0.0.1:\(port)")
@@ -146,7 +164,8 @@ final class SoakRunner {
         let totals = log.lastLine(startingWith: "workers=").map { SummaryLine.parse($0[...]) } ?? [:]
         let end = FleetEnd(termination: fleet.termination, totals: totals)
         say("\(stamp) \(fleet.label) ended (\(fleet.termination?.description ?? "not reaped")): "
-            + "started \(totals["started"] ?? "?") workers, killed \(totals["killed"] ?? "?"), interrupted \(totals["interrupted"] ?? "?")")
+            + "started \(totals["started"] ?? "?") workers, killed \(totals["killed"] ?? "?"), interrupted \(totals["interrupted"] ?? "?")"
+            + (settings.shards > 0 ? "; started \(totals["shards_started"] ?? "?") shards" : ""))
         return end
     }
 
@@ -177,7 +196,7 @@ final class SoakRunner {
                 "--local-steps", String(settings.localSteps),
                 "--train-samples", String(Self.calibrationSamples), "--test-samples", "1000", "--epochs", "1000",
                 "--seed", String(settings.seed),
-            ],
+            ] + shardedServerArguments,
             name: "calibration server", logPath: settings.logDirectory + "/calibration.log", environment: childEnvironment)
         let calibration = ServerIncarnation(number: 0, process: process)
         server = calibration
@@ -223,12 +242,16 @@ final class SoakRunner {
         calibrationRate = rate
         let startupSeconds = startup ?? 1
         let plan = SessionPlan(seconds: budget - elapsed, samplesPerSecond: rate, startupSeconds: startupSeconds,
-                               kills: settings.serverKills, lifeSeconds: minimumLife, localSteps: settings.localSteps)
+                               kills: settings.serverKills, lifeSeconds: minimumLife, localSteps: settings.localSteps,
+                               shardKills: settings.shardKills, snapshotSeconds: Self.snapshotSeconds)
         self.plan = plan
         say("\(stamp) calibration: \(Int(rate)) samples/s with \(workers.map(String.init) ?? "?") workers training; a server starts in "
             + String(format: "%.1fs", startupSeconds))
-        let killText = plan.killVersions.isEmpty ? "no server kills"
+        var killText = plan.killVersions.isEmpty ? "no server kills"
             : "server kills at updates " + plan.killVersions.map(String.init).joined(separator: ", ")
+        if !plan.shardKillVersions.isEmpty {
+            killText += "; shard kills at updates " + plan.shardKillVersions.map(String.init).joined(separator: ", ")
+        }
         say("\(stamp) plan: \(plan.epochs) epochs of \(plan.trainSamples) samples (\(plan.unitsExpected) units), about "
             + "\(Int(plan.expectedSeconds))s; \(killText)")
     }
@@ -260,8 +283,11 @@ final class SoakRunner {
             if ContinuousClock.now >= nextSample {
                 nextSample = .now + Self.sampleInterval
                 server.sample(metricsPort: metricsPort)
+                if let fleet, settings.shards > 0 { shardLives.refresh(fleet: fleet) }
                 if shouldKill(server, plan: plan) {
                     server = try killAndResume(server, plan: plan)
+                } else if shouldKillShard(server, plan: plan) {
+                    killShard(plan: plan)
                 }
             }
             if elapsed >= nextProgress {
@@ -302,13 +328,52 @@ final class SoakRunner {
         return try startServer(number: server.number + 1, resume: true)
     }
 
+    // MARK: Shards
+
+    /// Whether the next shard kill is due: the server has trained past its warm-up and either the
+    /// session has reached the kill's version or, at this server's rate, waiting longer would leave
+    /// too little of the session for the kills still to come.
+    private func shouldKillShard(_ server: ServerIncarnation, plan: SessionPlan) -> Bool {
+        let done = shardLives.lives.filter(\.killed).count
+        guard done < plan.shardKillVersions.count, let version = server.version, (server.trainingSeconds ?? 0) >= settings.warmup
+        else { return false }
+        if version >= plan.shardKillVersions[done] { return true }
+        // Each kill still to come needs a few seconds: the rollback, the workers' reconnection, training.
+        guard let rate = server.unitsPerSecond, rate > 0 else { return false }
+        return Double(plan.unitsExpected - version) / rate < Double(plan.shardKillVersions.count - done) * 6
+    }
+
+    /// SIGKILLs the shard holding a range picked at random (from the server's `/metrics`), once every
+    /// range is held: a spare's death would send nothing back to a snapshot.
+    private func killShard(plan: SessionPlan) {
+        guard let fleet, let page = MetricsProbe.get(port: metricsPort, timeout: .seconds(1)) else { return }
+        let holders = ShardLives.holders(metrics: page)
+        guard holders.count == settings.shards else { return }
+        let name = holders[shardVictims.next(below: holders.count)]
+        // The fleet's child by that name, checked again just before the signal: a PID is only ever
+        // signalled while its parent, the fleet, has not reaped it.
+        guard let life = shardLives.live(named: name),
+              ProcessTree.children(of: fleet.pid).contains(where: { $0.pid == life.pid }) else { return }
+        kill(life.pid, SIGKILL)
+        life.killed = true
+        let done = shardLives.lives.filter(\.killed).count
+        say("\(stamp) killed \(name) (pid \(life.pid)), holder of range \(holders.firstIndex(of: name) ?? 0), at update "
+            + "\(server?.version ?? 0) of \(plan.unitsExpected) (shard kill \(done) of \(plan.shardKillVersions.count))")
+    }
+
+    /// `--shards N --snapshot-every S` for every server of a sharded soak (the calibration's too: the
+    /// fleet's shards would be refused by a server without shards); nothing otherwise.
+    private var shardedServerArguments: [String] {
+        settings.shards > 0 ? ["--shards", String(settings.shards), "--snapshot-every", String(Self.snapshotSeconds)] : []
+    }
+
     /// Starts the session's server: fresh (the session's flags) or resumed (only the operational flags;
     /// the rest comes from the checkpoint).
     private func startServer(number: Int, resume: Bool) throws -> ServerIncarnation {
         guard let plan else { throw Abort("no plan") }
         // Operational flags, given to every incarnation; a resumed server takes the session's own
         // (mode, epochs, model, seed, data) from its checkpoint.
-        var arguments = ["--port", String(port), "--metrics-port", String(metricsPort)]
+        var arguments = ["--port", String(port), "--metrics-port", String(metricsPort)] + shardedServerArguments
         if settings.serverKills > 0 {
             arguments += ["--checkpoint", checkpointPath, "--checkpoint-every", String(plan.checkpointEvery)]
         }

@@ -20,9 +20,10 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var checkpointAgeSeconds: Double?
     /// Checkpoints written by this process.
     public var checkpointsWritten = 0
-    /// A sharded session: each range's latest figures (index, holder, figures), and the times the
-    /// session went back to a snapshot.
+    /// A sharded session: each held range's latest figures (index, holder, figures, counted since the
+    /// range was assigned to its holder).
     public var shards: [SessionHistory.ShardPoint] = []
+    /// A sharded session: the times the session went back to a snapshot because a shard was lost.
     public var rollbacks = 0
 
     public init() {}
@@ -40,7 +41,9 @@ public struct MetricsSnapshot: Sendable, Equatable {
 ///
 /// Most metrics are copied from a ``MetricsSnapshot`` when scraped, so training pays nothing for them.
 /// Three are counted as they happen, through hooks in the runtime that cost nothing while metrics are
-/// off: frame bytes in and out, and the staleness histogram (which needs each observation).
+/// off: frame bytes in and out, and the staleness histogram (which needs each observation). A sharded
+/// session adds each shard's figures, labelled `shard="<index>"` and `holder="<name>"`, and
+/// `downpour_rollbacks_total`; a session without shards never shows them.
 ///
 /// - Warning: Loop thread only. The registry's metrics are thread-safe, but the scrape-time copy and
 ///   the rate it computes assume one caller at a time.
@@ -88,6 +91,10 @@ public final class SessionMetrics {
     private var sentFrames: UInt64 = 0
     /// The previous scrape's sample count and time, for the recent rate.
     private var previousScrape: (samples: UInt64, seconds: Double)?
+    /// Each held range's metrics, by index; made when a holder is first seen.
+    private var shardSeries: [Int: ShardSeries] = [:]
+    /// Made at the first scrape that shows a shard or a rollback: from then on the session is sharded.
+    private var rollbacks: Counter?
 
     /// Creates the registry and every metric in it.
     public init() {
@@ -223,7 +230,75 @@ public final class SessionMetrics {
         checkpointAge.set(snapshot.checkpointAgeSeconds ?? .nan)
         set(checkpoints, UInt64(snapshot.checkpointsWritten))
         samplesRate.set(recentRate(samples: statistics.samplesTrained, trainingSeconds: snapshot.trainingSeconds))
+        exportShards(snapshot)
         return registry.emitToBuffer()
+    }
+
+    // MARK: Shards
+
+    /// One held range's metrics, labelled with its index and holder.
+    private struct ShardSeries {
+        let holder: String
+        let updates: Counter
+        let bytesIn: Counter
+        let bytesOut: Counter
+        let stalenessMean: Gauge
+        let stalenessMax: Gauge
+        let workers: Gauge
+    }
+
+    /// Copies each shard's latest figures, and the rollbacks, into the registry.
+    ///
+    /// A range's series carry its holder's name, and a shard counts from zero when a range is assigned
+    /// to it (again, after a rollback too): when a range changes hands, its old holder's series go, so
+    /// that no series keeps a count that no longer grows; a range no shard holds now has none. A
+    /// rollback that keeps the holder restarts its counters, which Prometheus reads as a counter reset.
+    private func exportShards(_ snapshot: MetricsSnapshot) {
+        guard rollbacks != nil || !snapshot.shards.isEmpty || snapshot.rollbacks > 0 else { return }
+        let rollbacks = rollbacks ?? registry.makeCounter(descriptor: Self.descriptor(
+            "rollbacks", unit: "total", "Times the session went back to its last snapshot because a shard was lost."))
+        self.rollbacks = rollbacks
+        set(rollbacks, UInt64(snapshot.rollbacks))
+        let held = Dictionary(snapshot.shards.map { ($0.index, $0) }, uniquingKeysWith: { _, latest in latest })
+        for (index, series) in shardSeries where held[index]?.shard != series.holder {
+            unregister(series)
+            shardSeries[index] = nil
+        }
+        for (index, point) in held {
+            let series = shardSeries[index] ?? makeShardSeries(index: index, holder: point.shard)
+            shardSeries[index] = series
+            set(series.updates, point.updates)
+            set(series.bytesIn, point.bytesIn)
+            set(series.bytesOut, point.bytesOut)
+            series.stalenessMean.set(point.stalenessMean)
+            series.stalenessMax.set(Double(point.stalenessMax))
+            series.workers.set(Double(point.workers))
+        }
+    }
+
+    private func makeShardSeries(index: Int, holder: String) -> ShardSeries {
+        let labels = [("shard", String(index)), ("holder", holder)]
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(descriptor: Self.descriptor(name, unit: "total", help), labels: labels)
+        }
+        func gauge(_ name: String, _ help: String) -> Gauge {
+            registry.makeGauge(descriptor: Self.descriptor(name, unit: "", help), labels: labels)
+        }
+        return ShardSeries(
+            holder: holder,
+            updates: counter("shard_updates_applied", "Updates the shard applied to its range since the range was assigned to it."),
+            bytesIn: counter("shard_frame_bytes_received",
+                             "Payload bytes of protocol frames the shard received since its range was assigned to it."),
+            bytesOut: counter("shard_frame_bytes_sent",
+                              "Payload bytes of protocol frames the shard sent since its range was assigned to it."),
+            stalenessMean: gauge("shard_staleness_mean", "Mean staleness of the slices the shard applied since its range was assigned to it."),
+            stalenessMax: gauge("shard_staleness_max", "Largest staleness of a slice the shard applied since its range was assigned to it."),
+            workers: gauge("shard_workers", "Workers connected to the shard."))
+    }
+
+    private func unregister(_ series: ShardSeries) {
+        for counter in [series.updates, series.bytesIn, series.bytesOut] { registry.unregisterCounter(counter) }
+        for gauge in [series.stalenessMean, series.stalenessMax, series.workers] { registry.unregisterGauge(gauge) }
     }
 
     /// Samples per second since the previous scrape; since training started for the first.

@@ -43,7 +43,9 @@ public enum RunReport {
         page += figure("Protocol bytes per trained sample over time (s)", lineChart(
             [("each second", "#8c564b", bytesPerSample), ("so far", "#17becf", bytesPerSampleSoFar)], y: .bytes))
         page += figure("Staleness of applied updates", barChart(history.stalenessBuckets))
-        page += "</div>\n<h2>Workers</h2>\n"
+        page += "</div>\n"
+        page += shardSection(history)
+        page += "<h2>Workers</h2>\n"
         page += figure("Each worker's time in the session (s)", timeline(history.membership, duration: history.duration))
         page += membershipTable(history.membership)
         page += "<h2>Configuration</h2>\n<table>\n"
@@ -71,12 +73,12 @@ public enum RunReport {
 
     private static func summaryParagraph(_ history: SessionHistory) -> String {
         let keys = ["mode", "workers", "epochs", "updates", "samples", "seconds", "test_accuracy", "staleness_mean",
-                    "bytes_in", "bytes_out", "bytes_per_sample", "requeued", "duplicates", "rejected", "joins", "leaves"]
+                    "bytes_in", "bytes_out", "bytes_per_sample", "shards", "shard_bytes_per_sample", "rollbacks", "requeued", "duplicates", "rejected", "joins", "leaves"]
         let cells = keys.compactMap { key in
             history.summary[key].map { value in
                 var text = value
                 // Large byte counts also in a unit a reader takes in at a glance.
-                if key.hasPrefix("bytes_"), let bytes = Double(value), bytes >= 1000 {
+                if key.hasPrefix("bytes_") || key.hasPrefix("shard_bytes_"), let bytes = Double(value), bytes >= 1000 {
                     text += " (\(byteSize(bytes)))"
                 }
                 return "<tr><th>\(key)</th><td>\(escape(text))</td></tr>"
@@ -96,7 +98,7 @@ public enum RunReport {
         return "\(format(value, digits: abs(value) >= 100 ? 0 : abs(value) >= 10 ? 1 : 2)) \(units[unit])"
     }
 
-    private static func figure(_ caption: String, _ svg: String) -> String {
+    static func figure(_ caption: String, _ svg: String) -> String {
         "<figure><figcaption>\(escape(caption))</figcaption>\n\(svg)</figure>\n"
     }
 
