@@ -198,6 +198,14 @@ import Testing
         }
     }
 
+    @Test func aShardedSessionShowsItsRollbacksBeforeAnyShardReports() {
+        var snapshot = MetricsSnapshot()
+        snapshot.sharded = true
+        let text = String(decoding: SessionMetrics().exposition(snapshot), as: UTF8.self)
+        #expect(Self.value("downpour_rollbacks_total", in: text) == "0", "\(text)")
+        #expect(!text.contains("holder="))
+    }
+
     @Test func shardedSessionsShowEachShardByRangeAndHolder() {
         let metrics = SessionMetrics()
         var snapshot = MetricsSnapshot()

@@ -45,6 +45,7 @@ extension ParameterServerRuntime {
         snapshot.checkpointAgeSeconds = lastCheckpointAt.map { (clock.now - $0).seconds }
         snapshot.checkpointsWritten = checkpointsWritten
         if configuration.shards > 0 {
+            snapshot.sharded = true
             snapshot.shards = shardPoints()
             snapshot.rollbacks = shards.rollbacks
         }

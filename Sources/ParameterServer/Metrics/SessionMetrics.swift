@@ -25,6 +25,9 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var shards: [SessionHistory.ShardPoint] = []
     /// A sharded session: the times the session went back to a snapshot because a shard was lost.
     public var rollbacks = 0
+    /// Whether the session's parameters are at shards (`ps-server --shards`): its shard metrics are
+    /// shown from the first scrape, before any shard has reported.
+    public var sharded = false
 
     public init() {}
 
@@ -34,6 +37,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
             && lhs.lastEvaluation?.accuracy == rhs.lastEvaluation?.accuracy && lhs.trainingSeconds == rhs.trainingSeconds
             && lhs.uptimeSeconds == rhs.uptimeSeconds && lhs.checkpointAgeSeconds == rhs.checkpointAgeSeconds
             && lhs.checkpointsWritten == rhs.checkpointsWritten && lhs.shards == rhs.shards && lhs.rollbacks == rhs.rollbacks
+            && lhs.sharded == rhs.sharded
     }
 }
 
@@ -51,7 +55,7 @@ public final class SessionMetrics {
     /// Reasons an update may be rejected for; each is exported from the start, at 0.
     public static let rejectionReasons = SessionCoordinator.PushRefusal.allCases.map(\.rawValue)
         + [SessionCoordinator.Refusal.Reason.wrongDimensions.rawValue, SessionCoordinator.Refusal.Reason.notFinite.rawValue,
-           SessionCoordinator.Refusal.Reason.badEncoding.rawValue]
+           SessionCoordinator.Refusal.Reason.badEncoding.rawValue, SessionCoordinator.Refusal.Reason.wrongShard.rawValue]
 
     /// The registry every metric is in; ``exposition(_:)`` emits it.
     public let registry = PrometheusCollectorRegistry()
@@ -254,7 +258,7 @@ public final class SessionMetrics {
     /// that no series keeps a count that no longer grows; a range no shard holds now has none. A
     /// rollback that keeps the holder restarts its counters, which Prometheus reads as a counter reset.
     private func exportShards(_ snapshot: MetricsSnapshot) {
-        guard rollbacks != nil || !snapshot.shards.isEmpty || snapshot.rollbacks > 0 else { return }
+        guard rollbacks != nil || snapshot.sharded || !snapshot.shards.isEmpty || snapshot.rollbacks > 0 else { return }
         let rollbacks = rollbacks ?? registry.makeCounter(descriptor: Self.descriptor(
             "rollbacks", unit: "total", "Times the session went back to its last snapshot because a shard was lost."))
         self.rollbacks = rollbacks

@@ -134,6 +134,10 @@ extension ParameterServerRuntime {
     private func handleShardState(_ state: ShardState, from peer: Peer) {
         guard let index = peer.shardIndex, shards.holders[index] === peer else { return }
         shards.figures[index] = state
+        // The report's series, placed when the figures were counted (the figures request is 0).
+        if state.requestID == 0, startedAt != nil, !finished, let point = shardPoints().first(where: { $0.index == index }) {
+            history.shards.append(point)
+        }
         if let readyIndex = shards.readinessRequests.removeValue(forKey: state.requestID), readyIndex == index {
             if let problem = assignmentMismatch(state, index: index) {
                 shardFailed(peer, problem)
@@ -307,7 +311,6 @@ extension ParameterServerRuntime {
             peer.connection.closeNow()
         }
         guard shards.isReady, !finishing, !finished else { return }
-        if startedAt != nil { history.shards += shardPoints() }
         sendToShards(Envelope(body: .shardStateRequest(ShardStateRequest(requestID: 0, modelState: false))))
         if startedAt != nil, !shards.snapshotInFlight, coordinator.version > (shards.lastSnapshot?.version ?? 0),
            now - (shards.lastSnapshotAt ?? now) >= configuration.snapshotInterval {
