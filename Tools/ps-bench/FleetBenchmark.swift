@@ -327,6 +327,12 @@ struct FleetWindow {
         shardCores = zip(end.shardCPU, start.shardCPU).map { ($0 - $1) / seconds }
     }
 
+    /// Updates shard `index` applied per CPU-second of its loop thread: what it could apply with a core
+    /// to itself, steadier than its wall rate on a shared machine.
+    func shardUpdatesPerCPU(_ index: Int) -> Double {
+        shardUpdatesPerSecond[index] / max(shardCores[index], 1e-9)
+    }
+
     /// The shards' figures of the window, for its line.
     var shardText: String {
         "server decided \(format(decidedPerSecond, 0)) updates/s on \(format(serverLoopCores, 2)) cores (loop thread); shards applied "
@@ -391,7 +397,8 @@ struct FleetResult {
             for (index, applied) in shardUpdatesMeasured.enumerated() {
                 print("shard_\(index): \(applied) updates applied in the measured windows, "
                     + "\(format(median(windows.map { $0.shardUpdatesPerSecond[index] }), 0)) updates/s, "
-                    + "\(format(median(windows.map { $0.shardCores[index] }), 2)) cores (its loop thread)")
+                    + "\(format(median(windows.map { $0.shardCores[index] }), 2)) cores (its loop thread), "
+                    + "\(format(median(windows.map { $0.shardUpdatesPerCPU(index) }), 0)) updates per CPU-second of its loop thread")
             }
         }
         if rejected > 0 { print("warning: the server rejected \(rejected) updates") }
@@ -432,6 +439,7 @@ struct FleetResult {
             for (index, applied) in shardUpdatesMeasured.enumerated() {
                 summary.add("shard\(index)_updates", applied)
                 summary.add("shard\(index)_cores", median(windows.map { $0.shardCores[index] }), digits: 2)
+                summary.add("shard\(index)_updates_per_cpu_s", median(windows.map { $0.shardUpdatesPerCPU(index) }), digits: 0)
             }
         }
         print("summary \(summary)")
