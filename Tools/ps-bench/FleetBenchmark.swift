@@ -64,6 +64,11 @@ final class FleetBenchmark {
             try server.start()
             return server.port
         }
+        // With --shards the shards connect to the server before any worker does; the server welcomes
+        // workers once every shard holds its range.
+        let shards = options.shards > 0
+            ? try FleetShards(count: options.shards, serverPort: port, log: { line in print(line) }) : nil
+        defer { shards?.stop() }
         let clients = try startClients(port: port)
         result.clientsPID = clients.processIdentifier
         defer {
@@ -73,14 +78,14 @@ final class FleetBenchmark {
         }
 
         let connectStart = monotonicNanoseconds()
-        var snapshot = try take(server, loop, clients.processIdentifier)
-        while snapshot.joins < UInt64(options.workers) {
+        var snapshot = try take(server, loop, shards, clients.processIdentifier)
+        while snapshot.joins < UInt64(options.workers) || snapshot.shardWorkers.contains(where: { $0 < options.workers }) {
             try check(clients, snapshot)
             guard monotonicNanoseconds() - connectStart < 60_000_000_000 else {
                 throw ValidationError("fleet: only \(snapshot.joins) of \(options.workers) workers joined within 60 s")
             }
             Thread.sleep(forTimeInterval: 0.02)
-            snapshot = try take(server, loop, clients.processIdentifier)
+            snapshot = try take(server, loop, shards, clients.processIdentifier)
         }
         result.connectSeconds = Double(snapshot.nanoseconds - connectStart) / 1e9
         result.memoryConnected = FleetProcessStatus.memory()
@@ -88,12 +93,12 @@ final class FleetBenchmark {
             + "server RSS \(megabytes(result.memoryConnected.resident)) MB")
 
         Thread.sleep(forTimeInterval: options.warmup)
-        var start = try take(server, loop, clients.processIdentifier)
+        var start = try take(server, loop, shards, clients.processIdentifier)
         try check(clients, start)
         let firstMeasured = start
         for index in 1...options.runs {
             Thread.sleep(forTimeInterval: options.seconds)
-            let end = try take(server, loop, clients.processIdentifier)
+            let end = try take(server, loop, shards, clients.processIdentifier)
             try check(clients, end)
             let window = FleetWindow(from: start, to: end, parameters: options.parameters)
             result.windows.append(window)
@@ -101,13 +106,15 @@ final class FleetBenchmark {
                 + "\(format(window.samplesPerSecond, 0)) samples/s, "
                 + "\(format(window.updatesPerSecond * Double(options.parameters) / 1e6, 1)) M floats/s, "
                 + "staleness \(format(window.stalenessMean, 2)), server \(format(window.serverCores, 2)) cores, "
-                + "workers \(format(window.clientCores, 2)) cores")
+                + "workers \(format(window.clientCores, 2)) cores"
+                + (options.shards > 0 ? "; " + window.shardText : ""))
             start = end
         }
         result.memoryEnd = FleetProcessStatus.memory()
         result.updatesMeasured = start.updates - firstMeasured.updates
         result.updatesSinceJoin = start.updates - snapshot.updates
         result.rejected = start.rejected
+        result.shardUpdatesMeasured = zip(start.shardUpdates, firstMeasured.shardUpdates).map { $0 > $1 ? $0 - $1 : 0 }
         return result
     }
 
@@ -127,11 +134,19 @@ final class FleetBenchmark {
         settings.heartbeatTimeout = 3600
         settings.heartbeatInterval = 1
         settings.handshakeTimeout = 60
-        settings.maxConnections = options.workers + 16
+        settings.maxConnections = options.workers + options.shards + 16
         settings.maxFrameBytes = options.parameters * 4 + options.samplesPerUnit * 5 + 4096
         (settings.tlsCertificate, settings.tlsKey) = (options.serverTLS.certificate, options.serverTLS.key)
         let samplesPerEpoch = Self.samplesPerEpoch(samplesPerUnit: options.samplesPerUnit)
         settings.epochs = Self.epochs(unitsPerEpoch: samplesPerEpoch / options.samplesPerUnit, lifetime: options.clientLifetime)
+        if options.shards > 0 {
+            settings.shards = options.shards
+            // The shards apply with the recipe's optimiser: the synthetic model's, so that a shard does
+            // per float what the server does without shards (SGD with momentum 0.5 at a constant 1e-4;
+            // the model's state then also fits the optimiser the ranges are assigned with).
+            (settings.optimizer, settings.momentum, settings.learningRate) = (.momentum, 0.5, 1e-4)
+            settings.schedule = .constant
+        }
         var recipe = settings.recipe(
             model: ModelConfiguration(family: "fleet"), defaults: ModelTrainingDefaults(),
             trainAvailable: samplesPerEpoch, testAvailable: 1)
@@ -161,6 +176,7 @@ final class FleetBenchmark {
             "--client-encodings", options.offeredEncodings.isEmpty ? "none" : options.offeredEncodings.joined(separator: ","),
         ]
         if options.pullEveryUnit { process.arguments?.append("--pull-every-unit") }
+        if options.shards > 0 { process.arguments? += ["--shards", "\(options.shards)"] }
         if let cert = options.serverTLS.certificate, let key = options.serverTLS.key, let ca = options.clientTLS.caPath {
             process.arguments? += ["--tls-cert", cert, "--tls-key", key, "--tls-ca", ca]
             if let name = options.clientTLS.serverName { process.arguments? += ["--tls-server-name", name] }
@@ -183,14 +199,37 @@ final class FleetBenchmark {
         return process
     }
 
-    /// The server's figures now, read on its loop thread.
-    private func take(_ server: ParameterServerRuntime, _ loop: EventLoop, _ clients: Int32) throws -> FleetSnapshot {
+    /// The server's figures now, read on its loop thread; with shards, each shard's first (on its own
+    /// loop thread), so that no shard has applied more than the server had decided when it was read.
+    private func take(_ server: ParameterServerRuntime, _ loop: EventLoop, _ shards: FleetShards?, _ clients: Int32) throws -> FleetSnapshot {
+        let shardFigures = try shards?.figures() ?? []
         var snapshot = try onLoop(loop) { () throws -> FleetSnapshot in
             let statistics = server.statistics
             return FleetSnapshot(
                 nanoseconds: monotonicNanoseconds(), updates: statistics.updatesApplied, samples: statistics.samplesTrained,
                 stalenessSum: statistics.staleness.sum, stalenessCount: statistics.staleness.count,
-                joins: statistics.joins, leaves: statistics.leaves, rejected: statistics.rejectedTotal)
+                joins: statistics.joins, leaves: statistics.leaves, rejected: statistics.rejectedTotal,
+                rounds: statistics.rounds, serverLoopCPU: threadCPUSeconds())
+        }
+        if !shardFigures.isEmpty {
+            // What counts is what every shard has applied, not what the server decided: shards that fell
+            // behind would make the server's count overstate. A shard's version counts the ShardApply it
+            // carried out: one per update in async mode, one per round in sync mode, where the server
+            // counts every push of the round as an update; so each shard's version is converted at the
+            // server's updates per version, and the samples behind what every shard applied are the
+            // server's samples per decided update times that (every unit of the session is full, so
+            // every update carries the same samples).
+            let serverVersion = options.mode == .sync ? snapshot.rounds : snapshot.updates
+            let perVersion = serverVersion == 0 ? 0 : Double(snapshot.updates) / Double(serverVersion)
+            let shardUpdates = shardFigures.map { UInt64((Double($0.version) * perVersion).rounded()) }
+            let applied = shardUpdates.min() ?? 0
+            snapshot.decided = snapshot.updates
+            snapshot.samples = snapshot.updates == 0 ? 0
+                : UInt64((Double(snapshot.samples) * Double(applied) / Double(snapshot.updates)).rounded())
+            snapshot.updates = applied
+            snapshot.shardUpdates = shardUpdates
+            snapshot.shardCPU = shardFigures.map(\.cpuSeconds)
+            snapshot.shardWorkers = shardFigures.map(\.workers)
         }
         snapshot.serverCPU = FleetProcessStatus.cpuSeconds()
         snapshot.clientCPU = FleetProcessStatus.cpuSeconds(of: clients)
@@ -244,8 +283,19 @@ struct FleetSnapshot: Sendable {
     var joins: UInt64
     var leaves: UInt64
     var rejected: UInt64
+    /// Sync rounds closed (the server's version in sync mode).
+    var rounds: UInt64 = 0
+    /// CPU time of the server's loop thread (the rest of the process's, with shards, is theirs).
+    var serverLoopCPU = 0.0
     var serverCPU = 0.0
     var clientCPU = 0.0
+    /// With shards: `updates` and `samples` are what every shard applied; this, what the server decided.
+    var decided: UInt64 = 0
+    /// With shards: each shard's updates applied (its version, in sync mode times the updates per
+    /// round), its loop thread's CPU time, and its workers joined.
+    var shardUpdates: [UInt64] = []
+    var shardCPU: [Double] = []
+    var shardWorkers: [Int] = []
 }
 
 /// The figures of one measured window.
@@ -256,6 +306,12 @@ struct FleetWindow {
     var stalenessMean: Double
     var serverCores: Double
     var clientCores: Double
+    /// With shards: the server's decided updates per second, its loop thread's cores, and each shard's
+    /// applied updates per second and loop thread's cores.
+    var decidedPerSecond = 0.0
+    var serverLoopCores = 0.0
+    var shardUpdatesPerSecond: [Double] = []
+    var shardCores: [Double] = []
 
     init(from start: FleetSnapshot, to end: FleetSnapshot, parameters: Int) {
         let seconds = Double(end.nanoseconds - start.nanoseconds) / 1e9
@@ -265,6 +321,23 @@ struct FleetWindow {
         stalenessMean = count == 0 ? 0 : Double(end.stalenessSum - start.stalenessSum) / Double(count)
         serverCores = (end.serverCPU - start.serverCPU) / seconds
         clientCores = (end.clientCPU - start.clientCPU) / seconds
+        decidedPerSecond = Double(end.decided - start.decided) / seconds
+        serverLoopCores = (end.serverLoopCPU - start.serverLoopCPU) / seconds
+        shardUpdatesPerSecond = zip(end.shardUpdates, start.shardUpdates).map { (Double($0) - Double($1)) / seconds }
+        shardCores = zip(end.shardCPU, start.shardCPU).map { ($0 - $1) / seconds }
+    }
+
+    /// Updates shard `index` applied per CPU-second of its loop thread: what it could apply with a core
+    /// to itself, steadier than its wall rate on a shared machine.
+    func shardUpdatesPerCPU(_ index: Int) -> Double {
+        shardUpdatesPerSecond[index] / max(shardCores[index], 1e-9)
+    }
+
+    /// The shards' figures of the window, for its line.
+    var shardText: String {
+        "server decided \(format(decidedPerSecond, 0)) updates/s on \(format(serverLoopCores, 2)) cores (loop thread); shards applied "
+            + shardUpdatesPerSecond.map { format($0, 0) }.joined(separator: ", ") + " updates/s on "
+            + shardCores.map { format($0, 2) }.joined(separator: ", ") + " cores"
     }
 }
 
@@ -279,6 +352,8 @@ struct FleetResult {
     var updatesSinceJoin: UInt64 = 0
     var rejected: UInt64 = 0
     var clientsPID: Int32 = 0
+    /// With shards: the updates each shard applied in the measured windows.
+    var shardUpdatesMeasured: [UInt64] = []
 
     /// The goal for full-model pushes: floats decoded and applied per second.
     static let goalFloatsPerSecond = 400e6
@@ -314,6 +389,18 @@ struct FleetResult {
         print("rss_end: \(megabytes(memoryEnd.resident)) MB")
         print("rss_peak: \(megabytes(memoryEnd.peak)) MB")
         print("rss_growth: \(format(growth, 1)) bytes per applied update")
+        if options.shards > 0 {
+            let decided = median(windows.map(\.decidedPerSecond))
+            let loopCores = median(windows.map(\.serverLoopCores))
+            print("shards: \(options.shards); updates are those every shard applied; the server decided \(format(decided, 0)) updates/s")
+            print("server_loop_cpu: \(format(loopCores, 2)) cores (the server's loop thread; server_cpu is the process: server and shards)")
+            for (index, applied) in shardUpdatesMeasured.enumerated() {
+                print("shard_\(index): \(applied) updates applied in the measured windows, "
+                    + "\(format(median(windows.map { $0.shardUpdatesPerSecond[index] }), 0)) updates/s, "
+                    + "\(format(median(windows.map { $0.shardCores[index] }), 2)) cores (its loop thread), "
+                    + "\(format(median(windows.map { $0.shardUpdatesPerCPU(index) }), 0)) updates per CPU-second of its loop thread")
+            }
+        }
         if rejected > 0 { print("warning: the server rejected \(rejected) updates") }
         var summary = SummaryLine()
         summary.add("workers", options.workers)
@@ -345,6 +432,16 @@ struct FleetResult {
         summary.add("rss_growth_bytes_per_update", growth, digits: 1)
         summary.add("updates_measured", updatesMeasured)
         summary.add("rejected", rejected)
+        if options.shards > 0 {
+            summary.add("shards", options.shards)
+            summary.add("decided_per_s", median(windows.map(\.decidedPerSecond)), digits: 0)
+            summary.add("server_loop_cores", median(windows.map(\.serverLoopCores)), digits: 2)
+            for (index, applied) in shardUpdatesMeasured.enumerated() {
+                summary.add("shard\(index)_updates", applied)
+                summary.add("shard\(index)_cores", median(windows.map { $0.shardCores[index] }), digits: 2)
+                summary.add("shard\(index)_updates_per_cpu_s", median(windows.map { $0.shardUpdatesPerCPU(index) }), digits: 0)
+            }
+        }
         print("summary \(summary)")
     }
 }

@@ -22,7 +22,13 @@ import Glibc
 /// ```
 /// ps-bench fleet --workers 4 --parameters 407050 --seconds 5 --runs 5
 /// ps-bench fleet --workers 64 --parameters 1000 --seconds 5 --runs 3 --uncompressed --batch-size 1
+/// ps-bench fleet --workers 4 --parameters 407050 --shards 2
 /// ```
+///
+/// With `--shards M` the server keeps the session and M `ShardRuntime`s in this process, each on an
+/// event loop thread of its own, hold the parameters (Schemas/Messages/README.md, "Shards"); the
+/// workers push each shard its slice, wait for every `SliceReceived`, then push the server a staged
+/// push. Updates count once every shard has applied them.
 struct FleetBenchmarkCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
@@ -40,6 +46,11 @@ struct FleetBenchmarkCommand: ParsableCommand {
             The workers' process runs with glibc keeping freed memory mapped (GLIBC_TUNABLES), so that \
             it spends its CPU on pushing (unless --workers-default-malloc); the server's process keeps the \
             default allocator. \
+            With --shards M the parameters are held by M shards (ShardRuntime, each on an event loop thread \
+            of its own in this process, listening on 127.0.0.1), the server keeps the session, and the \
+            workers push every shard its slice of each update and the server a staged push; an update \
+            counts once every shard has applied it (the lowest shard's version), and each shard's applied \
+            updates and CPU are reported. \
             The server's own log lines go to --server-log. The last line of output is a \
             machine-readable summary (key=value pairs).
             """
@@ -100,6 +111,9 @@ struct FleetBenchmarkCommand: ParsableCommand {
     @Flag(help: "Run the workers' process with glibc's default allocator instead of GLIBC_TUNABLES (see the page).")
     var workersDefaultMalloc = false
 
+    @Option(help: "Shards holding the parameters (ps-server --shards), each on a thread of its own in this process; 0: the server holds them.")
+    var shards = 0
+
     /// Set only in the child process: run the workers against the server on this port.
     @Option(help: .hidden)
     var clientsPort: Int?
@@ -127,7 +141,13 @@ struct FleetBenchmarkCommand: ParsableCommand {
         guard (serverTLS.certificate == nil) == (clientTLS.caPath == nil) else {
             throw ValidationError("fleet: --tls-cert, --tls-key and --tls-ca go together")
         }
-        let known = TensorEncoding.wireNames + [TensorEncoding.deltaCapability]
+        guard (0...64).contains(shards), shards <= parameters else {
+            throw ValidationError("--shards must be within 0...64 and at most --parameters")
+        }
+        guard shards == 0 || serverTLS.certificate == nil else {
+            throw ValidationError("fleet: --shards with TLS is not supported (the shards' connections would need certificates too)")
+        }
+        let known = TensorEncoding.wireNames + [TensorEncoding.deltaCapability, ShardMap.capability]
         for name in offeredEncodings where !known.contains(name) {
             throw ValidationError("--client-encodings: unknown encoding \"\(name)\" (known: \(known.joined(separator: ", ")), or none)")
         }
