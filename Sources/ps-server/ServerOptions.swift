@@ -186,8 +186,8 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "Do not hand idle workers backup copies of the slowest outstanding units at the session's tail.")
     var noBackups = false
 
-    @Option(help: "Hold the parameters in this many ps-shard processes (ps-shard HOST [PORT]), each a contiguous range, instead of in the server: the server waits for them, keeps the session (units, leases, evaluation, checkpoints) and workers exchange slices with every shard. 0: the server holds every parameter.")
-    var shards = 0
+    @Option(help: "Hold the parameters in this many ps-shard processes (ps-shard HOST [PORT]), each a contiguous range, instead of in the server: the server waits for them, keeps the session (units, leases, evaluation, checkpoints) and workers exchange slices with every shard. 0: the server holds every parameter. Default 0, and with --resume as many as the checkpoint's session had.")
+    var shards: Int?
 
     @Option(help: "Seconds between snapshots of a sharded session's ranges; when a shard is lost the session goes back to the last one (work lost is at most this).")
     var snapshotEvery: Double = 30

@@ -133,12 +133,13 @@ struct ShardTests {
         #expect(try first.waitForExit(timeout: .seconds(30)) != 0)
         let atKill = try #require(ResumeTests.unitsFraction(line))
 
-        let resumed = try RunningProcess("ps-server", ["--port", String(port), "--resume", path, "--shards", "2"])
+        // Without --shards: a sharded checkpoint resumes as many shards as it names.
+        let resumed = try RunningProcess("ps-server", ["--port", String(port), "--resume", path])
         defer { resumed.end() }
         let fields = try summary(of: resumed)
         let resumedLine = try #require(resumed.output.first { $0.hasPrefix("resumed session") })
         #expect(resumedLine.contains("/\(atKill.total) units done"))
-        #expect(resumed.output.contains { $0.hasPrefix("the checkpoint's model was joined from 2 shard(s)") })
+        #expect(resumed.output.contains { $0.hasPrefix("the checkpoint's model was joined from 2 shard(s)") && $0.hasSuffix("now 2 shard(s) hold it") })
         #expect(fields.int("units") == fields.int("units_expected"))
         #expect(fields.int("applied_twice") == 0)
         let difference = abs(fields.double("test_accuracy") - uninterrupted.double("test_accuracy"))

@@ -64,6 +64,9 @@ public final class ParameterServerHost {
             return 0
         }
         log("BLAS: OpenBLAS \(BLAS.kernelName) kernels, \(settings.threads) thread(s)")
+        // A sharded session resumes sharded unless the command line says otherwise.
+        var settings = self.settings
+        if settings.shards == nil, let resumed { settings.shards = resumed.shards.count }
         let session = try SessionAssembly(settings: settings, registry: registry, resumed: resumed, token: token?.token)
         log("data: \(session.recipe.trainSamples) training and \(session.test.count) test samples from \(session.data.source)")
         log("optimiser: \(session.recipe.optimizerSummary)")
@@ -100,7 +103,7 @@ public final class ParameterServerHost {
             if !resumed.shards.isEmpty {
                 log("the checkpoint's model was joined from \(resumed.shards.count) shard(s) ("
                     + resumed.shards.map { "\($0.shard) at \($0.address)" }.joined(separator: ", ") + "); "
-                    + (settings.shards > 0 ? "now \(settings.shards) shard(s) hold it" : "now this server holds it"))
+                    + (session.configuration.shards > 0 ? "now \(session.configuration.shards) shard(s) hold it" : "now this server holds it"))
             }
         }
         let status = ExitStatus()

@@ -15,10 +15,10 @@ extension ServerConfiguration {
         port = settings.port
         recipe.apply(to: &self)
         self.recipe = recipe
-        shards = settings.shards
+        shards = settings.shards ?? 0
         snapshotInterval = .milliseconds(Int(settings.snapshotInterval * 1000))
         guard shards <= parameterCount else {
-            throw SettingsError("--shards \(settings.shards): the model has only \(parameterCount) parameters")
+            throw SettingsError("--shards \(shards): the model has only \(parameterCount) parameters")
         }
         let parameterBytes = parameterCount * 4
         // A frame must hold the whole model, and a queue a few of them, or ordinary pulls would trip it.

@@ -46,8 +46,8 @@ extension ServerSettings {
         try check(checkpointInterval > 0 && checkpointInterval.isFinite, "--checkpoint-interval must be positive")
         if let checkpoint { try checkWritableDirectory(of: checkpoint, flag: "--checkpoint") }
         if let report { try checkWritableDirectory(of: report, flag: "--report") }
-        try check(shards >= 0, "--shards must not be negative")
-        try check(shards <= 256, "--shards must be at most 256")
+        try check((shards ?? 0) >= 0, "--shards must not be negative")
+        try check((shards ?? 0) <= 256, "--shards must be at most 256")
         try check(snapshotInterval > 0 && snapshotInterval.isFinite, "--snapshot-every must be a positive number of seconds")
         if let resume { try check(FileManager.default.fileExists(atPath: resume), "--resume: no checkpoint at \(resume)") }
         do {

@@ -103,8 +103,9 @@ public struct ServerSettings: Sendable {
     public var leaseFloor: Double = 5
     public var backups = true
     // Shards
-    /// Parameters held by this many `ps-shard` processes (`--shards`); 0: by the server itself.
-    public var shards = 0
+    /// Parameters held by this many `ps-shard` processes (`--shards`); 0: by the server itself; nil
+    /// (not given): 0 for a new session, and for a resumed one as many as its checkpoint names.
+    public var shards: Int?
     /// Seconds between snapshots of a sharded session, what it goes back to when a shard is lost
     /// (`--snapshot-every`).
     public var snapshotInterval: Double = 30

@@ -71,7 +71,7 @@ public final class TrainingWorkerModel: WorkerModel {
         }
         // Diverged (the server refuses the delta): start the next unit with no velocity, or every later
         // unit would carry the NaN on.
-        if !local.allSatisfy(\.isFinite) { velocity = [] }
+        if !local.allFinite { velocity = [] }
         return (.delta, local, lossSum / Float(max(1, batches)))
     }
 

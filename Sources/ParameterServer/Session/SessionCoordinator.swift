@@ -689,16 +689,7 @@ public struct SessionCoordinator: Sendable {
                 message: "update has \(input.values.count) values but the model has \(parameterCount) parameters",
                 fatal: false)
         }
-        let allFinite = input.values.withUnsafeBufferPointer { values in
-            // A float is NaN or infinite exactly when its exponent bits are all ones; adding one to the
-            // exponent field then carries into bit 31, and only then. OR-ing those sums is a branch-free
-            // integer reduction of three instructions per vector, which vectorises where a
-            // floating-point one would not (its order matters).
-            var carries: UInt32 = 0
-            for value in values { carries |= (value.bitPattern & 0x7F80_0000) &+ 0x0080_0000 }
-            return carries & 0x8000_0000 == 0
-        }
-        if !allFinite || !input.loss.isFinite {
+        if !input.values.allFinite || !input.loss.isFinite {
             return Refusal(reason: .notFinite, message: "update holds NaN or infinity", fatal: false)
         }
         if parametersAtShards {

@@ -241,7 +241,7 @@ extension ShardRuntime {
             refuseSlice(push, from: peer, .notFinite, "Push.loss is \(push.loss)")
             return
         }
-        guard values.allSatisfy(\.isFinite) else {
+        guard values.allFinite else {
             refuseSlice(push, from: peer, .notFinite, "Push.\(push.encodedValues.isEmpty ? "values" : "encoded_values") holds NaN or an infinity")
             return
         }

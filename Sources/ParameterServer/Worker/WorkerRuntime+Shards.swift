@@ -55,7 +55,7 @@ extension WorkerRuntime.ModelBox {
     func pushes(unitID: UInt64, weights: UnitWeights, result: (kind: ModelUpdate.Kind, values: [Float], loss: Float),
                 sampleCount: Int, map: ShardMap?) -> UnitPushes {
         let kind: UpdateKind = result.kind == .gradient ? .gradient : .delta
-        guard let map, result.loss.isFinite, result.values.allSatisfy(\.isFinite), result.values.count == map.parameterCount else {
+        guard let map, result.loss.isFinite, result.values.allFinite, result.values.count == map.parameterCount else {
             return .whole(push(unitID: unitID, base: weights.base, kind: result.kind, loss: result.loss, sampleCount: sampleCount,
                                values: result.values))
         }

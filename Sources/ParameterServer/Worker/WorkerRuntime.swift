@@ -615,7 +615,7 @@ public final class WorkerRuntime: @unchecked Sendable {
                 for i in 0..<w.count { w[i] += scale * u[i] }
             }
         }
-        return next.allSatisfy(\.isFinite) ? next : nil
+        return next.allFinite ? next : nil
     }
 
     private func finished(_ pushes: UnitPushes, in session: Session) {
