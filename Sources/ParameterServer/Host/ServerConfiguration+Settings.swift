@@ -74,9 +74,11 @@ extension SessionRecipe {
         return { epoch in EpochPermutation(seed: seed, epoch: epoch, count: count).indices.map { UInt32(bitPattern: $0) } }
     }
 
-    /// The optimiser as a log line: `adam lr 0.0005, cosine schedule`.
+    /// The optimiser as a log line: `adam lr 0.0005, cosine schedule`, `nesterov momentum 0.5, lr 1.0, ...`,
+    /// `momentum 0.9, lr 0.05, ...` (not "momentum momentum 0.9").
     public var optimizerSummary: String {
-        let momentumText = optimizer.usesMomentum ? " momentum \(momentum)," : ""
-        return "\(optimizer.rawValue)\(momentumText) lr \(learningRate), \(schedule.rawValue) schedule"
+        guard optimizer.usesMomentum else { return "\(optimizer.rawValue) lr \(learningRate), \(schedule.rawValue) schedule" }
+        let name = optimizer == .momentum ? "momentum" : "\(optimizer.rawValue) momentum"
+        return "\(name) \(momentum), lr \(learningRate), \(schedule.rawValue) schedule"
     }
 }
