@@ -762,9 +762,13 @@ public struct ShardJoin: WireMessage, Hashable {
     }
 }
 
-/// Shard to worker: the slice of a Push arrived and is kept until the server decides.
+/// Shard to worker: the slice of a Push arrived and is kept until the server decides. And the same,
+/// with worker_id, shard to server: the server accepts a worker's Push.staged only once every shard has
+/// said it holds that slice.
 public struct SliceReceived: WireMessage, Hashable {
     public var unitID: UInt64 = 0
+    /// Shard to server only: whose slice it is (Welcome.worker_id).
+    public var workerID: UInt64 = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -773,8 +777,9 @@ public struct SliceReceived: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(unitID: UInt64 = 0) {
+    public init(unitID: UInt64 = 0, workerID: UInt64 = 0) {
         self.unitID = unitID
+        self.workerID = workerID
     }
 }
 
@@ -1944,11 +1949,13 @@ extension SliceReceived {
     public func serializedSize() -> Int {
         var size = unknownFields.count
         if self.unitID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.unitID, tagSize: 1) }
+        if self.workerID != 0 { size &+= WireSize.field(ProtoUInt64.self, self.workerID, tagSize: 1) }
         return size
     }
 
     public func encode(to writer: inout WireWriter) {
         if self.unitID != 0 { writer.writeField(ProtoUInt64.self, self.unitID, tag: 8) }
+        if self.workerID != 0 { writer.writeField(ProtoUInt64.self, self.workerID, tag: 16) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1957,6 +1964,7 @@ extension SliceReceived {
             while let tag = try reader.nextTag() {
                 switch tag.rawValue {
                 case 8: self.unitID = try reader.read(ProtoUInt64.self)
+                case 16: self.workerID = try reader.read(ProtoUInt64.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -204,6 +204,38 @@ struct ShardTests {
         for process in shards + workers { #expect(try process.waitForExit(timeout: .seconds(60)) == 0) }
     }
 
+    /// A worker that claims its slices are staged without sending them: the server waits for the
+    /// shards' word, which never comes, so no `ShardApply` names a slice a shard lacks; the unit's
+    /// lease expires, another worker trains it, and the session never goes back to a snapshot.
+    @Test func aStagedPushWhoseSlicesNoShardHoldsIsNeverApplied() throws {
+        let (server, port) = try startServer(smallSession + ["--workers", "2", "--shards", "2", "--lease-floor", "1"])
+        defer { server.end() }
+        let shards = try (1...2).map { try Self.startShard(port: port, name: "shard-\($0)", ["--once"]) }
+        defer { shards.forEach { $0.end() } }
+        _ = try server.waitForLine(containing: "all 2 shard(s) hold their ranges")
+        let liar = try RawPeer(port: port)
+        try liar.send(.hello(Hello(protocolVersion: 1, workerName: "liar", capabilities: Capabilities(
+            threads: 1, architectures: ["mlp"], maxUnitsAhead: 1, serverHeartbeats: false, encodings: ["shards"]))))
+        let worker = try startWorker(port: port, name: "honest", ["--once"])
+        defer { worker.end() }
+        guard case .workUnit(let unit)? = try liar.receive(until: { if case .workUnit = $0 { true } else { $0.isError } }) else {
+            Issue.record("the liar got no unit")
+            return
+        }
+        try liar.send(.push(Push(unitID: unit.unitID, baseVersion: 0, kind: .gradient, loss: 1,
+                                 sampleCount: UInt32(unit.indices.count), staged: true)))
+        // Heartbeats keep it in the session while its lease runs out.
+        for sequence in 1...3 {
+            try liar.send(.heartbeat(Heartbeat(seq: UInt64(sequence), unixNanos: 0)))
+            _ = liar.isReadable(within: .milliseconds(500))
+        }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        #expect(fields.int("applied_twice") == 0)
+        #expect(fields.int("rollbacks") == 0, "\(fields)")
+        #expect(!server.output.contains { $0.contains("going back to the snapshot") })
+    }
+
     /// A worker that does not offer shards is told why; a shard at a server without --shards too; the
     /// sharded session goes on.
     @Test func peersThatCannotTakePartAreRefusedWithTheReason() throws {

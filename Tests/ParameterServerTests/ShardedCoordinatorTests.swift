@@ -47,6 +47,21 @@ import Testing
         #expect(h.coordinator.statistics.appliedTwice == 0)
     }
 
+    /// A sync worker that leaves after pushing: its push stays in the round and is named when the round
+    /// closes, so its slices must stay at the shards until then (the runtime defers their discard).
+    @Test func aLeaversPushStaysInTheSyncRoundUntilItCloses() {
+        var h = sharded(.sync)
+        let unit = pushStaged(&h, 1)!
+        #expect(h.coordinator.roundHoldsPush(of: WorkerID(1), unit: unit))
+        #expect(h.coordinator.roundHoldsPush(of: WorkerID(1)))
+        #expect(!h.coordinator.roundHoldsPush(of: WorkerID(2)))
+        h.leave(1)
+        #expect(h.coordinator.roundHoldsPush(of: WorkerID(1)), "the leaver's push is still to be applied")
+        pushStaged(&h, 2)
+        #expect(h.applied.last?.sources.map(\.worker) == [WorkerID(1), WorkerID(2)])
+        #expect(!h.coordinator.roundHoldsPush(of: WorkerID(1)))
+    }
+
     @Test func aPushWithValuesIsRefusedAndItsUnitRequeued() {
         var h = sharded(.async)
         let requeuedBefore = h.coordinator.ledger.requeuedCount

@@ -20,6 +20,7 @@ extension ParameterServerRuntime {
                 send(Envelope(body: .workUnit(unit)), to: peer) // counts bytes out for metrics
             case .apply(let update, let version) where configuration.shards > 0:
                 applyAtShards(update, version: version)
+                flushDeferredDiscards()
                 if let every = configuration.evaluateEvery, version % every == 0 { evaluatePeriodically(version: version) }
             case .apply(let update, let version):
                 model.apply(update)
@@ -54,8 +55,8 @@ extension ParameterServerRuntime {
             case .memberLeft(let worker, let name, let reason):
                 history.membership.append(.init(seconds: sinceStart, worker: name, joined: false, reason: reason))
                 // Its slices still waiting at the shards will never be applied: every decision about its
-                // pushes was sent before this.
-                if configuration.shards > 0 { discardAtShards(worker: worker, units: []) }
+                // pushes was sent before this, but for a push the open sync round holds.
+                if configuration.shards > 0 { workerLeftShards(worker) }
             case .log(let text):
                 reporter.line(text)
             }
@@ -84,11 +85,18 @@ extension ParameterServerRuntime {
         // The report places the epoch when it ended, not when its evaluation finished.
         let (endedAt, updatesAtEnd, trainedAtEnd) = (sinceStart, statistics.updatesApplied, trainingSeconds)
         let bytesAtEnd = history.sessionWireBytes(wireBytesIn &+ wireBytesOut)
+        let era = sessionEra
         evaluationsInFlight += 1
         withCurrentParameters(abandoned: { [self] in evaluationsInFlight -= 1 }) { [self] parameters in
             evaluation.submit { [self] in
                 let result = model.evaluate(parameters: parameters)
                 loop.execute { [self] in
+                    // An epoch of a session that went back to a snapshot meanwhile is trained again.
+                    guard era == self.sessionEra else {
+                        self.evaluationsInFlight -= 1
+                        if self.finishing { self.endSession() }
+                        return
+                    }
                     var line = line
                     line.testLoss = result.loss
                     line.testAccuracy = result.accuracy
@@ -113,6 +121,7 @@ extension ParameterServerRuntime {
         let (model, loop) = (self.model, self.loop)
         let (trained, epochs) = (trainingSeconds, Double(coordinator.ledger.completedCount) / Double(max(1, coordinator.ledger.unitsPerEpoch)))
         let (takenAt, updates, bytes) = (sinceStart, coordinator.statistics.updatesApplied, history.sessionWireBytes(wireBytesIn &+ wireBytesOut))
+        let era = sessionEra
         evaluationsInFlight += 1
         withCurrentParameters(abandoned: { [self] in
             evaluationsInFlight -= 1
@@ -122,6 +131,10 @@ extension ParameterServerRuntime {
                 let result = model.evaluate(parameters: parameters)
                 loop.execute { [self] in
                     self.evaluationsInFlight -= 1
+                    guard era == self.sessionEra else {
+                        if self.finishing { self.endSession() }
+                        return
+                    }
                     self.periodicEvaluationRunning = false
                     self.reached(result.accuracy, trainedFor: trained)
                     self.history.evaluations.append(.init(

@@ -43,9 +43,6 @@ extension ParameterServerRuntime {
         peer.isShard = true
         peer.handshakeTimer?.cancel()
         peer.handshakeTimer = nil
-        // A ShardState carries a range with its optimiser buffers: up to four range-sized vectors.
-        peer.connection.maxFrameLength = 4 * configuration.maxFrameBytes
-        peer.connection.bufferBudget = nil
         let host = hello.host.isEmpty ? Self.host(of: peer.connection.remoteAddress) : hello.host
         peer.shardAddress = (host, Int(hello.port))
         reporter.line("shard \(peer.name) at \(peer.connection.remoteAddress) joined; workers reach it at \(host):\(hello.port)")
@@ -66,6 +63,10 @@ extension ParameterServerRuntime {
         shards.holders[index] = peer
         shards.ready[index] = false
         peer.shardIndex = index
+        // A holder's ShardState carries its range with the optimiser's buffers: up to four range-sized
+        // vectors. A spare keeps a stranger's small frames until then.
+        peer.connection.maxFrameLength = 4 * configuration.maxFrameBytes
+        peer.connection.bufferBudget = nil
         var assignment = ShardAssignment()
         assignment.sessionID = configuration.sessionID
         assignment.index = UInt32(index)
@@ -109,6 +110,7 @@ extension ParameterServerRuntime {
     func waitForShards(_ peer: Peer, _ hello: Hello) {
         peer.handshakeTimer?.cancel()
         peer.handshakeTimer = nil
+        shards.waitingWorkers.removeAll { peers[$0.peer.worker] !== $0.peer }
         shards.waitingWorkers.append((peer, hello))
         let held = shards.ready.filter { $0 }.count
         reporter.line("worker \(peer.label) waits for the shards (\(held) of \(shards.map.ranges.count) ready)")
@@ -123,6 +125,8 @@ extension ParameterServerRuntime {
             break
         case .shardState(let state)?:
             handleShardState(state, from: peer)
+        case .sliceReceived(let received)?:
+            confirm(received, from: peer)
         case .error(let report)?:
             reporter.line("shard \(peer.name) at \(peer.connection.remoteAddress) reported \(report.code): \(report.message)"
                 + (report.fatal ? " (closing)" : ""))
@@ -138,7 +142,8 @@ extension ParameterServerRuntime {
         if state.requestID == 0, startedAt != nil, !finished, let point = shardPoints().first(where: { $0.index == index }) {
             history.shards.append(point)
         }
-        if let readyIndex = shards.readinessRequests.removeValue(forKey: state.requestID), readyIndex == index {
+        if shards.readinessRequests[state.requestID] == index {
+            shards.readinessRequests[state.requestID] = nil
             if let problem = assignmentMismatch(state, index: index) {
                 shardFailed(peer, problem)
                 return
@@ -173,8 +178,10 @@ extension ParameterServerRuntime {
         do {
             gather.checkpoint.model = try ModelTrainingState.joined((0..<shards.map.ranges.count).map { gather.parts[$0]! })
         } catch {
-            reporter.line("the shards' states of version \(gather.checkpoint.version) do not fit together: \(error)")
             gather.abandoned()
+            // Ranges whose states disagree cannot train on: one of them goes, and the session goes back
+            // to its last snapshot.
+            shardFailed(peer, "the shards' states of version \(gather.checkpoint.version) do not fit together: \(error)")
             return
         }
         gather.checkpoint.shards = shards.map.ranges.map { range in
@@ -270,6 +277,65 @@ extension ParameterServerRuntime {
         }
     }
 
+    // MARK: Staged pushes
+
+    /// The shards' word that they hold a worker's slice. Once every range's shard has said so, a
+    /// staged push held for it is taken.
+    private func confirm(_ received: SliceReceived, from peer: Peer) {
+        guard let index = peer.shardIndex, shards.holders[index] === peer else { return }
+        let key = ShardRoster.StagedKey(worker: WorkerID(received.workerID), unit: received.unitID)
+        // Only for workers in the session: a stale confirmation of a worker that left holds nothing.
+        guard peers[key.worker]?.state == .joined else { return }
+        shards.confirmations[key, default: []].insert(index)
+        if let held = shards.heldPushes[key], let worker = peers[key.worker], shards.confirmations[key]?.count == shards.map.ranges.count {
+            shards.heldPushes[key] = nil
+            handlePush(held.push, from: worker)
+        }
+    }
+
+    /// Whether every shard said it holds the slice of `push`; if not, the push is held until they
+    /// have (at most `heldPushesPerWorker` per worker, the oldest dropped: its lease expires and its
+    /// unit is requeued). A push that claims slices no shard holds so never reaches the shards, so it
+    /// cannot make a `ShardApply` name a slice a shard lacks.
+    func stagedPushIsConfirmed(_ push: Push, from peer: Peer) -> Bool {
+        let key = ShardRoster.StagedKey(worker: peer.worker, unit: push.unitID)
+        if shards.confirmations[key]?.count == shards.map.ranges.count {
+            shards.confirmations[key] = nil
+            return true
+        }
+        let held = shards.heldPushes.filter { $0.key.worker == peer.worker }
+        if held.count >= Self.heldPushesPerWorker, let oldest = held.min(by: { $0.value.heldAt < $1.value.heldAt }) {
+            shards.heldPushes[oldest.key] = nil
+            logRefusal(from: peer, "dropped its staged push of unit \(oldest.key.unit): the shards never said they hold its slices")
+        }
+        shards.heldPushes[key] = (push, clock.now)
+        return false
+    }
+
+    /// Staged pushes one worker may have waiting for the shards' word at once.
+    static let heldPushesPerWorker = 64
+
+    /// A worker left: its slices at the shards are discarded, once the open sync round (if it holds a
+    /// push of this worker) has been applied; its confirmations and held pushes are forgotten.
+    func workerLeftShards(_ worker: WorkerID) {
+        shards.confirmations = shards.confirmations.filter { $0.key.worker != worker }
+        shards.heldPushes = shards.heldPushes.filter { $0.key.worker != worker }
+        if coordinator.roundHoldsPush(of: worker) {
+            shards.deferredDiscards.insert(worker)
+        } else {
+            discardAtShards(worker: worker, units: [])
+        }
+    }
+
+    /// After an update went to the shards: the discards that waited for it.
+    func flushDeferredDiscards() {
+        guard !shards.deferredDiscards.isEmpty else { return }
+        for worker in shards.deferredDiscards.sorted() where !coordinator.roundHoldsPush(of: worker) {
+            shards.deferredDiscards.remove(worker)
+            discardAtShards(worker: worker, units: [])
+        }
+    }
+
     // MARK: Gathering the ranges
 
     /// Calls `body` with the model's parameters now: at once when the server holds them; in a sharded
@@ -306,6 +372,14 @@ extension ParameterServerRuntime {
     /// the shards' figures for the report and `/metrics`.
     func tickShards() {
         let now = clock.now
+        for peer in shards.presentHolders.map(\.peer) + shards.spares {
+            // Bytes of a large ShardState still arriving count as life: heartbeats wait behind it.
+            let read = peer.connection.bytesRead
+            if read != peer.bytesReadAtCheck {
+                peer.bytesReadAtCheck = read
+                peer.lastHeard = max(peer.lastHeard, now)
+            }
+        }
         for peer in shards.presentHolders.map(\.peer) + shards.spares where now - peer.lastHeard >= configuration.policy.heartbeatTimeout {
             reporter.line("shard \(peer.name) at \(peer.connection.remoteAddress) was silent for more than \(configuration.policy.heartbeatTimeout)")
             peer.connection.closeNow()
@@ -347,6 +421,12 @@ extension ParameterServerRuntime {
         // After the session's end shards close by design.
         guard !finished else { return }
         history.membership.append(.init(seconds: sinceStart, worker: peer.name, joined: false, reason: "shard lost: \(reason)"))
+        // Every unit applied and the final state gathered: the session ends with it; going back would
+        // restore a finished ledger with nothing left to train.
+        if finishing, let snapshot = shards.lastSnapshot, snapshot.version == coordinator.version {
+            reporter.line("shard \(peer.name) lost after the session's final state was gathered (\(reason)); the session ends")
+            return
+        }
         // Before any update, and with no worker sent to the shards yet, nothing is to be undone: the range
         // only needs another holder.
         if startedAt == nil, !peers.values.contains(where: { $0.state == .joined }),
@@ -377,6 +457,10 @@ extension ParameterServerRuntime {
         let gathers = shards.gathers.values
         shards.gathers = [:]
         shards.readinessRequests = [:]
+        shards.confirmations = [:]
+        shards.heldPushes = [:]
+        shards.deferredDiscards = []
+        sessionEra += 1
         for gather in gathers { gather.abandoned() }
         shards.rollbacks += 1
         reporter.line("shard \(index) (\(shard.name)) lost: \(reason); going back to the snapshot at version \(snapshot.version) "

@@ -73,6 +73,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         var isShard = false
         var shardAddress: (host: String, port: Int)?
         var lastHeard: ContinuousClock.Instant
+        /// A shard connection's bytes read at the last liveness check: bytes of a large frame still
+        /// arriving count as life.
+        var bytesReadAtCheck: UInt64 = 0
 
         init(connection: FrameConnection, worker: WorkerID, connectedAt: ContinuousClock.Instant) {
             self.connection = connection
@@ -132,6 +135,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var periodicEvaluationRunning = false
     var finishing = false
     var finished = false
+    /// Times the session went back to a snapshot in this process: evaluations begun before are not
+    /// recorded after.
+    var sessionEra = 0
     /// The shards of a sharded session (`configuration.shards` > 0): see ParameterServerRuntime+Shards.swift.
     lazy var shards = ShardRoster(configuration: configuration, parameterCount: model.parameterCount)
     /// Metrics hooks and the `/metrics` server, when `startMetrics` was called (see Metrics/).
@@ -460,7 +466,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         run(coordinator.join(peer.worker, name: peer.name, capacity: capacity, now: clock.now))
     }
 
-    private func handlePush(_ push: Push, from peer: Peer) {
+    func handlePush(_ push: Push, from peer: Peer) {
+        // A staged push waits until every shard has said it holds the slice (see +Shards).
+        if push.staged, configuration.shards > 0, !stagedPushIsConfirmed(push, from: peer) { return }
         let kind: ModelUpdate.Kind
         switch push.kind {
         case .gradient: kind = .gradient
@@ -481,8 +489,11 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         metrics?.didReceivePush(encoding: push.encodedValues.isEmpty ? "fp32" : peer.pushEncoding.name,
                                 bytes: push.encodedValues.isEmpty ? 4 * push.values.count : push.encodedValues.count)
         let actions = coordinator.push(from: peer.worker, input, now: clock.now)
-        if push.staged, configuration.shards > 0, Self.refuses(actions, unit: push.unitID, of: peer.worker) {
-            // Its slices wait at the shards: drop them there, before anything after this push is applied.
+        if push.staged, configuration.shards > 0, Self.refuses(actions, unit: push.unitID, of: peer.worker),
+           !coordinator.roundHoldsPush(of: peer.worker, unit: push.unitID) {
+            // Its slices wait at the shards: drop them there, before anything after this push is applied
+            // (unless the open round holds this worker's earlier push of the unit: the shards keep the
+            // slice for it).
             discardAtShards(worker: peer.worker, units: [push.unitID])
         }
         run(actions)

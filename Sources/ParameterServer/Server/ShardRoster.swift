@@ -49,8 +49,20 @@ struct ShardRoster {
     var snapshotInFlight = false
     /// Times the session went back to a snapshot.
     var rollbacks = 0
-    /// Figures requests in flight (one a second at most).
-    var figuresRequested = false
+    /// A staged push by its worker and unit.
+    struct StagedKey: Hashable {
+        var worker: WorkerID
+        var unit: UInt64
+    }
+
+    /// The shards that said they hold each staged slice (`SliceReceived` with a worker id): a worker's
+    /// `Push.staged` is taken only once every range's shard has.
+    var confirmations: [StagedKey: Set<Int>] = [:]
+    /// Staged pushes that came before every shard's confirmation, waiting for it (bounded per worker).
+    var heldPushes: [StagedKey: (push: Push, heldAt: ContinuousClock.Instant)] = [:]
+    /// Workers that left while the open sync round held a push of theirs: their other slices are
+    /// discarded once the round is applied, not before.
+    var deferredDiscards: Set<WorkerID> = []
 
     init(configuration: ServerConfiguration, parameterCount: Int) {
         let count = max(1, configuration.shards)

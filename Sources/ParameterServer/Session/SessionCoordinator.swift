@@ -208,6 +208,12 @@ public struct SessionCoordinator: Sendable {
         statistics.takeEpochFigures()
     }
 
+    /// Whether the open sync round holds a push of `worker` (of `unitID`, or of any unit when nil): in a
+    /// sharded session its slices are still to be applied when the round closes, even if the worker left.
+    public func roundHoldsPush(of worker: WorkerID, unit unitID: UInt64? = nil) -> Bool {
+        round?.pushes.contains { $0.worker == worker && (unitID == nil || $0.unitID == unitID) } ?? false
+    }
+
     /// Units a worker holds a live lease on now.
     public func unitsHeld(by worker: WorkerID) -> [UInt64] { members[worker]?.held ?? [] }
 

@@ -24,6 +24,9 @@ final class ShardAssignmentState {
     var publisher: WeightsPublisher
     /// Slices pushed and not yet applied or discarded, by worker id, then unit id.
     var staged: [UInt64: [UInt64: StagedSlice]] = [:]
+    /// Workers the server said left the session (a `ShardDiscard` of all their slices): their slices and
+    /// joins are refused from then on.
+    var departed: Set<UInt64> = []
     /// Where a `ShardApply` of several slices is averaged: one buffer, not an array per update.
     var mean: [Float] = []
     // Figures since the assignment (`ShardState`).

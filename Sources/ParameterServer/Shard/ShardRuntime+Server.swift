@@ -345,6 +345,8 @@ extension ShardRuntime {
         guard let assignment else { return }
         if message.unitIds.isEmpty {
             assignment.staged[message.workerID] = nil
+            // It left the session: anything it sends later would only be kept until the session ends.
+            assignment.departed.insert(message.workerID)
         } else {
             for unit in message.unitIds { assignment.staged[message.workerID]?[unit] = nil }
             if assignment.staged[message.workerID]?.isEmpty == true { assignment.staged[message.workerID] = nil }

@@ -135,6 +135,10 @@ extension ShardRuntime {
                 + "of session \(assignment.sessionID)")
             return
         }
+        guard !assignment.departed.contains(join.workerID) else {
+            refuse(peer, .unavailable, "\(who): worker #\(join.workerID) has left the session; join the server again")
+            return
+        }
         let push, pull, delta: TensorEncoding
         do {
             push = try encoding(join.pushEncoding, field: "push_encoding", session: assignment.pushEncoding, in: assignment)
@@ -245,6 +249,10 @@ extension ShardRuntime {
             refuseSlice(push, from: peer, .notFinite, "Push.\(push.encodedValues.isEmpty ? "values" : "encoded_values") holds NaN or an infinity")
             return
         }
+        guard !assignment.departed.contains(peer.workerID) else {
+            refuse(peer, .unavailable, "worker #\(peer.workerID) has left the session (the server discarded its slices); join it again")
+            return
+        }
         let held = assignment.staged[peer.workerID] ?? [:]
         guard held[push.unitID] != nil || held.count < configuration.maxStagedSlicesPerWorker else {
             refuseSlice(push, from: peer, .unavailable, "this worker has \(held.count) slices staged, the most a shard keeps per worker; "
@@ -254,6 +262,11 @@ extension ShardRuntime {
         // A second slice of one unit replaces the first.
         assignment.staged[peer.workerID, default: [:]][push.unitID] = .init(values: values, baseVersion: push.baseVersion)
         send(Envelope(body: .sliceReceived(SliceReceived(unitID: push.unitID))), on: peer.connection)
+        // The server too: it accepts the worker's staged push only once every shard holds its slice, so
+        // a worker that claims slices it never sent cannot make a ShardApply name one no shard holds.
+        if let link, link.assigned {
+            send(Envelope(body: .sliceReceived(SliceReceived(unitID: push.unitID, workerID: peer.workerID))), on: link.connection)
+        }
     }
 
     /// Refuses a slice without closing: counted, reported to the worker, and logged (past 20 from
