@@ -218,7 +218,9 @@ extension ShardRuntime {
     /// network between is gone. The timer is set for the moment the limit would pass, and set again
     /// if anything arrived meanwhile (bytes of a frame still arriving count as life).
     private func watchServer(_ link: ServerLink) {
-        guard let limit = configuration.serverSilenceLimit, self.link === link, !link.ended, !link.refused else { return }
+        guard let configured = configuration.serverSilenceLimit, self.link === link, !link.ended, !link.refused else { return }
+        // A session whose heartbeat timeout is longer (and so may send heartbeats less often) is given that long.
+        let limit = max(configured, assignment?.recipe.policy.heartbeatTimeout ?? .zero)
         let now = ContinuousClock.now
         let bytesRead = link.connection.bytesRead
         if bytesRead != link.bytesReadAtLastHeard {
