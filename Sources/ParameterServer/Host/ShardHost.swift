@@ -36,18 +36,7 @@ public final class ShardHost: Sendable {
                 status.code = code
                 loop.stop()
             }
-            var interrupts = 0
-            let interrupted = {
-                interrupts += 1
-                if interrupts > 1 {
-                    // A second Ctrl-C does not wait for connections to close.
-                    status.code = 130
-                    loop.stop()
-                } else {
-                    shard.stop(reason: "interrupted")
-                }
-            }
-            let watchers = [try loop.watchSignal(SIGINT, interrupted), try loop.watchSignal(SIGTERM, interrupted)]
+            let watchers = try loop.watchInterrupts(status: status) { shard.stop(reason: "interrupted") }
             do {
                 try shard.start()
             } catch {

@@ -91,18 +91,7 @@ public final class WorkerHost: @unchecked Sendable {
                 status.code = code
                 loop.stop()
             }
-            var interrupts = 0
-            let interrupted = {
-                interrupts += 1
-                if interrupts > 1 {
-                    // A second Ctrl-C does not wait for the goodbye to be written.
-                    status.code = 130
-                    loop.stop()
-                } else {
-                    worker.leave(reason: "interrupted")
-                }
-            }
-            let watchers = [try loop.watchSignal(SIGINT, interrupted), try loop.watchSignal(SIGTERM, interrupted)]
+            let watchers = try loop.watchInterrupts(status: status) { worker.leave(reason: "interrupted") }
             let metrics = try metricsPort.map { port in
                 let server = try WorkerMetrics.serve(worker, loop: loop, host: metricsHost, port: port)
                 log("metrics on http://\(server.localAddress)/metrics")

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Reactor
 
 /// Makes SIGINT and SIGTERM deliverable to this process.
 ///
@@ -16,4 +17,25 @@ public func unblockTerminationSignals() {
     sigaddset(&signals, SIGINT)
     sigaddset(&signals, SIGTERM)
     pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+}
+
+extension EventLoop {
+    /// Watches SIGINT and SIGTERM for a long-lived client (a worker, a shard): the first calls `stop`,
+    /// which ends the client gracefully; a second stops the loop at once with `status` 130, without
+    /// waiting for connections to close.
+    /// - Returns: the watchers, which must be kept alive while the loop runs.
+    /// - Throws: `ReactorError` when a signal cannot be watched.
+    func watchInterrupts(status: ExitStatus, stop: @escaping () -> Void) throws -> [SignalWatcher] {
+        var interrupts = 0
+        let interrupted = { [unowned self] in
+            interrupts += 1
+            if interrupts > 1 {
+                status.code = 130
+                self.stop()
+            } else {
+                stop()
+            }
+        }
+        return [try watchSignal(SIGINT, interrupted), try watchSignal(SIGTERM, interrupted)]
+    }
 }

@@ -43,7 +43,7 @@ extension ParameterServerRuntime {
         if let point = checkpoint.pulledWeights, let delta = configuration.deltaEncoding, point.values.count == model.parameterCount {
             publisher = WeightsPublisher(
                 count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: delta,
-                strideAllowed: configuration.policy.stalenessPolicy != .bound, localSteps: configuration.localSteps, resuming: point)
+                strideAllowed: configuration.policy.pullsMayLag, localSteps: configuration.localSteps, resuming: point)
         }
     }
 

@@ -111,7 +111,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// that take deltas (see `WeightsPublisher`).
     lazy var publisher = WeightsPublisher(
         count: model.parameterCount, pullEncoding: configuration.pullEncoding, deltaEncoding: configuration.deltaEncoding,
-        strideAllowed: configuration.policy.stalenessPolicy != .bound, localSteps: configuration.localSteps)
+        strideAllowed: configuration.policy.pullsMayLag, localSteps: configuration.localSteps)
     /// Where encoded pushes are decoded: one buffer for the session, not a fresh array per push.
     var decodedPush: [Float] = []
     /// Bytes of the protocol's frames received and queued, length prefixes included: the session's

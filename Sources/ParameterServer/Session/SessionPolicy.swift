@@ -21,6 +21,11 @@ public struct SessionPolicy: Sendable, Equatable {
     /// (async and ssp modes; sync rounds never wait for a backup).
     public var backups = true
 
+    /// Whether a routine pull's weights may lag the newest by a stride of versions (fewer deltas, see
+    /// `WeightsPublisher`): not under `bound`, where the lag would turn into pushes refused as stale,
+    /// and not in sync mode, where every round needs its own version.
+    public var pullsMayLag: Bool { stalenessPolicy != .bound && mode != .sync }
+
     public init(
         mode: TrainingMode,
         stalenessPolicy: StalenessPolicy = .none,

@@ -108,8 +108,7 @@ final class ShardAssignmentState {
         version = message.version
         publisher = WeightsPublisher(
             count: range.count, pullEncoding: session.pullEncoding, deltaEncoding: session.deltaEncoding,
-            // As the server's sends: every sync round brings the newest version, and so does every pull under `bound`.
-            strideAllowed: recipe.policy.stalenessPolicy != .bound && recipe.policy.mode != .sync, localSteps: recipe.localSteps)
+            strideAllowed: recipe.policy.pullsMayLag, localSteps: recipe.localSteps)
     }
 
     /// Slices staged now, over every worker.

@@ -9,34 +9,13 @@ extension ShardRuntime {
     // MARK: Connecting
 
     func connect() {
-        let host = configuration.host
-        let port = configuration.port
-        let retry = configuration.retryInterval
-        log("connecting to \(host):\(port)")
         var frames = FrameConnection.Configuration(maxFrameLength: configuration.maxServerFrameBytes)
         frames.stream.idleTimeout = nil
-        FrameConnection.connect(
-            loop: loop, host: host, port: port, configuration: frames, tls: configuration.tls,
-            serverName: configuration.tlsServerName, retryInterval: retry, deadline: nil,
-            onAttemptFailed: { [weak self] error, attempt in
-                self?.log("server \(host):\(port) not available (\(error.message)); retrying in \(Self.describe(retry)) [attempt \(attempt)]")
-            },
-            completion: { [weak self] result in
-                guard let self else { return }
-                switch result {
-                case .success(let connection):
-                    if self.stopping {
-                        connection.closeNow()
-                        self.exit(0)
-                    } else {
-                        self.connected(connection)
-                    }
-                case .failure(let error):
-                    // Without a deadline, connecting only fails when the loop is stopping.
-                    if !self.stopping { self.log("could not connect to \(host):\(port): \(error)") }
-                    self.exit(self.stopping ? 0 : 1)
-                }
-            })
+        FrameConnection.connectUntilUp(
+            loop: loop, host: configuration.host, port: configuration.port, configuration: frames, tls: configuration.tls,
+            serverName: configuration.tlsServerName, retryInterval: configuration.retryInterval,
+            log: { [weak self] in self?.log($0) }, isStopping: { [weak self] in self?.stopping ?? true },
+            exit: { [weak self] in self?.exit($0) }, connected: { [weak self] in self?.connected($0) })
     }
 
     private func connected(_ connection: FrameConnection) {
@@ -90,7 +69,7 @@ extension ShardRuntime {
         } else {
             // Not at once: a server that refuses shards would otherwise be asked thousands of times a second.
             let reason = error.map { " (\($0))" } ?? ""
-            log("connection to the server closed\(reason); reconnecting in \(Self.describe(configuration.retryInterval))")
+            log("connection to the server closed\(reason); reconnecting in \(configuration.retryInterval.logText)")
             retryTimer = loop.scheduleTimer(after: configuration.retryInterval) { [weak self] in
                 guard let self, !self.stopping else { return }
                 self.connect()
@@ -140,7 +119,7 @@ extension ShardRuntime {
             log("server: \(report.message)" + (report.fatal ? " (closing)" : ""))
             if report.code == .unauthenticated, !link.assigned {
                 link.authenticationFailed = true
-                log(link.clientNonce.isEmpty
+                log(!link.challenge.wasChallenged
                     ? "error: the server refused this shard: \(report.message)"
                     : "error: the server refused this shard's token; give it the server's token "
                         + "(--token-file or \(AuthenticationToken.environmentVariable))")
@@ -162,49 +141,34 @@ extension ShardRuntime {
     /// Answers the server's challenge with the token's MAC over the shard's name, or gives up when
     /// this shard has no token.
     private func answer(_ challenge: Challenge, on link: ServerLink) {
-        guard link.serverNonce.isEmpty, !link.assigned else {
+        guard !link.challenge.wasChallenged, !link.assigned else {
             refuseServer(link, .malformed, "the server sent a Challenge after the handshake's first one")
             return
         }
-        guard let token = configuration.token else {
-            refuseToAuthenticate(link, "the server requires a token; pass --token-file or set \(AuthenticationToken.environmentVariable)",
-                                 report: "this shard has no token")
-            return
+        do {
+            let response = try link.challenge.respond(
+                to: challenge, token: configuration.token, name: configuration.name, role: "shard",
+                channelBinding: link.connection.channelBinding)
+            send(Envelope(body: .challengeResponse(response)), on: link.connection)
+        } catch {
+            refuseToAuthenticate(link, error.message, report: error.report)
         }
-        guard challenge.serverNonce.count == HandshakeAuthentication.nonceLength else {
-            refuseToAuthenticate(
-                link, "the server's challenge has a nonce of \(challenge.serverNonce.count) bytes, not \(HandshakeAuthentication.nonceLength)",
-                report: "Challenge.server_nonce must be \(HandshakeAuthentication.nonceLength) bytes")
-            return
-        }
-        link.serverNonce = challenge.serverNonce
-        link.clientNonce = HandshakeAuthentication.makeNonce()
-        let mac = HandshakeAuthentication.workerResponse(
-            token: token, serverNonce: link.serverNonce, clientNonce: link.clientNonce, workerName: configuration.name,
-            channelBinding: link.connection.channelBinding)
-        send(Envelope(body: .challengeResponse(ChallengeResponse(clientNonce: link.clientNonce, mac: mac))), on: link.connection)
     }
 
     /// Whether the assignment comes from a server that proved it holds this shard's token (always true
     /// without a token); refuses and closes otherwise: a shard must never hold a range for an impostor.
     private func serverIsAuthentic(_ message: ShardAssignment, on link: ServerLink) -> Bool {
         guard let token = configuration.token else { return true }
-        guard !link.clientNonce.isEmpty else {
-            refuseToAuthenticate(
-                link, "the server assigned a range without a challenge, so it cannot prove it holds this shard's token "
-                    + "(is ps-server running without one?); refusing to hold a range for it",
-                report: "this shard has a token and holds ranges only for a server that proves it holds it")
+        do {
+            try link.challenge.checkProof(
+                message.serverProof, sessionID: message.sessionID, token: token, channelBinding: link.connection.channelBinding,
+                role: "shard", what: "assigned a range", refusing: "hold a range for it",
+                requirement: "this shard has a token and holds ranges only for a server that proves it holds it")
+            return true
+        } catch {
+            refuseToAuthenticate(link, error.message, report: error.report)
             return false
         }
-        guard HandshakeAuthentication.isValidServerProof(
-            message.serverProof, token: token, clientNonce: link.clientNonce, serverNonce: link.serverNonce,
-            sessionID: message.sessionID, channelBinding: link.connection.channelBinding)
-        else {
-            refuseToAuthenticate(link, "the server's proof is wrong: it does not hold this shard's token; refusing to hold a range for it",
-                                 report: "authentication failed: the server's proof is wrong")
-            return false
-        }
-        return true
     }
 
     private func refuseToAuthenticate(_ link: ServerLink, _ message: String, report: String) {
@@ -229,7 +193,7 @@ extension ShardRuntime {
         }
         let deadline = link.lastHeardAt + limit
         if now >= deadline {
-            log("the server sent nothing for \(Self.describe(now - link.lastHeardAt)); taking it for dead and reconnecting")
+            log("the server sent nothing for \((now - link.lastHeardAt).logText); taking it for dead and reconnecting")
             link.connection.closeNow()
             return
         }

@@ -29,8 +29,7 @@ public final class ShardRuntime: @unchecked Sendable {
     final class ServerLink {
         let connection: FrameConnection
         /// The nonces of this connection's challenge, once the server sent one.
-        var serverNonce: [UInt8] = []
-        var clientNonce: [UInt8] = []
+        var challenge = ClientChallenge()
         /// Authentication failed: retrying with the same token cannot succeed.
         var authenticationFailed = false
         /// The shard refused something the server sent and closes; frames still arriving are ignored.
@@ -205,9 +204,5 @@ public final class ShardRuntime: @unchecked Sendable {
         }
         workers = [:]
         assignment = nil
-    }
-
-    static func describe(_ duration: Duration) -> String {
-        "\(SummaryLine.format(duration.seconds, digits: duration.seconds < 10 ? 1 : 0)) s"
     }
 }

@@ -7,51 +7,34 @@ import Reactor
 extension WorkerRuntime {
     /// Answers the server's challenge, or gives up when this worker has no token.
     func answer(_ challenge: Challenge, in session: Session) {
-        guard session.welcome == nil, session.serverNonce.isEmpty else {
+        guard session.welcome == nil, !session.challenge.wasChallenged else {
             fail(session, .malformed, "the server sent a Challenge after the handshake's first one")
             return
         }
-        guard let token = configuration.token else {
-            refuseToAuthenticate(
-                session, "the server requires a token; pass --token-file or set \(AuthenticationToken.environmentVariable)",
-                report: "this worker has no token")
-            return
+        do {
+            let response = try session.challenge.respond(
+                to: challenge, token: configuration.token, name: configuration.name, role: "worker",
+                channelBinding: session.connection.channelBinding)
+            session.connection.send(Envelope(body: .challengeResponse(response)))
+        } catch {
+            refuseToAuthenticate(session, error.message, report: error.report)
         }
-        guard challenge.serverNonce.count == HandshakeAuthentication.nonceLength else {
-            refuseToAuthenticate(
-                session, "the server's challenge has a nonce of \(challenge.serverNonce.count) bytes, not \(HandshakeAuthentication.nonceLength)",
-                report: "Challenge.server_nonce must be \(HandshakeAuthentication.nonceLength) bytes")
-            return
-        }
-        session.serverNonce = challenge.serverNonce
-        session.clientNonce = HandshakeAuthentication.makeNonce()
-        let mac = HandshakeAuthentication.workerResponse(
-            token: token, serverNonce: session.serverNonce, clientNonce: session.clientNonce, workerName: configuration.name,
-            channelBinding: session.connection.channelBinding)
-        session.connection.send(Envelope(body: .challengeResponse(ChallengeResponse(clientNonce: session.clientNonce, mac: mac))))
     }
 
     /// Whether the Welcome may be trusted: always without a token; with one, only when the server
-    /// challenged this worker and proves it holds the same token. Otherwise refuses the server.
+    /// challenged this worker and proves it holds the same one. Otherwise refuses the server.
     func serverIsAuthentic(_ welcome: Welcome, in session: Session) -> Bool {
         guard let token = configuration.token else { return true }
-        guard !session.clientNonce.isEmpty else {
-            refuseToAuthenticate(
-                session, "the server sent Welcome without a challenge, so it cannot prove it holds this worker's token "
-                    + "(is ps-server running without one?); refusing to train for it",
-                report: "this worker has a token and joins only a server that proves it holds it")
+        do {
+            try session.challenge.checkProof(
+                welcome.serverProof, sessionID: welcome.sessionID, token: token, channelBinding: session.connection.channelBinding,
+                role: "worker", what: "sent Welcome", refusing: "train for it",
+                requirement: "this worker has a token and joins only a server that proves it holds it")
+            return true
+        } catch {
+            refuseToAuthenticate(session, error.message, report: error.report)
             return false
         }
-        guard HandshakeAuthentication.isValidServerProof(
-            welcome.serverProof, token: token, clientNonce: session.clientNonce, serverNonce: session.serverNonce,
-            sessionID: welcome.sessionID, channelBinding: session.connection.channelBinding)
-        else {
-            refuseToAuthenticate(
-                session, "the server's proof is wrong: it does not hold this worker's token; refusing to train for it",
-                report: "authentication failed: the server's proof is wrong")
-            return false
-        }
-        return true
     }
 
     /// Ends a handshake that cannot authenticate: logs why, tells the server (CODE_UNAUTHENTICATED) and

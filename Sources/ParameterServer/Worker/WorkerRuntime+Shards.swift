@@ -140,7 +140,7 @@ extension WorkerRuntime {
                         self.joinShard(link, over: connection, welcome: welcome, in: session)
                     case .failure(let error):
                         link.closing = true
-                        self.log("could not reach \(link.name) within \(Self.describe(timeout)): \(error.message); "
+                        self.log("could not reach \(link.name) within \(timeout.logText): \(error.message); "
                             + "leaving the session to join again")
                         self.dropSession(session)
                     }

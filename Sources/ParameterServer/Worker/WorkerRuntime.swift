@@ -69,8 +69,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         var wholeWeights = 0
         var deltas = 0
         /// The nonces of this connection's challenge, once the server sent one (see `HandshakeAuthentication`).
-        var serverNonce: [UInt8] = []
-        var clientNonce: [UInt8] = []
+        var challenge = ClientChallenge()
         /// Authentication failed either way: retrying with the same token cannot succeed.
         var authenticationFailed = false
 
@@ -209,33 +208,11 @@ public final class WorkerRuntime: @unchecked Sendable {
     // MARK: Connecting
 
     private func connect() {
-        let host = configuration.host
-        let port = configuration.port
-        let retry = configuration.retryInterval
-        log("connecting to \(host):\(port)")
-        FrameConnection.connect(
-            loop: loop, host: host, port: port, configuration: frameConfiguration,
-            tls: configuration.tls, serverName: configuration.tlsServerName, retryInterval: retry,
-            deadline: nil,
-            onAttemptFailed: { [weak self] error, attempt in
-                self?.log("server \(host):\(port) not available (\(error.message)); retrying in \(Self.describe(retry)) [attempt \(attempt)]")
-            },
-            completion: { [weak self] result in
-                guard let self else { return }
-                switch result {
-                case .success(let connection):
-                    if self.stopping {
-                        connection.closeNow()
-                        self.exit(0)
-                    } else {
-                        self.connected(connection)
-                    }
-                case .failure(let error):
-                    // Without a deadline, connecting only fails when the loop is stopping.
-                    if !self.stopping { self.log("could not connect to \(host):\(port): \(error)") }
-                    self.exit(self.stopping ? 0 : 1)
-                }
-            })
+        FrameConnection.connectUntilUp(
+            loop: loop, host: configuration.host, port: configuration.port, configuration: frameConfiguration,
+            tls: configuration.tls, serverName: configuration.tlsServerName, retryInterval: configuration.retryInterval,
+            log: { [weak self] in self?.log($0) }, isStopping: { [weak self] in self?.stopping ?? true },
+            exit: { [weak self] in self?.exit($0) }, connected: { [weak self] in self?.connected($0) })
     }
 
     /// Frames up to `maxFrameBytes`, and no idle timeout: the server's liveness is the heartbeat
@@ -295,7 +272,7 @@ public final class WorkerRuntime: @unchecked Sendable {
             // Closed during the handshake (a server at its connection limit, say): try again after the
             // retry interval, not at once, or a refusing server would be asked thousands of times a second.
             let reason = error.map { " (\($0))" } ?? ""
-            log("connection to the server closed during the handshake\(reason); retrying in \(Self.describe(configuration.retryInterval))")
+            log("connection to the server closed during the handshake\(reason); retrying in \(configuration.retryInterval.logText)")
             retryTimer = loop.scheduleTimer(after: configuration.retryInterval) { [weak self] in
                 guard let self, !self.stopping else { return }
                 self.connect()
@@ -356,7 +333,7 @@ public final class WorkerRuntime: @unchecked Sendable {
                 // Only a worker that answered a challenge was judged on its token; a refusal before any
                 // challenge (plaintext at a TLS server) is about something else, which the server's
                 // message says.
-                if session.clientNonce.isEmpty {
+                if !session.challenge.wasChallenged {
                     log("error: the server refused this worker: \(report.message)")
                 } else {
                     log("error: the server refused this worker's token; give it the server's token "
@@ -466,7 +443,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         }
         let deadline = session.lastHeardAt + limit
         if now >= deadline {
-            log("the server sent nothing for \(Self.describe(now - session.lastHeardAt)) (twice its heartbeat interval); "
+            log("the server sent nothing for \((now - session.lastHeardAt).logText) (twice its heartbeat interval); "
                 + "taking it for dead and reconnecting")
             session.connection.closeNow()
             return
@@ -649,9 +626,5 @@ public final class WorkerRuntime: @unchecked Sendable {
         session.connection.send(Envelope(body: .push(push)))
         session.unitsPushed += 1
         unitsPushed += 1
-    }
-
-    static func describe(_ duration: Duration) -> String {
-        "\(SummaryLine.format(duration.seconds, digits: duration.seconds < 10 ? 1 : 0)) s"
     }
 }
