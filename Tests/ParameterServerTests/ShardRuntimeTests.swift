@@ -294,11 +294,11 @@ final class Harness: @unchecked Sendable {
     let peersLoop: EventLoop
     let server: ScriptedPeer
     let shard: ShardRuntime
-    let lines = ScriptedPeer.Lines()
+    let lines = AwaitedLines()
     let shardPort: Int
 
     /// The exit status the shard chose, once it did.
-    let exits = ScriptedPeer.Lines()
+    let exits = AwaitedLines()
 
     init(token: AuthenticationToken? = nil, once: Bool = false) throws {
         peersLoop = try EventLoop.startOnNewThread(name: "shard-test-peers")
@@ -312,7 +312,7 @@ final class Harness: @unchecked Sendable {
         let shard = ShardRuntime(configuration: configuration, loop: shardLoop, log: { [lines] in lines.append($0) })
         shard.onExit = { [exits] status in exits.append("\(status)") }
         self.shard = shard
-        let started = ScriptedPeer.Lines()
+        let started = AwaitedLines()
         shardLoop.execute {
             do {
                 try shard.start()
@@ -360,7 +360,7 @@ final class ScriptedPeer: @unchecked Sendable {
     /// A server listening on an ephemeral port of 127.0.0.1.
     static func listening(on loop: EventLoop) throws -> ScriptedPeer {
         let peer = ScriptedPeer(loop: loop)
-        let port = Lines()
+        let port = AwaitedLines()
         loop.execute {
             peer.listener = try? FrameListener(loop: loop, host: "127.0.0.1", port: 0) { connection in peer.attach(connection) }
             port.append("\(peer.listener?.localPort ?? -1)")
@@ -375,7 +375,7 @@ final class ScriptedPeer: @unchecked Sendable {
     /// A worker connected to `port` of 127.0.0.1.
     static func connecting(to port: Int, on loop: EventLoop) throws -> ScriptedPeer {
         let peer = ScriptedPeer(loop: loop)
-        let outcome = Lines()
+        let outcome = AwaitedLines()
         loop.execute {
             FrameConnection.connect(loop: loop, host: "127.0.0.1", port: port) { result in
                 switch result {
@@ -444,34 +444,4 @@ final class ScriptedPeer: @unchecked Sendable {
         return true
     }
 
-    /// Lines logged on one thread and awaited on another.
-    final class Lines: @unchecked Sendable {
-        // Why @unchecked Sendable is safe: `lines` is only touched holding `condition`.
-        private let condition = NSCondition()
-        private var lines: [String] = []
-
-        func append(_ line: String) {
-            condition.lock()
-            lines.append(line)
-            condition.broadcast()
-            condition.unlock()
-        }
-
-        var first: String? {
-            condition.lock()
-            defer { condition.unlock() }
-            return lines.first
-        }
-
-        /// Waits (at most 30 s) for `count` lines that satisfy `matches`.
-        func wait(count: Int = 1, for matches: (String) -> Bool) -> Bool {
-            let deadline = Date(timeIntervalSinceNow: 30)
-            condition.lock()
-            defer { condition.unlock() }
-            while lines.count(where: matches) < count {
-                if !condition.wait(until: deadline) { return lines.count(where: matches) >= count }
-            }
-            return true
-        }
-    }
 }

@@ -435,10 +435,10 @@ final class ShardedCluster: @unchecked Sendable {
     final class Worker: @unchecked Sendable {
         // Why @unchecked Sendable is safe: the runtime is only touched on the loop; `lines` holding `condition`.
         let runtime: WorkerRuntime
-        private let lines: Lines
+        private let lines: AwaitedLines
 
         init(loop: EventLoop, configuration: WorkerConfiguration) {
-            let lines = Lines()
+            let lines = AwaitedLines()
             self.lines = lines
             runtime = WorkerRuntime(configuration: configuration, loop: loop, log: { lines.append($0) }) { _ in
                 LabelledWorkerModel(parameterCount: ShardedCluster.parameterCount)
@@ -451,27 +451,4 @@ final class ShardedCluster: @unchecked Sendable {
         }
     }
 
-    /// Lines logged on the loop's thread and awaited on the test's.
-    final class Lines: @unchecked Sendable {
-        // Why @unchecked Sendable is safe: `lines` is only touched holding `condition`.
-        private let condition = NSCondition()
-        private var lines: [String] = []
-
-        func append(_ line: String) {
-            condition.lock()
-            lines.append(line)
-            condition.broadcast()
-            condition.unlock()
-        }
-
-        func wait(for matches: (String) -> Bool) -> Bool {
-            let deadline = Date(timeIntervalSinceNow: 30)
-            condition.lock()
-            defer { condition.unlock() }
-            while !lines.contains(where: matches) {
-                if !condition.wait(until: deadline) { return lines.contains(where: matches) }
-            }
-            return true
-        }
-    }
 }
