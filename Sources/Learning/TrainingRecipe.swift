@@ -24,6 +24,15 @@ public enum OptimizerKind: String, Sendable, CaseIterable {
 
     /// Whether `momentum` matters to this optimiser.
     public var usesMomentum: Bool { self == .momentum || self == .nesterov || self == .delayedNesterov }
+
+    /// Why this optimiser cannot run with `momentum`, or nil if it can: a momentum must be in 0..<1, and
+    /// Nesterov's look-ahead needs some (without, it is `sgd`). Checked before `make`, which traps on both.
+    public func momentumProblem(_ momentum: Float) -> String? {
+        guard usesMomentum else { return nil }
+        guard (0..<1).contains(momentum) else { return "momentum must be in 0..<1, not \(momentum)" }
+        if self == .nesterov && momentum == 0 { return "nesterov needs a momentum above 0 (without, it is sgd)" }
+        return nil
+    }
 }
 
 /// The learning-rate schedules a command line can name.

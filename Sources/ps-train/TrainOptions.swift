@@ -65,7 +65,11 @@ struct TrainOptions: ParsableArguments {
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
         if let evalEvery, evalEvery < 1 { throw ValidationError("--eval-every must be at least 1") }
         guard (0...1).contains(targetAccuracy) else { throw ValidationError("--target-accuracy must be in 0...1") }
-        _ = try modelConfiguration()
+        let configuration = try modelConfiguration()
+        let optimizer = try self.optimizer ?? ModelCatalog.registry.family(named: configuration.family).defaults.optimizer
+        if let problem = optimizer.momentumProblem(momentum) {
+            throw ValidationError("--optimizer \(optimizer.rawValue) with --momentum \(momentum): \(problem)")
+        }
     }
 
     /// The model --model (and --hidden) name, with the family's default options filled in.

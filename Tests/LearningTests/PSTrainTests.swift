@@ -68,4 +68,17 @@ import Testing
         #expect(status != 0)
         #expect(output.contains("--hidden applies to --model mlp only"))
     }
+
+    /// Nesterov without momentum, or a momentum of 1 or more, once trapped inside the optimiser.
+    @Test(arguments: [
+        (["--optimizer", "nesterov", "--momentum", "0"], "nesterov needs a momentum above 0"),
+        (["--momentum", "0"], "nesterov needs a momentum above 0"),  // the MLP's own optimiser
+        (["--optimizer", "momentum", "--momentum", "1"], "momentum must be in 0..<1"),
+    ])
+    func refusesAMomentumItsOptimiserCannotRunWith(arguments: [String], reason: String) throws {
+        let (status, output) = try Self.run(["--model", "mlp", "--epochs", "1", "--train-limit", "64"] + arguments)
+        #expect(status != 0, "\(output)")
+        #expect(output.contains(reason), "\(output)")
+        #expect(!output.contains("precondition"), "\(output)")
+    }
 }

@@ -30,6 +30,9 @@ extension ServerSettings {
         try check((localLearningRate ?? 1) > 0 && (localLearningRate ?? 1).isFinite, "--local-lr must be a positive number")
         try check((0..<1).contains(localMomentum), "--local-momentum must be in 0..<1")
         try check((0..<1).contains(momentum ?? 0), "--momentum must be in 0..<1")
+        if let problem = effectiveOptimizer.momentumProblem(effectiveMomentum) {
+            throw SettingsError("--optimizer \(effectiveOptimizer.rawValue) with --momentum \(effectiveMomentum): \(problem)")
+        }
         try check(threads >= 1, "--threads must be at least 1")
         try check(maxFrameBytes >= 1024, "--max-frame-bytes must be at least 1024")
         try check(maxConnections >= 1, "--max-connections must be at least 1")

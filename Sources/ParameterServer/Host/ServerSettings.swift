@@ -150,7 +150,8 @@ public struct ServerSettings: Sendable {
     // momentum", 2016), so 0.5 suits async and ssp where sync keeps one process's 0.9.
     public var effectiveMomentum: Float {
         if let momentum { return momentum }
-        if steps > 1 { return mode == .sync ? 0.5 : 0 }
+        // Only delayed Nesterov runs without momentum; a named `nesterov` or `momentum` gets some.
+        if steps > 1 { return mode == .sync ? 0.5 : (effectiveOptimizer == .delayedNesterov ? 0 : 0.5) }
         return mode == .sync ? 0.9 : 0.5
     }
 

@@ -1,0 +1,42 @@
+import Learning
+import ModelCatalog
+import Testing
+@testable import ParameterServer
+
+/// The server's optimiser flags: what each mode defaults to, and combinations that cannot run.
+@Suite struct OuterOptimizerSettingsTests {
+    static func settings(mode: TrainingMode, steps: Int, optimizer: OptimizerKind? = nil, momentum: Float? = nil) -> ServerSettings {
+        var settings = ServerSettings()
+        settings.mode = mode
+        settings.localSteps = steps
+        settings.optimizer = optimizer
+        settings.momentum = momentum
+        return settings
+    }
+
+    @Test func asyncLocalStepsDefaultToDelayedNesterovWithoutMomentum() throws {
+        let settings = Self.settings(mode: .async, steps: 8)
+        #expect(settings.effectiveOptimizer == .delayedNesterov)
+        #expect(settings.effectiveMomentum == 0)
+        try settings.validate(registry: ModelCatalog.registry)
+    }
+
+    /// `--optimizer nesterov` in an async session with local steps once got delayed Nesterov's momentum
+    /// of 0, and the server trapped building the optimiser.
+    @Test(arguments: [TrainingMode.async, .ssp, .sync])
+    func aNamedNesterovGetsMomentumInEveryMode(mode: TrainingMode) throws {
+        let settings = Self.settings(mode: mode, steps: 8, optimizer: .nesterov)
+        #expect(settings.effectiveMomentum > 0)
+        try settings.validate(registry: ModelCatalog.registry)
+        _ = settings.recipe(model: ModelConfiguration(family: "mlp"), defaults: ModelTrainingDefaults(),
+                            trainAvailable: 1000, testAvailable: 100).makeOptimizer()
+    }
+
+    @Test func nesterovWithoutMomentumIsRefusedNamingTheFlags() {
+        #expect {
+            try Self.settings(mode: .async, steps: 1, optimizer: .nesterov, momentum: 0).validate(registry: ModelCatalog.registry)
+        } throws: { error in
+            "\(error)".contains("--optimizer nesterov with --momentum 0") && "\(error)".contains("needs a momentum above 0")
+        }
+    }
+}
