@@ -43,6 +43,9 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: "Downpour's n_fetch: in async and ssp sessions, start every F-th unit from the server's newest weights and the units between from this worker's own, carried on from the unit before; pulls F times less. (n_push is the server's --local-steps.)")
     var fetchEvery = 1
 
+    @Option(help: "When async and ssp sessions ask for fresh weights: after-push (ask after each push and wait for the answer: the next unit misses fewer updates), prefetch (ask when a unit starts: never idle, one unit staler), or auto: after-push while a pull's round trip stays under a quarter of a unit's training time, else prefetch.")
+    var pullTiming = PullTiming.auto
+
     @Option(help: ArgumentHelp(
         "Read the server's token from this file (a trailing newline is ignored; keep it chmod 600). Without --token-file or --token, the environment variable DOWNPOUR_TOKEN is used if set. With a token, the worker also requires the server to prove it holds it.",
         valueName: "path"))
@@ -140,6 +143,7 @@ struct WorkerOptions: ParsableArguments {
         configuration.once = once
         configuration.unitsAhead = unitsAhead
         configuration.fetchEvery = fetchEvery
+        configuration.pullTiming = pullTiming
         configuration.faults = try FaultInjection(parsing: inject)
         configuration.encodings = try offeredEncodings()
         let token = try resolvedToken()
@@ -154,3 +158,5 @@ struct WorkerOptions: ParsableArguments {
         return (configuration, token)
     }
 }
+
+extension PullTiming: ExpressibleByArgument {}

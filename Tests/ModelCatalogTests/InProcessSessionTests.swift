@@ -89,6 +89,26 @@ struct InProcessSessionTests {
         #expect(sometimes.pullsSent <= (sometimes.unitsPushed + 3) / 4 + 1,
                 "\(sometimes.pullsSent) pulls for \(sometimes.unitsPushed) units")
     }
+
+    @Test func aWorkerThatWaitsForWeightsAfterItsPushAndOneThatPrefetchesTrainSideBySide() throws {
+        let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
+        let run = try InProcessRun(session: session)
+        defer { run.stop() }
+        let waits = run.addWorker(name: "waits", registry: ModelCatalog.registry, pullTiming: .afterPush)
+        let prefetches = run.addWorker(name: "prefetches", registry: ModelCatalog.registry, pullTiming: .prefetch)
+        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        Self.expectEveryUnitAppliedOnceAndTrained(result)
+        run.stop()
+        let (waiting, prefetching) = (run.runtime(of: waits), run.runtime(of: prefetches))
+        #expect(waiting.unitsPushed >= 8 && prefetching.unitsPushed >= 8,
+                "\(waiting.unitsPushed) and \(prefetching.unitsPushed) units")
+        // Every unit after the first started from weights asked for behind the push before it, each
+        // pull once; the prefetching worker never waited.
+        #expect(waiting.unitsOnFreshWeights >= waiting.unitsPushed - 1, "\(waiting.unitsOnFreshWeights) of \(waiting.unitsPushed)")
+        #expect(waiting.pullsSent <= waiting.unitsPushed + 1, "\(waiting.pullsSent) pulls for \(waiting.unitsPushed) units")
+        #expect(prefetching.unitsOnFreshWeights == 0)
+        #expect(prefetching.pullsSent >= prefetching.unitsPushed)
+    }
 }
 
 /// A server and its workers on event loops in this process, and what they said.
@@ -124,11 +144,14 @@ final class InProcessRun: @unchecked Sendable {
     let port: Int
 
     /// Starts a worker, named `name`, that can build the families of `registry` and offers `encodings`
-    /// (nil: ps-worker's default) and fetches weights for every `fetchEvery`-th unit; returns its name.
-    func addWorker(name: String, registry: ModelRegistry, encodings: [String]? = nil, fetchEvery: Int = 1) -> String {
+    /// (nil: ps-worker's default) and fetches weights for every `fetchEvery`-th unit, asking for them
+    /// as `pullTiming` says; returns its name.
+    func addWorker(name: String, registry: ModelRegistry, encodings: [String]? = nil, fetchEvery: Int = 1,
+                   pullTiming: PullTiming = .auto) -> String {
         var configuration = WorkerConfiguration(host: "127.0.0.1", port: port, retryInterval: .milliseconds(200), name: name)
         configuration.once = true
         configuration.fetchEvery = fetchEvery
+        configuration.pullTiming = pullTiming
         if let encodings { configuration.encodings = encodings }
         let host = WorkerHost(configuration: configuration, registry: registry) { [weak self] line in self?.record(line, from: name) }
         let loop = try! EventLoop.startOnNewThread(name: "test-\(name)")

@@ -21,6 +21,9 @@ public struct WorkerConfiguration: Sendable {
     /// `fetchEvery` times less. 1, the default, starts every unit from the newest weights. (Downpour's
     /// n_push is the session's `--local-steps`: a unit's steps are pushed as one accumulated update.)
     public var fetchEvery = 1
+    /// When, in async and ssp sessions, the worker asks for the weights a fetch unit starts from: after
+    /// its push, waiting for them, or while the unit before trains (see ``PullTiming``).
+    public var pullTiming = PullTiming.auto
     /// Frames longer than this from the server close the connection.
     public var maxFrameBytes = 64 << 20
     /// Encodings offered to the server besides fp32 (`Capabilities.encodings`): all this worker knows,

@@ -50,6 +50,15 @@ public final class WorkerRuntime: @unchecked Sendable {
         var computing = false
         /// Units started in this session, which say when to fetch (`WorkerConfiguration.fetchEvery`).
         var unitsStarted = 0
+        /// Chooses when fetches ask (``PullTiming``), from the round trips and unit times measured here.
+        var pullScheduler: PullScheduler
+        /// When the pull now outstanding was sent (one at a time is timed).
+        var pullSentAt: ContinuousClock.Instant?
+        /// The unit training now fetches after its push; the next unit waits for the answer.
+        var fetchesAfterPush = false
+        var awaitingPull = false
+        /// Units that started from weights fetched after the push before them, waiting for them.
+        var unitsOnFreshWeights = 0
         /// With `fetchEvery` > 1: the weights the last unit ended with (its weights plus its own update),
         /// with the versions they were first fetched at, from which the next unit goes on.
         var carriedOn: UnitWeights?
@@ -73,8 +82,9 @@ public final class WorkerRuntime: @unchecked Sendable {
         /// Authentication failed either way: retrying with the same token cannot succeed.
         var authenticationFailed = false
 
-        init(connection: FrameConnection) {
+        init(connection: FrameConnection, pullTiming: PullTiming) {
             self.connection = connection
+            pullScheduler = PullScheduler(timing: pullTiming)
         }
     }
 
@@ -141,6 +151,8 @@ public final class WorkerRuntime: @unchecked Sendable {
     public private(set) var deltasApplied = 0
     /// Pulls sent, over every session (in a sharded session, to each shard).
     public internal(set) var pullsSent = 0
+    /// Units, over every session, that waited for weights fetched after the push before them (``PullTiming``).
+    public internal(set) var unitsOnFreshWeights = 0
 
     /// Whether the worker holds a connection to a server, and whether it has joined its session.
     public var isConnected: Bool { session != nil }
@@ -224,7 +236,7 @@ public final class WorkerRuntime: @unchecked Sendable {
     }
 
     private func connected(_ connection: FrameConnection) {
-        let session = Session(connection: connection)
+        let session = Session(connection: connection, pullTiming: configuration.pullTiming)
         self.session = session
         connection.onFrame = { [unowned self] payload in
             self.received(payload, in: session)
@@ -322,7 +334,8 @@ public final class WorkerRuntime: @unchecked Sendable {
             sessionsCompleted += 1
             log("session over: test accuracy \(SummaryLine.format(end.testAccuracy * 100, digits: 2))% after "
                 + "\(end.updates) updates; this worker pushed \(session.unitsPushed) unit(s), \(session.pushesApplied) applied; "
-                + "weights: \(session.wholeWeights) whole, \(session.deltas) deltas"
+                + "weights: \(session.wholeWeights) whole, \(session.deltas) deltas; "
+                + "\(session.unitsOnFreshWeights) unit(s) waited for weights fetched after the push before"
                 + (session.shards.isEmpty ? "" : "; \(session.slicesPushed) slice(s) pushed to \(session.shards.count) shards"))
             closeShards(of: session)
             session.connection.close()
@@ -463,18 +476,26 @@ public final class WorkerRuntime: @unchecked Sendable {
             fail(session, .malformed, "the server sent Weights in a sharded session; the shards serve the weights")
             return
         }
+        if let sent = session.pullSentAt {
+            session.pullScheduler.pullAnswered(after: .now - sent)
+            session.pullSentAt = nil
+        }
+        // Any weights from the server end a wait for fresh ones: they are the newest it has.
+        let wasAwaiting = session.awaitingPull
+        session.awaitingPull = false
         do {
             switch try session.replica.apply(weights) {
             case .updated:
                 applied(weights, in: session)
             case .unchanged:
-                break
+                if wasAwaiting { startNextUnit(in: session) }
             case .baseMismatch(let base, let held):
                 // Never train on weights the delta was not made for: ask for whole weights, and train
                 // on the ones held meanwhile (they are the server's, only older).
                 log("the server's delta (Weights.base_version \(base)) is not on the version this worker holds "
                     + "(\(held.map(String.init) ?? "none")); asking for whole weights")
                 session.connection.send(Envelope(body: .pull(Pull(knownVersion: 0))))
+                session.awaitingPull = wasAwaiting
             }
         } catch {
             fail(session, error.code, error.description)
@@ -522,7 +543,7 @@ public final class WorkerRuntime: @unchecked Sendable {
     ///
     /// In async and ssp modes it also asks for fresh weights, so they arrive while this unit trains.
     func startNextUnit(in session: Session) {
-        guard !session.computing, let unit = session.units.first, session.holdsWeights(atLeast: unit.minVersion),
+        guard !session.computing, !session.awaitingPull, let unit = session.units.first, session.holdsWeights(atLeast: unit.minVersion),
               let box = session.model, let welcome = session.welcome else { return }
         session.units.removeFirst()
         session.computing = true
@@ -538,12 +559,18 @@ public final class WorkerRuntime: @unchecked Sendable {
         } else {
             weights = session.heldWeights()
         }
+        if session.fetchesAfterPush && fetches {
+            session.unitsOnFreshWeights += 1
+            unitsOnFreshWeights += 1
+        }
         session.unitsStarted += 1
-        // Asked for while this unit trains, so the next fetch unit finds fresh weights.
-        if asynchronous && session.unitsStarted % fetchEvery == 0 {
+        // The next fetch unit's weights are asked for after this unit's push when that wait is cheap,
+        // else now, to arrive while this unit trains. (A sharded session's slices are always asked for now.)
+        let nextFetches = asynchronous && session.unitsStarted % fetchEvery == 0
+        session.fetchesAfterPush = nextFetches && session.shards.isEmpty && session.pullScheduler.waitsAfterPush
+        if nextFetches && !session.fetchesAfterPush {
             if session.shards.isEmpty {
-                session.connection.send(Envelope(body: .pull(Pull(knownVersion: session.replica.version))))
-                pullsSent += 1
+                pullFromServer(in: session)
             } else {
                 for link in session.shards { pull(from: link) }
             }
@@ -567,10 +594,12 @@ public final class WorkerRuntime: @unchecked Sendable {
                 let extra = faults.faults.extraTime(afterComputing: clock.now - started, using: &faults.generator)
                 if extra > .zero { usleep(UInt32(min(extra.seconds * 1e6, Double(UInt32.max)))) }
             }
+            let trainingTime = clock.now - started
             let pushes = box.pushes(unitID: unit.unitID, weights: weights, result: result, sampleCount: unit.indices.count, map: map)
             let carriedOn = fetchEvery > 1
                 ? Self.carryOn(weights.values, update: result.values, kind: result.kind, learningRate: rate) : nil
             loop.execute { [self] in
+                session.pullScheduler.unitTrained(in: trainingTime)
                 // Replaced after every unit, and cleared when it diverged: never an older unit's weights.
                 if fetchEvery > 1 {
                     session.carriedOn = carriedOn.map { UnitWeights(values: $0, base: weights.base, sliceBases: weights.sliceBases) }
@@ -614,11 +643,24 @@ public final class WorkerRuntime: @unchecked Sendable {
         switch pushes {
         case .whole(let push):
             pushToServer(push, in: session)
+            if session.fetchesAfterPush {
+                // Asked for behind the push on the same connection, so the answer includes it when the
+                // server publishes a new version; the next unit waits for it.
+                pullFromServer(in: session)
+                session.awaitingPull = true
+            }
         case .sliced(let server, let slices):
             // The server hears of the unit once every shard holds its slice; training goes on meanwhile.
             pushSlices(slices, staging: server, in: session)
         }
         startNextUnit(in: session)
+    }
+
+    /// Asks the server for what changed since the weights held, timing the first outstanding pull.
+    private func pullFromServer(in session: Session) {
+        session.connection.send(Envelope(body: .pull(Pull(knownVersion: session.replica.version))))
+        pullsSent += 1
+        if session.pullSentAt == nil { session.pullSentAt = .now }
     }
 
     /// Sends the server a unit's push: the whole update, or a sharded unit's staged push.
