@@ -38,7 +38,7 @@ struct PSTrain: ParsableCommand {
             throw ValidationError("\(configuration) takes \(model.inputSize) values per sample; its data has \(train.imageSize)")
         }
 
-        let optimizer = options.optimizer ?? family.defaults.optimizer
+        let optimizer = options.resolvedOptimizer(family: family)
         let rate = options.lr ?? (optimizer == .adam ? 0.001 : family.defaults.learningRate)
         let weightDecay = options.weightDecay ?? (optimizer == family.defaults.optimizer ? family.defaults.weightDecay : 0)
         let totalSteps = options.epochs * Trainer.stepsPerEpoch(count: train.count, batchSize: options.batchSize)

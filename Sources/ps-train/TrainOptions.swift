@@ -66,10 +66,18 @@ struct TrainOptions: ParsableArguments {
         if let evalEvery, evalEvery < 1 { throw ValidationError("--eval-every must be at least 1") }
         guard (0...1).contains(targetAccuracy) else { throw ValidationError("--target-accuracy must be in 0...1") }
         let configuration = try modelConfiguration()
-        let optimizer = try self.optimizer ?? ModelCatalog.registry.family(named: configuration.family).defaults.optimizer
+        let optimizer = try resolvedOptimizer(family: ModelCatalog.registry.family(named: configuration.family))
         if let problem = optimizer.momentumProblem(momentum) {
             throw ValidationError("--optimizer \(optimizer.rawValue) with --momentum \(momentum): \(problem)")
         }
+    }
+
+    /// --optimizer, else the family's own; `--momentum 0` turns the family's Nesterov into plain SGD
+    /// (Nesterov without momentum is no optimiser).
+    func resolvedOptimizer(family: any ModelFamily) -> OptimizerKind {
+        if let optimizer { return optimizer }
+        let own = family.defaults.optimizer
+        return own == .nesterov && momentum == 0 ? .sgd : own
     }
 
     /// The model --model (and --hidden) name, with the family's default options filled in.

@@ -69,11 +69,19 @@ import Testing
         #expect(output.contains("--hidden applies to --model mlp only"))
     }
 
-    /// Nesterov without momentum, or a momentum of 1 or more, once trapped inside the optimiser.
+    /// `--momentum 0` without `--optimizer` asks the MLP's own Nesterov for no momentum: plain SGD.
+    @Test func momentumZeroTurnsTheFamilysNesterovIntoSGD() throws {
+        let (status, output) = try Self.run(["--model", "mlp", "--hidden", "16", "--epochs", "1", "--train-limit", "256",
+                                             "--test-limit", "100", "--momentum", "0"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("; sgd lr "), "\(output)")
+    }
+
+    /// Nesterov without momentum, or a momentum outside 0..<1, once trapped inside the optimiser.
     @Test(arguments: [
         (["--optimizer", "nesterov", "--momentum", "0"], "nesterov needs a momentum above 0"),
-        (["--momentum", "0"], "nesterov needs a momentum above 0"),  // the MLP's own optimiser
         (["--optimizer", "momentum", "--momentum", "1"], "momentum must be in 0..<1"),
+        (["--momentum=-0.5"], "momentum must be in 0..<1"),
     ])
     func refusesAMomentumItsOptimiserCannotRunWith(arguments: [String], reason: String) throws {
         let (status, output) = try Self.run(["--model", "mlp", "--epochs", "1", "--train-limit", "64"] + arguments)

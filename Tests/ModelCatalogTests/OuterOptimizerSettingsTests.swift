@@ -32,6 +32,12 @@ import Testing
                             trainAvailable: 1000, testAvailable: 100).makeOptimizer()
     }
 
+    @Test func momentumZeroMakesASyncSessionsDefaultOuterOptimiserPlainSGD() throws {
+        let settings = Self.settings(mode: .sync, steps: 8, momentum: 0)
+        #expect(settings.effectiveOptimizer == .sgd)
+        try settings.validate(registry: ModelCatalog.registry)
+    }
+
     @Test func nesterovWithoutMomentumIsRefusedNamingTheFlags() {
         #expect {
             try Self.settings(mode: .async, steps: 1, optimizer: .nesterov, momentum: 0).validate(registry: ModelCatalog.registry)

@@ -138,7 +138,8 @@ public struct ServerSettings: Sendable {
     /// The optimiser: as given, else by mode and by whether workers take local steps.
     public var effectiveOptimizer: OptimizerKind {
         if let optimizer { return optimizer }
-        if steps > 1 { return mode == .sync ? .nesterov : .delayedNesterov }
+        // `--momentum 0` asks for none: plain SGD on the averaged delta, not Nesterov without momentum.
+        if steps > 1 { return mode == .sync ? (momentum == 0 ? .sgd : .nesterov) : .delayedNesterov }
         return mode == .sync ? .momentum : .adam
     }
 
