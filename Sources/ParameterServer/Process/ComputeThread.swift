@@ -47,6 +47,19 @@ final class ComputeThread: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
+    /// Lets the thread's jobs run only when no other thread of the machine wants a core (Linux's
+    /// SCHED_IDLE), or (false) compete like any thread again. Callable from any thread.
+    /// - Returns: whether the kernel took the change.
+    @discardableResult
+    func runOnlyWhenIdle(_ idle: Bool) -> Bool {
+        // Both policies take priority 0.
+        var parameters = sched_param()
+        return pthread_setschedparam(thread, idle ? Self.idlePolicy : Int32(SCHED_OTHER), &parameters) == 0
+    }
+
+    /// SCHED_IDLE of <sched.h>, which the Glibc module does not export (its value in Linux's ABI).
+    private static let idlePolicy: Int32 = 5
+
     /// Lets queued jobs finish, ends the thread and waits for it to end, so nothing of it outlives
     /// the call (LeakSanitizer saw the thread and its last job alive at exit otherwise). Callable from
     /// any thread but the compute thread itself, and more than once.

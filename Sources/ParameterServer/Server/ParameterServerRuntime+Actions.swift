@@ -44,12 +44,16 @@ extension ParameterServerRuntime {
                 peer.connection.closeNow()
             case .startTraining:
                 startedAt = clock.now
+                trainingEndedAt = nil
                 lastEpochAt = startedAt
+                periodicEvaluation.runOnlyWhenIdle(true)
                 reporter.line("training started with \(coordinator.activeWorkers.count) worker(s)")
             case .finishEpoch(let epoch):
                 finishEpoch(epoch)
             case .finishSession:
                 finishing = true
+                trainingEndedAt = clock.now
+                periodicEvaluation.runOnlyWhenIdle(false)
             case .memberJoined(_, let name):
                 history.membership.append(.init(seconds: sinceStart, worker: name, joined: true, reason: ""))
             case .memberLeft(let worker, let name, let reason):
@@ -113,11 +117,11 @@ extension ParameterServerRuntime {
         }
     }
 
-    /// Evaluates a snapshot on the evaluation thread between epoch ends (`evaluateEvery`), unless the
-    /// previous one is still running, and prints its line.
+    /// Evaluates a snapshot on the evaluation thread between epoch ends (`evaluateEvery`), and prints
+    /// its line; skipped while `periodicEvaluationLimit` snapshots already wait.
     private func evaluatePeriodically(version: UInt64) {
-        guard !periodicEvaluationRunning, !finishing, !finished else { return }
-        periodicEvaluationRunning = true
+        guard periodicEvaluationsQueued < periodicEvaluationLimit, !finishing, !finished else { return }
+        periodicEvaluationsQueued += 1
         let (model, loop) = (self.model, self.loop)
         let (trained, epochs) = (trainingSeconds, Double(coordinator.ledger.completedCount) / Double(max(1, coordinator.ledger.unitsPerEpoch)))
         let (takenAt, updates, bytes) = (sinceStart, coordinator.statistics.updatesApplied, history.sessionWireBytes(wireBytesIn &+ wireBytesOut))
@@ -125,9 +129,9 @@ extension ParameterServerRuntime {
         evaluationsInFlight += 1
         withCurrentParameters(abandoned: { [self] in
             evaluationsInFlight -= 1
-            periodicEvaluationRunning = false
+            periodicEvaluationsQueued -= 1
         }) { [self] parameters in
-            evaluation.submit { [self] in
+            periodicEvaluation.submit { [self] in
                 let result = model.evaluate(parameters: parameters)
                 loop.execute { [self] in
                     self.evaluationsInFlight -= 1
@@ -135,7 +139,7 @@ extension ParameterServerRuntime {
                         if self.finishing { self.endSession() }
                         return
                     }
-                    self.periodicEvaluationRunning = false
+                    self.periodicEvaluationsQueued -= 1
                     self.reached(result.accuracy, trainedFor: trained)
                     self.history.evaluations.append(.init(
                         seconds: takenAt, updates: updates, wireBytes: bytes, testAccuracy: result.accuracy, testLoss: result.loss))
@@ -202,6 +206,7 @@ extension ParameterServerRuntime {
         for timer in timers { timer.cancel() }
         timers.removeAll()
         evaluation.stop()
+        periodicEvaluation.stop()
         checkpointWriter?.stop()
         reporter.clearBar()
         onFinished(makeResult())

@@ -75,8 +75,9 @@ extension ParameterServerRuntime {
         try? ledger.restore(checkpoint.ledger)
         carryOn(from: checkpoint, ledger: ledger)
         startedAt = nil
+        trainingEndedAt = nil
         finishing = false
-        periodicEvaluationRunning = false
+        periodicEvaluationsQueued = 0
         deadlineTimer?.cancel()
         deadlineTimer = nil
         armedDeadline = nil

@@ -120,7 +120,13 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var wireBytesOut: UInt64 = 0
     /// What the partly received frames of peers that have not joined may hold together.
     lazy var strangerBudget = FrameBufferBudget(limit: configuration.strangerBufferBudget)
+    /// Evaluates the model at epoch ends (whose lines operators and scripts wait for).
     let evaluation = ComputeThread()
+    /// Evaluates the snapshots of `--eval-every`. While the session trains it runs only on cores
+    /// nobody else wants: on a machine shared with workers, measuring accuracy finely must not slow
+    /// the training it measures. Each result is labelled with the moment its snapshot was taken, and
+    /// the thread competes normally again once the session is finishing, so the last come promptly.
+    let periodicEvaluation = ComputeThread()
     var clock = ContinuousClock()
     var startedAt: ContinuousClock.Instant?
     var lastEpochAt: ContinuousClock.Instant?
@@ -131,8 +137,12 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var lastEvaluation: (loss: Double, accuracy: Double)?
     /// Training seconds at the first evaluation that reached `configuration.targetAccuracy`.
     var secondsToTarget: Double?
-    /// Whether a periodic (`evaluateEvery`) evaluation is running; the next waits for it.
-    var periodicEvaluationRunning = false
+    /// Periodic (`evaluateEvery`) evaluations handed to the evaluation thread and not yet reported.
+    var periodicEvaluationsQueued = 0
+    /// How many periodic evaluations may wait at once: their snapshots together take at most 256 MiB
+    /// (64 of the default MLP), and a sharded session gathers one at a time (each crosses the network).
+    lazy var periodicEvaluationLimit = configuration.shards > 0
+        ? 1 : max(1, min(64, (256 << 20) / max(1, model.parameters.count * MemoryLayout<Float>.size)))
     var finishing = false
     var finished = false
     /// Times the session went back to a snapshot in this process: evaluations begun before are not
@@ -198,7 +208,11 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var sinceStart: Double { resumedSessionSeconds + (clock.now - createdAt).seconds }
 
     /// Seconds spent training, in this process and, for a resumed session, before it.
-    var trainingSeconds: Double { resumedTrainingSeconds + (startedAt.map { (clock.now - $0).seconds } ?? 0) }
+    var trainingSeconds: Double {
+        resumedTrainingSeconds + (startedAt.map { ((trainingEndedAt ?? clock.now) - $0).seconds } ?? 0)
+    }
+    /// When the last update was applied: evaluations still waiting then do not count as training time.
+    var trainingEndedAt: ContinuousClock.Instant?
 
     /// The port the server listens on (after `start()`).
     public var port: Int { listener?.localPort ?? 0 }
