@@ -6,8 +6,10 @@
 #
 #   Benchmarks/parameter-server/encodings.sh [extra ps-server flags...]
 #
-# Environment: WORKERS (4), MODE (async), EPOCHS (5), CONFIGS (a ;-separated list of "label=flags";
-# default below).
+# Environment: WORKERS (4), MODE (async), EPOCHS (5), CONFIGS (a ;-separated list of
+# "label=SERVER_FLAGS" or "label=SERVER_FLAGS|WORKER_FLAGS"; default below), SEEDS (a space-separated
+# list of --seed values: every configuration runs once per seed, the configurations alternating within
+# each seed; default: the server's own seed, once).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 workers="${WORKERS:-4}"
@@ -16,6 +18,7 @@ epochs="${EPOCHS:-5}"
 port="${PORT:-18890}"
 default_configs="fp32 H=1=--uncompressed;fp32 H=8=--local-steps 8 --push-encoding fp32 --pull-encoding fp32 --pull-delta-encoding none;q8/q8 H=8=--local-steps 8 --push-encoding q8 --pull-encoding q8 --pull-delta-encoding none;sign/q8 H=8, whole weights=--pull-delta-encoding none;sign/q8 H=8, sign:256 deltas (default)=;sign/q8 H=8, sign(4096) deltas=--pull-delta-encoding sign;sign/q8 H=8, topk 1% deltas=--pull-delta-encoding topk:0.01;sign/q8 H=8, q8 deltas=--pull-delta-encoding q8;sign/q8 H=16, sign:256 deltas=--local-steps 16;topk 1%/q8 H=16, topk 2% deltas=--local-steps 16 --push-encoding topk:0.01;sign/q8 H=32, sign:256 deltas=--local-steps 32"
 configs="${CONFIGS:-$default_configs}"
+seeds="${SEEDS:-}"
 
 source Benchmarks/parameter-server/common.sh
 release_build ps-server ps-worker ps-train
@@ -23,26 +26,33 @@ release_build ps-server ps-worker ps-train
 "$bin/ps-train" --model mlp --epochs "$epochs" >"$logs/ps-train.log" 2>&1
 echo "ps-train alone: test_accuracy $(field "$logs/ps-train.log" test_accuracy), $(field "$logs/ps-train.log" samples_per_second) samples/s"
 echo
-echo "| configuration | test accuracy | bytes per sample | vs fp32 H=1 | samples/s | seconds |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| configuration | seed | test accuracy | bytes per sample | vs the first | samples/s | seconds | staleness mean | time to 97.5% |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 baseline=""
 IFS=';' read -ra entries <<<"$configs"
-for entry in "${entries[@]}"; do
-    # The label may contain "=" (H=1); the flags follow the last "=".
-    label="${entry%=*}"; flags="${entry##*=}"
-    name="$(echo "$label" | tr -c 'a-zA-Z0-9' '_')"
-    pids=()
-    for i in $(seq 1 "$workers"); do
-        "$bin/ps-worker" 127.0.0.1 "$port" 0.2 --once --name "w$i" >"$logs/$name-w$i.log" 2>&1 &
-        pids+=($!)
+for seed in ${seeds:-default}; do
+    for entry in "${entries[@]}"; do
+        # The label may contain "=" (H=1); the flags follow the last "=", the workers' after a "|".
+        label="${entry%=*}"; flags="${entry##*=}"
+        server_flags="${flags%%|*}"; worker_flags=""
+        [[ "$flags" == *"|"* ]] && worker_flags="${flags#*|}"
+        seed_flags=""; [ "$seed" != default ] && seed_flags="--seed $seed"
+        name="$(echo "$label-$seed" | tr -c 'a-zA-Z0-9' '_')"
+        pids=()
+        for i in $(seq 1 "$workers"); do
+            # shellcheck disable=SC2086
+            "$bin/ps-worker" 127.0.0.1 "$port" 0.2 --once --name "w$i" $worker_flags >"$logs/$name-w$i.log" 2>&1 &
+            pids+=($!)
+        done
+        # shellcheck disable=SC2086
+        timeout 900 "$bin/ps-server" --port "$port" --workers "$workers" --mode "$mode" --epochs "$epochs" $seed_flags $server_flags "$@" \
+            >"$logs/$name-server.log" 2>&1
+        cleanup; wait 2>/dev/null || true
+        server="$logs/$name-server.log"
+        bps="$(field "$server" bytes_per_sample)"
+        [ -z "$baseline" ] && baseline="$bps"
+        echo "| $label | $seed | $(field "$server" test_accuracy) | $bps | $(awk -v a="$bps" -v b="$baseline" 'BEGIN { printf "%.4fx", a / b }') | $(field "$server" samples_per_second) | $(field "$server" seconds) | $(field "$server" staleness_mean) | $(field "$server" seconds_to_target) |"
     done
-    # shellcheck disable=SC2086
-    timeout 900 "$bin/ps-server" --port "$port" --workers "$workers" --mode "$mode" --epochs "$epochs" $flags "$@" >"$logs/$name-server.log" 2>&1
-    cleanup; wait 2>/dev/null || true
-    server="$logs/$name-server.log"
-    bps="$(field "$server" bytes_per_sample)"
-    [ -z "$baseline" ] && baseline="$bps"
-    echo "| $label | $(field "$server" test_accuracy) | $bps | $(awk -v a="$bps" -v b="$baseline" 'BEGIN { printf "%.4fx", a / b }') | $(field "$server" samples_per_second) | $(field "$server" seconds) |"
 done
 echo
 echo "(logs in $logs)"
