@@ -174,7 +174,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Seconds between heartbeats, both ways: workers are asked to send one this often, and the server sends one to each worker that asks (a worker takes a server silent for twice this long for dead).")
     var heartbeatInterval: Double = 1
 
-    @Option(help: "Also evaluate on the test set every N updates, for a finer time to accuracy (default: at epoch ends only).")
+    @Option(help: "Also evaluate on the test set every N updates, for a finer time to accuracy (default: at epoch ends only). These run at idle priority while training goes on, so on a machine shared with workers their lines may come late; each reports the moment its snapshot was taken.")
     var evalEvery: Int?
 
     @Option(help: "The test accuracy whose first reaching the summary reports as seconds_to_target (training seconds).")
