@@ -32,16 +32,6 @@ import Testing
                             trainAvailable: 1000, testAvailable: 100).makeOptimizer()
     }
 
-    @Test func outerRatesAre1Point5ForDelayedNesterovAnd1ForASyncRoundsNesterov() {
-        let defaults = ModelTrainingDefaults()
-        #expect(Self.settings(mode: .async, steps: 8).effectiveLearningRate(defaults: defaults) == 1.5)
-        #expect(Self.settings(mode: .ssp, steps: 8).effectiveLearningRate(defaults: defaults) == 1.5)
-        #expect(Self.settings(mode: .sync, steps: 8).effectiveLearningRate(defaults: defaults) == 1)
-        #expect(Self.settings(mode: .async, steps: 8, optimizer: .nesterov).effectiveLearningRate(defaults: defaults) == 1)
-        // Without local steps the rate is the gradient optimiser's: Adam's in async mode.
-        #expect(Self.settings(mode: .async, steps: 1).effectiveLearningRate(defaults: defaults) == 0.0005)
-    }
-
     @Test func momentumZeroMakesASyncSessionsDefaultOuterOptimiserPlainSGD() throws {
         let settings = Self.settings(mode: .sync, steps: 8, momentum: 0)
         #expect(settings.effectiveOptimizer == .sgd)

@@ -145,9 +145,7 @@ public struct ServerSettings: Sendable {
 
     // With local steps the optimiser is the outer one. In async mode plain averaging (delayed Nesterov
     // without momentum: each delta at lr / the workers present) measured best; outer momentum made the early
-    // epochs unstable (0.5: 94.9%, 0.7: 86.9% with prefetching workers). Workers that wait for weights after
-    // their push (`PullTiming`) are 4 versions less stale and took momentum 0.3 (+0.05 point), but a session of
-    // prefetching workers, such as third-party ones, lost 0.4 point with it, so it stays 0. A sync round's averaged delta takes Nesterov momentum as in DiLoCo, where 0.5 at
+    // epochs unstable. A sync round's averaged delta takes Nesterov momentum as in DiLoCo, where 0.5 at
     // rate 1 measured best (98.2% with sign pushes at H = 8; DiLoCo's 0.9 at 0.7 stopped at 94.3%).
     // Without local steps, asynchrony itself acts like momentum (Mitliagkas et al., "Asynchrony begets
     // momentum", 2016), so 0.5 suits async and ssp where sync keeps one process's 0.9.
@@ -162,11 +160,7 @@ public struct ServerSettings: Sendable {
     public func effectiveLearningRate(defaults: ModelTrainingDefaults) -> Float {
         if let learningRate { return learningRate }
         let optimizer = effectiveOptimizer
-        // Outer rates. Delayed Nesterov (async, ssp) runs without momentum, where a sync round's Nesterov
-        // 0.5 about doubles its steps; 1.5 measured better than 1 for it in each of 4 paired seeds (MLP-512,
-        // 4 workers, H = 8: 97.87 to 97.97% against 97.79 to 97.88), equal on the CNN, and 2 worse again.
-        if steps > 1, optimizer == .delayedNesterov { return 1.5 }
-        if steps > 1, optimizer == .nesterov { return 1 }
+        if steps > 1, optimizer == .delayedNesterov || optimizer == .nesterov { return 1 }
         if optimizer == .adam { return mode == .sync ? 0.001 : 0.0005 }
         return defaults.learningRate
     }
