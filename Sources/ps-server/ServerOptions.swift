@@ -62,8 +62,8 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "The exchange before encodings, for comparison: every unit pulls and pushes the whole model in fp32 (--local-steps 1 --push-encoding fp32 --pull-encoding fp32 unless given). About 51 KB cross the server's link per sample of the default MLP.")
     var uncompressed = false
 
-    @Option(help: "Staleness policy in async mode: none (plain async SGD), inverse (learning rate / staleness) or bound (drop updates staler than --max-staleness).")
-    var stalenessPolicy: StalenessPolicy = .none
+    @Option(help: "Staleness policy in async mode: none (plain async SGD), inverse (learning rate / staleness), bound (drop updates staler than --max-staleness) or scaled (updates staler than the workers present + 1 applied at (workers + 2) / (staleness + 1) of their size). Default: scaled with local steps, none without.")
+    var stalenessPolicy: StalenessPolicy?
 
     @Option(help: "K: the bound for --staleness-policy bound, and the clock lead allowed in ssp mode.")
     var maxStaleness = 4
@@ -85,7 +85,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Optimiser for pushed updates: sgd, momentum, nesterov, adam or delayed-nesterov. With --local-steps > 1 it is the outer optimiser, applied to each delta as a pseudo-gradient (DiLoCo). Default: momentum in sync mode, adam in async and ssp; with local steps, nesterov in sync mode and delayed-nesterov (each delta at --lr / the workers present, momentum once per that many deltas) in async and ssp.")
     var optimizer: OptimizerKind?
 
-    @Option(help: "Peak learning rate (default: adam 0.0005 in async and ssp, 0.001 in sync; otherwise the model family's: 0.05 for the MLP, 0.01 for the CNN; with local steps, the outer rate 1).")
+    @Option(help: "Peak learning rate (default: adam 0.0005 in async and ssp, 0.001 in sync; otherwise the model family's: 0.05 for the MLP, 0.01 for the CNN; with local steps, the outer rate: 1.5 for delayed-nesterov under the scaled staleness policy, else 1).")
     var lr: Float?
 
     // Asynchrony itself acts like momentum (Mitliagkas et al., "Asynchrony begets momentum", 2016), so the

@@ -32,6 +32,23 @@ import Testing
                             trainAvailable: 1000, testAvailable: 100).makeOptimizer()
     }
 
+    @Test func asyncLocalStepsDefaultToScaledStalenessAtOuterRate1Point5() {
+        let defaults = ModelTrainingDefaults()
+        let async = Self.settings(mode: .async, steps: 8)
+        #expect(async.effectiveStalenessPolicy == .scaled)
+        #expect(async.effectiveLearningRate(defaults: defaults) == 1.5)
+        // Another policy named: the unscaled rate.
+        var inverse = async
+        inverse.stalenessPolicy = StalenessPolicy.none
+        #expect(inverse.effectiveLearningRate(defaults: defaults) == 1)
+        // Gradients (Adam) and the other modes keep no policy, and sync rounds' Nesterov rate 1.
+        #expect(Self.settings(mode: .async, steps: 1).effectiveStalenessPolicy == StalenessPolicy.none)
+        #expect(Self.settings(mode: .async, steps: 1).effectiveLearningRate(defaults: defaults) == 0.0005)
+        #expect(Self.settings(mode: .ssp, steps: 8).effectiveStalenessPolicy == StalenessPolicy.none)
+        #expect(Self.settings(mode: .ssp, steps: 8).effectiveLearningRate(defaults: defaults) == 1)
+        #expect(Self.settings(mode: .sync, steps: 8).effectiveLearningRate(defaults: defaults) == 1)
+    }
+
     @Test func momentumZeroMakesASyncSessionsDefaultOuterOptimiserPlainSGD() throws {
         let settings = Self.settings(mode: .sync, steps: 8, momentum: 0)
         #expect(settings.effectiveOptimizer == .sgd)

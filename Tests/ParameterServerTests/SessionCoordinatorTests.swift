@@ -181,6 +181,21 @@ struct CoordinatorHarness {
         #expect(h.coordinator.statistics.staleness.maximum == 2)
     }
 
+    @Test func scaledPolicyShrinksOnlyUpdatesStalerThanTheWorkersPresentPlusOne() {
+        var h = CoordinatorHarness(SessionPolicy(mode: .async, stalenessPolicy: .scaled, workersToStart: 1))
+        h.join(1, capacity: 8)
+        // One worker: staleness up to 2 keeps the whole step, then (1 + 2) / (staleness + 1).
+        for _ in 0..<6 { h.pushOldest(1, base: 0) }
+        #expect(h.applied.map(\.scale) == [1, 1, 1, 0.75, 0.6, 0.5])
+    }
+
+    @Test(arguments: [(UInt64(0), 4, Float(1)), (UInt64(5), 4, Float(1)), (UInt64(6), 4, Float(6.0 / 7)), (UInt64(11), 4, Float(0.5)),
+                      (UInt64(8), 2, Float(4.0 / 9)), (UInt64(3), 0, Float(0.75))])
+    func scaledFactor(staleness: UInt64, workers: Int, expected: Float) {
+        #expect(StalenessPolicy.scaled.scale(staleness: staleness, workers: workers) == expected)
+        #expect(StalenessPolicy.none.scale(staleness: staleness, workers: workers) == 1)
+    }
+
     @Test func sspHoldsTheFastWorkerWithinKClocksOfTheSlowest() {
         var h = CoordinatorHarness(SessionPolicy(mode: .ssp, maxStaleness: 1, workersToStart: 2), samples: 128)
         h.join(1); h.join(2)

@@ -38,8 +38,9 @@ public struct ServerSettings: Sendable {
     public var localSteps: Int?
     /// The exchange before encodings: H = 1, fp32 both ways unless given (`--uncompressed`).
     public var uncompressed = false
-    /// Async mode's rule for stale updates (`--staleness-policy`), and K (`--max-staleness`).
-    public var stalenessPolicy: StalenessPolicy = .none
+    /// Async mode's rule for stale updates (`--staleness-policy`; nil: `effectiveStalenessPolicy`), and K
+    /// (`--max-staleness`).
+    public var stalenessPolicy: StalenessPolicy?
     public var maxStaleness = 4
     /// Work units a worker may hold at once (`--units-ahead`).
     public var unitsAhead = 2
@@ -135,6 +136,12 @@ public struct ServerSettings: Sendable {
         return "topk:\(min(1, 2 * fraction))"
     }
 
+    /// The staleness policy: as given, else `scaled` for the deltas of async local SGD and `none` otherwise
+    /// (Adam's rate for async gradients was tuned without one).
+    public var effectiveStalenessPolicy: StalenessPolicy {
+        stalenessPolicy ?? (mode == .async && steps > 1 ? .scaled : .none)
+    }
+
     /// The optimiser: as given, else by mode and by whether workers take local steps.
     public var effectiveOptimizer: OptimizerKind {
         if let optimizer { return optimizer }
@@ -160,7 +167,12 @@ public struct ServerSettings: Sendable {
     public func effectiveLearningRate(defaults: ModelTrainingDefaults) -> Float {
         if let learningRate { return learningRate }
         let optimizer = effectiveOptimizer
-        if steps > 1, optimizer == .delayedNesterov || optimizer == .nesterov { return 1 }
+        // Outer rates. Delayed Nesterov runs without momentum, where a sync round's Nesterov 0.5 about doubles
+        // its steps. Under the `scaled` policy 1.5 measured best (MLP-512, 4 async workers, H = 8, 4 paired
+        // seeds: 97.92 to 98.02% against 97.80 to 97.96 at 1 unscaled; prefetching workers 97.69 to 97.76, as
+        // at 1 unscaled, where 1.5 unscaled cost them 0.3 to 0.7 point); without it, 1.
+        if steps > 1, optimizer == .delayedNesterov { return effectiveStalenessPolicy == .scaled ? 1.5 : 1 }
+        if steps > 1, optimizer == .nesterov { return 1 }
         if optimizer == .adam { return mode == .sync ? 0.001 : 0.0005 }
         return defaults.learningRate
     }
@@ -194,7 +206,7 @@ public struct ServerSettings: Sendable {
         return SessionRecipe(
             sessionID: "\(Int(Date().timeIntervalSince1970))-\(getpid())",
             policy: SessionPolicy(
-                mode: mode, stalenessPolicy: stalenessPolicy, maxStaleness: maxStaleness, workersToStart: workers,
+                mode: mode, stalenessPolicy: effectiveStalenessPolicy, maxStaleness: maxStaleness, workersToStart: workers,
                 unitsAhead: unitsAhead, heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000))),
             epochs: epochs, batchSize: batchSize, localSteps: steps,
             localLearningRate: localLearningRate ?? defaults.localLearningRate,

@@ -492,7 +492,7 @@ public struct SessionCoordinator: Sendable {
             return [refusePush(from: worker, input.unitID, staleness: staleness)] + afterPush(from: worker)
         }
         audited(input.unitID)
-        let scale: Float = policy.stalenessPolicy == .inverse ? 1 / Float(max(1, staleness)) : 1
+        let scale = policy.stalenessPolicy.scale(staleness: staleness, workers: members.count)
         version += 1
         members[worker]?.clock += 1
         members[worker]?.expiries = 0

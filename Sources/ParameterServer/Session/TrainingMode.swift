@@ -16,4 +16,19 @@ public enum StalenessPolicy: String, Sendable, CaseIterable, Codable {
     case inverse
     /// Updates staler than the bound are dropped and their work unit goes back to the queue.
     case bound
+    /// Staleness-scaled outer steps (after Liu et al. 2024, "Asynchronous Local-SGD Training for Language
+    /// Modeling"): an update staler than the workers present plus one is applied at
+    /// `(workers + 2) / (staleness + 1)` of its size, fresher ones whole. Workers that ask for weights
+    /// right after their push see about `workers` versions of staleness and keep the whole rate;
+    /// prefetching ones (about twice that) take about half. The default with local steps in async mode.
+    case scaled
+
+    /// The factor an update of `staleness` versions is applied at, with `workers` taking part.
+    public func scale(staleness: UInt64, workers: Int) -> Float {
+        switch self {
+        case .none, .bound: 1
+        case .inverse: 1 / Float(max(1, staleness))
+        case .scaled: min(1, Float(max(1, workers) + 2) / Float(staleness + 1))
+        }
+    }
 }
