@@ -334,8 +334,9 @@ public final class WorkerRuntime: @unchecked Sendable {
             sessionsCompleted += 1
             log("session over: test accuracy \(SummaryLine.format(end.testAccuracy * 100, digits: 2))% after "
                 + "\(end.updates) updates; this worker pushed \(session.unitsPushed) unit(s), \(session.pushesApplied) applied; "
-                + "weights: \(session.wholeWeights) whole, \(session.deltas) deltas; "
-                + "\(session.unitsOnFreshWeights) unit(s) waited for weights fetched after the push before"
+                + "weights: \(session.wholeWeights) whole, \(session.deltas) deltas"
+                + (session.welcome?.mode == TrainingMode.sync.rawValue ? ""
+                    : "; \(session.unitsOnFreshWeights) unit(s) waited for weights fetched after the push before")
                 + (session.shards.isEmpty ? "" : "; \(session.slicesPushed) slice(s) pushed to \(session.shards.count) shards"))
             closeShards(of: session)
             session.connection.close()
