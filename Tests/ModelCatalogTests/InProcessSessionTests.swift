@@ -102,9 +102,9 @@ struct InProcessSessionTests {
         let (waiting, prefetching) = (run.runtime(of: waits), run.runtime(of: prefetches))
         #expect(waiting.unitsPushed >= 8 && prefetching.unitsPushed >= 8,
                 "\(waiting.unitsPushed) and \(prefetching.unitsPushed) units")
-        // Every unit after the first started from weights asked for behind the push before it, each
-        // pull once; the prefetching worker never waited.
-        #expect(waiting.unitsOnFreshWeights >= waiting.unitsPushed - 1, "\(waiting.unitsOnFreshWeights) of \(waiting.unitsPushed)")
+        // Units started when the answer to the pull behind the push before them came (nearly all: the
+        // next unit is usually held already), each pull once; the prefetching worker never waited.
+        #expect(waiting.unitsOnFreshWeights * 4 >= waiting.unitsPushed * 3, "\(waiting.unitsOnFreshWeights) of \(waiting.unitsPushed)")
         #expect(waiting.pullsSent <= waiting.unitsPushed + 1, "\(waiting.pullsSent) pulls for \(waiting.unitsPushed) units")
         #expect(prefetching.unitsOnFreshWeights == 0)
         #expect(prefetching.pullsSent >= prefetching.unitsPushed)

@@ -38,9 +38,9 @@ import Testing
         #expect(async.effectiveStalenessPolicy == .scaled)
         #expect(async.effectiveLearningRate(defaults: defaults) == 1.5)
         // Another policy named: the unscaled rate.
-        var inverse = async
-        inverse.stalenessPolicy = StalenessPolicy.none
-        #expect(inverse.effectiveLearningRate(defaults: defaults) == 1)
+        var unscaled = async
+        unscaled.stalenessPolicy = StalenessPolicy.none
+        #expect(unscaled.effectiveLearningRate(defaults: defaults) == 1)
         // Gradients (Adam) and the other modes keep no policy, and sync rounds' Nesterov rate 1.
         #expect(Self.settings(mode: .async, steps: 1).effectiveStalenessPolicy == StalenessPolicy.none)
         #expect(Self.settings(mode: .async, steps: 1).effectiveLearningRate(defaults: defaults) == 0.0005)
@@ -52,6 +52,8 @@ import Testing
     @Test func momentumZeroMakesASyncSessionsDefaultOuterOptimiserPlainSGD() throws {
         let settings = Self.settings(mode: .sync, steps: 8, momentum: 0)
         #expect(settings.effectiveOptimizer == .sgd)
+        // The outer rate of averaging, not the family's rate for gradients (0.05 for the MLP).
+        #expect(settings.effectiveLearningRate(defaults: ModelTrainingDefaults()) == 1)
         try settings.validate(registry: ModelCatalog.registry)
     }
 

@@ -5,28 +5,43 @@ import Testing
 @testable import ParameterServer
 
 @Suite struct ComputeThreadPriorityTests {
-    /// The scheduling policy a job on `thread` runs under.
+    /// The scheduling policy a job on `thread` runs under, as the kernel has it.
     static func policy(of thread: ComputeThread) -> Int32 {
-        let policy = Mutex<Int32?>(nil)
+        let policy = Mutex<Int32>(-1)
         let done = DispatchSemaphore(value: 0)
         thread.submit {
-            var parameters = sched_param()
-            var current: Int32 = -1
-            pthread_getschedparam(pthread_self(), &current, &parameters)
-            policy.withLock { $0 = current }
+            policy.withLock { $0 = sched_getscheduler(0) }
             done.signal()
         }
         done.wait()
-        return policy.withLock { $0 ?? -1 }
+        return policy.withLock { $0 }
     }
 
-    @Test func jobsRunOnlyWhenIdleUntilTheThreadCompetesAgain() {
+    @Test func jobsRunOnlyWhenACoreIsIdleOnceAsked() {
         let thread = ComputeThread()
         defer { thread.stop() }
         #expect(Self.policy(of: thread) == Int32(SCHED_OTHER))
-        #expect(thread.runOnlyWhenIdle(true))
+        #expect(thread.runOnlyWhenIdle())
         #expect(Self.policy(of: thread) == 5, "SCHED_IDLE")
-        #expect(thread.runOnlyWhenIdle(false))
-        #expect(Self.policy(of: thread) == Int32(SCHED_OTHER))
+    }
+
+    /// A thread stopped without waiting drops what was queued: the job running finishes, no other starts.
+    @Test func stoppingWithoutWaitingDropsQueuedJobs() {
+        let thread = ComputeThread()
+        let ran = Mutex(0)
+        let release = DispatchSemaphore(value: 0), started = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+        thread.submit {
+            started.signal()
+            release.wait()
+            ran.withLock { $0 += 1 }
+            finished.signal()
+        }
+        thread.submit { ran.withLock { $0 += 1 } }
+        started.wait()
+        thread.stopWithoutWaiting()  // returns while the first job still runs
+        release.signal()
+        finished.wait()
+        thread.submit { ran.withLock { $0 += 1 } }  // after the stop: never runs
+        #expect(ran.withLock { $0 } == 1)
     }
 }

@@ -172,7 +172,8 @@ public struct ServerSettings: Sendable {
         // seeds: 97.92 to 98.02% against 97.80 to 97.96 at 1 unscaled; prefetching workers 97.69 to 97.76, as
         // at 1 unscaled, where 1.5 unscaled cost them 0.3 to 0.7 point); without it, 1.
         if steps > 1, optimizer == .delayedNesterov { return effectiveStalenessPolicy == .scaled ? 1.5 : 1 }
-        if steps > 1, optimizer == .nesterov { return 1 }
+        // Any other outer optimiser but Adam (nesterov, momentum, sgd on the averaged delta): plain averaging's 1.
+        if steps > 1, optimizer != .adam { return 1 }
         if optimizer == .adam { return mode == .sync ? 0.001 : 0.0005 }
         return defaults.learningRate
     }

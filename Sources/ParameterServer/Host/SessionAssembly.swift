@@ -55,7 +55,9 @@ public struct SessionAssembly {
         let (optimizer, schedule) = recipe.makeOptimizer()
         self.model = TrainingServerModel(
             configuration: configuration, model: model, seed: recipe.seed, optimizer: optimizer, schedule: schedule,
-            totalSteps: recipe.scheduleSteps, testSet: test)
+            totalSteps: recipe.scheduleSteps, testSet: test,
+            // Periodic evaluations run beside epoch-end ones, each model with its own scratch.
+            snapshotModel: server.evaluateEvery == nil ? nil : try? registry.makeModel(configuration))
     }
 
     /// The server for this session on `loop`, carrying on from `checkpoint` if given.

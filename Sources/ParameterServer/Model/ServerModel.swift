@@ -25,6 +25,11 @@ public protocol ServerModel: AnyObject, Sendable {
     /// Test-set loss and accuracy (0...1) of the given parameters.
     func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double)
 
+    /// The same for a periodic snapshot, evaluated on another thread than `evaluate`'s: a model that
+    /// can evaluate on two threads at once gives this one scratch buffers of its own, so that an
+    /// idle-priority evaluation holding them never delays an epoch's.
+    func evaluateSnapshot(parameters: [Float]) -> (loss: Double, accuracy: Double)
+
     /// The parameters, optimiser state and schedule position, for a checkpoint.
     func trainingState() -> ModelTrainingState
 
@@ -63,4 +68,11 @@ extension ServerModel {
 extension WorkerModel {
     /// How many `Float`s the parameter buffer holds.
     public var parameterCount: Int { layout.parameterCount }
+}
+
+extension ServerModel {
+    /// By default snapshots share `evaluate`.
+    public func evaluateSnapshot(parameters: [Float]) -> (loss: Double, accuracy: Double) {
+        evaluate(parameters: parameters)
+    }
 }

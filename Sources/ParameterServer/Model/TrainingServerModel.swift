@@ -13,6 +13,8 @@ public final class TrainingServerModel: ServerModel, @unchecked Sendable {
     /// The parameters with the optimiser and schedule that update them.
     private var store: ParameterStore
     private let evaluator: Locked<EvaluationModel>
+    /// Periodic snapshots' evaluator, when a second model was given.
+    private let snapshotEvaluator: Locked<EvaluationModel>?
     private let testSet: Dataset
 
     /// A model with scratch buffers of its own, used only for evaluation.
@@ -31,9 +33,12 @@ public final class TrainingServerModel: ServerModel, @unchecked Sendable {
     ///   - totalSteps: the steps the session will take, for schedules that need it (cosine).
     ///   - testSet: the data `evaluate` measures on.
     ///   - initialParameters: parameters to start from instead of a fresh initialisation.
+    ///   - snapshotModel: another instance of the model, to evaluate periodic snapshots with
+    ///     (`evaluateSnapshot`) while `model` evaluates epochs; nil shares `model`.
     public init(
         configuration: ModelConfiguration, model: any Model, seed: UInt64, optimizer: any Optimizer,
-        schedule: LearningRateSchedule, totalSteps: Int, testSet: Dataset, initialParameters: [Float]? = nil
+        schedule: LearningRateSchedule, totalSteps: Int, testSet: Dataset, initialParameters: [Float]? = nil,
+        snapshotModel: (any Model)? = nil
     ) {
         self.configuration = configuration
         self.layout = model.layout
@@ -42,6 +47,7 @@ public final class TrainingServerModel: ServerModel, @unchecked Sendable {
             totalSteps: totalSteps)
         self.testSet = testSet
         self.evaluator = Locked(EvaluationModel(model: model))
+        self.snapshotEvaluator = snapshotModel.map { Locked(EvaluationModel(model: $0)) }
     }
 
     public var parameters: [Float] { store.parameters }
@@ -68,5 +74,9 @@ public final class TrainingServerModel: ServerModel, @unchecked Sendable {
 
     public func evaluate(parameters: [Float]) -> (loss: Double, accuracy: Double) {
         evaluator.withLock { $0.model.evaluate(parameters: parameters, on: testSet) }
+    }
+
+    public func evaluateSnapshot(parameters: [Float]) -> (loss: Double, accuracy: Double) {
+        (snapshotEvaluator ?? evaluator).withLock { $0.model.evaluate(parameters: parameters, on: testSet) }
     }
 }

@@ -39,22 +39,22 @@ final class ComputeThread: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    /// Queues a job. Callable from any thread.
+    /// Queues a job; after `stop` or `stopWithoutWaiting` it is dropped. Callable from any thread.
     func submit(_ job: @escaping @Sendable () -> Void) {
         pthread_mutex_lock(mutex)
-        jobs.append(job)
+        if !stopping { jobs.append(job) }
         pthread_cond_signal(condition)
         pthread_mutex_unlock(mutex)
     }
 
     /// Lets the thread's jobs run only when no other thread of the machine wants a core (Linux's
-    /// SCHED_IDLE), or (false) compete like any thread again. Callable from any thread.
+    /// SCHED_IDLE). One way: without CAP_SYS_NICE (or an RLIMIT_NICE of 20) a thread cannot be given
+    /// its normal priority back. Callable from any thread.
     /// - Returns: whether the kernel took the change.
     @discardableResult
-    func runOnlyWhenIdle(_ idle: Bool) -> Bool {
-        // Both policies take priority 0.
-        var parameters = sched_param()
-        return pthread_setschedparam(thread, idle ? Self.idlePolicy : Int32(SCHED_OTHER), &parameters) == 0
+    func runOnlyWhenIdle() -> Bool {
+        var parameters = sched_param()  // priority 0, as SCHED_IDLE requires
+        return pthread_setschedparam(thread, Self.idlePolicy, &parameters) == 0
     }
 
     /// SCHED_IDLE of <sched.h>, which the Glibc module does not export (its value in Linux's ABI).
@@ -71,6 +71,20 @@ final class ComputeThread: @unchecked Sendable {
         joined = true
         pthread_mutex_unlock(mutex)
         if join { pthread_join(thread, nil) }
+    }
+
+    /// Drops the queued jobs and ends the thread once the job it runs (if any) returns, without waiting
+    /// for it: for an idle-priority thread, whose job may not get a core for a long time. The thread
+    /// is detached; its job's result must be of no use any more.
+    func stopWithoutWaiting() {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        jobs.removeAll()
+        pthread_cond_broadcast(condition)
+        let detach = !joined
+        joined = true
+        pthread_mutex_unlock(mutex)
+        if detach { pthread_detach(thread) }
     }
 
     private func runJobs() {

@@ -46,14 +46,14 @@ extension ParameterServerRuntime {
                 startedAt = clock.now
                 trainingEndedAt = nil
                 lastEpochAt = startedAt
-                periodicEvaluation.runOnlyWhenIdle(true)
+                periodicEvaluation.runOnlyWhenIdle()
                 reporter.line("training started with \(coordinator.activeWorkers.count) worker(s)")
             case .finishEpoch(let epoch):
                 finishEpoch(epoch)
             case .finishSession:
                 finishing = true
                 trainingEndedAt = clock.now
-                periodicEvaluation.runOnlyWhenIdle(false)
+                finishPeriodicEvaluations()
             case .memberJoined(_, let name):
                 history.membership.append(.init(seconds: sinceStart, worker: name, joined: true, reason: ""))
             case .memberLeft(let worker, let name, let reason):
@@ -117,48 +117,13 @@ extension ParameterServerRuntime {
         }
     }
 
-    /// Evaluates a snapshot on the evaluation thread between epoch ends (`evaluateEvery`), and prints
-    /// its line; skipped while `periodicEvaluationLimit` snapshots already wait.
-    private func evaluatePeriodically(version: UInt64) {
-        guard periodicEvaluationsQueued < periodicEvaluationLimit, !finishing, !finished else { return }
-        periodicEvaluationsQueued += 1
-        let (model, loop) = (self.model, self.loop)
-        let (trained, epochs) = (trainingSeconds, Double(coordinator.ledger.completedCount) / Double(max(1, coordinator.ledger.unitsPerEpoch)))
-        let (takenAt, updates, bytes) = (sinceStart, coordinator.statistics.updatesApplied, history.sessionWireBytes(wireBytesIn &+ wireBytesOut))
-        let era = sessionEra
-        evaluationsInFlight += 1
-        withCurrentParameters(abandoned: { [self] in
-            evaluationsInFlight -= 1
-            periodicEvaluationsQueued -= 1
-        }) { [self] parameters in
-            periodicEvaluation.submit { [self] in
-                let result = model.evaluate(parameters: parameters)
-                loop.execute { [self] in
-                    self.evaluationsInFlight -= 1
-                    guard era == self.sessionEra else {
-                        if self.finishing { self.endSession() }
-                        return
-                    }
-                    self.periodicEvaluationsQueued -= 1
-                    self.reached(result.accuracy, trainedFor: trained)
-                    self.history.evaluations.append(.init(
-                        seconds: takenAt, updates: updates, wireBytes: bytes, testAccuracy: result.accuracy, testLoss: result.loss))
-                    self.reporter.line("evaluation at update \(version) (epoch \(SummaryLine.format(epochs, digits: 2))): "
-                        + "test_loss \(SummaryLine.format(result.loss, digits: 4))  test_acc \(SummaryLine.format(result.accuracy * 100, digits: 2))%  "
-                        + "elapsed \(SummaryLine.format(trained, digits: 1))s")
-                    if self.finishing { self.endSession() }
-                }
-            }
-        }
-    }
-
     /// Notes when the test accuracy first reached the target.
-    private func reached(_ accuracy: Double, trainedFor seconds: Double) {
+    func reached(_ accuracy: Double, trainedFor seconds: Double) {
         if accuracy >= configuration.targetAccuracy, secondsToTarget.map({ seconds < $0 }) ?? true { secondsToTarget = seconds }
     }
 
     /// Once the last evaluation is in: tells every worker the session is over and closes them.
-    private func endSession() {
+    func endSession() {
         guard finishing, evaluationsInFlight == 0, !finished, let result = lastEvaluation else { return }
         let statistics = coordinator.statistics
         let seconds = trainingSeconds
@@ -206,7 +171,8 @@ extension ParameterServerRuntime {
         for timer in timers { timer.cancel() }
         timers.removeAll()
         evaluation.stop()
-        periodicEvaluation.stop()
+        // Its job, if any, was abandoned at the session's end and is evaluated again at normal priority.
+        periodicEvaluation.stopWithoutWaiting()
         checkpointWriter?.stop()
         reporter.clearBar()
         onFinished(makeResult())

@@ -77,7 +77,7 @@ extension ParameterServerRuntime {
         startedAt = nil
         trainingEndedAt = nil
         finishing = false
-        periodicEvaluationsQueued = 0
+        dropPeriodicEvaluations()
         deadlineTimer?.cancel()
         deadlineTimer = nil
         armedDeadline = nil

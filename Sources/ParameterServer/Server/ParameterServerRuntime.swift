@@ -122,10 +122,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     lazy var strangerBudget = FrameBufferBudget(limit: configuration.strangerBufferBudget)
     /// Evaluates the model at epoch ends (whose lines operators and scripts wait for).
     let evaluation = ComputeThread()
-    /// Evaluates the snapshots of `--eval-every`. While the session trains it runs only on cores
-    /// nobody else wants: on a machine shared with workers, measuring accuracy finely must not slow
-    /// the training it measures. Each result is labelled with the moment its snapshot was taken, and
-    /// the thread competes normally again once the session is finishing, so the last come promptly.
+    /// Evaluates the snapshots of `--eval-every`, only on cores nobody else wants (SCHED_IDLE): on a
+    /// machine shared with workers, measuring accuracy finely must not slow the training it measures.
+    /// Each result is labelled with the moment its snapshot was taken.
     let periodicEvaluation = ComputeThread()
     var clock = ContinuousClock()
     var startedAt: ContinuousClock.Instant?
@@ -137,9 +136,16 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var lastEvaluation: (loss: Double, accuracy: Double)?
     /// Training seconds at the first evaluation that reached `configuration.targetAccuracy`.
     var secondsToTarget: Double?
-    /// Periodic (`evaluateEvery`) evaluations handed to the evaluation thread and not yet reported.
-    var periodicEvaluationsQueued = 0
-    /// How many periodic evaluations may wait at once: their snapshots together take at most 256 MiB
+    /// Periodic (`evaluateEvery`) evaluations asked for and not yet reported: gathering, queued,
+    /// running (see ParameterServerRuntime+PeriodicEvaluations.swift).
+    var periodicEvaluationsPending = 0
+    /// Snapshots waiting for the idle-priority thread, and the one it is evaluating.
+    var periodicQueue: [PeriodicSnapshot] = []
+    var periodicRunning: PeriodicSnapshot?
+    /// Moves on when the idle thread's job is abandoned (the session finished, or went back to a
+    /// snapshot): a result of an older generation is not recorded.
+    var periodicGeneration = 0
+    /// How many periodic evaluations may be pending at once: their snapshots together take at most 256 MiB
     /// (64 of the default MLP), and a sharded session gathers one at a time (each crosses the network).
     lazy var periodicEvaluationLimit = configuration.shards > 0
         ? 1 : max(1, min(64, (256 << 20) / max(1, model.parameters.count * MemoryLayout<Float>.size)))

@@ -57,6 +57,8 @@ public final class WorkerRuntime: @unchecked Sendable {
         /// The unit training now fetches after its push; the next unit waits for the answer.
         var fetchesAfterPush = false
         var awaitingPull = false
+        /// The answer to the awaited pull is arriving; the next unit starts after the frames read with it.
+        var pullWaitEnding = false
         /// Units that started from weights fetched after the push before them, waiting for them.
         var unitsOnFreshWeights = 0
         /// With `fetchEvery` > 1: the weights the last unit ended with (its weights plus its own update),
@@ -481,25 +483,44 @@ public final class WorkerRuntime: @unchecked Sendable {
             session.pullScheduler.pullAnswered(after: .now - sent)
             session.pullSentAt = nil
         }
-        // Any weights from the server end a wait for fresh ones: they are the newest it has.
-        let wasAwaiting = session.awaitingPull
-        session.awaitingPull = false
         do {
             switch try session.replica.apply(weights) {
             case .updated:
                 applied(weights, in: session)
             case .unchanged:
-                if wasAwaiting { startNextUnit(in: session) }
+                break
             case .baseMismatch(let base, let held):
                 // Never train on weights the delta was not made for: ask for whole weights, and train
-                // on the ones held meanwhile (they are the server's, only older).
+                // on the ones held meanwhile (they are the server's, only older). A wait goes on for them.
                 log("the server's delta (Weights.base_version \(base)) is not on the version this worker holds "
                     + "(\(held.map(String.init) ?? "none")); asking for whole weights")
                 session.connection.send(Envelope(body: .pull(Pull(knownVersion: 0))))
-                session.awaitingPull = wasAwaiting
+                return
             }
         } catch {
             fail(session, error.code, error.description)
+            return
+        }
+        // Any weights from the server end a wait for fresh ones: they are the newest it has.
+        if session.awaitingPull { endPullWait(in: session) }
+    }
+
+    /// The answer the next unit waits for has begun to arrive. It may be several frames (deltas, or a
+    /// keyframe and deltas; the last holds this worker's push), so the unit starts once the frames
+    /// read with this one are applied, not at the first.
+    private func endPullWait(in session: Session) {
+        guard !session.pullWaitEnding else { return }
+        session.pullWaitEnding = true
+        loop.execute { [self] in
+            session.pullWaitEnding = false
+            session.awaitingPull = false
+            guard self.session === session, !session.ended else { return }
+            let started = session.unitsStarted
+            startNextUnit(in: session)
+            if session.unitsStarted > started {
+                session.unitsOnFreshWeights += 1
+                unitsOnFreshWeights += 1
+            }
         }
     }
 
@@ -559,10 +580,6 @@ public final class WorkerRuntime: @unchecked Sendable {
             weights = carried
         } else {
             weights = session.heldWeights()
-        }
-        if session.fetchesAfterPush && fetches {
-            session.unitsOnFreshWeights += 1
-            unitsOnFreshWeights += 1
         }
         session.unitsStarted += 1
         // The next fetch unit's weights are asked for after this unit's push when that wait is cheap,
