@@ -14,7 +14,17 @@ import Testing
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// Runs ps-train on a thread of its own: waiting on a process must not hold one of the few threads
+    /// of Swift Testing's cooperative pool, which the suites running beside this one need.
+    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try runBlocking(arguments) })
+            }
+        }
+    }
+
+    private static func runBlocking(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         guard let executable = Self.executable else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "ps-train is not built; run swift build --build-tests"])
@@ -30,8 +40,8 @@ import Testing
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test func trainsOnASubsetAndPrintsTheSummaryLast() throws {
-        let (status, output) = try Self.run([
+    @Test func trainsOnASubsetAndPrintsTheSummaryLast() async throws {
+        let (status, output) = try await Self.run([
             "--model", "mlp", "--hidden", "32", "--epochs", "2", "--train-limit", "1000", "--test-limit", "500",
         ])
         #expect(status == 0, "\(output)")
@@ -52,8 +62,8 @@ import Testing
         #expect(accuracy > 0.7 && accuracy <= 1)
     }
 
-    @Test func helpListsEveryOption() throws {
-        let (status, output) = try Self.run(["--help"])
+    @Test func helpListsEveryOption() async throws {
+        let (status, output) = try await Self.run(["--help"])
         #expect(status == 0)
         for option in [
             "--model", "--hidden", "--epochs", "--batch-size", "--optimizer", "--lr", "--schedule", "--threads",
@@ -63,15 +73,15 @@ import Testing
         }
     }
 
-    @Test func rejectsBadOptions() throws {
-        let (status, output) = try Self.run(["--model", "cnn", "--hidden", "64"])
+    @Test func rejectsBadOptions() async throws {
+        let (status, output) = try await Self.run(["--model", "cnn", "--hidden", "64"])
         #expect(status != 0)
         #expect(output.contains("--hidden applies to --model mlp only"))
     }
 
     /// `--momentum 0` without `--optimizer` asks the MLP's own Nesterov for no momentum: plain SGD.
-    @Test func momentumZeroTurnsTheFamilysNesterovIntoSGD() throws {
-        let (status, output) = try Self.run(["--model", "mlp", "--hidden", "16", "--epochs", "1", "--train-limit", "256",
+    @Test func momentumZeroTurnsTheFamilysNesterovIntoSGD() async throws {
+        let (status, output) = try await Self.run(["--model", "mlp", "--hidden", "16", "--epochs", "1", "--train-limit", "256",
                                              "--test-limit", "100", "--momentum", "0"])
         #expect(status == 0, "\(output)")
         #expect(output.contains("; sgd lr "), "\(output)")
@@ -83,8 +93,8 @@ import Testing
         (["--optimizer", "momentum", "--momentum", "1"], "momentum must be in 0..<1"),
         (["--momentum=-0.5"], "momentum must be in 0..<1"),
     ])
-    func refusesAMomentumItsOptimiserCannotRunWith(arguments: [String], reason: String) throws {
-        let (status, output) = try Self.run(["--model", "mlp", "--epochs", "1", "--train-limit", "64"] + arguments)
+    func refusesAMomentumItsOptimiserCannotRunWith(arguments: [String], reason: String) async throws {
+        let (status, output) = try await Self.run(["--model", "mlp", "--epochs", "1", "--train-limit", "64"] + arguments)
         #expect(status != 0, "\(output)")
         #expect(output.contains(reason), "\(output)")
         #expect(!output.contains("precondition"), "\(output)")

@@ -28,33 +28,33 @@ struct InProcessSessionTests {
         #expect(result.testAccuracy > 0.6, "spirals after 4 epochs: \(result.testAccuracy)", sourceLocation: sourceLocation)
     }
 
-    @Test func aCustomModelTrainsThroughTheRuntimesWithEveryUnitAppliedOnce() throws {
+    @Test func aCustomModelTrainsThroughTheRuntimesWithEveryUnitAppliedOnce() async throws {
         let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
         let run = try InProcessRun(session: session)
         defer { run.stop() }
         let workers = ["a", "b"].map { run.addWorker(name: $0, registry: ModelCatalog.registry) }
-        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let result = try #require(await run.waitForResult(), "the session did not finish in time")
         Self.expectEveryUnitAppliedOnceAndTrained(result)
         #expect(SummaryLine.parse(result.summary.description[...])["units_expected"] == String(run.server.totalUnits))
         for worker in workers { #expect(run.log(of: worker).contains { $0.hasPrefix("joined session") && $0.contains("spirals:64,64") }) }
     }
 
-    @Test func aWorkerThatCannotBuildTheModelIsRefusedAndTheOthersTrainOn() throws {
+    @Test func aWorkerThatCannotBuildTheModelIsRefusedAndTheOthersTrainOn() async throws {
         let session = try SessionAssembly(settings: Self.settings(workers: 1), registry: ModelCatalog.registry)
         let run = try InProcessRun(session: session)
         defer { run.stop() }
         // An older build: it knows MNIST's families only.
         let older = run.addWorker(name: "older", registry: ModelRegistry([MLPFamily(), CNNFamily()]))
         let refusal = "this session trains a spirals model; the worker can build only mlp, cnn"
-        #expect(run.waitForLog(of: older) { $0.contains(refusal) }, "\(run.log(of: older))")
+        #expect(await run.waitForLog(of: older) { $0.contains(refusal) }, "\(run.log(of: older))")
         _ = run.addWorker(name: "current", registry: ModelCatalog.registry)
-        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let result = try #require(await run.waitForResult(), "the session did not finish in time")
         let summary = SummaryLine.parse(result.summary.description[...])
         #expect(summary["units"] == summary["units_expected"])
         #expect(summary["joins"] == "1")
     }
 
-    @Test func aWorkerThatTakesDeltasAndOneThatDoesNotTrainSideBySide() throws {
+    @Test func aWorkerThatTakesDeltasAndOneThatDoesNotTrainSideBySide() async throws {
         let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
         #expect(session.configuration.deltaEncoding == .sign(blockSize: 256))
         let run = try InProcessRun(session: session)
@@ -62,7 +62,7 @@ struct InProcessSessionTests {
         let deltas = run.addWorker(name: "deltas", registry: ModelCatalog.registry)
         // A worker of the contract before deltas: it reads q8 weights and pushes sign, nothing more.
         let whole = run.addWorker(name: "whole", registry: ModelCatalog.registry, encodings: ["q8", "sign"])
-        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let result = try #require(await run.waitForResult(), "the session did not finish in time")
         Self.expectEveryUnitAppliedOnceAndTrained(result)
         // Every connection is closed once the session finished, so the workers have taken every frame.
         run.stop()
@@ -73,13 +73,13 @@ struct InProcessSessionTests {
                 "\(following.wholeWeightsApplied) whole, \(following.deltasApplied) deltas")
     }
 
-    @Test func aWorkerThatFetchesEveryFourthUnitPullsAQuarterAsOftenAndTheSessionTrains() throws {
+    @Test func aWorkerThatFetchesEveryFourthUnitPullsAQuarterAsOftenAndTheSessionTrains() async throws {
         let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
         let run = try InProcessRun(session: session)
         defer { run.stop() }
         let every = run.addWorker(name: "every", registry: ModelCatalog.registry)
         let fourth = run.addWorker(name: "fourth", registry: ModelCatalog.registry, fetchEvery: 4)
-        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let result = try #require(await run.waitForResult(), "the session did not finish in time")
         Self.expectEveryUnitAppliedOnceAndTrained(result)
         run.stop()
         let (always, sometimes) = (run.runtime(of: every), run.runtime(of: fourth))
@@ -90,13 +90,13 @@ struct InProcessSessionTests {
                 "\(sometimes.pullsSent) pulls for \(sometimes.unitsPushed) units")
     }
 
-    @Test func aWorkerThatWaitsForWeightsAfterItsPushAndOneThatPrefetchesTrainSideBySide() throws {
+    @Test func aWorkerThatWaitsForWeightsAfterItsPushAndOneThatPrefetchesTrainSideBySide() async throws {
         let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
         let run = try InProcessRun(session: session)
         defer { run.stop() }
         let waits = run.addWorker(name: "waits", registry: ModelCatalog.registry, pullTiming: .afterPush)
         let prefetches = run.addWorker(name: "prefetches", registry: ModelCatalog.registry, pullTiming: .prefetch)
-        let result = try #require(run.waitForResult(), "the session did not finish in time")
+        let result = try #require(await run.waitForResult(), "the session did not finish in time")
         Self.expectEveryUnitAppliedOnceAndTrained(result)
         run.stop()
         let (waiting, prefetching) = (run.runtime(of: waits), run.runtime(of: prefetches))
@@ -183,13 +183,21 @@ final class InProcessRun: @unchecked Sendable {
     }
 
     /// Waits (at most 60 s) for a line from `name` that satisfies `matches`.
-    func waitForLog(of name: String, _ matches: (String) -> Bool) -> Bool {
-        wait { (self.logs[name] ?? []).contains(where: matches) }
+    func waitForLog(of name: String, _ matches: @escaping @Sendable (String) -> Bool) async -> Bool {
+        await Self.offThePool { self.wait { (self.logs[name] ?? []).contains(where: matches) } }
     }
 
     /// The session's result once it finished (at most 120 s), or nil.
-    func waitForResult() -> SessionResult? {
-        wait(seconds: 120) { self.result != nil } ? result : nil
+    func waitForResult() async -> SessionResult? {
+        await Self.offThePool { self.wait(seconds: 120) { self.result != nil } ? self.result : nil }
+    }
+
+    /// Runs a blocking wait on a thread of its own: blocked, it would hold one of the few threads of
+    /// Swift Testing's cooperative pool, and the asynchronous suites beside this one would stall.
+    private static func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: body()) }
+        }
     }
 
     private func wait(seconds: Double = 60, _ done: () -> Bool) -> Bool {
