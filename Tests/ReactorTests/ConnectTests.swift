@@ -1,21 +1,49 @@
+import Glibc
 import Reactor
 import Testing
 
+/// A port held by a socket that is bound but not listening: a connection to it is refused, and no other
+/// test's listener can be given it meanwhile. (A port read back from a closed listener could be: in a
+/// parallel run another suite's listener on port 0 once got it, so a connect meant to be refused
+/// succeeded, and that suite's listener saw a stranger.)
+private final class RefusingPort: Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ReactorError(.invalidArgument, operation: "socket", message: "no socket") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw ReactorError(.invalidArgument, operation: "bind", message: "no port")
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Lets the port go (for a listener of the test's own).
+    func release() { close(descriptor) }
+
+    deinit { close(descriptor) }
+}
+
 @Suite("Connect with retry", .timeLimit(.minutes(1)))
 struct ConnectTests {
-    /// A port nobody listens on (bound, read back, closed).
-    private func freePort(_ loop: EventLoop) async throws -> Int {
-        try await loop.submit {
-            let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { _ in }
-            defer { listener.close() }
-            return listener.localPort
-        }
-    }
 
     @Test("succeeds once a server appears two seconds later")
     func serverAppearsLater() async throws {
         try await withLoop { loop in
-            let port = try await freePort(loop)
+            let reserved = try RefusingPort()
+            let port = reserved.port
             let failures = Counter()
             let result = Promise<Result<String, ReactorError>>()
             let clock = ContinuousClock()
@@ -31,6 +59,7 @@ struct ConnectTests {
                     result.succeed(outcome.map { $0.remoteAddress })
                 }
                 loop.scheduleTimer(after: .seconds(2)) {
+                    reserved.release()
                     _ = try? FrameListener(loop: loop, host: "127.0.0.1", port: port) { _ in }
                 }
             }
@@ -44,7 +73,8 @@ struct ConnectTests {
     @Test("gives up at its deadline")
     func givesUp() async throws {
         try await withLoop { loop in
-            let port = try await freePort(loop)
+            let refusing = try RefusingPort()
+            let port = refusing.port
             let failures = Counter()
             let result = Promise<Result<Int, ReactorError>>()
             let clock = ContinuousClock()
@@ -70,6 +100,7 @@ struct ConnectTests {
             #expect(failures.value >= 3)
             let observed1 = try await loop.submit { loop.openHandleCount }
             #expect(observed1 == 0)
+            withExtendedLifetime(refusing) {}
         }
     }
 
@@ -91,7 +122,8 @@ struct ConnectTests {
     @Test("stopping the loop fails a pending connect with loopStopped")
     func stoppedLoop() async throws {
         let loop = try EventLoop.startOnNewThread(name: "connect-stop")
-        let port = try await freePort(loop)
+        let refusing = try RefusingPort()
+        let port = refusing.port
         let result = Promise<ReactorError>()
         let firstFailure = Promise<Void>()
         loop.execute {
@@ -105,5 +137,6 @@ struct ConnectTests {
         try loop.join()
         let observed2 = try await result.get().kind
         #expect(observed2 == .loopStopped)
+        withExtendedLifetime(refusing) {}
     }
 }
