@@ -46,7 +46,6 @@ extension ParameterServerRuntime {
                 startedAt = clock.now
                 trainingEndedAt = nil
                 lastEpochAt = startedAt
-                periodicEvaluation.runOnlyWhenIdle()
                 reporter.line("training started with \(coordinator.activeWorkers.count) worker(s)")
             case .finishEpoch(let epoch):
                 finishEpoch(epoch)

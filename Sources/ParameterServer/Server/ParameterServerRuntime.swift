@@ -241,6 +241,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// - Throws: `ReactorError` when the address cannot be bound.
     /// - Warning: Call on the loop thread, or before the loop first runs.
     public func start() throws {
+        periodicEvaluation.runOnlyWhenIdle()
         // Every connection starts as a stranger: small frames, from a shared budget, until it joins.
         var connectionConfiguration = FrameConnection.Configuration(
             maxFrameLength: min(configuration.strangerFrameBytes, configuration.maxFrameBytes))

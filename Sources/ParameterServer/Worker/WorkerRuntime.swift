@@ -56,6 +56,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         var pullSentAt: ContinuousClock.Instant?
         /// The unit training now fetches after its push; the next unit waits for the answer.
         var fetchesAfterPush = false
+        /// A pull was sent behind the last push; no unit starts until its answer is applied.
         var awaitingPull = false
         /// The answer to the awaited pull is arriving; the next unit starts after the frames read with it.
         var pullWaitEnding = false
@@ -563,7 +564,8 @@ public final class WorkerRuntime: @unchecked Sendable {
 
     /// Starts the next unit on the compute thread if it is idle and the unit's weights are here.
     ///
-    /// In async and ssp modes it also asks for fresh weights, so they arrive while this unit trains.
+    /// In async and ssp modes it also decides when the next fetch unit's weights are asked for: after
+    /// this unit's push, the next unit then waiting for them, or now, to arrive while this one trains.
     func startNextUnit(in session: Session) {
         guard !session.computing, !session.awaitingPull, let unit = session.units.first, session.holdsWeights(atLeast: unit.minVersion),
               let box = session.model, let welcome = session.welcome else { return }
