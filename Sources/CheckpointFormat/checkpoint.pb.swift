@@ -145,6 +145,10 @@ public struct SessionSettings: WireMessage, Hashable {
     /// The encoding of deltas of weights, as ps-server's --pull-delta-encoding takes it ("sign", "q8"),
     /// or "none"; empty means "none" (checkpoints from before deltas).
     public var pullDeltaEncoding: String = ""
+    /// Workers that offer "adam" take their local steps with AdamW at this rate (0: no worker does, as
+    /// in checkpoints from before local Adam), with this decoupled weight decay.
+    public var localAdamLearningRate: Float = 0
+    public var localAdamWeightDecay: Float = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -153,7 +157,7 @@ public struct SessionSettings: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "", pushEncoding: String = "", pullEncoding: String = "", pullDeltaEncoding: String = "") {
+    public init(sessionID: String = "", mode: String = "", stalenessPolicy: String = "", maxStaleness: UInt32 = 0, workersToStart: UInt32 = 0, unitsAhead: UInt32 = 0, heartbeatTimeoutSeconds: Double = 0, epochs: UInt32 = 0, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, testSamples: UInt32 = 0, seed: UInt64 = 0, model: String = "", optimizer: String = "", learningRate: Float = 0, momentum: Float = 0, weightDecay: Float = 0, schedule: String = "", scheduleSteps: UInt64 = 0, localMomentum: Float = 0, localSchedule: String = "", pushEncoding: String = "", pullEncoding: String = "", pullDeltaEncoding: String = "", localAdamLearningRate: Float = 0, localAdamWeightDecay: Float = 0) {
         self.sessionID = sessionID
         self.mode = mode
         self.stalenessPolicy = stalenessPolicy
@@ -180,6 +184,8 @@ public struct SessionSettings: WireMessage, Hashable {
         self.pushEncoding = pushEncoding
         self.pullEncoding = pullEncoding
         self.pullDeltaEncoding = pullDeltaEncoding
+        self.localAdamLearningRate = localAdamLearningRate
+        self.localAdamWeightDecay = localAdamWeightDecay
     }
 }
 
@@ -576,6 +582,8 @@ extension SessionSettings {
         if !self.pushEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pushEncoding, tagSize: 2) }
         if !self.pullEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pullEncoding, tagSize: 2) }
         if !self.pullDeltaEncoding.isEmpty { size &+= WireSize.field(ProtoString.self, self.pullDeltaEncoding, tagSize: 2) }
+        if self.localAdamLearningRate.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localAdamLearningRate, tagSize: 2) }
+        if self.localAdamWeightDecay.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localAdamWeightDecay, tagSize: 2) }
         return size
     }
 
@@ -606,6 +614,8 @@ extension SessionSettings {
         if !self.pushEncoding.isEmpty { writer.writeField(ProtoString.self, self.pushEncoding, tag: 194) }
         if !self.pullEncoding.isEmpty { writer.writeField(ProtoString.self, self.pullEncoding, tag: 202) }
         if !self.pullDeltaEncoding.isEmpty { writer.writeField(ProtoString.self, self.pullDeltaEncoding, tag: 210) }
+        if self.localAdamLearningRate.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localAdamLearningRate, tag: 221) }
+        if self.localAdamWeightDecay.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localAdamWeightDecay, tag: 229) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -639,6 +649,8 @@ extension SessionSettings {
                 case 194: self.pushEncoding = try reader.read(ProtoString.self)
                 case 202: self.pullEncoding = try reader.read(ProtoString.self)
                 case 210: self.pullDeltaEncoding = try reader.read(ProtoString.self)
+                case 221: self.localAdamLearningRate = try reader.read(ProtoFloat.self)
+                case 229: self.localAdamWeightDecay = try reader.read(ProtoFloat.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -89,6 +89,9 @@ public struct Capabilities: WireMessage, Hashable {
     /// "fp16", "bf16", "q8", "topk", "sign". See Encoding. One more word is not an encoding: "delta",
     /// the worker can apply Weights that carry a delta (Weights.base_version); see Welcome.delta_encoding.
     public var encodings: [String] = []
+    /// Optimisers the worker can run its local steps with besides Nesterov SGD (Welcome.local_momentum):
+    /// "adam". See Welcome.local_optimizer.
+    public var localOptimizers: [String] = []
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -97,12 +100,13 @@ public struct Capabilities: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(threads: UInt32 = 0, architectures: [String] = [], maxUnitsAhead: UInt32 = 0, serverHeartbeats: Bool = false, encodings: [String] = []) {
+    public init(threads: UInt32 = 0, architectures: [String] = [], maxUnitsAhead: UInt32 = 0, serverHeartbeats: Bool = false, encodings: [String] = [], localOptimizers: [String] = []) {
         self.threads = threads
         self.architectures = architectures
         self.maxUnitsAhead = maxUnitsAhead
         self.serverHeartbeats = serverHeartbeats
         self.encodings = encodings
+        self.localOptimizers = localOptimizers
     }
 }
 
@@ -181,6 +185,14 @@ public struct Welcome: WireMessage, Hashable {
     public var shards: [ShardEndpoint] = []
     /// A sharded session: what the worker shows each shard in ShardJoin.ticket, 32 bytes.
     public var shardTicket: [UInt8] = []
+    /// The optimiser of this worker's local steps when local_steps > 1, chosen from
+    /// Hello.capabilities.local_optimizers. Empty (or "nesterov"): Nesterov SGD with local_momentum, as
+    /// before this field existed. "adam": AdamW (beta1 0.9, beta2 0.999, epsilon 1e-8) at the unit's
+    /// local learning rate with decoupled local_weight_decay, its moments and step count kept from one
+    /// unit to the next for the whole session.
+    public var localOptimizer: String = ""
+    /// With local_optimizer "adam": decoupled weight decay, w -= rate * local_weight_decay * w each step.
+    public var localWeightDecay: Float = 0
     /// Fields this schema does not know, and known fields that came with the wrong wire type, kept
     /// so that re-encoding loses nothing.
     public var unknownFields = UnknownFields()
@@ -189,7 +201,7 @@ public struct Welcome: WireMessage, Hashable {
     public init() {}
 
     /// Creates a message with the given fields; the others take their defaults.
-    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0, pushEncoding: Encoding? = nil, pullEncoding: Encoding? = nil, deltaEncoding: Encoding? = nil, shards: [ShardEndpoint] = [], shardTicket: [UInt8] = []) {
+    public init(protocolVersion: UInt32 = 0, workerID: UInt64 = 0, sessionID: String = "", mode: String = "", model: ModelSpec? = nil, batchSize: UInt32 = 0, localSteps: UInt32 = 0, localLearningRate: Float = 0, trainSamples: UInt32 = 0, heartbeatIntervalMs: UInt32 = 0, serverProof: [UInt8] = [], serverHeartbeatIntervalMs: UInt32 = 0, stalenessPolicy: String = "", maxStaleness: UInt32 = 0, unitsAhead: UInt32 = 0, localMomentum: Float = 0, pushEncoding: Encoding? = nil, pullEncoding: Encoding? = nil, deltaEncoding: Encoding? = nil, shards: [ShardEndpoint] = [], shardTicket: [UInt8] = [], localOptimizer: String = "", localWeightDecay: Float = 0) {
         self.protocolVersion = protocolVersion
         self.workerID = workerID
         self.sessionID = sessionID
@@ -211,6 +223,8 @@ public struct Welcome: WireMessage, Hashable {
         self.deltaEncoding = deltaEncoding
         self.shards = shards
         self.shardTicket = shardTicket
+        self.localOptimizer = localOptimizer
+        self.localWeightDecay = localWeightDecay
     }
 }
 
@@ -1169,6 +1183,7 @@ extension Capabilities {
         if self.maxUnitsAhead != 0 { size &+= WireSize.field(ProtoUInt32.self, self.maxUnitsAhead, tagSize: 1) }
         if self.serverHeartbeats { size &+= WireSize.field(ProtoBool.self, self.serverHeartbeats, tagSize: 1) }
         size &+= WireSize.repeated(ProtoString.self, self.encodings, tagSize: 1)
+        size &+= WireSize.repeated(ProtoString.self, self.localOptimizers, tagSize: 1)
         return size
     }
 
@@ -1178,6 +1193,7 @@ extension Capabilities {
         if self.maxUnitsAhead != 0 { writer.writeField(ProtoUInt32.self, self.maxUnitsAhead, tag: 24) }
         if self.serverHeartbeats { writer.writeField(ProtoBool.self, self.serverHeartbeats, tag: 32) }
         writer.writeRepeated(ProtoString.self, self.encodings, tag: 42)
+        writer.writeRepeated(ProtoString.self, self.localOptimizers, tag: 50)
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1190,6 +1206,7 @@ extension Capabilities {
                 case 24: self.maxUnitsAhead = try reader.read(ProtoUInt32.self)
                 case 32: self.serverHeartbeats = try reader.read(ProtoBool.self)
                 case 42: self.encodings.append(try reader.read(ProtoString.self))
+                case 50: self.localOptimizers.append(try reader.read(ProtoString.self))
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }
@@ -1252,6 +1269,8 @@ extension Welcome {
         if let value = self.deltaEncoding { size &+= WireSize.field(ProtoMessage<Encoding>.self, value, tagSize: 2) }
         size &+= WireSize.repeated(ProtoMessage<ShardEndpoint>.self, self.shards, tagSize: 2)
         if !self.shardTicket.isEmpty { size &+= WireSize.field(ProtoBytes.self, self.shardTicket, tagSize: 2) }
+        if !self.localOptimizer.isEmpty { size &+= WireSize.field(ProtoString.self, self.localOptimizer, tagSize: 2) }
+        if self.localWeightDecay.bitPattern != 0 { size &+= WireSize.field(ProtoFloat.self, self.localWeightDecay, tagSize: 2) }
         return size
     }
 
@@ -1277,6 +1296,8 @@ extension Welcome {
         if let value = self.deltaEncoding { writer.writeField(ProtoMessage<Encoding>.self, value, tag: 154) }
         writer.writeRepeated(ProtoMessage<ShardEndpoint>.self, self.shards, tag: 162)
         if !self.shardTicket.isEmpty { writer.writeField(ProtoBytes.self, self.shardTicket, tag: 170) }
+        if !self.localOptimizer.isEmpty { writer.writeField(ProtoString.self, self.localOptimizer, tag: 178) }
+        if self.localWeightDecay.bitPattern != 0 { writer.writeField(ProtoFloat.self, self.localWeightDecay, tag: 189) }
         writer.writeUnknownFields(unknownFields)
     }
 
@@ -1305,6 +1326,8 @@ extension Welcome {
                 case 154: try reader.mergeMessage(into: &self.deltaEncoding)
                 case 162: self.shards.append(try reader.read(ProtoMessage<ShardEndpoint>.self))
                 case 170: self.shardTicket = try reader.read(ProtoBytes.self)
+                case 178: self.localOptimizer = try reader.read(ProtoString.self)
+                case 189: self.localWeightDecay = try reader.read(ProtoFloat.self)
                 default: try reader.skipField(tag, into: &unknownFields)
                 }
             }

@@ -100,8 +100,14 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Learning-rate schedule over the session's updates: constant, step or cosine.")
     var schedule: ScheduleKind = .cosine
 
-    @Option(help: "Learning rate of the workers' local steps when --local-steps > 1 (default: the model family's: 0.05 for the MLP, 0.01 for the CNN, which diverges at 0.05 with momentum).")
+    @Option(help: ArgumentHelp("The optimiser of the workers' local steps when --local-steps > 1: nesterov, or adam (AdamW, for workers that offer it; others take Nesterov steps at the family's rate). Default: the one the model family trains with alone, adam for the CNN and nesterov for the MLP.", valueName: "optimizer"))
+    var localOptimizer: LocalOptimizerKind?
+
+    @Option(help: "Learning rate of the workers' local optimiser when --local-steps > 1 (default: Adam's 0.001; Nesterov's is the model family's: 0.05 for the MLP, 0.01 for the CNN, which diverges at 0.05 with momentum).")
     var localLr: Float?
+
+    @Option(help: "Decoupled weight decay of local Adam (default: the model family's with Adam alone: 0.05 for the CNN, 0 otherwise).")
+    var localWeightDecay: Float?
 
     // Measured (async, 4 workers, H = 16 and 32, MLP-512, 5 epochs): without inner momentum local SGD
     // stalled near 95.5% whatever the outer optimiser; with Nesterov 0.9 kept across units it reached 97.7%.
@@ -209,6 +215,7 @@ struct ServerOptions: ParsableArguments {
         (settings.optimizer, settings.learningRate, settings.momentum) = (optimizer, lr, momentum)
         (settings.weightDecay, settings.schedule) = (weightDecay, schedule)
         (settings.localLearningRate, settings.localMomentum, settings.localSchedule) = (localLr, localMomentum, localSchedule)
+        (settings.localOptimizer, settings.localWeightDecay) = (localOptimizer, localWeightDecay)
         (settings.pushEncoding, settings.pullEncoding, settings.seed) = (pushEncoding, pullEncoding, seed)
         settings.pullDeltaEncoding = pullDeltaEncoding
         (settings.data, settings.trainSamples, settings.testSamples, settings.threads) = (data, trainSamples, testSamples, threads)
@@ -226,5 +233,6 @@ struct ServerOptions: ParsableArguments {
 
 extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
+extension LocalOptimizerKind: ExpressibleByArgument {}
 extension TrainingMode: ExpressibleByArgument {}
 extension StalenessPolicy: ExpressibleByArgument {}

@@ -72,6 +72,9 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Encodings to offer the server besides fp32, comma-separated (default: all of fp16, bf16, q8, topk, sign, delta: weights as what changed since the version held, and shards: sessions whose parameters are on ps-shard processes); \"fp32\" offers none, as a worker written before encodings.", valueName: "list"))
     var encodings: String?
 
+    @Option(help: ArgumentHelp("Optimisers to offer for local steps besides Nesterov SGD, comma-separated (default: adam); \"nesterov\" offers none, as a worker written before local Adam. The server chooses (ps-server --local-optimizer).", valueName: "list"))
+    var localOptimizers: String?
+
     @Option(help: ArgumentHelp(
         "Faults to inject, as key=value pairs (repeatable or comma-separated): delay=50ms, jitter=20ms, slowdown=3, crash-after=30s, drop-connection=0.01, seed=7.",
         valueName: "faults"))
@@ -91,6 +94,7 @@ struct WorkerOptions: ParsableArguments {
         }
         _ = try resolvedToken()
         _ = try offeredEncodings()
+        _ = try offeredLocalOptimizers()
         _ = try registry()
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -125,6 +129,18 @@ struct WorkerOptions: ParsableArguments {
         return names
     }
 
+    /// The local optimisers --local-optimizers names, checked against those this worker knows.
+    func offeredLocalOptimizers() throws -> [String] {
+        let known = WorkerConfiguration.defaultLocalOptimizers
+        guard let localOptimizers else { return known }
+        let names = localOptimizers.split(separator: ",").map { $0.trimmingWhitespace() }
+            .filter { $0 != LocalOptimizerKind.nesterov.rawValue }
+        for name in names where !known.contains(name) {
+            throw ValidationError("--local-optimizers: unknown optimiser \"\(name)\" (known: nesterov, \(known.joined(separator: ", ")))")
+        }
+        return names
+    }
+
     /// The token from --token, --token-file or the environment, if any.
     func resolvedToken() throws -> AuthenticationToken.Resolution? {
         do {
@@ -146,6 +162,7 @@ struct WorkerOptions: ParsableArguments {
         configuration.pullTiming = pullTiming
         configuration.faults = try FaultInjection(parsing: inject)
         configuration.encodings = try offeredEncodings()
+        configuration.localOptimizers = try offeredLocalOptimizers()
         let token = try resolvedToken()
         configuration.token = token?.token
         if usesTLS {

@@ -73,6 +73,27 @@ struct InProcessSessionTests {
                 "\(following.wholeWeightsApplied) whole, \(following.deltasApplied) deltas")
     }
 
+    /// A session with local Adam, one worker that runs it and one written before it: each is told its
+    /// own optimiser and rate, and both train.
+    @Test func aWorkerThatRunsLocalAdamAndOneThatCannotTrainSideBySide() async throws {
+        var settings = Self.settings(workers: 2)
+        (settings.localOptimizer, settings.localLearningRate) = (.adam, 0.01)
+        let session = try SessionAssembly(settings: settings, registry: ModelCatalog.registry)
+        #expect(session.configuration.localAdam == LocalAdamSettings(learningRate: 0.01, weightDecay: 0))
+        let run = try InProcessRun(session: session)
+        defer { run.stop() }
+        let adam = run.addWorker(name: "adam", registry: ModelCatalog.registry)
+        let older = run.addWorker(name: "older", registry: ModelCatalog.registry, localOptimizers: [])
+        let result = try #require(await run.waitForResult(), "the session did not finish in time")
+        Self.expectEveryUnitAppliedOnceAndTrained(result)
+        let joined = { (name: String) in run.log(of: name).first { $0.hasPrefix("joined session") } ?? "" }
+        #expect(joined(adam).contains("local steps with Adam, weight decay 0.0 at lr 0.01"), "\(joined(adam))")
+        let nesterovRate = session.configuration.localLearningRate
+        #expect(joined(older).contains("local steps with Nesterov momentum 0.9 at lr \(nesterovRate)"), "\(joined(older))")
+        run.stop()
+        #expect(run.runtime(of: adam).unitsApplied > 0 && run.runtime(of: older).unitsApplied > 0)
+    }
+
     @Test func aWorkerThatFetchesEveryFourthUnitPullsAQuarterAsOftenAndTheSessionTrains() async throws {
         let session = try SessionAssembly(settings: Self.settings(workers: 2), registry: ModelCatalog.registry)
         let run = try InProcessRun(session: session)
@@ -147,12 +168,13 @@ final class InProcessRun: @unchecked Sendable {
     /// (nil: ps-worker's default) and fetches weights for every `fetchEvery`-th unit, asking for them
     /// as `pullTiming` says; returns its name.
     func addWorker(name: String, registry: ModelRegistry, encodings: [String]? = nil, fetchEvery: Int = 1,
-                   pullTiming: PullTiming = .auto) -> String {
+                   pullTiming: PullTiming = .auto, localOptimizers: [String]? = nil) -> String {
         var configuration = WorkerConfiguration(host: "127.0.0.1", port: port, retryInterval: .milliseconds(200), name: name)
         configuration.once = true
         configuration.fetchEvery = fetchEvery
         configuration.pullTiming = pullTiming
         if let encodings { configuration.encodings = encodings }
+        if let localOptimizers { configuration.localOptimizers = localOptimizers }
         let host = WorkerHost(configuration: configuration, registry: registry) { [weak self] line in self?.record(line, from: name) }
         let loop = try! EventLoop.startOnNewThread(name: "test-\(name)")
         let worker = WorkerRuntime(configuration: host.configuration, loop: loop, log: host.log) { try host.makeModel($0) }

@@ -24,7 +24,8 @@ func sampleCheckpoint() -> SessionCheckpoint {
             epochs: 3, batchSize: 8, localSteps: 2, localLearningRate: 0.04, trainSamples: 100, testSamples: 50, seed: 99,
             model: description.configuration, optimizer: .adam, learningRate: 0.001, momentum: 0.5, weightDecay: 0.01, schedule: .cosine,
             scheduleSteps: 21, localMomentum: 0.9, localSchedule: .step,
-            pushEncoding: "topk:0.01", pullEncoding: "q8:64", pullDeltaEncoding: "sign:1024"),
+            pushEncoding: "topk:0.01", pullEncoding: "q8:64", pullDeltaEncoding: "sign:1024",
+            localAdam: LocalAdamSettings(learningRate: 0.002, weightDecay: 0.03)),
         version: 12,
         model: ModelTrainingState(
             parameters: (0..<count).map { Float($0) / 7 },

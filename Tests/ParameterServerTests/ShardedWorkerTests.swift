@@ -168,7 +168,7 @@ final class LabelledWorkerModel: WorkerModel {
     }
 
     func train(indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float,
-               momentum: Float) -> (kind: ModelUpdate.Kind, values: [Float], loss: Float) {
+               optimizer: LocalOptimizer) -> (kind: ModelUpdate.Kind, values: [Float], loss: Float) {
         let loss: Float = indices.contains(UInt32(ShardedCluster.notFiniteSample)) ? .nan : 0.5
         return (.gradient, weights.enumerated().map { $1 + Float($0) }, loss)
     }

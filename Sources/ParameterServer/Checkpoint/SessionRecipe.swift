@@ -16,6 +16,8 @@ public struct SessionRecipe: Sendable, Equatable {
     public var localMomentum: Float
     /// The schedule the local learning rate follows over the session's work units.
     public var localSchedule: ScheduleKind
+    /// The AdamW of the local steps of workers that offer it; nil: every worker takes Nesterov steps.
+    public var localAdam: LocalAdamSettings?
     /// How pushes and weights travel, as an operator writes them (`sign`, `q8`, `topk:0.01`).
     public var pushEncoding: String
     public var pullEncoding: String
@@ -41,7 +43,8 @@ public struct SessionRecipe: Sendable, Equatable {
         localLearningRate: Float, trainSamples: Int, testSamples: Int, seed: UInt64, model: ModelConfiguration,
         optimizer: OptimizerKind, learningRate: Float, momentum: Float, weightDecay: Float,
         schedule: ScheduleKind, scheduleSteps: Int, localMomentum: Float = 0, localSchedule: ScheduleKind = .constant,
-        pushEncoding: String = "fp32", pullEncoding: String = "fp32", pullDeltaEncoding: String = "none"
+        pushEncoding: String = "fp32", pullEncoding: String = "fp32", pullDeltaEncoding: String = "none",
+        localAdam: LocalAdamSettings? = nil
     ) {
         self.sessionID = sessionID
         self.policy = policy
@@ -51,6 +54,7 @@ public struct SessionRecipe: Sendable, Equatable {
         self.localLearningRate = localLearningRate
         self.localMomentum = localMomentum
         self.localSchedule = localSchedule
+        self.localAdam = localAdam
         self.pushEncoding = pushEncoding
         self.pullEncoding = pullEncoding
         self.pullDeltaEncoding = pullDeltaEncoding
@@ -76,6 +80,7 @@ public struct SessionRecipe: Sendable, Equatable {
         configuration.localLearningRate = localLearningRate
         configuration.localMomentum = localMomentum
         configuration.localSchedule = localSchedule
+        configuration.localAdam = localAdam
         configuration.trainSamples = trainSamples
         configuration.seed = seed
     }
@@ -105,6 +110,8 @@ public struct SessionRecipe: Sendable, Equatable {
         settings.localLearningRate = localLearningRate
         settings.localMomentum = localMomentum
         settings.localSchedule = localSchedule.rawValue
+        settings.localAdamLearningRate = localAdam?.learningRate ?? 0
+        settings.localAdamWeightDecay = localAdam?.weightDecay ?? 0
         settings.pushEncoding = pushEncoding
         settings.pullEncoding = pullEncoding
         settings.pullDeltaEncoding = pullDeltaEncoding
@@ -145,7 +152,9 @@ public struct SessionRecipe: Sendable, Equatable {
               settings.learningRate > 0, settings.learningRate.isFinite,
               settings.localLearningRate > 0, settings.localLearningRate.isFinite,
               (0..<1).contains(settings.momentum), (0..<1).contains(settings.localMomentum),
-              settings.weightDecay >= 0, settings.weightDecay.isFinite else {
+              settings.weightDecay >= 0, settings.weightDecay.isFinite,
+              settings.localAdamLearningRate >= 0, settings.localAdamLearningRate.isFinite,
+              settings.localAdamWeightDecay >= 0, settings.localAdamWeightDecay.isFinite else {
             throw invalid("a rate or timeout is out of range")
         }
         self.init(
@@ -162,6 +171,8 @@ public struct SessionRecipe: Sendable, Equatable {
             localSchedule: localSchedule,
             pushEncoding: settings.pushEncoding.isEmpty ? "fp32" : settings.pushEncoding,
             pullEncoding: settings.pullEncoding.isEmpty ? "fp32" : settings.pullEncoding,
-            pullDeltaEncoding: settings.pullDeltaEncoding.isEmpty ? "none" : settings.pullDeltaEncoding)
+            pullDeltaEncoding: settings.pullDeltaEncoding.isEmpty ? "none" : settings.pullDeltaEncoding,
+            localAdam: settings.localAdamLearningRate > 0
+                ? LocalAdamSettings(learningRate: settings.localAdamLearningRate, weightDecay: settings.localAdamWeightDecay) : nil)
     }
 }

@@ -72,7 +72,9 @@ public final class ParameterServerHost {
         log("optimiser: \(session.recipe.optimizerSummary)")
         let recipe = session.recipe
         let local = recipe.localSteps > 1
-            ? "\(recipe.localSteps) local steps per push (lr \(recipe.localLearningRate), Nesterov \(recipe.localMomentum))"
+            ? "\(recipe.localSteps) local steps per push (" + (recipe.localAdam.map {
+                "Adam lr \($0.learningRate), weight decay \($0.weightDecay); workers without Adam: " } ?? "")
+                + "lr \(recipe.localLearningRate), Nesterov \(recipe.localMomentum))"
             : "1 step per push (gradients)"
         let deltas = session.configuration.deltaEncoding.map { ", \($0) deltas" } ?? ""
         log("exchange: \(local); pushes \(session.configuration.pushEncoding), weights \(session.configuration.pullEncoding)\(deltas)")

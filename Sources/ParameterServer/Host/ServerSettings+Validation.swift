@@ -53,10 +53,16 @@ extension ServerSettings {
         try check((shards ?? 0) <= 256, "--shards must be at most 256")
         try check(snapshotInterval > 0 && snapshotInterval.isFinite, "--snapshot-every must be a positive number of seconds")
         if let resume { try check(FileManager.default.fileExists(atPath: resume), "--resume: no checkpoint at \(resume)") }
+        let family: any ModelFamily
         do {
-            _ = try registry.configuration(parsing: model)
+            family = try registry.family(named: try registry.configuration(parsing: model).family)
         } catch {
             throw SettingsError("--model: \(error.description)")
+        }
+        if let localWeightDecay {
+            try check(localWeightDecay >= 0 && localWeightDecay.isFinite, "--local-weight-decay must be a non-negative number")
+            try check(effectiveLocalOptimizer(defaults: family.defaults) == .adam,
+                      "--local-weight-decay applies to local Adam; this session's local steps are Nesterov's (add --local-optimizer adam)")
         }
     }
 

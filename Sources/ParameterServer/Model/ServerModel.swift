@@ -51,12 +51,12 @@ public protocol WorkerModel: AnyObject {
     /// Trains on `indices` starting from `weights`.
     ///
     /// With one local step the result is the mean gradient over the batch. With `localSteps` > 1 it
-    /// takes that many SGD steps of `batchSize` samples at `learningRate`, with Nesterov `momentum`
-    /// whose velocity the model keeps from one call to the next, and returns the change in parameters
-    /// (new minus `weights`).
+    /// takes that many steps of `batchSize` samples at `learningRate` with `optimizer`, whose state
+    /// (velocity, or Adam's moments) the model keeps from one call to the next, and returns the change
+    /// in parameters (new minus `weights`).
     /// - Returns: the update's kind, its values, and the mean training loss.
     func train(
-        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float, momentum: Float
+        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float, optimizer: LocalOptimizer
     ) -> (kind: ModelUpdate.Kind, values: [Float], loss: Float)
 }
 

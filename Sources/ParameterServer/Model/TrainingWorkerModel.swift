@@ -15,6 +15,8 @@ public final class TrainingWorkerModel: WorkerModel {
     /// The local steps' momentum velocity, carried from one unit to the next: a worker's inner optimiser
     /// keeps its state for the session, as DiLoCo's workers do.
     private var velocity: [Float] = []
+    /// Local Adam's moments and step count, kept the same way.
+    private var adam: Adam?
 
     /// Trains `model` (this instance only: it is not thread-safe) on `trainSet`.
     public init(model: any Model, trainSet: Dataset) {
@@ -25,7 +27,7 @@ public final class TrainingWorkerModel: WorkerModel {
     }
 
     public func train(
-        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float, momentum: Float
+        indices: [UInt32], weights: [Float], batchSize: Int, localSteps: Int, learningRate: Float, optimizer: LocalOptimizer
     ) -> (kind: ModelUpdate.Kind, values: [Float], loss: Float) {
         let positions = indices.map { Int32(bitPattern: $0) }
         precondition(weights.count == model.parameterCount, "weights are checked against the model on arrival")
@@ -42,37 +44,53 @@ public final class TrainingWorkerModel: WorkerModel {
             let batch = positions[start..<min(start + batchSize, positions.count)]
             lossSum += lossAndGradient(batch, parameters: local)
             batches += 1
-            let rate = learningRate
-            if momentum == 0 {
-                local.withUnsafeMutableBufferPointer { p in
-                    gradient.withUnsafeBufferPointer { g in
-                        for i in 0..<p.count { p[i] -= rate * g[i] }
-                    }
-                }
-            } else {
-                // Nesterov, as PyTorch: v = mu v + g; w -= lr (g + mu v).
-                if velocity.count != local.count { velocity = [Float](repeating: 0, count: local.count) }
-                local.withUnsafeMutableBufferPointer { p in
-                    gradient.withUnsafeBufferPointer { g in
-                        velocity.withUnsafeMutableBufferPointer { v in
-                            for i in 0..<p.count {
-                                v[i] = momentum * v[i] + g[i]
-                                p[i] -= rate * (g[i] + momentum * v[i])
-                            }
-                        }
-                    }
-                }
-            }
+            step(&local, optimizer: optimizer, learningRate: learningRate)
         }
         local.withUnsafeMutableBufferPointer { p in
             weights.withUnsafeBufferPointer { w in
                 for i in 0..<p.count { p[i] -= w[i] }
             }
         }
-        // Diverged (the server refuses the delta): start the next unit with no velocity, or every later
-        // unit would carry the NaN on.
-        if !local.allFinite { velocity = [] }
+        // Diverged (the server refuses the delta): start the next unit with a fresh optimiser state, or
+        // every later unit would carry the NaN on.
+        if !local.allFinite {
+            velocity = []
+            adam = nil
+        }
         return (.delta, local, lossSum / Float(max(1, batches)))
+    }
+
+    /// One local step on `local` with the gradient just computed.
+    private func step(_ local: inout [Float], optimizer: LocalOptimizer, learningRate rate: Float) {
+        switch optimizer {
+        case .adam(let weightDecay):
+            // A session keeps one optimiser; a changed decay (a resumed session's) takes effect with the
+            // moments kept.
+            if adam == nil { adam = Adam(weightDecay: weightDecay) }
+            adam!.weightDecay = weightDecay
+            local.withUnsafeMutableBufferPointer { p in
+                gradient.withUnsafeBufferPointer { g in adam!.step(parameters: p, gradient: g, learningRate: rate) }
+            }
+        case .nesterov(let momentum) where momentum == 0:
+            local.withUnsafeMutableBufferPointer { p in
+                gradient.withUnsafeBufferPointer { g in
+                    for i in 0..<p.count { p[i] -= rate * g[i] }
+                }
+            }
+        case .nesterov(let momentum):
+            // Nesterov, as PyTorch: v = mu v + g; w -= lr (g + mu v).
+            if velocity.count != local.count { velocity = [Float](repeating: 0, count: local.count) }
+            local.withUnsafeMutableBufferPointer { p in
+                gradient.withUnsafeBufferPointer { g in
+                    velocity.withUnsafeMutableBufferPointer { v in
+                        for i in 0..<p.count {
+                            v[i] = momentum * v[i] + g[i]
+                            p[i] -= rate * (g[i] + momentum * v[i])
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Runs one batch forward and backward into `gradient`, and returns its mean loss.

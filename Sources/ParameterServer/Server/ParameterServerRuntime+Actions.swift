@@ -16,7 +16,7 @@ extension ParameterServerRuntime {
                 unit.epoch = UInt32(assignment.epoch)
                 unit.indices = assignment.indices
                 unit.minVersion = minVersion
-                if configuration.localSteps > 1 { unit.localLearningRate = localLearningRate }
+                if configuration.localSteps > 1 { unit.localLearningRate = localLearningRate(for: peer) }
                 send(Envelope(body: .workUnit(unit)), to: peer) // counts bytes out for metrics
             case .apply(let update, let version) where configuration.shards > 0:
                 applyAtShards(update, version: version)

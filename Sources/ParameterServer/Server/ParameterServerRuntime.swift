@@ -63,6 +63,9 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         /// Whether the worker is sent the weights chain's frames (it offered deltas); and the chain
         /// point the server last sent it, which the worker holds once it has read what was queued.
         var followsChain = false
+        /// Whether this worker takes its local steps with the session's Adam (it offered "adam" and the
+        /// session has `localAdam`); else Nesterov.
+        var usesLocalAdam = false
         /// What the server's publisher sent this worker (the chain point it holds), once admitted.
         var publication = PublisherPeerState(pullEncoding: .fp32, followsChain: false)
         /// A shard's ShardHello, kept while it authenticates; the range it holds once assigned; when
@@ -231,9 +234,11 @@ public final class ParameterServerRuntime: @unchecked Sendable {
 
     /// The learning rate of local steps now: the session's schedule over its work units, so that late
     /// deltas are small as a single process's late steps are.
-    var localLearningRate: Float {
+    func localLearningRate(for peer: Peer) -> Float {
         let ledger = coordinator.ledger
-        return configuration.localSchedule.make(rate: configuration.localLearningRate, totalSteps: ledger.totalUnits)
+        let peak = peer.usesLocalAdam ? configuration.localAdam?.learningRate ?? configuration.localLearningRate
+            : configuration.localLearningRate
+        return configuration.localSchedule.make(rate: peak, totalSteps: ledger.totalUnits)
             .rate(atStep: ledger.completedCount, totalSteps: ledger.totalUnits)
     }
 
@@ -455,6 +460,13 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         if offered.contains(configuration.pushEncoding.name) { peer.pushEncoding = configuration.pushEncoding }
         if offered.contains(configuration.pullEncoding.name) { peer.pullEncoding = configuration.pullEncoding }
         peer.followsChain = followsChain(peer, offered: offered)
+        if configuration.localSteps > 1, let adam = configuration.localAdam {
+            peer.usesLocalAdam = hello.capabilities?.localOptimizers.contains(LocalOptimizerKind.adam.rawValue) ?? false
+            if !peer.usesLocalAdam {
+                reporter.line("worker \(peer.label) does not offer adam; its local steps are Nesterov SGD at lr "
+                    + "\(configuration.localLearningRate) (the session's Adam: lr \(adam.learningRate))")
+            }
+        }
         peer.publication = PublisherPeerState(pullEncoding: peer.pullEncoding, followsChain: peer.followsChain)
         var welcome = Welcome()
         welcome.protocolVersion = ProtocolVersion.current
@@ -466,6 +478,11 @@ public final class ParameterServerRuntime: @unchecked Sendable {
         welcome.localSteps = UInt32(configuration.localSteps)
         welcome.localLearningRate = configuration.localLearningRate
         welcome.localMomentum = configuration.localMomentum
+        if peer.usesLocalAdam, let adam = configuration.localAdam {
+            welcome.localOptimizer = LocalOptimizerKind.adam.rawValue
+            welcome.localLearningRate = adam.learningRate
+            welcome.localWeightDecay = adam.weightDecay
+        }
         welcome.trainSamples = UInt32(configuration.trainSamples)
         welcome.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.seconds * 1000)
         welcome.serverProof = serverProof(for: peer)

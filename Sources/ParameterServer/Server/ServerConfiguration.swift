@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var localLearningRate: Float = 0.05
     /// Nesterov momentum of the workers' local steps (its velocity kept across units); 0 is plain SGD.
     public var localMomentum: Float = 0
+    /// Workers that offer "adam" take their local steps with this AdamW (the local schedule applies to its
+    /// rate); nil, or a worker that does not offer it: Nesterov at `localLearningRate` and `localMomentum`.
+    public var localAdam: LocalAdamSettings?
     /// The schedule the local learning rate follows over the session's work units.
     public var localSchedule: ScheduleKind = .constant
     /// Training samples the session draws from (the first N of the training set).

@@ -33,6 +33,12 @@ public struct WorkerConfiguration: Sendable {
 
     /// Every word a worker of this library can offer in `Capabilities.encodings`.
     public static let defaultEncodings = TensorEncoding.wireNames + [TensorEncoding.deltaCapability, ShardMap.capability]
+    /// Optimisers offered for local steps besides Nesterov SGD (`Capabilities.local_optimizers`): all this
+    /// worker knows by default; empty makes it take Nesterov steps whatever the session's choice.
+    public var localOptimizers = WorkerConfiguration.defaultLocalOptimizers
+
+    /// Every word a worker of this library can offer in `Capabilities.local_optimizers`.
+    public static let defaultLocalOptimizers = LocalOptimizerKind.allCases.filter { $0 != .nesterov }.map(\.rawValue)
     /// How long a sharded session's shards may take to accept this worker's connections (retried
     /// meanwhile); past it the worker leaves the session and joins again.
     public var shardConnectTimeout: Duration = .seconds(10)

@@ -36,6 +36,8 @@ public final class WorkerRuntime: @unchecked Sendable {
         let connection: FrameConnection
         var welcome: Welcome?
         var model: ModelBox?
+        /// How this session's local steps are taken (`Welcome.local_optimizer`).
+        var localOptimizer = LocalOptimizer.nesterov(momentum: 0)
         /// The weights as the server's frames made them; units train on a copy. Unused when sharded.
         var replica = WeightsReplica(count: 0)
         /// A sharded session (`Welcome.shards`): the map, one link per shard, and the units whose
@@ -253,6 +255,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         capabilities.maxUnitsAhead = UInt32(configuration.unitsAhead)
         capabilities.serverHeartbeats = true
         capabilities.encodings = configuration.encodings
+        capabilities.localOptimizers = configuration.localOptimizers
         connection.send(Envelope(body: .hello(Hello(
             protocolVersion: ProtocolVersion.current, workerName: configuration.name, capabilities: capabilities))))
     }
@@ -389,6 +392,18 @@ public final class WorkerRuntime: @unchecked Sendable {
             fail(session, .malformed, "the server's Welcome has a zero batch size or zero local steps")
             return
         }
+        // A server asks only for what this worker offered; anything else is a server that does not follow
+        // the protocol, and guessing would train with the wrong rule.
+        guard let localOptimizer = LocalOptimizer(
+            wireName: welcome.localOptimizer, momentum: welcome.localMomentum, weightDecay: welcome.localWeightDecay),
+            welcome.localOptimizer.isEmpty || welcome.localOptimizer == LocalOptimizerKind.nesterov.rawValue
+                || self.configuration.localOptimizers.contains(welcome.localOptimizer)
+        else {
+            fail(session, .malformed, "the server's Welcome asks for local optimiser \"\(welcome.localOptimizer)\", "
+                + "which this worker did not offer (it offered \(self.configuration.localOptimizers.isEmpty ? "none besides nesterov" : self.configuration.localOptimizers.joined(separator: ", ")))")
+            return
+        }
+        session.localOptimizer = localOptimizer
         let configuration = spec.modelConfiguration
         let parameterCount = Int(clamping: spec.parameterCount)
         let pushEncoding: TensorEncoding
@@ -430,6 +445,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         log("joined session \(welcome.sessionID) as worker \(welcome.workerID): mode \(welcome.mode), "
             + "\(configuration) with \(parameterCount) parameters, "
             + "units of \(welcome.batchSize) x \(welcome.localSteps)"
+            + (welcome.localSteps > 1 ? ", local steps with \(session.localOptimizer) at lr \(welcome.localLearningRate)" : "")
             + (session.shards.isEmpty ? "" : "; parameters on \(session.shards.count) shards (\(session.shards.map(\.address).joined(separator: ", ")))"))
         let interval = Duration.milliseconds(max(100, Int(welcome.heartbeatIntervalMs == 0 ? 1000 : welcome.heartbeatIntervalMs)))
         session.heartbeat = loop.scheduleTimer(after: interval, repeating: interval) { [unowned session] in
@@ -599,8 +615,7 @@ public final class WorkerRuntime: @unchecked Sendable {
         let localSteps = Int(welcome.localSteps)
         // The unit's rate follows the session's schedule; a server that sends none means the Welcome's.
         let rate = unit.localLearningRate > 0 && unit.localLearningRate.isFinite ? unit.localLearningRate : welcome.localLearningRate
-        // A third-party server's Welcome may carry anything; momentum outside 0..<1 would diverge.
-        let momentum = (0..<1).contains(welcome.localMomentum) ? welcome.localMomentum : 0
+        let optimizer = session.localOptimizer
         let loop = self.loop
         let faults = computeFaults
         let map = session.map
@@ -609,7 +624,7 @@ public final class WorkerRuntime: @unchecked Sendable {
             let started = clock.now
             let result = box.model.train(
                 indices: unit.indices, weights: weights.values, batchSize: batchSize, localSteps: localSteps, learningRate: rate,
-                momentum: momentum)
+                optimizer: optimizer)
             if !faults.faults.isEmpty {
                 let extra = faults.faults.extraTime(afterComputing: clock.now - started, using: &faults.generator)
                 if extra > .zero { usleep(UInt32(min(extra.seconds * 1e6, Double(UInt32.max)))) }

@@ -1,0 +1,121 @@
+import Learning
+import Messages
+import ModelCatalog
+import Testing
+@testable import ParameterServer
+
+/// Local Adam: the worker's steps, the Welcome's field as a worker reads it, and the server's choice by
+/// model family and by what each worker offers.
+@Suite struct LocalOptimizerTests {
+    /// A spirals worker model and its first weights.
+    static func spiralsModel() throws -> (TrainingWorkerModel, [Float]) {
+        let family = try ModelCatalog.registry.family(named: "spirals")
+        let model = try family.makeModel(options: family.defaultOptions)
+        let data = try family.loadData(directory: nil)
+        return (TrainingWorkerModel(model: model, trainSet: data.train), model.initialParameters(seed: 3))
+    }
+
+    /// DiLoCo's workers keep their inner optimiser's state for the session: a unit of 8 steps and the same
+    /// 8 steps as two units of 4, the second starting where the first ended, end at the same weights only
+    /// if Adam's moments and step count (its bias correction) carry over.
+    @Test func adamKeepsItsMomentsFromOneUnitToTheNext() throws {
+        let (whole, start) = try Self.spiralsModel()
+        let (split, _) = try Self.spiralsModel()
+        let indices = (0..<64).map { UInt32($0 * 7) }
+        let adam = LocalOptimizer.adam(weightDecay: 0.05)
+        let once = whole.train(indices: indices, weights: start, batchSize: 8, localSteps: 8, learningRate: 0.01, optimizer: adam)
+        let first = split.train(indices: Array(indices[..<32]), weights: start, batchSize: 8, localSteps: 4, learningRate: 0.01, optimizer: adam)
+        let middle = zip(start, first.values).map { $0 + $1 }
+        let second = split.train(indices: Array(indices[32...]), weights: middle, batchSize: 8, localSteps: 4, learningRate: 0.01, optimizer: adam)
+        #expect(once.kind == .delta)
+        let end = zip(middle, second.values).map { $0 + $1 }
+        let expected = zip(start, once.values).map { $0 + $1 }
+        let largest = zip(end, expected).map { abs($0 - $1) }.max() ?? 0
+        #expect(largest < 1e-5, "two units of 4 Adam steps differ from one of 8 by \(largest)")
+        // And the steps are Adam's, not Nesterov's.
+        let (nesterov, _) = try Self.spiralsModel()
+        let other = nesterov.train(indices: indices, weights: start, batchSize: 8, localSteps: 8, learningRate: 0.01,
+                                   optimizer: .nesterov(momentum: 0.9))
+        #expect(zip(other.values, once.values).map { abs($0 - $1) }.max() ?? 0 > 1e-4)
+    }
+
+    @Test func theWelcomesFieldsBecomeAnOptimiserWithWhatCannotWorkMadeSafe() {
+        #expect(LocalOptimizer(wireName: "", momentum: 0.9, weightDecay: 0) == .nesterov(momentum: 0.9))
+        #expect(LocalOptimizer(wireName: "nesterov", momentum: 1.5, weightDecay: 0) == .nesterov(momentum: 0))
+        #expect(LocalOptimizer(wireName: "adam", momentum: 0.9, weightDecay: 0.05) == .adam(weightDecay: 0.05))
+        #expect(LocalOptimizer(wireName: "adam", momentum: 0, weightDecay: -.infinity) == .adam(weightDecay: 0))
+        #expect(LocalOptimizer(wireName: "adam", momentum: 0, weightDecay: .nan) == .adam(weightDecay: 0))
+        #expect(LocalOptimizer(wireName: "lion", momentum: 0.9, weightDecay: 0) == nil)
+    }
+}
+
+/// `ps-server`'s local-optimiser flags, resolved against each model family.
+@Suite struct LocalOptimizerSettingsTests {
+    static func recipe(_ settings: ServerSettings, family name: String) throws -> SessionRecipe {
+        let family = try ModelCatalog.registry.family(named: name)
+        return settings.recipe(model: ModelConfiguration(family: name), defaults: family.defaults, trainAvailable: 1000, testAvailable: 100)
+    }
+
+    @Test func theCNNsWorkersTakeAdamStepsAndTheMLPsNesterovOnes() throws {
+        let cnn = try Self.recipe(ServerSettings(), family: "cnn")
+        #expect(cnn.localAdam == LocalAdamSettings(learningRate: 0.001, weightDecay: 0.05))
+        // Workers that cannot run Adam beside them: the family's Nesterov rate, not Adam's.
+        #expect(cnn.localLearningRate == 0.01)
+        #expect(try Self.recipe(ServerSettings(), family: "mlp").localAdam == nil)
+        var uncompressed = ServerSettings()
+        uncompressed.uncompressed = true
+        #expect(try Self.recipe(uncompressed, family: "cnn").localAdam == nil, "one step per push has no local optimiser")
+    }
+
+    @Test func namedFlagsOverrideTheFamilysChoice() throws {
+        var settings = ServerSettings()
+        settings.localOptimizer = .adam
+        settings.localLearningRate = 0.002
+        let mlp = try Self.recipe(settings, family: "mlp")
+        #expect(mlp.localAdam == LocalAdamSettings(learningRate: 0.002, weightDecay: 0))
+        #expect(mlp.localLearningRate == 0.05)
+        settings.localOptimizer = .nesterov
+        let cnn = try Self.recipe(settings, family: "cnn")
+        #expect(cnn.localAdam == nil)
+        #expect(cnn.localLearningRate == 0.002)
+    }
+
+    @Test func aLocalWeightDecayNeedsLocalAdamAndMustBeANonNegativeNumber() throws {
+        var settings = ServerSettings()
+        settings.localWeightDecay = 0.01
+        #expect(throws: SettingsError.self) { try settings.validate(registry: ModelCatalog.registry) } // the MLP: Nesterov
+        settings.model = "cnn"
+        try settings.validate(registry: ModelCatalog.registry)
+        #expect(try Self.recipe(settings, family: "cnn").localAdam?.weightDecay == 0.01)
+        settings.localWeightDecay = -1
+        #expect(throws: SettingsError.self) { try settings.validate(registry: ModelCatalog.registry) }
+        settings.localWeightDecay = .nan
+        #expect(throws: SettingsError.self) { try settings.validate(registry: ModelCatalog.registry) }
+    }
+}
+
+/// A real `WorkerRuntime` against a scripted server: it offers Adam in its Hello, and refuses a Welcome
+/// that asks for an optimiser it did not offer, naming it, rather than train with another rule.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct WorkerLocalOptimizerTests {
+    @Test func aWorkerOffersAdamAndRefusesAnOptimiserItDidNotOffer() throws {
+        let server = try ScriptedServer()
+        defer { server.stop() }
+        let registry = ModelCatalog.registry
+        let configuration = try registry.configuration(parsing: "spirals")
+        let layout = try registry.makeModel(configuration).layout
+        let worker = try ScriptedServer.Worker(port: server.port, registry: registry)
+        defer { worker.stop() }
+
+        let hello = try #require(server.receive { if case .hello(let hello) = $0 { hello } else { nil } })
+        #expect(hello.capabilities?.localOptimizers == ["adam"])
+        var welcome = Welcome(protocolVersion: ProtocolVersion.current, workerID: 1, sessionID: "scripted", mode: "async",
+                              model: ModelSpec(configuration: configuration, layout: layout), batchSize: 8, localSteps: 2,
+                              localLearningRate: 0.05, trainSamples: 100, heartbeatIntervalMs: 1000)
+        welcome.localOptimizer = "lion"
+        server.send(.welcome(welcome))
+        let report = try #require(server.receive { if case .error(let report) = $0 { report } else { nil } })
+        #expect(report.code == .malformed && report.fatal)
+        #expect(report.message.contains("local optimiser \"lion\", which this worker did not offer (it offered adam)"), "\(report.message)")
+    }
+}
