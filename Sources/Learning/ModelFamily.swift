@@ -51,11 +51,13 @@ extension ModelFamily {
 public struct ModelTrainingDefaults: Sendable, Equatable {
     /// The peak rate of plain, momentum and Nesterov SGD on gradients.
     public var learningRate: Float
-    /// The rate of a worker's local steps (local SGD).
+    /// The rate of a worker's local Nesterov steps (local SGD).
     public var localLearningRate: Float
-    /// `ps-train`'s optimiser (Adam's rate is 0.001 whatever the family).
+    /// `ps-train`'s optimiser (Adam's rate is 0.001 whatever the family). With `.adam`, a parameter
+    /// server's workers take their local steps with Adam too by default (at 0.001, with `weightDecay`),
+    /// and those that cannot, Nesterov steps at `localLearningRate`.
     public var optimizer: OptimizerKind
-    /// `ps-train`'s weight decay with that optimiser.
+    /// `ps-train`'s weight decay with that optimiser (and local Adam's).
     public var weightDecay: Float
 
     public init(learningRate: Float = 0.05, localLearningRate: Float = 0.05, optimizer: OptimizerKind = .nesterov,

@@ -103,7 +103,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The optimiser of the workers' local steps when --local-steps > 1: nesterov, or adam (AdamW, for workers that offer it; others take Nesterov steps at the family's rate). Default: the one the model family trains with alone, adam for the CNN and nesterov for the MLP.", valueName: "optimizer"))
     var localOptimizer: LocalOptimizerKind?
 
-    @Option(help: "Learning rate of the workers' local optimiser when --local-steps > 1 (default: Adam's 0.001; Nesterov's is the model family's: 0.05 for the MLP, 0.01 for the CNN, which diverges at 0.05 with momentum).")
+    @Option(help: "Learning rate of the workers' local optimiser when --local-steps > 1: with --local-optimizer adam, Adam's (default 0.001); with nesterov, Nesterov's (default: the model family's: 0.05 for the MLP, 0.01 for the CNN, which diverges at 0.05 with momentum, and the rate of workers without Adam beside Adam ones).")
     var localLr: Float?
 
     @Option(help: "Decoupled weight decay of local Adam (default: the model family's with Adam alone: 0.05 for the CNN, 0 otherwise).")
@@ -111,7 +111,7 @@ struct ServerOptions: ParsableArguments {
 
     // Measured (async, 4 workers, H = 16 and 32, MLP-512, 5 epochs): without inner momentum local SGD
     // stalled near 95.5% whatever the outer optimiser; with Nesterov 0.9 kept across units it reached 97.7%.
-    @Option(help: "Nesterov momentum of the workers' local steps when --local-steps > 1; each worker keeps its velocity from unit to unit.")
+    @Option(help: "Nesterov momentum of the workers' local Nesterov steps when --local-steps > 1 (not Adam's); each worker keeps its velocity from unit to unit.")
     var localMomentum: Float = 0.9
 
     @Option(help: ArgumentHelp("How workers push their updates: fp32, fp16, bf16, q8[:BLOCK] (8 bits per value, a scale per block), sign[:BLOCK] (1 bit per value, a scale per block) or topk:FRACTION (the largest values, with their indices); lossy ones keep the rest as an error-feedback residual on the worker. Workers that do not offer it push fp32. Default sign; fp32 with --uncompressed.", valueName: "encoding"))

@@ -92,30 +92,82 @@ import Testing
         settings.localWeightDecay = .nan
         #expect(throws: SettingsError.self) { try settings.validate(registry: ModelCatalog.registry) }
     }
+
+    /// `--model cnn --local-lr 0.02` meant Nesterov at 0.02 before local Adam; it would now be Adam at 20
+    /// times its rate, so it must name the optimiser.
+    @Test func aLocalRateForTheCNNMustNameItsOptimiser() throws {
+        var settings = ServerSettings()
+        (settings.model, settings.localLearningRate) = ("cnn", 0.02)
+        let error = #expect(throws: SettingsError.self) { try settings.validate(registry: ModelCatalog.registry) }
+        #expect(error?.description.contains("--local-optimizer adam, or --local-optimizer nesterov") == true, "\(String(describing: error))")
+        settings.localOptimizer = .nesterov
+        try settings.validate(registry: ModelCatalog.registry)
+        settings.model = "mlp"
+        settings.localOptimizer = nil
+        try settings.validate(registry: ModelCatalog.registry)
+    }
+
+    @Test func localOptimiserFlagsNeedLocalSteps() throws {
+        var settings = ServerSettings()
+        (settings.model, settings.localOptimizer, settings.uncompressed) = ("cnn", .adam, true)
+        let error = #expect(throws: SettingsError.self) { try settings.validate(registry: ModelCatalog.registry) }
+        #expect(error?.description.hasPrefix("--local-optimizer needs local steps") == true, "\(String(describing: error))")
+        settings.uncompressed = false
+        try settings.validate(registry: ModelCatalog.registry)
+    }
 }
 
 /// A real `WorkerRuntime` against a scripted server: it offers Adam in its Hello, and refuses a Welcome
 /// that asks for an optimiser it did not offer, naming it, rather than train with another rule.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct WorkerLocalOptimizerTests {
-    @Test func aWorkerOffersAdamAndRefusesAnOptimiserItDidNotOffer() throws {
-        let server = try ScriptedServer()
-        defer { server.stop() }
+    static func welcome(localOptimizer: String) throws -> Welcome {
         let registry = ModelCatalog.registry
         let configuration = try registry.configuration(parsing: "spirals")
-        let layout = try registry.makeModel(configuration).layout
-        let worker = try ScriptedServer.Worker(port: server.port, registry: registry)
-        defer { worker.stop() }
-
-        let hello = try #require(server.receive { if case .hello(let hello) = $0 { hello } else { nil } })
-        #expect(hello.capabilities?.localOptimizers == ["adam"])
         var welcome = Welcome(protocolVersion: ProtocolVersion.current, workerID: 1, sessionID: "scripted", mode: "async",
-                              model: ModelSpec(configuration: configuration, layout: layout), batchSize: 8, localSteps: 2,
-                              localLearningRate: 0.05, trainSamples: 100, heartbeatIntervalMs: 1000)
-        welcome.localOptimizer = "lion"
-        server.send(.welcome(welcome))
-        let report = try #require(server.receive { if case .error(let report) = $0 { report } else { nil } })
-        #expect(report.code == .malformed && report.fatal)
-        #expect(report.message.contains("local optimiser \"lion\", which this worker did not offer (it offered adam)"), "\(report.message)")
+                              model: ModelSpec(configuration: configuration, layout: try registry.makeModel(configuration).layout),
+                              batchSize: 8, localSteps: 2, localLearningRate: 0.05, trainSamples: 100, heartbeatIntervalMs: 1000)
+        welcome.localOptimizer = localOptimizer
+        return welcome
+    }
+
+    /// Runs a worker offering `offered` against a Welcome naming `asked`, and returns the worker's Hello
+    /// and the ErrorReport it answered with (nil: it joined).
+    static func answer(offering offered: [String], asked: String) throws -> (Hello?, ErrorReport?) {
+        let server = try ScriptedServer()
+        defer { server.stop() }
+        let worker = try ScriptedServer.Worker(port: server.port, registry: ModelCatalog.registry, localOptimizers: offered)
+        defer { worker.stop() }
+        let hello = server.receive { if case .hello(let hello) = $0 { hello } else { nil } }
+        server.send(.welcome(try welcome(localOptimizer: asked)))
+        if !asked.isEmpty && offered.contains(asked) {
+            #expect(worker.waitForLog { $0.contains("joined session") && $0.contains("local steps with Adam") })
+            return (hello, nil)
+        }
+        return (hello, server.receive { if case .error(let report) = $0 { report } else { nil } })
+    }
+
+    @Test func aWorkerOffersAdamAndTakesItWhenAsked() throws {
+        let (hello, report) = try Self.answer(offering: ["adam"], asked: "adam")
+        #expect(hello?.capabilities?.localOptimizers == ["adam"])
+        #expect(report == nil)
+    }
+
+    /// A worker that offered nothing besides Nesterov (as one of the older contract) is asked for Adam by
+    /// a server that does not follow the protocol: it must not train with Nesterov under Adam's rate.
+    @Test func aWorkerRefusesAnOptimiserItDidNotOffer() throws {
+        let (hello, report) = try Self.answer(offering: [], asked: "adam")
+        #expect(hello?.capabilities?.localOptimizers == [])
+        let refusal = try #require(report)
+        #expect(refusal.code == .malformed && refusal.fatal)
+        #expect(refusal.message.contains("local optimiser \"adam\", which this worker did not offer (it offered none besides nesterov)"),
+                "\(refusal.message)")
+    }
+
+    @Test func aWorkerRefusesAnOptimiserItDoesNotKnow() throws {
+        let (_, report) = try Self.answer(offering: ["adam"], asked: "lion")
+        let refusal = try #require(report)
+        #expect(refusal.code == .malformed && refusal.fatal)
+        #expect(refusal.message.contains("local optimiser \"lion\", which this worker did not offer (it offered adam)"), "\(refusal.message)")
     }
 }

@@ -115,9 +115,10 @@ final class ScriptedServer: @unchecked Sendable {
         private let runtime: WorkerRuntime
         private let lines = Lines()
 
-        init(port: Int, registry: ModelRegistry) throws {
+        init(port: Int, registry: ModelRegistry, localOptimizers: [String] = WorkerConfiguration.defaultLocalOptimizers) throws {
             var configuration = WorkerConfiguration(host: "127.0.0.1", port: port, retryInterval: .milliseconds(200), name: "scripted")
             configuration.once = true
+            configuration.localOptimizers = localOptimizers
             loop = try EventLoop.startOnNewThread(name: "scripted-worker")
             let host = WorkerHost(configuration: configuration, registry: registry) { [lines] line in lines.append(line) }
             runtime = WorkerRuntime(configuration: host.configuration, loop: loop, log: host.log) { try host.makeModel($0) }

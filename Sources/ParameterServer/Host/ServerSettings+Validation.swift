@@ -59,11 +59,29 @@ extension ServerSettings {
         } catch {
             throw SettingsError("--model: \(error.description)")
         }
+        try checkLocalOptimizer(family: family)
+    }
+
+    /// The local-optimiser flags against the session: they need local steps, a weight decay needs Adam,
+    /// and `--local-lr` for a family whose local steps are Adam's by default (the CNN) must say which
+    /// optimiser it is for, since it was Nesterov's rate before local Adam. A resumed session's settings
+    /// are its checkpoint's, so only the values are checked then.
+    private func checkLocalOptimizer(family: any ModelFamily) throws(SettingsError) {
         if let localWeightDecay {
             try check(localWeightDecay >= 0 && localWeightDecay.isFinite, "--local-weight-decay must be a non-negative number")
-            try check(effectiveLocalOptimizer(defaults: family.defaults) == .adam,
-                      "--local-weight-decay applies to local Adam; this session's local steps are Nesterov's (add --local-optimizer adam)")
         }
+        guard resume == nil else { return }
+        let named = [("--local-optimizer", localOptimizer != nil), ("--local-weight-decay", localWeightDecay != nil)]
+            .filter(\.1).map(\.0)
+        try check(steps > 1 || named.isEmpty,
+                  "\(named.joined(separator: " and ")) \(named.count == 1 ? "needs" : "need") local steps (--local-steps > 1; --uncompressed pushes gradients)")
+        let optimizer = effectiveLocalOptimizer(defaults: family.defaults)
+        try check(localWeightDecay == nil || optimizer == .adam,
+                  "--local-weight-decay applies to local Adam; this session's local steps are Nesterov's (add --local-optimizer adam)")
+        try check(localLearningRate == nil || localOptimizer != nil || optimizer != .adam,
+                  "--model \(family.name) takes its local steps with Adam by default, so --local-lr would be Adam's rate "
+                    + "(default \(Self.localAdamLearningRate)); say which optimiser it is for: --local-optimizer adam, "
+                    + "or --local-optimizer nesterov for Nesterov steps at that rate")
     }
 
     private func check(_ condition: Bool, _ message: @autoclosure () -> String) throws(SettingsError) {

@@ -64,10 +64,8 @@ public final class TrainingWorkerModel: WorkerModel {
     private func step(_ local: inout [Float], optimizer: LocalOptimizer, learningRate rate: Float) {
         switch optimizer {
         case .adam(let weightDecay):
-            // A session keeps one optimiser; a changed decay (a resumed session's) takes effect with the
-            // moments kept.
+            // A model serves one session (the worker builds a new one per Welcome), whose decay is fixed.
             if adam == nil { adam = Adam(weightDecay: weightDecay) }
-            adam!.weightDecay = weightDecay
             local.withUnsafeMutableBufferPointer { p in
                 gradient.withUnsafeBufferPointer { g in adam!.step(parameters: p, gradient: g, learningRate: rate) }
             }

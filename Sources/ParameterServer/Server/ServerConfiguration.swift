@@ -85,6 +85,11 @@ public struct ServerConfiguration: Sendable {
             ("workers to start", "\(policy.workersToStart)"), ("epochs", "\(epochs)"),
             ("training samples", "\(trainSamples)"), ("batch size", "\(batchSize)"), ("local steps", "\(localSteps)"),
         ]
+        if localSteps > 1 {
+            let nesterov = "Nesterov momentum \(localMomentum) at lr \(localLearningRate)"
+            rows.append(("local optimiser", localAdam.map {
+                "Adam at lr \($0.learningRate), weight decay \($0.weightDecay) (workers without Adam: \(nesterov))" } ?? nesterov))
+        }
         if policy.mode == .async { rows.append(("staleness policy", policy.stalenessPolicy.rawValue)) }
         if policy.mode == .ssp || policy.stalenessPolicy == .bound { rows.append(("max staleness", "\(policy.maxStaleness)")) }
         rows += [

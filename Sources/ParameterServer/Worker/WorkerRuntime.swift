@@ -27,6 +27,8 @@ public final class WorkerRuntime: @unchecked Sendable {
     // compute thread captures this object solely to hand results back through `EventLoop.execute`.
 
     /// Builds the model a session asks for, over this worker's training data for it; throws when it cannot.
+    /// Called once per session: return a new model each time, since a model keeps its local optimiser's
+    /// state (velocity, Adam's moments) from unit to unit, which must not carry over into another session.
     public typealias ModelFactory = (ModelConfiguration) throws -> WorkerModel
 
     /// One connection to a server, from handshake to close.
