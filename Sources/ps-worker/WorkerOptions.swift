@@ -43,7 +43,7 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: "Downpour's n_fetch: in async and ssp sessions, start every F-th unit from the server's newest weights and the units between from this worker's own, carried on from the unit before; pulls F times less. (n_push is the server's --local-steps.)")
     var fetchEvery = 1
 
-    @Option(help: "When async and ssp sessions ask for fresh weights: after-push (ask after each push and wait for the answer: the next unit misses fewer updates), prefetch (ask when a unit starts: never idle, one unit staler), or auto: after-push while a pull's round trip stays under a quarter of a unit's training time, else prefetch.")
+    @Option(help: "When async and ssp sessions ask for fresh weights: after-push (ask after each push and wait for the answer: the next unit misses fewer updates), prefetch (ask when a unit starts: never idle, one unit staler), or auto: after-push while a pull's round trip stays under a quarter of a unit's training time, else prefetch until it is under a fifth again.")
     var pullTiming = PullTiming.auto
 
     @Option(help: ArgumentHelp(

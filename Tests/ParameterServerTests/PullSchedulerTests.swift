@@ -18,8 +18,28 @@ import Testing
             answers += 1
         }
         #expect(scheduler.waitsAfterPush && answers > 1, "after \(answers) quick answers")
-        let bound = (scheduler.unitTime ?? 0) * PullScheduler.waitFraction
+        let bound = (scheduler.unitTime ?? 0) * PullScheduler.returnFraction
         #expect((scheduler.roundTrip ?? .infinity) <= bound)
+    }
+
+    /// A round trip between the two bounds keeps whatever the worker does: it does not switch at every
+    /// unit while the link hovers near the bound.
+    @Test func aRoundTripBetweenTheBoundsChangesNothing() {
+        let unit = Duration.milliseconds(100)
+        let between = Duration.microseconds(22_500)  // 0.225 of a unit: under 0.25, over 0.2
+        var waiting = PullScheduler(timing: .auto)
+        waiting.unitTrained(in: unit)
+        for _ in 0..<50 { waiting.pullAnswered(after: between) }
+        #expect(waiting.waitsAfterPush, "it waited, and 0.225 of a unit is under the bound to stop")
+
+        var prefetching = PullScheduler(timing: .auto)
+        prefetching.unitTrained(in: unit)
+        prefetching.pullAnswered(after: .milliseconds(60))
+        #expect(!prefetching.waitsAfterPush)
+        for _ in 0..<50 { prefetching.pullAnswered(after: between) }
+        #expect(!prefetching.waitsAfterPush, "it prefetched, and 0.225 of a unit is over the bound to wait again")
+        for _ in 0..<50 { prefetching.pullAnswered(after: .milliseconds(15)) }
+        #expect(prefetching.waitsAfterPush, "0.15 of a unit is under the bound to wait again")
     }
 
     @Test func longerUnitsAffordLongerWaits() {

@@ -23,6 +23,10 @@ public enum PullTiming: String, Sendable, CaseIterable {
 public struct PullScheduler: Sendable, Equatable {
     /// The largest share of a unit's training time that `auto` lets a worker wait for fresh weights.
     public static let waitFraction = 0.25
+    /// The share under which a prefetching `auto` worker waits again: lower than ``waitFraction``, so
+    /// that a round trip near the bound, moving a little from unit to unit, does not make the worker
+    /// switch at every unit.
+    public static let returnFraction = 0.2
     /// The weight of a new measurement in the averages.
     static let smoothing = 0.2
 
@@ -31,6 +35,8 @@ public struct PullScheduler: Sendable, Equatable {
     public private(set) var roundTrip: Double?
     /// The average training time of a unit, in seconds; nil before the first unit.
     public private(set) var unitTime: Double?
+    /// What `auto` does now; it changes only when the wait crosses a bound (see ``returnFraction``).
+    private var waiting = true
 
     public init(timing: PullTiming) {
         self.timing = timing
@@ -42,20 +48,32 @@ public struct PullScheduler: Sendable, Equatable {
         switch timing {
         case .afterPush: return true
         case .prefetch: return false
-        case .auto:
-            guard let roundTrip, let unitTime else { return true }
-            return roundTrip <= unitTime * Self.waitFraction
+        case .auto: return waiting
         }
     }
 
     /// Records a pull answered `duration` after it was sent.
     public mutating func pullAnswered(after duration: Duration) {
         roundTrip = Self.average(roundTrip, duration.seconds)
+        chooseAgain()
     }
 
     /// Records a unit that took `duration` to train.
     public mutating func unitTrained(in duration: Duration) {
         unitTime = Self.average(unitTime, duration.seconds)
+        chooseAgain()
+    }
+
+    /// `auto` waits until it has measured both (the first answers tell), then until the wait passes
+    /// ``waitFraction`` of a unit, and prefetches until it falls under ``returnFraction``.
+    private mutating func chooseAgain() {
+        guard let roundTrip, let unitTime else { return }
+        let share = roundTrip / unitTime
+        if waiting && share > Self.waitFraction {
+            waiting = false
+        } else if !waiting && share <= Self.returnFraction {
+            waiting = true
+        }
     }
 
     private static func average(_ old: Double?, _ sample: Double) -> Double {
