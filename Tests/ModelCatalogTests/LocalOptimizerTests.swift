@@ -67,18 +67,6 @@ import Testing
         #expect(try Self.recipe(uncompressed, family: "cnn").localAdam == nil, "one step per push has no local optimiser")
     }
 
-    /// Sync rounds of local Adam steps take the outer rate 2; local Nesterov's, and async sessions, keep theirs.
-    @Test func syncRoundsOfLocalAdamStepsTakeOuterRate2() throws {
-        let family = { (name: String) in try ModelCatalog.registry.family(named: name).defaults }
-        var sync = ServerSettings()
-        sync.mode = .sync
-        #expect(sync.effectiveLearningRate(defaults: try family("cnn")) == 2)
-        #expect(sync.effectiveLearningRate(defaults: try family("mlp")) == 1)
-        sync.localOptimizer = .nesterov
-        #expect(sync.effectiveLearningRate(defaults: try family("cnn")) == 1)
-        #expect(ServerSettings().effectiveLearningRate(defaults: try family("cnn")) == 1.5, "async: delayed Nesterov's")
-    }
-
     @Test func namedFlagsOverrideTheFamilysChoice() throws {
         var settings = ServerSettings()
         settings.localOptimizer = .adam

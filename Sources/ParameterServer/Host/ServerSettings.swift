@@ -176,11 +176,6 @@ public struct ServerSettings: Sendable {
         // seeds: 97.92 to 98.02% against 97.80 to 97.96 at 1 unscaled; prefetching workers 97.69 to 97.76, as
         // at 1 unscaled, where 1.5 unscaled cost them 0.3 to 0.7 point); without it, 1.
         if steps > 1, optimizer == .delayedNesterov { return effectiveStalenessPolicy == .scaled ? 1.5 : 1 }
-        // A sync round's mean of local Adam steps: 2 measured best (CNN, 4 workers, 4 epochs, 5 seeds: 98.80
-        // to 99.02% against 98.56 to 98.95 at 1, and 98.52 to 98.59 at 3; 2 workers 99.10 and 99.18% against
-        // 99.03 and 99.03). Local Nesterov steps did not gain from it (MLP, H = 16: 97.86 and 97.90% against
-        // 97.83 and 98.18 at 1).
-        if steps > 1, mode == .sync, optimizer != .adam, effectiveLocalOptimizer(defaults: defaults) == .adam { return 2 }
         // Any other outer optimiser but Adam (nesterov, momentum, sgd on the averaged delta): plain averaging's 1.
         if steps > 1, optimizer != .adam { return 1 }
         if optimizer == .adam { return mode == .sync ? 0.001 : 0.0005 }
