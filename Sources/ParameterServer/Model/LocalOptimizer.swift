@@ -1,3 +1,5 @@
+import Learning
+
 /// How a worker takes its local steps (local SGD, `localSteps` > 1). The optimiser's state is kept from
 /// one unit to the next for the whole session, as DiLoCo's workers keep theirs.
 public enum LocalOptimizer: Sendable, Equatable, CustomStringConvertible {
@@ -17,6 +19,14 @@ public enum LocalOptimizer: Sendable, Equatable, CustomStringConvertible {
             self = .adam(weightDecay: weightDecay.isFinite && weightDecay >= 0 ? weightDecay : 0)
         default:
             return nil
+        }
+    }
+
+    /// Learning's optimiser that takes these steps: its SGD is PyTorch's Nesterov, its Adam decoupled AdamW.
+    public func make() -> any Optimizer {
+        switch self {
+        case .nesterov(let momentum): momentum == 0 ? SGD() : SGD(momentum: momentum, nesterov: true)
+        case .adam(let weightDecay): Adam(weightDecay: weightDecay)
         }
     }
 

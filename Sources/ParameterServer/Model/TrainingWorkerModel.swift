@@ -12,11 +12,9 @@ public final class TrainingWorkerModel: WorkerModel {
     private var gradient: [Float]
     private var batchImages: [Float] = []
     private var batchLabels: [UInt8] = []
-    /// The local steps' momentum velocity, carried from one unit to the next: a worker's inner optimiser
-    /// keeps its state for the session, as DiLoCo's workers do.
-    private var velocity: [Float] = []
-    /// Local Adam's moments and step count, kept the same way.
-    private var adam: Adam?
+    /// The local steps' optimiser (its velocity, or Adam's moments), carried from one unit to the next:
+    /// a worker's inner optimiser keeps its state for the session, as DiLoCo's workers do.
+    private var localOptimizer: (any Optimizer)?
 
     /// Trains `model` (this instance only: it is not thread-safe) on `trainSet`.
     public init(model: any Model, trainSet: Dataset) {
@@ -44,7 +42,9 @@ public final class TrainingWorkerModel: WorkerModel {
             let batch = positions[start..<min(start + batchSize, positions.count)]
             lossSum += lossAndGradient(batch, parameters: local)
             batches += 1
-            step(&local, optimizer: optimizer, learningRate: learningRate)
+            // A model serves one session (the worker builds a new one per Welcome), whose optimiser is fixed.
+            if localOptimizer == nil { localOptimizer = optimizer.make() }
+            localOptimizer!.step(parameters: &local, gradient: gradient, learningRate: learningRate)
         }
         local.withUnsafeMutableBufferPointer { p in
             weights.withUnsafeBufferPointer { w in
@@ -53,42 +53,8 @@ public final class TrainingWorkerModel: WorkerModel {
         }
         // Diverged (the server refuses the delta): start the next unit with a fresh optimiser state, or
         // every later unit would carry the NaN on.
-        if !local.allFinite {
-            velocity = []
-            adam = nil
-        }
+        if !local.allFinite { localOptimizer = nil }
         return (.delta, local, lossSum / Float(max(1, batches)))
-    }
-
-    /// One local step on `local` with the gradient just computed.
-    private func step(_ local: inout [Float], optimizer: LocalOptimizer, learningRate rate: Float) {
-        switch optimizer {
-        case .adam(let weightDecay):
-            // A model serves one session (the worker builds a new one per Welcome), whose decay is fixed.
-            if adam == nil { adam = Adam(weightDecay: weightDecay) }
-            local.withUnsafeMutableBufferPointer { p in
-                gradient.withUnsafeBufferPointer { g in adam!.step(parameters: p, gradient: g, learningRate: rate) }
-            }
-        case .nesterov(let momentum) where momentum == 0:
-            local.withUnsafeMutableBufferPointer { p in
-                gradient.withUnsafeBufferPointer { g in
-                    for i in 0..<p.count { p[i] -= rate * g[i] }
-                }
-            }
-        case .nesterov(let momentum):
-            // Nesterov, as PyTorch: v = mu v + g; w -= lr (g + mu v).
-            if velocity.count != local.count { velocity = [Float](repeating: 0, count: local.count) }
-            local.withUnsafeMutableBufferPointer { p in
-                gradient.withUnsafeBufferPointer { g in
-                    velocity.withUnsafeMutableBufferPointer { v in
-                        for i in 0..<p.count {
-                            v[i] = momentum * v[i] + g[i]
-                            p[i] -= rate * (g[i] + momentum * v[i])
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Runs one batch forward and backward into `gradient`, and returns its mean loss.

@@ -236,8 +236,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     /// deltas are small as a single process's late steps are.
     func localLearningRate(for peer: Peer) -> Float {
         let ledger = coordinator.ledger
-        let peak = peer.usesLocalAdam ? configuration.localAdam?.learningRate ?? configuration.localLearningRate
-            : configuration.localLearningRate
+        let peak = (peer.usesLocalAdam ? configuration.localAdam?.learningRate : nil) ?? configuration.localLearningRate
         return configuration.localSchedule.make(rate: peak, totalSteps: ledger.totalUnits)
             .rate(atStep: ledger.completedCount, totalSteps: ledger.totalUnits)
     }
