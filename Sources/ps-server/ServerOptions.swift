@@ -51,12 +51,11 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Passes over the training set.")
     var epochs = 5
 
-    @Option(help: "Training samples per local step.")
-    var batchSize = 64
+    // Why 32 x 16 by default: ServerSettings.defaultLocalSteps.
+    @Option(help: "Training samples per local step. Default 32 with local steps; 64 (ps-train's) with --local-steps 1 or --uncompressed.")
+    var batchSize: Int?
 
-    // Measured with 4 workers, MLP-512, 5 epochs (BENCHMARKS.md): H = 8 with sign pushes and q8 weights
-    // reached 97.8% (async) and 98.2% (sync) at 930 bytes per sample, where fp32 at H = 1 moves 50,980.
-    @Option(help: "Local steps per push (H): 1 sends gradients; more sends model deltas (local SGD, the outer step on the server). Default 8; 1 with --uncompressed.")
+    @Option(help: "Local steps per push (H): 1 sends gradients; more sends model deltas (local SGD, the outer step on the server). Default 16; 1 with --uncompressed.")
     var localSteps: Int?
 
     @Flag(help: "The exchange before encodings, for comparison: every unit pulls and pushes the whole model in fp32 (--local-steps 1 --push-encoding fp32 --pull-encoding fp32 unless given). About 51 KB cross the server's link per sample of the default MLP.")

@@ -47,7 +47,7 @@ final class FleetBenchmark {
         output.line("fleet: workers=\(options.workers) parameters=\(options.parameters) units_ahead=\(options.unitsAhead) "
             + "seconds=\(format(options.seconds, 1)) warmup=\(format(options.warmup, 1)) runs=\(options.runs) "
             + "server_log=\(options.serverLog)")
-        output.line("exchange: batch \(options.batchSize) x \(options.steps) local step(s) per push "
+        output.line("exchange: batch \(options.batch) x \(options.steps) local step(s) per push "
             + "(\(options.steps == 1 ? "gradients" : "deltas"), \(options.samplesPerUnit) samples); server pushes \(encodings.push), "
             + "weights \(encodings.pull); workers offer \(options.offeredEncodings.isEmpty ? "none" : options.offeredEncodings.joined(separator: ","))"
             + "\(options.pullEveryUnit ? "; a pull per unit" : ""); workers' malloc \(options.workersDefaultMalloc ? "default" : "GLIBC_TUNABLES")")
@@ -126,7 +126,7 @@ final class FleetBenchmark {
         var settings = ServerSettings()
         settings.port = 0
         settings.mode = options.mode
-        (settings.workers, settings.unitsAhead, settings.batchSize) = (options.workers, options.unitsAhead, options.batchSize)
+        (settings.workers, settings.unitsAhead, settings.batchSize) = (options.workers, options.unitsAhead, options.batch)
         (settings.localSteps, settings.uncompressed) = (options.steps, options.uncompressed)
         (settings.pushEncoding, settings.pullEncoding) = (options.pushEncoding, options.pullEncoding)
         // A worker that pushes is heard; the long timeout only keeps a starved worker on a busy
@@ -172,7 +172,7 @@ final class FleetBenchmark {
             "fleet", "--workers", "\(options.workers)", "--parameters", "\(options.parameters)",
             "--seconds", "\(options.seconds)", "--warmup", "\(options.warmup)", "--runs", "\(options.runs)",
             "--units-ahead", "\(options.unitsAhead)", "--clients-port", "\(port)", "--clients-parent", "\(getpid())",
-            "--batch-size", "\(options.batchSize)", "--local-steps", "\(options.steps)",
+            "--batch-size", "\(options.batch)", "--local-steps", "\(options.steps)",
             "--client-encodings", options.offeredEncodings.isEmpty ? "none" : options.offeredEncodings.joined(separator: ","),
         ]
         if options.pullEveryUnit { process.arguments?.append("--pull-every-unit") }
@@ -407,7 +407,7 @@ struct FleetResult {
         summary.add("parameters", options.parameters)
         summary.add("tls", options.clientTLS.transport)
         summary.add("units_ahead", options.unitsAhead)
-        summary.add("batch_size", options.batchSize)
+        summary.add("batch_size", options.batch)
         summary.add("local_steps", options.steps)
         summary.add("push_encoding", encodings.map { "\($0.push)" } ?? "?")
         summary.add("pull_encoding", encodings.map { "\($0.pull)" } ?? "?")

@@ -36,8 +36,8 @@ struct FleetBenchmarkCommand: ParsableCommand {
         discussion: """
             Runs a real parameter server in this process and --workers workers in a child process, which \
             push an update of --parameters floats for every work unit they are given, with no computation. \
-            The exchange is ps-server's: --local-steps (default 8: each push is a delta of --batch-size x H \
-            samples; 1 pushes gradients), --push-encoding (default sign) and --pull-encoding (default q8), \
+            The exchange is ps-server's: --local-steps (default 16: each push is a delta of --batch-size x H \
+            samples, 32 x 16; 1 pushes gradients, of 64), --push-encoding (default sign) and --pull-encoding (default q8), \
             or --uncompressed (H = 1, fp32 both ways) as before encodings. The workers offer \
             --client-encodings and push a prebuilt vector in the encoding the server chose. \
             After --warmup seconds it takes --runs consecutive windows of --seconds each and reports the \
@@ -82,10 +82,10 @@ struct FleetBenchmarkCommand: ParsableCommand {
     @Option(help: "async, sync or ssp: in sync mode every worker's push joins a round whose average is applied once all have pushed.")
     var mode: TrainingMode = .async
 
-    @Option(help: "Training samples per local step: a unit holds --batch-size x --local-steps sample indices, and a push counts that many samples.")
-    var batchSize = 64
+    @Option(help: "Training samples per local step: a unit holds --batch-size x --local-steps sample indices, and a push counts that many samples. Default 32 with local steps, 64 without, as ps-server's.")
+    var batchSize: Int?
 
-    @Option(help: "Local steps per push (H): 1 pushes gradients; more pushes deltas. Default 8; 1 with --uncompressed.")
+    @Option(help: "Local steps per push (H): 1 pushes gradients; more pushes deltas. Default 16; 1 with --uncompressed.")
     var localSteps: Int?
 
     @Flag(help: "The exchange before encodings: --local-steps 1 --push-encoding fp32 --pull-encoding fp32 unless given.")
@@ -135,7 +135,7 @@ struct FleetBenchmarkCommand: ParsableCommand {
         if let clientsPort, !(1...65535).contains(clientsPort) {
             throw ValidationError("--clients-port must be within 1...65535")
         }
-        guard (1...65536).contains(batchSize) else { throw ValidationError("--batch-size must be within 1...65536") }
+        guard (1...65536).contains(batch) else { throw ValidationError("--batch-size must be within 1...65536") }
         guard (1...1024).contains(steps) else { throw ValidationError("--local-steps must be within 1...1024") }
         _ = try encodings()
         guard (serverTLS.certificate == nil) == (clientTLS.caPath == nil) else {
@@ -154,10 +154,13 @@ struct FleetBenchmarkCommand: ParsableCommand {
     }
 
     /// H, the local steps per push.
-    var steps: Int { localSteps ?? (uncompressed ? 1 : 8) }
+    var steps: Int { localSteps ?? (uncompressed ? 1 : ServerSettings.defaultLocalSteps) }
+
+    /// Samples per local step.
+    var batch: Int { batchSize ?? ServerSettings.defaultBatchSize(localSteps: steps) }
 
     /// Samples behind one full unit.
-    var samplesPerUnit: Int { batchSize * steps }
+    var samplesPerUnit: Int { batch * steps }
 
     /// The server's push and pull encodings, as ps-server resolves them.
     func encodings() throws -> (push: TensorEncoding, pull: TensorEncoding) {

@@ -1,3 +1,5 @@
+import ParameterServer
+
 /// The soak session's shape, sized from a measured training rate so that it lasts about as long as asked.
 ///
 /// Epochs cannot change once a session has started (a resumed server takes them from its checkpoint),
@@ -5,8 +7,9 @@
 /// real one: many epochs over a subset of MNIST, so that a long soak evaluates often and a short one
 /// still trains enough to pass the accuracy check.
 struct SessionPlan {
-    /// `ps-server`'s default batch size.
-    static let batchSize = 64
+    /// `ps-server`'s default batch size with `localSteps` (the soak never sets `--batch-size`).
+    static func batchSize(localSteps: Int) -> Int { ServerSettings.defaultBatchSize(localSteps: localSteps) }
+
     /// Samples per work unit: the batch size times the session's local steps.
     /// The smallest training subset: on 6400 samples the soak's MLP plateaued near 92% on the test set,
     /// too close to the default threshold of 90%; on 19200, about 95%.
@@ -46,7 +49,7 @@ struct SessionPlan {
     ///     trained again, and the workers' reconnection.
     init(seconds: Double, samplesPerSecond: Double, startupSeconds: Double, kills: Int, lifeSeconds: Double, localSteps: Int,
          shardKills: Int = 0, snapshotSeconds: Double = 0) {
-        samplesPerUnit = Self.batchSize * localSteps
+        samplesPerUnit = Self.batchSize(localSteps: localSteps) * localSteps
         // The calibration trains in the same regime (the same fleet and churn, an evaluation every 12800
         // samples), so its rate stands as measured; a machine whose load changes makes the soak longer
         // or shorter than asked, never less thorough (kills follow the session's progress).

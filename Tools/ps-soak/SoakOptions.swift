@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Learning
+import ParameterServer
 import ProcessTooling
 
 /// `ps-soak`'s command line: how long and how hard to soak, what must hold at the end, and where the
@@ -40,7 +41,7 @@ struct SoakOptions: ParsableArguments {
     var hidden = "128"
 
     @Option(help: "Local steps per unit (ps-server --local-steps; its default exchange otherwise).")
-    var localSteps = 8
+    var localSteps = ServerSettings.defaultLocalSteps
 
     @Option(help: "Seeds the churn schedule and the server's weights and sample order (default: from the clock, printed at start).")
     var seed: UInt64?

@@ -224,7 +224,7 @@ final class SoakRunner {
                 // The window stretches until some units have been trained in it: under fast churn on a busy
                 // machine, every worker can be away loading MNIST for a while.
                 if let first, (ContinuousClock.now - first.time).seconds >= window, version - first.version >= Self.calibrationUnits {
-                    rate = Double((version - first.version) * SessionPlan.batchSize * settings.localSteps) / (ContinuousClock.now - first.time).seconds
+                    rate = Double((version - first.version) * SessionPlan.batchSize(localSteps: settings.localSteps) * settings.localSteps) / (ContinuousClock.now - first.time).seconds
                 } else if first == nil {
                     first = (.now, version)
                 }

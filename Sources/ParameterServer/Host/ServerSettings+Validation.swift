@@ -22,7 +22,7 @@ extension ServerSettings {
         if let metricsPort { try check((0...65535).contains(metricsPort), "--metrics-port must be 0...65535") }
         try check(workers >= 1, "--workers must be at least 1")
         try check(epochs >= 1, "--epochs must be at least 1")
-        try check(batchSize >= 1, "--batch-size must be at least 1")
+        try check(effectiveBatchSize >= 1, "--batch-size must be at least 1")
         try check(steps >= 1, "--local-steps must be at least 1")
         try check(maxStaleness >= 0, "--max-staleness must not be negative")
         try check(unitsAhead >= 1, "--units-ahead must be at least 1")

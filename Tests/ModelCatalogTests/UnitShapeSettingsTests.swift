@@ -1,0 +1,48 @@
+import Learning
+import ModelCatalog
+import Testing
+@testable import ParameterServer
+
+/// The shape of a work unit when `--batch-size` and `--local-steps` are left out: 16 local steps of 32
+/// samples, and `ps-train`'s batch of 64 when units are single gradients.
+@Suite struct UnitShapeSettingsTests {
+    static func recipe(_ settings: ServerSettings) -> SessionRecipe {
+        settings.recipe(model: ModelConfiguration(family: "mlp"), defaults: ModelTrainingDefaults(),
+                        trainAvailable: 60000, testAvailable: 100)
+    }
+
+    @Test func theDefaultUnitIs16StepsOf32Samples() throws {
+        let settings = ServerSettings()
+        try settings.validate(registry: ModelCatalog.registry)
+        let recipe = Self.recipe(settings)
+        #expect(recipe.batchSize == 32 && recipe.localSteps == 16)
+        var configuration = ServerConfiguration()
+        recipe.apply(to: &configuration)
+        #expect(configuration.samplesPerUnit == 512)
+    }
+
+    /// Gradient pushes keep the batch every earlier version used, so `--uncompressed` is the old exchange.
+    @Test func gradientPushesKeepABatchOf64() {
+        var uncompressed = ServerSettings()
+        uncompressed.uncompressed = true
+        #expect(Self.recipe(uncompressed).batchSize == 64 && Self.recipe(uncompressed).localSteps == 1)
+        var oneStep = ServerSettings()
+        oneStep.localSteps = 1
+        #expect(Self.recipe(oneStep).batchSize == 64)
+    }
+
+    @Test func givenValuesWinOverTheDefaults() throws {
+        var steps = ServerSettings()
+        steps.localSteps = 8
+        #expect(Self.recipe(steps).batchSize == 32 && Self.recipe(steps).localSteps == 8)
+        var batch = ServerSettings()
+        batch.batchSize = 64
+        #expect(Self.recipe(batch).batchSize == 64 && Self.recipe(batch).localSteps == 16)
+        var gradients = ServerSettings()
+        (gradients.uncompressed, gradients.batchSize) = (true, 16)
+        #expect(Self.recipe(gradients).batchSize == 16)
+        var zero = ServerSettings()
+        zero.batchSize = 0
+        #expect(throws: SettingsError.self) { try zero.validate(registry: ModelCatalog.registry) }
+    }
+}
