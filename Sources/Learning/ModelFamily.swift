@@ -51,7 +51,8 @@ extension ModelFamily {
 public struct ModelTrainingDefaults: Sendable, Equatable {
     /// The peak rate of plain, momentum and Nesterov SGD on gradients.
     public var learningRate: Float
-    /// The rate of a worker's local Nesterov steps (local SGD).
+    /// The rate of a worker's local Nesterov steps (local SGD) on batches of 64; a parameter server
+    /// scales it by the square root of its batch's ratio to 64 (0.035 for 0.05 at its default 32).
     public var localLearningRate: Float
     /// `ps-train`'s optimiser (Adam's rate is 0.001 whatever the family). With `.adam`, a parameter
     /// server's workers take their local steps with Adam too by default (at 0.001, with `weightDecay`),

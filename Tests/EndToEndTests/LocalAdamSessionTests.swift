@@ -37,9 +37,10 @@ struct LocalAdamSessionTests {
 
         let (plainWelcome, plainUnit) = try #require(try join(port: port, localOptimizers: []))
         #expect(plainWelcome.localOptimizer.isEmpty && plainWelcome.localWeightDecay == 0)
-        #expect(plainWelcome.localLearningRate == 0.05, "the MLP's Nesterov rate")
-        #expect(plainUnit.localLearningRate > 0.002 && plainUnit.localLearningRate < 0.05, "\(plainUnit.localLearningRate)")
+        // The MLP's Nesterov rate: 0.05 for batches of 64, scaled to this session's 32.
+        #expect(plainWelcome.localLearningRate == 0.035, "the MLP's Nesterov rate")
+        #expect(plainUnit.localLearningRate > 0.002 && plainUnit.localLearningRate < 0.035, "\(plainUnit.localLearningRate)")
         try server.waitForLine(containing: "(raw-nesterov) joined")
-        #expect(server.output.contains { $0.contains("does not offer adam; its local steps are Nesterov SGD at lr 0.05") })
+        #expect(server.output.contains { $0.contains("does not offer adam; its local steps are Nesterov SGD at lr 0.035") })
     }
 }

@@ -80,8 +80,9 @@ import Testing
     @Test func theCNNsWorkersTakeAdamStepsAndTheMLPsNesterovOnes() throws {
         let cnn = try Self.recipe(ServerSettings(), family: "cnn")
         #expect(cnn.localAdam == LocalAdamSettings(learningRate: 0.001, weightDecay: 0.05))
-        // Workers that cannot run Adam beside them: the family's Nesterov rate, not Adam's.
-        #expect(cnn.localLearningRate == 0.01)
+        // Workers that cannot run Adam beside them: the family's Nesterov rate (0.01 at batch 64, scaled
+        // to the default batch of 32), not Adam's.
+        #expect(cnn.localLearningRate == 0.0071)
         #expect(try Self.recipe(ServerSettings(), family: "mlp").localAdam == nil)
         var uncompressed = ServerSettings()
         uncompressed.uncompressed = true
@@ -94,7 +95,7 @@ import Testing
         settings.localLearningRate = 0.002
         let mlp = try Self.recipe(settings, family: "mlp")
         #expect(mlp.localAdam == LocalAdamSettings(learningRate: 0.002, weightDecay: 0))
-        #expect(mlp.localLearningRate == 0.05)
+        #expect(mlp.localLearningRate == 0.035)
         settings.localOptimizer = .nesterov
         let cnn = try Self.recipe(settings, family: "cnn")
         #expect(cnn.localAdam == nil)

@@ -45,4 +45,22 @@ import Testing
         zero.batchSize = 0
         #expect(throws: SettingsError.self) { try zero.validate(registry: ModelCatalog.registry) }
     }
+
+    /// A family's local Nesterov rate is for batches of 64; smaller batches take it scaled by the square
+    /// root, so `--batch-size 64 --local-steps 8` is the earlier exchange exactly.
+    @Test func theLocalNesterovRateFollowsTheSquareRootOfTheBatch() {
+        let mlp = ModelTrainingDefaults(localLearningRate: 0.05)
+        #expect(Self.recipe(ServerSettings()).localLearningRate == 0.035)
+        var before = ServerSettings()
+        (before.batchSize, before.localSteps) = (64, 8)
+        #expect(before.defaultLocalNesterovRate(defaults: mlp) == 0.05)
+        var sixteen = ServerSettings()
+        sixteen.batchSize = 16
+        #expect(sixteen.defaultLocalNesterovRate(defaults: mlp) == 0.025)
+        // The CNN's Nesterov rate, for workers without Adam beside Adam ones.
+        #expect(ServerSettings().defaultLocalNesterovRate(defaults: ModelTrainingDefaults(localLearningRate: 0.01)) == 0.0071)
+        var given = ServerSettings()
+        given.localLearningRate = 0.05
+        #expect(Self.recipe(given).localLearningRate == 0.05)
+    }
 }

@@ -128,19 +128,39 @@ public struct ServerSettings: Sendable {
     /// is what they lacked, not precision (fp32 both ways trained no better). Halving the batch gives
     /// each worker twice the steps for the same samples. Measured side by side (4 async workers,
     /// BENCHMARKS.md, "Smaller local batches, more local steps"): the CNN in 4 epochs 98.81 to 99.01%
-    /// against 98.47 to 98.78%, the MLP in 5 98.12 to 98.23% against 97.96 to 98.07%. Pulls cost more
-    /// (the chain's stride is counted in local steps), which slows a fleet bound by a 100 Mbit/s link.
+    /// against 98.47 to 98.78%, the MLP in 5 98.03 and 98.18% against 97.88 and 98.04% (with the local
+    /// rate scaled: ``defaultLocalNesterovRate(defaults:)``). Pulls cost more (the chain's stride is
+    /// counted in local steps), which slows a fleet bound by a 100 Mbit/s link.
     public static let defaultLocalSteps = 16
 
     /// The batch when none is given: 32 with local steps (see ``defaultLocalSteps``), and with
     /// gradient pushes (H = 1) `ps-train`'s 64, so `--uncompressed` is the exchange it always was.
-    public static func defaultBatchSize(localSteps: Int) -> Int { localSteps > 1 ? 32 : 64 }
+    public static func defaultBatchSize(localSteps: Int) -> Int { localSteps > 1 ? 32 : referenceBatchSize }
+
+    /// `ps-train`'s batch: the default of gradient pushes, and the batch a family's local rate is for.
+    public static let referenceBatchSize = 64
 
     /// H, the local steps per push.
     public var steps: Int { localSteps ?? (uncompressed ? 1 : Self.defaultLocalSteps) }
 
     /// Samples per local step.
     public var effectiveBatchSize: Int { batchSize ?? Self.defaultBatchSize(localSteps: steps) }
+
+    /// The rate of local Nesterov steps when `--local-lr` does not give it: the family's, which is for
+    /// batches of 64, times the square root of the batch's ratio to 64, to two significant figures
+    /// (0.035 for the MLP's 0.05 at 32).
+    ///
+    /// Why scaled: at the same rate, halving the batch doubles how far a unit moves the weights. With
+    /// units of 32 x 16 at 0.05, 2 MLP workers ended 0.1 point (async) and 0.35 (sync, 3 epochs) under
+    /// units of 64 x 8; at 0.035 they end level or above it, and 4 workers keep their gain
+    /// (BENCHMARKS.md, "Smaller local batches, more local steps"). Adam's rate is left as it is: the
+    /// CNN's local Adam gained at 0.001 with either batch.
+    public func defaultLocalNesterovRate(defaults: ModelTrainingDefaults) -> Float {
+        let rate = Double(defaults.localLearningRate) * (Double(effectiveBatchSize) / Double(Self.referenceBatchSize)).squareRoot()
+        guard rate > 0, rate.isFinite else { return defaults.localLearningRate }
+        let scale = pow(10, 1 - floor(log10(rate)))
+        return Float((rate * scale).rounded() / scale)
+    }
 
     /// The delta encoding when none is given: none with `uncompressed`; for `topk:F` pushes, topk at
     /// twice their fraction (a delta covers a few pushes); else sign in blocks of 256.
@@ -246,7 +266,8 @@ public struct ServerSettings: Sendable {
                 mode: mode, stalenessPolicy: effectiveStalenessPolicy, maxStaleness: maxStaleness, workersToStart: workers,
                 unitsAhead: unitsAhead, heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000))),
             epochs: epochs, batchSize: effectiveBatchSize, localSteps: steps,
-            localLearningRate: adam ? defaults.localLearningRate : localLearningRate ?? defaults.localLearningRate,
+            localLearningRate: adam ? defaultLocalNesterovRate(defaults: defaults)
+                : localLearningRate ?? defaultLocalNesterovRate(defaults: defaults),
             trainSamples: train, testSamples: test, seed: seed, model: configuration,
             optimizer: effectiveOptimizer, learningRate: effectiveLearningRate(defaults: defaults), momentum: effectiveMomentum,
             weightDecay: weightDecay, schedule: schedule, scheduleSteps: totalSteps,
@@ -254,7 +275,7 @@ public struct ServerSettings: Sendable {
             pushEncoding: pushEncoding ?? (uncompressed ? "fp32" : "sign"),
             pullEncoding: pullEncoding ?? (uncompressed ? "fp32" : "q8"),
             pullDeltaEncoding: pullDeltaEncoding ?? defaultDeltaEncoding,
-            // Workers that cannot run Adam take Nesterov steps at the family's rate beside it.
+            // Workers that cannot run Adam take Nesterov steps at the family's (scaled) rate beside it.
             localAdam: adam ? LocalAdamSettings(
                 learningRate: localLearningRate ?? Self.localAdamLearningRate,
                 weightDecay: localWeightDecay ?? (defaults.optimizer == .adam ? defaults.weightDecay : 0)) : nil)
