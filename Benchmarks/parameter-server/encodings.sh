@@ -17,10 +17,10 @@ mode="${MODE:-async}"
 epochs="${EPOCHS:-5}"
 model="${MODEL:-mlp}"
 # ps-train evaluates every this many batches (outside its training time), for a time to 97.5% as fine
-# as the sessions' with --eval-every 12 (12 units of 8 batches).
+# as the sessions' with --eval-every 12 (12 units of 512 samples: 8 batches of ps-train's 64).
 train_eval_every="${TRAIN_EVAL_EVERY:-100}"
 port="${PORT:-18890}"
-default_configs="fp32 H=1=--uncompressed;fp32 H=8=--local-steps 8 --push-encoding fp32 --pull-encoding fp32 --pull-delta-encoding none;q8/q8 H=8=--local-steps 8 --push-encoding q8 --pull-encoding q8 --pull-delta-encoding none;sign/q8 H=8, whole weights=--pull-delta-encoding none;sign/q8 H=8, sign:256 deltas (default)=;sign/q8 H=8, sign(4096) deltas=--pull-delta-encoding sign;sign/q8 H=8, topk 1% deltas=--pull-delta-encoding topk:0.01;sign/q8 H=8, q8 deltas=--pull-delta-encoding q8;sign/q8 H=16, sign:256 deltas=--local-steps 16;topk 1%/q8 H=16, topk 2% deltas=--local-steps 16 --push-encoding topk:0.01;sign/q8 H=32, sign:256 deltas=--local-steps 32"
+default_configs="fp32 H=1=--uncompressed;fp32 H=8=--batch-size 64 --local-steps 8 --push-encoding fp32 --pull-encoding fp32 --pull-delta-encoding none;q8/q8 H=8=--batch-size 64 --local-steps 8 --push-encoding q8 --pull-encoding q8 --pull-delta-encoding none;sign/q8 H=8, whole weights=--batch-size 64 --local-steps 8 --pull-delta-encoding none;sign/q8 H=8, sign:256 deltas=--batch-size 64 --local-steps 8;sign/q8 H=8, sign(4096) deltas=--batch-size 64 --local-steps 8 --pull-delta-encoding sign;sign/q8 H=8, topk 1% deltas=--batch-size 64 --local-steps 8 --pull-delta-encoding topk:0.01;sign/q8 H=8, q8 deltas=--batch-size 64 --local-steps 8 --pull-delta-encoding q8;sign/q8 H=16, sign:256 deltas=--batch-size 64 --local-steps 16;topk 1%/q8 H=16, topk 2% deltas=--batch-size 64 --local-steps 16 --push-encoding topk:0.01;sign/q8 H=32, sign:256 deltas=--batch-size 64 --local-steps 32;sign/q8 32 x 16, sign:256 deltas (default)="
 configs="${CONFIGS:-$default_configs}"
 seeds="${SEEDS:-}"
 
