@@ -10,13 +10,13 @@ struct SessionPlan {
     /// `ps-server`'s default batch size with `localSteps` (the soak never sets `--batch-size`).
     static func batchSize(localSteps: Int) -> Int { ServerSettings.defaultBatchSize(localSteps: localSteps) }
 
-    /// Samples per work unit: the batch size times the session's local steps.
     /// The smallest training subset: on 6400 samples the soak's MLP plateaued near 92% on the test set,
     /// too close to the default threshold of 90%; on 19200, about 95%.
     static let minimumTrainSamples = 19200
     /// MNIST's training set.
     static let maximumTrainSamples = 60000
 
+    /// Samples per work unit: the batch size times the session's local steps.
     let samplesPerUnit: Int
     /// `ps-server --train-samples`.
     let trainSamples: Int
