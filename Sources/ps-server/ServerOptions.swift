@@ -52,7 +52,7 @@ struct ServerOptions: ParsableArguments {
     var epochs = 5
 
     // Why 32 x 16 by default: ServerSettings.defaultLocalSteps.
-    @Option(help: "Training samples per local step. Default 32 with local steps; 64 (ps-train's) with --local-steps 1 or --uncompressed.")
+    @Option(help: "Training samples per local step. Default 32 with local steps; 64 (ps-train's) with --local-steps 1, and with --uncompressed whatever --local-steps.")
     var batchSize: Int?
 
     @Option(help: "Local steps per push (H): 1 sends gradients; more sends model deltas (local SGD, the outer step on the server). Default 16; 1 with --uncompressed.")
@@ -102,7 +102,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The optimiser of the workers' local steps when --local-steps > 1: nesterov, or adam (AdamW, for workers that offer it; others take Nesterov steps at the family's rate). Default: the one the model family trains with alone, adam for the CNN and nesterov for the MLP.", valueName: "optimizer"))
     var localOptimizer: LocalOptimizerKind?
 
-    @Option(help: "Learning rate of the workers' local optimiser when --local-steps > 1: with --local-optimizer adam, Adam's (default 0.001); with nesterov, Nesterov's (default: the model family's for batches of 64, times the square root of --batch-size / 64: 0.035 for the MLP at the default batch of 32 (0.05 at 64), 0.0071 for the CNN (0.01 at 64; it diverges at 0.05 with momentum); also the rate of workers without Adam beside Adam ones).")
+    @Option(help: "Learning rate of the workers' local optimiser when --local-steps > 1: with --local-optimizer adam, Adam's (default 0.001); with nesterov, Nesterov's (default: the model family's for batches of 64, below 64 times the square root of --batch-size / 64: 0.035 for the MLP at the default batch of 32 (0.05 at 64), 0.0071 for the CNN (0.01 at 64; it diverges at 0.05 with momentum); also the rate of workers without Adam beside Adam ones).")
     var localLr: Float?
 
     @Option(help: "Decoupled weight decay of local Adam (default: the model family's with Adam alone: 0.05 for the CNN, 0 otherwise).")

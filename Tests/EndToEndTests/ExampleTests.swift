@@ -11,7 +11,9 @@ struct ExampleTests {
         let workers = try (1...2).map { try startWorker(port: port, name: "spirals-\($0)", ["--once"]) }
         defer { workers.forEach { $0.end() } }
         let fields = try summary(of: server)
-        #expect(server.output.contains { $0.hasPrefix("model spirals:64,64 with 4547 parameters") })
+        // The README's lines, with ps-server's default unit and the spirals' local rate scaled to it.
+        #expect(server.output.contains { $0.hasPrefix("model spirals:64,64 with 4547 parameters") && $0.hasSuffix("units of 32 x 16") })
+        #expect(server.output.contains { $0.hasPrefix("exchange: 16 local steps per push (lr 0.071,") })
         #expect(fields.int("units") == fields.int("units_expected"))
         // ps-train reaches 96.3% on this data; the fleet lands within a point of it.
         #expect(fields.double("test_accuracy") >= 0.95, "test accuracy \(fields["test_accuracy"] ?? "?")")

@@ -43,7 +43,7 @@ struct ShardTests {
         for worker in workers { #expect(try worker.waitForExit(timeout: .seconds(30)) == 0) }
     }
 
-    /// The default exchange (local steps, sign pushes, q8 weights and deltas) in sync mode over three
+    /// The default exchange (local steps, 8 of them here, sign pushes, q8 weights and deltas) in sync mode over three
     /// shards: every round's pulls wait for its version at every shard (a sync session stalled when a
     /// shard answered them a stride of versions late), every unit is applied once, and the accuracy is
     /// close to the unsharded session's (87.3% unsharded, 87.0% over three shards, release builds with

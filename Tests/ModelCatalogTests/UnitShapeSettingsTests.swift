@@ -41,6 +41,10 @@ import Testing
         var gradients = ServerSettings()
         (gradients.uncompressed, gradients.batchSize) = (true, 16)
         #expect(Self.recipe(gradients).batchSize == 16)
+        // `--uncompressed` is the exchange before encodings also when it takes local steps: batch 64.
+        var uncompressedSteps = ServerSettings()
+        (uncompressedSteps.uncompressed, uncompressedSteps.localSteps) = (true, 8)
+        #expect(Self.recipe(uncompressedSteps).batchSize == 64 && Self.recipe(uncompressedSteps).localSteps == 8)
         var zero = ServerSettings()
         zero.batchSize = 0
         #expect(throws: SettingsError.self) { try zero.validate(registry: ModelCatalog.registry) }
@@ -62,5 +66,19 @@ import Testing
         var given = ServerSettings()
         given.localLearningRate = 0.05
         #expect(Self.recipe(given).localLearningRate == 0.05)
+    }
+
+    /// At 64 and above the family's rate is taken as it is, unrounded and never raised; below, rounded
+    /// to two significant figures.
+    @Test func theLocalRateIsNeverRaisedNorRoundedAt64() {
+        var settings = ServerSettings()
+        (settings.batchSize, settings.localSteps) = (64, 8)
+        #expect(settings.defaultLocalNesterovRate(defaults: ModelTrainingDefaults(localLearningRate: 0.0125)) == 0.0125)
+        settings.batchSize = 1000
+        #expect(settings.defaultLocalNesterovRate(defaults: ModelTrainingDefaults(localLearningRate: 0.01)) == 0.01)
+        settings.batchSize = 7
+        #expect(settings.defaultLocalNesterovRate(defaults: ModelTrainingDefaults(localLearningRate: 0.05)) == 0.017)
+        settings.batchSize = 1
+        #expect(settings.defaultLocalNesterovRate(defaults: ModelTrainingDefaults(localLearningRate: 0.05)) == 0.0063)
     }
 }

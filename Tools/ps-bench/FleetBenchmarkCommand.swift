@@ -12,7 +12,7 @@ import Glibc
 ///
 /// The server (`ParameterServerRuntime`, async mode, staleness policy none, an SGD-with-momentum model
 /// of `--parameters` floats) runs in this process on an event loop of its own, with ps-server's
-/// exchange: by default `--local-steps 8`, sign pushes and q8 weights; `--uncompressed` is the exchange
+/// exchange: by default 16 local steps of 32 samples, sign pushes and q8 weights; `--uncompressed` is the exchange
 /// before encodings (one step per push, fp32 both ways). The workers run in a child process (this
 /// executable again, with the hidden `--clients-port`), all on one event loop: each offers its
 /// encodings, prebuilds one push in the negotiated encoding after the Welcome and answers every work
@@ -157,7 +157,7 @@ struct FleetBenchmarkCommand: ParsableCommand {
     var steps: Int { localSteps ?? (uncompressed ? 1 : ServerSettings.defaultLocalSteps) }
 
     /// Samples per local step.
-    var batch: Int { batchSize ?? ServerSettings.defaultBatchSize(localSteps: steps) }
+    var batch: Int { batchSize ?? (uncompressed ? ServerSettings.referenceBatchSize : ServerSettings.defaultBatchSize(localSteps: steps)) }
 
     /// Samples behind one full unit.
     var samplesPerUnit: Int { batch * steps }

@@ -7,7 +7,8 @@ import ParameterServer
 /// real one: many epochs over a subset of MNIST, so that a long soak evaluates often and a short one
 /// still trains enough to pass the accuracy check.
 struct SessionPlan {
-    /// `ps-server`'s default batch size with `localSteps` (the soak never sets `--batch-size`).
+    /// The batch the soak gives its servers (`--batch-size`): `ps-server`'s default with `localSteps`,
+    /// passed explicitly so that a `--server-binary` of another build trains units of the planned size.
     static func batchSize(localSteps: Int) -> Int { ServerSettings.defaultBatchSize(localSteps: localSteps) }
 
     /// The smallest training subset: on 6400 samples the soak's MLP plateaued near 92% on the test set,

@@ -194,6 +194,7 @@ final class SoakRunner {
             arguments: [
                 "--port", String(port), "--metrics-port", String(metricsPort), "--workers", "1", "--hidden", settings.hidden,
                 "--local-steps", String(settings.localSteps),
+                "--batch-size", String(SessionPlan.batchSize(localSteps: settings.localSteps)),
                 "--train-samples", String(Self.calibrationSamples), "--test-samples", "1000", "--epochs", "1000",
                 "--seed", String(settings.seed),
             ] + shardedServerArguments,
@@ -382,6 +383,7 @@ final class SoakRunner {
         } else {
             arguments += [
                 "--workers", "1", "--hidden", settings.hidden, "--local-steps", String(settings.localSteps),
+                "--batch-size", String(SessionPlan.batchSize(localSteps: settings.localSteps)),
                 "--train-samples", String(plan.trainSamples),
                 "--epochs", String(plan.epochs), "--seed", String(settings.seed),
             ]

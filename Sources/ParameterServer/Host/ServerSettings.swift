@@ -134,7 +134,8 @@ public struct ServerSettings: Sendable {
     public static let defaultLocalSteps = 16
 
     /// The batch when none is given: 32 with local steps (see ``defaultLocalSteps``), and with
-    /// gradient pushes (H = 1) `ps-train`'s 64, so `--uncompressed` is the exchange it always was.
+    /// gradient pushes (H = 1) `ps-train`'s 64. (`uncompressed` keeps 64 whatever H:
+    /// ``effectiveBatchSize``.)
     public static func defaultBatchSize(localSteps: Int) -> Int { localSteps > 1 ? 32 : referenceBatchSize }
 
     /// `ps-train`'s batch: the default of gradient pushes, and the batch a family's local rate is for.
@@ -143,21 +144,26 @@ public struct ServerSettings: Sendable {
     /// H, the local steps per push.
     public var steps: Int { localSteps ?? (uncompressed ? 1 : Self.defaultLocalSteps) }
 
-    /// Samples per local step.
-    public var effectiveBatchSize: Int { batchSize ?? Self.defaultBatchSize(localSteps: steps) }
+    /// Samples per local step: as given, else 64 with `uncompressed` (the exchange it always was, also
+    /// with `--local-steps`), else ``defaultBatchSize(localSteps:)``.
+    public var effectiveBatchSize: Int {
+        batchSize ?? (uncompressed ? Self.referenceBatchSize : Self.defaultBatchSize(localSteps: steps))
+    }
 
     /// The rate of local Nesterov steps when `--local-lr` does not give it: the family's, which is for
-    /// batches of 64, times the square root of the batch's ratio to 64, to two significant figures
-    /// (0.035 for the MLP's 0.05 at 32).
+    /// batches of 64; for smaller batches, times the square root of the batch's ratio to 64, to two
+    /// significant figures (0.035 for the MLP's 0.05 at 32). Batches of 64 and more take the family's
+    /// rate as it is: a larger rate was never measured, and the CNN's diverges at five times its own.
     ///
     /// Why scaled: at the same rate, halving the batch doubles how far a unit moves the weights. With
-    /// units of 32 x 16 at 0.05, 2 MLP workers ended 0.1 point (async) and 0.35 (sync, 3 epochs) under
-    /// units of 64 x 8; at 0.035 they end level or above it, and 4 workers keep their gain
-    /// (BENCHMARKS.md, "Smaller local batches, more local steps"). Adam's rate is left as it is: the
-    /// CNN's local Adam gained at 0.001 with either batch.
+    /// units of 32 x 16 at 0.05, 2 MLP workers ended 0.1 to 0.3 point (async) and 0.35 to 0.5 (sync,
+    /// 3 epochs) under units of 64 x 8; at 0.035 they end within 0.15 of it either way, and 4 workers
+    /// keep their gain (BENCHMARKS.md, "Smaller local batches, more local steps"). Adam's rate is left as
+    /// it is: the CNN's local Adam gained at 0.001 with either batch.
     public func defaultLocalNesterovRate(defaults: ModelTrainingDefaults) -> Float {
-        let rate = Double(defaults.localLearningRate) * (Double(effectiveBatchSize) / Double(Self.referenceBatchSize)).squareRoot()
-        guard rate > 0, rate.isFinite else { return defaults.localLearningRate }
+        let ratio = Double(effectiveBatchSize) / Double(Self.referenceBatchSize)
+        let rate = Double(defaults.localLearningRate) * ratio.squareRoot()
+        guard ratio < 1, rate > 0, rate.isFinite else { return defaults.localLearningRate }
         let scale = pow(10, 1 - floor(log10(rate)))
         return Float((rate * scale).rounded() / scale)
     }
