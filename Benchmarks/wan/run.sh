@@ -29,7 +29,7 @@ set -euo pipefail
 # A configuration is "LABEL|EXTRA PS-SERVER FLAGS|EXTRA PS-WORKER FLAGS" (flags split on whitespace).
 # Add a line here, or pass --config (repeatable; replaces this list), to compare new encodings:
 #   "fp16|--uncompressed --push-encoding fp16 --pull-encoding fp16|"
-#   "topk-1%-H16|--push-encoding topk:0.01 --local-steps 16 --eval-every 6|"
+#   "topk-1%-H32|--push-encoding topk:0.01 --local-steps 32 --eval-every 6|"
 # (an update is one unit of batch x local-steps samples, so --eval-every in a configuration keeps its
 # evaluations as frequent in samples as the others'; every --flag is checked against --help first)
 # ps-server's own defaults changed with the encodings (local steps and compressed pushes and pulls);
