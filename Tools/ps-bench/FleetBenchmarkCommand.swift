@@ -157,7 +157,7 @@ struct FleetBenchmarkCommand: ParsableCommand {
     var steps: Int { localSteps ?? (uncompressed ? 1 : ServerSettings.defaultLocalSteps) }
 
     /// Samples per local step.
-    var batch: Int { batchSize ?? (uncompressed ? ServerSettings.referenceBatchSize : ServerSettings.defaultBatchSize(localSteps: steps)) }
+    var batch: Int { batchSize ?? ServerSettings.defaultBatchSize(localSteps: steps, uncompressed: uncompressed) }
 
     /// Samples behind one full unit.
     var samplesPerUnit: Int { batch * steps }

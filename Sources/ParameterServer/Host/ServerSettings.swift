@@ -32,7 +32,7 @@ public struct ServerSettings: Sendable {
     public var workers = 2
     /// Passes over the training set (`--epochs`).
     public var epochs = 5
-    /// Samples per local step (`--batch-size`); nil: ``defaultBatchSize(localSteps:)``.
+    /// Samples per local step (`--batch-size`); nil: ``defaultBatchSize(localSteps:uncompressed:)``.
     public var batchSize: Int?
     /// H; nil: ``defaultLocalSteps``, or 1 with `uncompressed`.
     public var localSteps: Int?
@@ -120,7 +120,7 @@ public struct ServerSettings: Sendable {
     /// Whether connections are encrypted (`--tls-cert` and `--tls-key` given).
     public var usesTLS: Bool { tlsCertificate != nil }
 
-    /// H when none is given, with ``defaultBatchSize(localSteps:)``: units of 16 local steps of 32
+    /// H when none is given, with ``defaultBatchSize(localSteps:uncompressed:)``: units of 16 local steps of 32
     /// samples.
     ///
     /// Why 32 x 16 rather than 64 x 8, the same 512 samples and bytes per unit: four workers in
@@ -133,10 +133,12 @@ public struct ServerSettings: Sendable {
     /// counted in local steps), which slows a fleet bound by a 100 Mbit/s link.
     public static let defaultLocalSteps = 16
 
-    /// The batch when none is given: 32 with local steps (see ``defaultLocalSteps``), and with
-    /// gradient pushes (H = 1) `ps-train`'s 64. (`uncompressed` keeps 64 whatever H:
-    /// ``effectiveBatchSize``.)
-    public static func defaultBatchSize(localSteps: Int) -> Int { localSteps > 1 ? 32 : referenceBatchSize }
+    /// The batch when none is given: 32 with local steps (see ``defaultLocalSteps``); with gradient
+    /// pushes (H = 1) `ps-train`'s 64, and with `uncompressed` 64 whatever H, so that it is the exchange
+    /// it always was.
+    public static func defaultBatchSize(localSteps: Int, uncompressed: Bool = false) -> Int {
+        localSteps > 1 && !uncompressed ? 32 : referenceBatchSize
+    }
 
     /// `ps-train`'s batch: the default of gradient pushes, and the batch a family's local rate is for.
     public static let referenceBatchSize = 64
@@ -144,11 +146,8 @@ public struct ServerSettings: Sendable {
     /// H, the local steps per push.
     public var steps: Int { localSteps ?? (uncompressed ? 1 : Self.defaultLocalSteps) }
 
-    /// Samples per local step: as given, else 64 with `uncompressed` (the exchange it always was, also
-    /// with `--local-steps`), else ``defaultBatchSize(localSteps:)``.
-    public var effectiveBatchSize: Int {
-        batchSize ?? (uncompressed ? Self.referenceBatchSize : Self.defaultBatchSize(localSteps: steps))
-    }
+    /// Samples per local step: as given, else ``defaultBatchSize(localSteps:uncompressed:)``.
+    public var effectiveBatchSize: Int { batchSize ?? Self.defaultBatchSize(localSteps: steps, uncompressed: uncompressed) }
 
     /// The rate of local Nesterov steps when `--local-lr` does not give it: the family's, which is for
     /// batches of 64; for smaller batches, times the square root of the batch's ratio to 64, to two
