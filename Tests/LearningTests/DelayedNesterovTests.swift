@@ -16,7 +16,7 @@ import Testing
 
     @Test func nArrivalsMoveLikeOneNesterovStepOnTheirMean() {
         // Three workers' pseudo-gradients, twice round: the delayed optimiser after each 3 arrivals
-        // must stand where Nesterov on the mean stands after each step.
+        // must stand where Nesterov on the mean stands after each step, at the rate times the gain of 3.
         let rounds: [[[Float]]] = [[[1, 0], [0, 1], [2, -1]], [[0.5, 0.5], [-1, 0], [0, 3]]]
         var delayed = DelayedNesterov(momentum: 0.8, delay: 3)
         var nesterov = SGD(momentum: 0.8, nesterov: true)
@@ -24,7 +24,7 @@ import Testing
         for round in rounds {
             for gradient in round { delayed.step(parameters: &a, gradient: gradient, learningRate: 0.3) }
             let mean = (0..<2).map { i in round.map { $0[i] }.reduce(0, +) / 3 }
-            nesterov.step(parameters: &b, gradient: mean, learningRate: 0.3)
+            nesterov.step(parameters: &b, gradient: mean, learningRate: 0.3 * DelayedNesterov.averagingGain(arrivals: 3))
             for (x, y) in zip(a, b) { #expect(abs(x - y) < 1e-5) }
         }
     }
@@ -33,7 +33,17 @@ import Testing
         var delayed = DelayedNesterov(momentum: 0.9, delay: 4)
         var w: [Float] = [1]
         delayed.step(parameters: &w, gradient: [2], learningRate: 1)
-        #expect(w == [0.5])  // 1 - (1 / 4) * 2, no momentum yet
+        // 1 - (gain / 4) * 2 with 4 arrivals' gain sqrt(2), no momentum yet.
+        let expected: Float = 1 - Float(2).squareRoot() / 4 * 2
+        #expect(abs(w[0] - expected) < 1e-6)
+    }
+
+    @Test func theGainIsOneUpToTwoArrivalsThenGrowsAsTheSquareRoot() {
+        #expect(DelayedNesterov.averagingGain(arrivals: 1) == 1)
+        #expect(DelayedNesterov.averagingGain(arrivals: 2) == 1)
+        #expect(abs(DelayedNesterov.averagingGain(arrivals: 4) - Float(2).squareRoot()) < 1e-6)
+        #expect(DelayedNesterov.averagingGain(arrivals: 8) == 2)
+        #expect(DelayedNesterov.averagingGain(arrivals: 32) == 4)
     }
 
     @Test func itsStateCarriesOnExactly() throws {
@@ -54,11 +64,14 @@ import Testing
     @Test func theShareFollowsTheWorkersPresent() {
         var delayed = DelayedNesterov(momentum: 0, delay: 1)
         var w: [Float] = [0]
-        delayed.expectArrivals(4)
-        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
-        #expect(w == [0.5])  // 4 workers: each delta counts a quarter
         delayed.expectArrivals(2)
         delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
-        #expect(w == [1.5])
+        #expect(w == [1])  // 2 workers: each delta counts a half
+        delayed.expectArrivals(8)
+        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
+        #expect(w == [1.5])  // 8 workers: an eighth, at twice the rate
+        delayed.expectArrivals(1)
+        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
+        #expect(w == [3.5])  // 1 worker: the whole delta, no gain
     }
 }
