@@ -33,17 +33,14 @@ import Testing
         var delayed = DelayedNesterov(momentum: 0.9, delay: 4)
         var w: [Float] = [1]
         delayed.step(parameters: &w, gradient: [2], learningRate: 1)
-        // 1 - (gain / 4) * 2 with 4 arrivals' gain sqrt(2), no momentum yet.
-        let expected: Float = 1 - Float(2).squareRoot() / 4 * 2
-        #expect(abs(w[0] - expected) < 1e-6)
+        #expect(w == [0.5])  // 1 - (1 / 4) * 2, no momentum yet, no gain up to 4 arrivals
     }
 
-    @Test func theGainIsOneUpToTwoArrivalsThenGrowsAsTheSquareRoot() {
-        #expect(DelayedNesterov.averagingGain(arrivals: 1) == 1)
-        #expect(DelayedNesterov.averagingGain(arrivals: 2) == 1)
-        #expect(abs(DelayedNesterov.averagingGain(arrivals: 4) - Float(2).squareRoot()) < 1e-6)
-        #expect(DelayedNesterov.averagingGain(arrivals: 8) == 2)
-        #expect(DelayedNesterov.averagingGain(arrivals: 32) == 4)
+    @Test func theGainIsOneUpToFourArrivalsThenGrowsAsTheSquareRoot() {
+        for arrivals in 1...4 { #expect(DelayedNesterov.averagingGain(arrivals: arrivals) == 1) }
+        #expect(abs(DelayedNesterov.averagingGain(arrivals: 8) - Float(2).squareRoot()) < 1e-6)
+        #expect(DelayedNesterov.averagingGain(arrivals: 16) == 2)
+        #expect(DelayedNesterov.averagingGain(arrivals: 64) == 4)
     }
 
     @Test func itsStateCarriesOnExactly() throws {
@@ -64,14 +61,14 @@ import Testing
     @Test func theShareFollowsTheWorkersPresent() {
         var delayed = DelayedNesterov(momentum: 0, delay: 1)
         var w: [Float] = [0]
+        delayed.expectArrivals(4)
+        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
+        #expect(w == [0.5])  // 4 workers: each delta counts a quarter
+        delayed.expectArrivals(16)
+        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
+        #expect(w == [0.75])  // 16 workers: a sixteenth, at twice the rate
         delayed.expectArrivals(2)
         delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
-        #expect(w == [1])  // 2 workers: each delta counts a half
-        delayed.expectArrivals(8)
-        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
-        #expect(w == [1.5])  // 8 workers: an eighth, at twice the rate
-        delayed.expectArrivals(1)
-        delayed.step(parameters: &w, gradient: [-2], learningRate: 1)
-        #expect(w == [3.5])  // 1 worker: the whole delta, no gain
+        #expect(w == [1.75])  // 2 workers: a half
     }
 }

@@ -32,13 +32,12 @@ import Testing
                             trainAvailable: 1000, testAvailable: 100).makeOptimizer()
     }
 
-    @Test func asyncLocalStepsDefaultToScaledStalenessAtOuterRate1() {
+    @Test func asyncLocalStepsDefaultToScaledStalenessAtOuterRate1Point5() {
         let defaults = ModelTrainingDefaults()
         let async = Self.settings(mode: .async, steps: 8)
         #expect(async.effectiveStalenessPolicy == .scaled)
-        #expect(async.effectiveOptimizer == .delayedNesterov)
-        // 1, which delayed Nesterov grows with the workers present (DelayedNesterovTests), whatever the policy.
-        #expect(async.effectiveLearningRate(defaults: defaults) == 1)
+        #expect(async.effectiveLearningRate(defaults: defaults) == 1.5)
+        // Another policy named: the unscaled rate.
         var unscaled = async
         unscaled.stalenessPolicy = StalenessPolicy.none
         #expect(unscaled.effectiveLearningRate(defaults: defaults) == 1)
@@ -56,21 +55,6 @@ import Testing
         // The outer rate of averaging, not the family's rate for gradients (0.05 for the MLP).
         #expect(settings.effectiveLearningRate(defaults: ModelTrainingDefaults()) == 1)
         try settings.validate(registry: ModelCatalog.registry)
-    }
-
-    @Test(arguments: [(1, Float(0), OptimizerKind.sgd), (2, 0, .sgd), (3, 0.5, .nesterov), (8, 0.5, .nesterov)])
-    func syncRoundsTakeOuterMomentumFromThreeWorkers(workers: Int, momentum: Float, optimizer: OptimizerKind) throws {
-        var settings = Self.settings(mode: .sync, steps: 16)
-        settings.workers = workers
-        #expect(settings.effectiveMomentum == momentum)
-        #expect(settings.effectiveOptimizer == optimizer)
-        try settings.validate(registry: ModelCatalog.registry)
-        // Named, Nesterov keeps its momentum whatever the workers; a named momentum is kept as given.
-        settings.optimizer = .nesterov
-        #expect(settings.effectiveMomentum == 0.5)
-        settings.optimizer = nil
-        settings.momentum = 0.7
-        #expect(settings.effectiveOptimizer == .nesterov && settings.effectiveMomentum == 0.7)
     }
 
     @Test func nesterovWithoutMomentumIsRefusedNamingTheFlags() {

@@ -194,42 +194,35 @@ public struct ServerSettings: Sendable {
     public var effectiveOptimizer: OptimizerKind {
         if let optimizer { return optimizer }
         // `--momentum 0` asks for none: plain SGD on the averaged delta, not Nesterov without momentum.
-        if steps > 1 { return mode == .sync ? ((momentum ?? syncOuterMomentum) == 0 ? .sgd : .nesterov) : .delayedNesterov }
+        if steps > 1 { return mode == .sync ? (momentum == 0 ? .sgd : .nesterov) : .delayedNesterov }
         return mode == .sync ? .momentum : .adam
     }
 
     // With local steps the optimiser is the outer one. In async mode averaging (delayed Nesterov
-    // without momentum: each delta at lr x its gain / the workers present) measured best; outer momentum made the early
-    // epochs unstable. A sync round's averaged delta takes Nesterov momentum as in DiLoCo (from three
-    // workers: `syncOuterMomentum`), where 0.5 at rate 1 measured best (98.2% with sign pushes at H = 8; DiLoCo's 0.9 at 0.7 stopped at 94.3%).
+    // without momentum: each delta at lr / the workers present, and from four workers up times
+    // `DelayedNesterov.averagingGain(arrivals:)`) measured best; outer momentum made the early
+    // epochs unstable. A sync round's averaged delta takes Nesterov momentum as in DiLoCo, where 0.5 at
+    // rate 1 measured best (98.2% with sign pushes at H = 8; DiLoCo's 0.9 at 0.7 stopped at 94.3%).
     // Without local steps, asynchrony itself acts like momentum (Mitliagkas et al., "Asynchrony begets
     // momentum", 2016), so 0.5 suits async and ssp where sync keeps one process's 0.9.
     public var effectiveMomentum: Float {
         if let momentum { return momentum }
-        // Only delayed Nesterov and sync rounds of one or two workers run without momentum; a named
-        // `nesterov` or `momentum` gets some.
-        if steps > 1, mode == .sync { return optimizer == nil ? syncOuterMomentum : 0.5 }
-        if steps > 1 { return effectiveOptimizer == .delayedNesterov ? 0 : 0.5 }
+        // Only delayed Nesterov runs without momentum; a named `nesterov` or `momentum` gets some.
+        if steps > 1 { return mode == .sync ? 0.5 : (effectiveOptimizer == .delayedNesterov ? 0 : 0.5) }
         return mode == .sync ? 0.9 : 0.5
     }
-
-    /// A sync round's outer momentum when neither `--optimizer` nor `--momentum` is given: DiLoCo's
-    /// Nesterov at 0.5 with three workers or more (`--workers`), none with one or two, whose round is
-    /// then applied as its plain mean. As delayed Nesterov's gain, the larger step pays only when more
-    /// deltas are averaged. Measured (MLP, 5 epochs, 32 x 16, five seeds against `ps-train`): one
-    /// worker ended 0.12 point above `ps-train` without momentum and 0.78 under with 0.5; two 0.03
-    /// above against 0.04 under; four 0.21 under without against 0.10 under with it.
-    public var syncOuterMomentum: Float { workers > 2 ? 0.5 : 0 }
 
     /// The peak learning rate: as given, else by optimiser (the model family's for SGD variants).
     public func effectiveLearningRate(defaults: ModelTrainingDefaults) -> Float {
         if let learningRate { return learningRate }
         let optimizer = effectiveOptimizer
         // Outer rates. Delayed Nesterov runs without momentum, where a sync round's Nesterov 0.5 about doubles
-        // its steps. Its rate 1 grows with the workers present (`DelayedNesterov.averagingGain(arrivals:)`:
-        // 1.41 with 4 workers, where a fixed 1.5 had measured best under the `scaled` policy, 2 with 8);
-        // a fixed 1.5 cost 1 and 2 workers 0.22 and 0.08 point.
-        if steps > 1, optimizer == .delayedNesterov { return 1 }
+        // its steps. Under the `scaled` policy 1.5 measured best (MLP-512, 4 async workers, H = 8, 4 paired
+        // seeds: 97.92 to 98.02% against 97.80 to 97.96 at 1 unscaled; prefetching workers 97.69 to 97.76, as
+        // at 1 unscaled, where 1.5 unscaled cost them 0.3 to 0.7 point); without it, 1. More than four workers
+        // take it times the gain. With one or two, 1 suits the MLP (0.1 to 0.3 point more) but cost the
+        // spirals example 2 to 7 points: 1.5 stays (BENCHMARKS.md, "The outer step grows with the workers").
+        if steps > 1, optimizer == .delayedNesterov { return effectiveStalenessPolicy == .scaled ? 1.5 : 1 }
         // Any other outer optimiser but Adam (nesterov, momentum, sgd on the averaged delta): plain averaging's 1.
         if steps > 1, optimizer != .adam { return 1 }
         if optimizer == .adam { return mode == .sync ? 0.001 : 0.0005 }
