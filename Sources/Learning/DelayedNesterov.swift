@@ -15,8 +15,8 @@
 ///
 /// After N arrivals the parameters have moved by `lr g (mean + momentum v)`: exactly Nesterov momentum
 /// (PyTorch's form) on the mean pseudo-gradient at `lr g`, which with `delay` 1 is plain Nesterov, as
-/// DiLoCo applies to a synchronous round's averaged delta. `g` is ``averagingGain(arrivals:)``, 1 up to four
-/// arrivals: the mean of more workers' deltas is less noisy, so it may take a larger step.
+/// DiLoCo applies to a synchronous round's averaged delta. `g` is ``averagingGain(arrivals:)``, 1 up
+/// to four arrivals: the mean of more workers' deltas is less noisy, so it may take a larger step.
 public struct DelayedNesterov: Optimizer {
     public let momentum: Float
     /// N: arrivals per momentum step; the number of workers in an asynchronous session, which follows

@@ -14,17 +14,21 @@ import Testing
         for (x, y) in zip(a, b) { #expect(abs(x - y) < 1e-5) }
     }
 
-    @Test func nArrivalsMoveLikeOneNesterovStepOnTheirMean() {
-        // Three workers' pseudo-gradients, twice round: the delayed optimiser after each 3 arrivals
-        // must stand where Nesterov on the mean stands after each step, at the rate times the gain of 3.
-        let rounds: [[[Float]]] = [[[1, 0], [0, 1], [2, -1]], [[0.5, 0.5], [-1, 0], [0, 3]]]
-        var delayed = DelayedNesterov(momentum: 0.8, delay: 3)
+    @Test(arguments: [3, 8])
+    func nArrivalsMoveLikeOneNesterovStepOnTheirMean(workers: Int) {
+        // N workers' pseudo-gradients, twice round: the delayed optimiser after each N arrivals must
+        // stand where Nesterov on the mean stands after each step, at the rate times the gain of N
+        // (1 for 3 workers, sqrt(2) for 8).
+        let rounds: [[[Float]]] = (0..<2).map { round in
+            (0..<workers).map { worker in [Float(worker % 3) - 0.5 * Float(round), Float(worker) * 0.25 - 1] }
+        }
+        var delayed = DelayedNesterov(momentum: 0.8, delay: workers)
         var nesterov = SGD(momentum: 0.8, nesterov: true)
         var a: [Float] = [0, 0], b: [Float] = [0, 0]
         for round in rounds {
             for gradient in round { delayed.step(parameters: &a, gradient: gradient, learningRate: 0.3) }
-            let mean = (0..<2).map { i in round.map { $0[i] }.reduce(0, +) / 3 }
-            nesterov.step(parameters: &b, gradient: mean, learningRate: 0.3 * DelayedNesterov.averagingGain(arrivals: 3))
+            let mean = (0..<2).map { i in round.map { $0[i] }.reduce(0, +) / Float(workers) }
+            nesterov.step(parameters: &b, gradient: mean, learningRate: 0.3 * DelayedNesterov.averagingGain(arrivals: workers))
             for (x, y) in zip(a, b) { #expect(abs(x - y) < 1e-5) }
         }
     }
