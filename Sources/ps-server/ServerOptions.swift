@@ -84,7 +84,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Optimiser for pushed updates: sgd, momentum, nesterov, adam or delayed-nesterov. With --local-steps > 1 it is the outer optimiser, applied to each delta as a pseudo-gradient (DiLoCo). Default: momentum in sync mode, adam in async and ssp; with local steps, nesterov in sync mode and delayed-nesterov (each delta at --lr x max(1, sqrt(N / 4)) / N with N workers present, momentum once per N deltas) in async and ssp.")
     var optimizer: OptimizerKind?
 
-    @Option(help: "Peak learning rate (default: adam 0.0005 in async and ssp, 0.001 in sync; otherwise the model family's: 0.05 for the MLP, 0.01 for the CNN; with local steps, the outer rate: 1.5 for delayed-nesterov under the scaled staleness policy, else 1; delayed-nesterov takes it times max(1, sqrt(workers / 4))).")
+    @Option(help: "Peak learning rate (default: adam 0.0005 in async and ssp, 0.001 in sync; otherwise the model family's: 0.05 for the MLP, 0.01 for the CNN; with local steps, the outer rate: 1.5 for delayed-nesterov under the scaled staleness policy, else 1; in async and ssp, delayed-nesterov takes it times max(1, sqrt(workers / 4))).")
     var lr: Float?
 
     // Asynchrony itself acts like momentum (Mitliagkas et al., "Asynchrony begets momentum", 2016), so the

@@ -57,6 +57,21 @@ import Testing
         try settings.validate(registry: ModelCatalog.registry)
     }
 
+    /// The log line names delayed Nesterov's gain where it applies: async and ssp deltas, not sync rounds
+    /// (one averaged delta per step) nor gradients.
+    @Test func theOptimiserLineNamesTheGainOnlyWhereItApplies() {
+        func line(_ mode: TrainingMode, steps: Int) -> String {
+            var settings = Self.settings(mode: mode, steps: steps, optimizer: .delayedNesterov)
+            settings.momentum = 0
+            return settings.recipe(model: ModelConfiguration(family: "mlp"), defaults: ModelTrainingDefaults(),
+                                   trainAvailable: 1000, testAvailable: 100).optimizerSummary
+        }
+        #expect(line(.async, steps: 16) == "delayed-nesterov momentum 0.0, lr 1.5 x max(1, sqrt(workers / 4)), cosine schedule")
+        #expect(line(.ssp, steps: 16).contains("x max(1, sqrt(workers / 4))"))
+        #expect(!line(.sync, steps: 16).contains("sqrt"))
+        #expect(!line(.async, steps: 1).contains("sqrt"))
+    }
+
     @Test func nesterovWithoutMomentumIsRefusedNamingTheFlags() {
         #expect {
             try Self.settings(mode: .async, steps: 1, optimizer: .nesterov, momentum: 0).validate(registry: ModelCatalog.registry)

@@ -70,6 +70,17 @@ import Testing
         #expect(range.parameters == Array(whole.parameters[bounds]))
     }
 
+    /// What a server or a shard applies for a delta with 16 workers present: delayed Nesterov's share
+    /// (1 / 16) at twice the rate (its gain for 16), the staleness scale on top.
+    @Test func aDeltaWithSixteenWorkersPresentMovesAtTheGainedShare() {
+        var store = ParameterStore(
+            parameters: [1, -1], optimizer: OptimizerKind.delayedNesterov.make(momentum: 0, weightDecay: 0, delay: 1),
+            schedule: ScheduleKind.constant.make(rate: 1.5, totalSteps: 4), totalSteps: 4)
+        store.apply(ModelUpdate(values: [0.32, -0.64], kind: .delta, scale: 0.5, sampleCount: 512, arrivalsPerStep: 16))
+        // w + 1.5 x 2 / 16 x 0.5 x delta = w + 0.09375 delta.
+        #expect(abs(store.parameters[0] - 1.03) < 1e-6 && abs(store.parameters[1] - (-1.06)) < 1e-6, "\(store.parameters)")
+    }
+
     @Test func aStateThatDoesNotFitIsRefusedAndChangesNothing() {
         var store = Self.store(.adam, parameters: [1, 2, 3])
         #expect(throws: ModelStateError.self) { try store.restore(ModelTrainingState(parameters: [1, 2], optimizer: OptimizerState(kind: "adam"), scheduleStep: 0)) }

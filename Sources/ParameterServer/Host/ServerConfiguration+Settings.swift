@@ -75,12 +75,14 @@ extension SessionRecipe {
     }
 
     /// The optimiser as a log line: `adam lr 0.0005, cosine schedule`, `nesterov momentum 0.5, lr 1.0, ...`,
-    /// `momentum 0.9, lr 0.05, ...` (not "momentum momentum 0.9"), and for delayed Nesterov the gain its
-    /// rate takes from the workers present (`lr 1.5 x max(1, sqrt(workers / 4))`).
+    /// `momentum 0.9, lr 0.05, ...` (not "momentum momentum 0.9"), and for delayed Nesterov on async or
+    /// ssp deltas the gain its rate takes from the workers present (`lr 1.5 x max(1, sqrt(workers / 4))`).
     public var optimizerSummary: String {
         guard optimizer.usesMomentum else { return "\(optimizer.rawValue) lr \(learningRate), \(schedule.rawValue) schedule" }
         let name = optimizer == .momentum ? "momentum" : "\(optimizer.rawValue) momentum"
-        let gain = optimizer == .delayedNesterov ? " x max(1, sqrt(workers / 4))" : ""
+        // Sync rounds apply one averaged delta per step, and gradients do not count arrivals: no gain.
+        let gainApplies = optimizer == .delayedNesterov && policy.mode != .sync && localSteps > 1
+        let gain = gainApplies ? " x max(1, sqrt(workers / 4))" : ""
         return "\(name) \(momentum), lr \(learningRate)\(gain), \(schedule.rawValue) schedule"
     }
 }

@@ -199,7 +199,7 @@ public struct ServerSettings: Sendable {
     }
 
     // With local steps the optimiser is the outer one. In async mode averaging (delayed Nesterov
-    // without momentum: each delta at lr / the workers present, and from four workers up times
+    // without momentum: each delta at lr / the workers present, and beyond four workers times
     // `DelayedNesterov.averagingGain(arrivals:)`) measured best; outer momentum made the early
     // epochs unstable. A sync round's averaged delta takes Nesterov momentum as in DiLoCo, where 0.5 at
     // rate 1 measured best (98.2% with sign pushes at H = 8; DiLoCo's 0.9 at 0.7 stopped at 94.3%).
@@ -220,8 +220,9 @@ public struct ServerSettings: Sendable {
         // its steps. Under the `scaled` policy 1.5 measured best (MLP-512, 4 async workers, H = 8, 4 paired
         // seeds: 97.92 to 98.02% against 97.80 to 97.96 at 1 unscaled; prefetching workers 97.69 to 97.76, as
         // at 1 unscaled, where 1.5 unscaled cost them 0.3 to 0.7 point); without it, 1. More than four workers
-        // take it times the gain. With one or two, 1 suits the MLP (0.1 to 0.3 point more) but cost the
-        // spirals example 2 to 7 points: 1.5 stays (BENCHMARKS.md, "The outer step grows with the workers").
+        // take it times the gain. With one or two, 1 suits the MLP (0.1 to 0.3 point more) but cost two
+        // workers of the spirals example 2 to 7 points: 1.5 stays (BENCHMARKS.md, "The outer step grows
+        // with the workers").
         if steps > 1, optimizer == .delayedNesterov { return effectiveStalenessPolicy == .scaled ? 1.5 : 1 }
         // Any other outer optimiser but Adam (nesterov, momentum, sgd on the averaged delta): plain averaging's 1.
         if steps > 1, optimizer != .adam { return 1 }
