@@ -156,7 +156,7 @@ struct ShardTests {
         let worker = try startWorker(port: port, name: "w1", ["--once"])
         defer { worker.end() }
         let impostor = try RawPeer(port: port)
-        try impostor.send(.shardHello(ShardHello(protocolVersion: 1, shardName: "short", host: "127.0.0.1", port: 4000)))
+        try impostor.send(.shardHello(ShardHello(protocolVersion: ProtocolVersion.shard, shardName: "short", host: "127.0.0.1", port: 4000)))
         guard case .shardAssignment(let assignment)? = try impostor.receive(until: { if case .shardAssignment = $0 { true } else { $0.isError } })
         else { Issue.record("no assignment"); return }
         guard case .shardStateRequest(let request)? = try impostor.receive(until: { if case .shardStateRequest = $0 { true } else { $0.isError } })
@@ -243,7 +243,7 @@ struct ShardTests {
         let (plain, plainPort) = try startServer(smallSession + ["--workers", "1"])
         defer { plain.end() }
         let lost = try RawPeer(port: plainPort)
-        try lost.send(.shardHello(ShardHello(protocolVersion: 1, shardName: "lost", host: "", port: 4000)))
+        try lost.send(.shardHello(ShardHello(protocolVersion: ProtocolVersion.shard, shardName: "lost", host: "", port: 4000)))
         let notSharded = try #require(try lost.receive(until: { $0.isError })?.errorReport)
         #expect(notSharded.code == .unavailable && notSharded.fatal)
         #expect(notSharded.message.contains("not started with --shards"), "\(notSharded.message)")
@@ -260,6 +260,13 @@ struct ShardTests {
         let refusal = try #require(try old.receive(until: { $0.isError })?.errorReport)
         #expect(refusal.code == .unavailable && refusal.fatal)
         #expect(refusal.message.contains("must offer \"shards\""), "\(refusal.message)")
+        // A shard of the version before the outer step's gain would train its range at another rate.
+        let outdated = try RawPeer(port: port)
+        try outdated.send(.shardHello(ShardHello(protocolVersion: 1, shardName: "outdated", host: "", port: 4000)))
+        let versionRefusal = try #require(try outdated.receive(until: { $0.isError })?.errorReport)
+        #expect(versionRefusal.code == .protocolVersion && versionRefusal.fatal)
+        #expect(versionRefusal.message.contains("shard protocol version \(ProtocolVersion.shard)")
+                && versionRefusal.message.contains("run matching versions of ps-server and ps-shard"), "\(versionRefusal.message)")
         let worker = try startWorker(port: port, name: "w1", ["--once"])
         defer { worker.end() }
         let fields = try summary(of: server)

@@ -57,7 +57,7 @@ struct ShardRuntimeTests {
         init(mode: TrainingMode = .async) throws {
             harness = try Harness()
             let hello = try #require(harness.server.receive { if case .shardHello(let hello) = $0 { hello } else { nil } })
-            #expect(hello.shardName == "shard-t" && hello.port == UInt32(harness.shardPort) && hello.protocolVersion == ProtocolVersion.current)
+            #expect(hello.shardName == "shard-t" && hello.port == UInt32(harness.shardPort) && hello.protocolVersion == ProtocolVersion.shard)
             harness.server.send(.shardAssignment(ShardRuntimeTests.assignment(key: key, mode: mode)))
             #expect(harness.lines.wait { $0.contains("assigned range 1 of 2: parameters 4..<10 of linear:10 at version 0") })
             worker = try harness.connectWorker()

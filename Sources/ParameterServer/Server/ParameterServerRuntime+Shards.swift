@@ -12,8 +12,8 @@ extension ParameterServerRuntime {
     /// A connection's first message was ShardHello.
     func shardHandshake(_ peer: Peer, _ hello: ShardHello) {
         peer.name = hello.shardName.isEmpty ? "unnamed shard" : String(hello.shardName.prefix(100))
-        guard hello.protocolVersion == ProtocolVersion.current else {
-            refuse(peer, .protocolVersion, "this server speaks protocol version \(ProtocolVersion.current) "
+        guard hello.protocolVersion == ProtocolVersion.shard else {
+            refuse(peer, .protocolVersion, "this server speaks shard protocol version \(ProtocolVersion.shard) "
                 + "but the shard speaks version \(hello.protocolVersion); run matching versions of ps-server and ps-shard")
             return
         }

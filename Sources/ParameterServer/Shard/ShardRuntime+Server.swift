@@ -28,7 +28,7 @@ extension ShardRuntime {
             self.closed(link, error: error)
         }
         send(Envelope(body: .shardHello(ShardHello(
-            protocolVersion: ProtocolVersion.current, shardName: configuration.name, host: configuration.advertisedHost,
+            protocolVersion: ProtocolVersion.shard, shardName: configuration.name, host: configuration.advertisedHost,
             port: UInt32(port)))), on: connection)
         let interval = configuration.heartbeatInterval
         link.heartbeat = loop.scheduleTimer(after: interval, repeating: interval) { [unowned self, unowned link] in
