@@ -84,6 +84,9 @@ public struct DelayedNesterov: Optimizer {
         max(1, (Float(arrivals) / 4).squareRoot())
     }
 
+    /// ``averagingGain(arrivals:)`` in words, for logs, beside the rule it names.
+    public static let averagingGainFormula = "max(1, sqrt(workers / 4))"
+
     public mutating func expectArrivals(_ count: Int) {
         delay = max(1, count)
     }

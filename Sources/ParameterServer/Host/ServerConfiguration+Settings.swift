@@ -82,7 +82,7 @@ extension SessionRecipe {
         let name = optimizer == .momentum ? "momentum" : "\(optimizer.rawValue) momentum"
         // Sync rounds apply one averaged delta per step, and gradients do not count arrivals: no gain.
         let gainApplies = optimizer == .delayedNesterov && policy.mode != .sync && localSteps > 1
-        let gain = gainApplies ? " x max(1, sqrt(workers / 4))" : ""
+        let gain = gainApplies ? " x \(DelayedNesterov.averagingGainFormula)" : ""
         return "\(name) \(momentum), lr \(learningRate)\(gain), \(schedule.rawValue) schedule"
     }
 }
