@@ -182,6 +182,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Also evaluate on the test set every N updates, for a finer time to accuracy (default: at epoch ends only). These run at idle priority while training goes on, so on a machine shared with workers their lines may come late; each reports the moment its snapshot was taken.")
     var evalEvery: Int?
 
+    @Option(help: ArgumentHelp("Also evaluate each time this many more seconds of training have passed (with or without --eval-every), for a time to accuracy on the same axis as ps-train's --eval-interval whatever the size of an update.", valueName: "seconds"))
+    var evalInterval: Double?
+
     @Option(help: "The test accuracy whose first reaching the summary reports as seconds_to_target (training seconds).")
     var targetAccuracy = 0.975
 
@@ -218,7 +221,8 @@ struct ServerOptions: ParsableArguments {
         (settings.pushEncoding, settings.pullEncoding, settings.seed) = (pushEncoding, pullEncoding, seed)
         settings.pullDeltaEncoding = pullDeltaEncoding
         (settings.data, settings.trainSamples, settings.testSamples, settings.threads) = (data, trainSamples, testSamples, threads)
-        (settings.evaluateEvery, settings.targetAccuracy, settings.report) = (evalEvery, targetAccuracy, report)
+        (settings.evaluateEvery, settings.evaluateInterval) = (evalEvery, evalInterval)
+        (settings.targetAccuracy, settings.report) = (targetAccuracy, report)
         (settings.checkpoint, settings.checkpointEvery, settings.checkpointInterval, settings.resume) =
             (checkpoint, checkpointEvery, checkpointInterval, resume)
         (settings.maxFrameBytes, settings.maxConnections, settings.maxWriteQueueBytes) = (maxFrameBytes, maxConnections, maxWriteQueueBytes)

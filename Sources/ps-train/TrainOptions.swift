@@ -52,6 +52,9 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Also evaluate every N batches, for a finer time to accuracy (evaluation time is not counted as training time).")
     var evalEvery: Int?
 
+    @Option(help: ArgumentHelp("Also evaluate each time this many more seconds of training have passed (with or without --eval-every; evaluation time is not counted), for a time to accuracy on the same axis as ps-server's --eval-interval.", valueName: "seconds"))
+    var evalInterval: Double?
+
     @Option(help: "The test accuracy whose first reaching the summary reports as seconds_to_target (training seconds).")
     var targetAccuracy = 0.975
 
@@ -64,6 +67,9 @@ struct TrainOptions: ParsableArguments {
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
         if let evalEvery, evalEvery < 1 { throw ValidationError("--eval-every must be at least 1") }
+        if let evalInterval, !(evalInterval > 0 && evalInterval.isFinite) {
+            throw ValidationError("--eval-interval must be a positive number of seconds")
+        }
         guard (0...1).contains(targetAccuracy) else { throw ValidationError("--target-accuracy must be in 0...1") }
         let configuration = try modelConfiguration()
         let optimizer = try resolvedOptimizer(family: ModelCatalog.registry.family(named: configuration.family))

@@ -31,6 +31,7 @@ struct CommandLineTests {
     @Test(arguments: [
         ("ps-server", ["--mode", "turbo"], "turbo"),
         ("ps-server", ["--workers", "0"], "--workers must be at least 1"),
+        ("ps-server", ["--eval-interval=0"], "--eval-interval must be a positive number of seconds"),
         ("ps-server", ["--hidden", "12,x"], "--hidden takes positive widths"),
         ("ps-server", ["--host", "0.0.0.0"], "(--token-file PATH or DOWNPOUR_TOKEN), TLS (--tls-cert and --tls-key), or pass --insecure to accept that"),
         ("ps-server", ["--token", "a", "--token-file", "b"], "give either --token or --token-file, not both"),

@@ -33,6 +33,23 @@ struct EncodingTests {
         #expect(toTarget > 0 && toTarget <= fields.double("seconds"), "seconds_to_target=\(fields["seconds_to_target"] ?? "?")")
     }
 
+    /// `--eval-interval S` takes a snapshot each time S more seconds of training have passed: some in a
+    /// session of several intervals, never more than the intervals it trained for.
+    @Test func evaluationsFallDueBySecondsOfTrainingToo() throws {
+        let interval = 0.01
+        let (server, port) = try startServer(compressedSession + ["--workers", "1", "--eval-interval", "\(interval)"])
+        defer { server.end() }
+        let worker = try startWorker(port: port, name: "timed", ["--once"])
+        defer { worker.end() }
+        let fields = try summary(of: server)
+        #expect(fields.int("units") == fields.int("units_expected"))
+        let periodic = server.output.filter { $0.hasPrefix("evaluation at update ") }
+        let seconds = fields.double("seconds")
+        #expect(seconds > 2 * interval, "too fast to tell: seconds=\(seconds)")
+        #expect(periodic.count >= 1, "\(server.output.suffix(20).joined(separator: "\n"))")
+        #expect(periodic.count <= Int(seconds / interval) + 1, "\(periodic.count) evaluations in \(seconds) s")
+    }
+
     @Test func aWorkerThatOffersOnlyFP32TrainsBesideOneThatCompresses() throws {
         let (server, port) = try startServer(compressedSession + ["--workers", "2", "--epochs", "3"])
         defer { server.end() }

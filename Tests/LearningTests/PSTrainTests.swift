@@ -67,7 +67,7 @@ import Testing
         #expect(status == 0)
         for option in [
             "--model", "--hidden", "--epochs", "--batch-size", "--optimizer", "--lr", "--schedule", "--threads",
-            "--seed", "--data", "--train-limit", "USAGE: ps-train",
+            "--seed", "--data", "--train-limit", "--eval-every", "--eval-interval", "USAGE: ps-train",
         ] {
             #expect(output.contains(option), "--help lacks \(option)")
         }
@@ -85,6 +85,36 @@ import Testing
                                              "--test-limit", "100", "--momentum", "0"])
         #expect(status == 0, "\(output)")
         #expect(output.contains("; sgd lr "), "\(output)")
+    }
+
+    /// `--eval-interval S` evaluates once each S seconds of training pass: at least once in a run of
+    /// several intervals, and never more often than the intervals it trained for (no catching up).
+    @Test func evaluatesEveryIntervalOfTrainingSeconds() async throws {
+        let interval = 0.02
+        let (status, output) = try await Self.run([
+            "--model", "mlp", "--hidden", "64", "--epochs", "2", "--train-limit", "20000", "--test-limit", "200",
+            "--eval-interval", "\(interval)",
+        ])
+        #expect(status == 0, "\(output)")
+        let lines = output.split(separator: "\n")
+        let trained = lines.filter { $0.hasPrefix("evaluation at epoch ") }.compactMap { line in
+            line.split(separator: "trained ").last.flatMap { Double($0.prefix { $0 != " " }) }
+        }
+        let summary = try #require(lines.last)
+        let seconds = try #require(summary.split(separator: " ").first { $0.hasPrefix("training_seconds=") }
+            .flatMap { Double($0.dropFirst("training_seconds=".count)) })
+        #expect(seconds > 2 * interval, "too fast to tell: \(summary)")
+        #expect(trained.count >= 2, "\(output)")
+        #expect(trained.count <= Int(seconds / interval) + 1, "\(trained.count) evaluations in \(seconds) s")
+        #expect(trained == trained.sorted(), "\(trained)")
+    }
+
+    @Test func refusesAnIntervalThatIsNotAPositiveNumberOfSeconds() async throws {
+        for bad in ["0", "-1", "nan", "inf"] {
+            let (status, output) = try await Self.run(["--model", "mlp", "--epochs", "1", "--train-limit", "64", "--eval-interval=\(bad)"])
+            #expect(status != 0, "\(output)")
+            #expect(output.contains("--eval-interval must be a positive number of seconds"), "\(bad): \(output)")
+        }
     }
 
     /// Nesterov without momentum, or a momentum outside 0..<1, once trapped inside the optimiser.

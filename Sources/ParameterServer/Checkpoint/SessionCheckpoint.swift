@@ -20,7 +20,7 @@ public struct SessionCheckpoint: Sendable {
     public var epochs: [SessionHistory.EpochPoint]
     public var throughput: [SessionHistory.ThroughputPoint]
     public var membership: [SessionHistory.MembershipEvent]
-    /// Evaluations between epoch ends (`--eval-every`).
+    /// Evaluations between epoch ends (`--eval-every`, `--eval-interval`).
     public var evaluations: [SessionHistory.EvaluationPoint]
     /// Seconds of training before the checkpoint.
     public var trainingSeconds: Double

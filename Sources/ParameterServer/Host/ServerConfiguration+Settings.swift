@@ -31,6 +31,7 @@ extension ServerConfiguration {
         policy.leaseFloor = .milliseconds(Int(settings.leaseFloor * 1000))
         policy.backups = settings.backups
         evaluateEvery = settings.evaluateEvery.map { UInt64($0) }
+        evaluateInterval = settings.evaluateInterval
         targetAccuracy = settings.targetAccuracy
         pushEncoding = try Self.encoding(recipe.pushEncoding, flag: "--push-encoding", count: parameterCount)
         pullEncoding = try Self.encoding(recipe.pullEncoding, flag: "--pull-encoding", count: parameterCount)

@@ -41,6 +41,9 @@ extension ServerSettings {
         try check(heartbeatInterval >= 0.1 && heartbeatInterval < heartbeatTimeout,
                   "--heartbeat-interval must be at least 0.1 s and below --heartbeat-timeout")
         if let evaluateEvery { try check(evaluateEvery >= 1, "--eval-every must be at least 1") }
+        if let evaluateInterval {
+            try check(evaluateInterval > 0 && evaluateInterval.isFinite, "--eval-interval must be a positive number of seconds")
+        }
         try check((0...1).contains(targetAccuracy), "--target-accuracy must be in 0...1")
         try check(leaseFloor > 0 && leaseFloor.isFinite, "--lease-floor must be a positive number of seconds")
         if let trainSamples { try check(trainSamples >= 1, "--train-samples must be at least 1") }

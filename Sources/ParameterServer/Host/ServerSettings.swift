@@ -80,9 +80,10 @@ public struct ServerSettings: Sendable {
     public var testSamples: Int?
     /// OpenBLAS threads for evaluation (`--threads`).
     public var threads = 1
-    /// Also evaluate every N updates (`--eval-every`), and the accuracy `seconds_to_target` reports
-    /// (`--target-accuracy`).
+    /// Also evaluate every N updates (`--eval-every`) and every S seconds of training
+    /// (`--eval-interval`), and the accuracy `seconds_to_target` reports (`--target-accuracy`).
     public var evaluateEvery: Int?
+    public var evaluateInterval: Double?
     public var targetAccuracy = 0.975
     /// Write the HTML run report here at the end (`--report`).
     public var report: String?

@@ -57,7 +57,8 @@ public struct SessionAssembly {
             configuration: configuration, model: model, seed: recipe.seed, optimizer: optimizer, schedule: schedule,
             totalSteps: recipe.scheduleSteps, testSet: test,
             // Periodic evaluations run beside epoch-end ones, each model with its own scratch.
-            snapshotModel: server.evaluateEvery == nil ? nil : try? registry.makeModel(configuration))
+            snapshotModel: server.evaluateEvery == nil && server.evaluateInterval == nil
+                ? nil : try? registry.makeModel(configuration))
     }
 
     /// The server for this session on `loop`, carrying on from `checkpoint` if given.

@@ -3,7 +3,7 @@
 public enum RunReport {
     /// The page.
     public static func html(_ history: SessionHistory) -> String {
-        // Every evaluation, at epoch ends and between them (--eval-every).
+        // Every evaluation, at epoch ends and between them (--eval-every, --eval-interval).
         let evaluations = history.epochs.map { (seconds: $0.seconds, updates: $0.updates, bytes: $0.wireBytes, accuracy: $0.testAccuracy * 100) }
             + history.evaluations.map { (seconds: $0.seconds, updates: $0.updates, bytes: $0.wireBytes, accuracy: $0.testAccuracy * 100) }
         let accuracyByTime = evaluations.sorted { $0.seconds < $1.seconds }.map { ($0.seconds, $0.accuracy) }

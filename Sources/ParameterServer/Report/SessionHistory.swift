@@ -24,7 +24,7 @@ public struct SessionHistory: Sendable {
         }
     }
 
-    /// One evaluation between epoch ends (ps-server's `--eval-every`), placed when it was taken.
+    /// One evaluation between epoch ends (ps-server's `--eval-every` or `--eval-interval`), placed when it was taken.
     public struct EvaluationPoint: Sendable, Equatable {
         public var seconds: Double
         public var updates: UInt64

@@ -21,10 +21,10 @@ extension ParameterServerRuntime {
             case .apply(let update, let version) where configuration.shards > 0:
                 applyAtShards(update, version: version)
                 flushDeferredDiscards()
-                if let every = configuration.evaluateEvery, version % every == 0 { evaluatePeriodically(version: version) }
+                evaluateIfDue(version: version)
             case .apply(let update, let version):
                 model.apply(update)
-                if let every = configuration.evaluateEvery, version % every == 0 { evaluatePeriodically(version: version) }
+                evaluateIfDue(version: version)
             case .acknowledge(let worker, let ack):
                 if ack.applied { metrics?.didApply(staleness: ack.staleness) } // metrics hook: staleness histogram
                 guard let peer = peers[worker], peer.state == .joined else { continue }

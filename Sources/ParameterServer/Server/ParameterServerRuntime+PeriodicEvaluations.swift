@@ -12,13 +12,19 @@ struct PeriodicSnapshot: Sendable {
     let era: Int
 }
 
-/// Periodic evaluations (`--eval-every`). While the session trains, snapshots are evaluated one at a
+/// Periodic evaluations (`--eval-every`, `--eval-interval`). While the session trains, snapshots are evaluated one at a
 /// time on a thread that runs only when a core is idle, so on a machine shared with workers they take
 /// no CPU from training; on a busy machine they wait (at most `periodicEvaluationLimit`). When
 /// training ends, whatever still waits, and the snapshot the idle thread holds, is evaluated on the
 /// epoch-end thread at normal priority: the idle thread cannot be raised again without privilege, and
 /// the session's end must not wait for an idle core.
 extension ParameterServerRuntime {
+    /// After an update is applied: a periodic evaluation of `version` if the cadence says one is due.
+    func evaluateIfDue(version: UInt64) {
+        guard evaluationCadence.isEnabled, evaluationCadence.isDue(step: version, trainedSeconds: trainingSeconds) else { return }
+        evaluatePeriodically(version: version)
+    }
+
     /// Takes a snapshot of the current version for evaluation, unless `periodicEvaluationLimit` wait.
     func evaluatePeriodically(version: UInt64) {
         guard periodicEvaluationsPending < periodicEvaluationLimit, !finishing, !finished else { return }

@@ -125,7 +125,7 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     lazy var strangerBudget = FrameBufferBudget(limit: configuration.strangerBufferBudget)
     /// Evaluates the model at epoch ends (whose lines operators and scripts wait for).
     let evaluation = ComputeThread()
-    /// Evaluates the snapshots of `--eval-every`, only on cores nobody else wants (SCHED_IDLE): on a
+    /// Evaluates the snapshots of `--eval-every` and `--eval-interval`, only on cores nobody else wants (SCHED_IDLE): on a
     /// machine shared with workers, measuring accuracy finely must not slow the training it measures.
     /// Each result is labelled with the moment its snapshot was taken.
     let periodicEvaluation = ComputeThread()
@@ -139,7 +139,10 @@ public final class ParameterServerRuntime: @unchecked Sendable {
     var lastEvaluation: (loss: Double, accuracy: Double)?
     /// Training seconds at the first evaluation that reached `configuration.targetAccuracy`.
     var secondsToTarget: Double?
-    /// Periodic (`evaluateEvery`) evaluations asked for and not yet reported: gathering, queued,
+    /// When periodic evaluations fall due: `evaluateEvery` updates, `evaluateInterval` training seconds.
+    lazy var evaluationCadence = EvaluationCadence(
+        everySteps: configuration.evaluateEvery, intervalSeconds: configuration.evaluateInterval)
+    /// Periodic (`evaluateEvery`, `evaluateInterval`) evaluations asked for and not yet reported: gathering, queued,
     /// running (see ParameterServerRuntime+PeriodicEvaluations.swift).
     var periodicEvaluationsPending = 0
     /// Snapshots waiting for the idle-priority thread, and the one it is evaluating.

@@ -31,6 +31,9 @@ public struct ServerConfiguration: Sendable {
     /// Evaluate on the test set every this many updates as well as at epoch ends (nil: epoch ends only),
     /// for a finer time to accuracy.
     public var evaluateEvery: UInt64?
+    /// And once every this many seconds of training (nil: not by time): for comparing runs whose
+    /// updates differ in size on one time axis.
+    public var evaluateInterval: Double?
     /// The test accuracy whose first reaching the summary reports (`seconds_to_target`).
     public var targetAccuracy = 0.975
     /// The encoding workers push in, when they offer it (else fp32), and the one weights are sent in.
