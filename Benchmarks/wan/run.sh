@@ -46,6 +46,7 @@ EPOCHS=5
 TARGET=97.5              # test accuracy, percent, for "time to"
 EVAL_EVERY=100           # ps-server --eval-every (updates), if its --help lists it and the configuration sets none
 TRAIN_EVAL_EVERY=100     # ps-train --eval-every (batches of 64), if its --help lists it
+EVAL_INTERVAL=""         # seconds: --eval-interval for ps-server and ps-train alike, if their --help lists it (unset: none)
 SESSION_TIMEOUT=1200     # seconds allowed for one ps-server session (and for ps-train)
 SERVER_FLAGS=""          # extra ps-server flags for every configuration
 WORKER_FLAGS=""          # extra ps-worker flags for every configuration
@@ -80,6 +81,8 @@ usage: $0 [options]
   --eval-every N         ps-server --eval-every N updates, when its --help lists it (default: $EVAL_EVERY;
                          a configuration's own --eval-every wins)
   --train-eval-every N   ps-train --eval-every N batches, when its --help lists it (default: $TRAIN_EVAL_EVERY)
+  --eval-interval S      also --eval-interval S (seconds of training) for ps-server and ps-train, when their
+                         --help lists it: both evaluated on one time axis whatever an update's size
   --train-samples N      ps-server --train-samples N and ps-train --train-limit N
   --server-flags 'F'     extra ps-server flags for every configuration
   --worker-flags 'F'     extra ps-worker flags for every configuration
@@ -110,6 +113,7 @@ while (($#)); do
         --target) TARGET="$2"; shift 2 ;;
         --eval-every) EVAL_EVERY="$2"; shift 2 ;;
         --train-eval-every) TRAIN_EVAL_EVERY="$2"; shift 2 ;;
+        --eval-interval) EVAL_INTERVAL="$2"; shift 2 ;;
         --train-samples) TRAIN_SAMPLES="$2"; shift 2 ;;
         --server-flags) SERVER_FLAGS="$2"; shift 2 ;;
         --worker-flags) WORKER_FLAGS="$2"; shift 2 ;;
@@ -301,6 +305,13 @@ if has_flag --eval-every "$train_help"; then
     eval_note+="; ps-train every $TRAIN_EVAL_EVERY batches and at epoch ends"
 else
     eval_note+="; ps-train at epoch ends only"
+fi
+if [[ -n "$EVAL_INTERVAL" ]]; then
+    has_flag --eval-interval "$server_help" || die "--eval-interval: this ps-server has no --eval-interval"
+    has_flag --eval-interval "$train_help" || die "--eval-interval: this ps-train has no --eval-interval"
+    eval_flags+=(--eval-interval "$EVAL_INTERVAL")
+    train_flags+=(--eval-interval "$EVAL_INTERVAL")
+    eval_note+="; both also every $EVAL_INTERVAL s of training (--eval-interval)"
 fi
 eval_note+=". \"Time to\" is the training time at the first evaluation at or above the target: seconds_to_target= of the summary line where the binary prints it, else the elapsed time on the first such evaluation line"
 train_limit=()
