@@ -76,6 +76,14 @@ struct MetricsEndpointTests {
         // Async mode: every applied update is one observation of its staleness.
         #expect(second.metric("downpour_update_staleness_count") == second.metric("downpour_updates_applied_total"))
         #expect(second.metric(#"downpour_updates_rejected_total{reason="stale"}"#) == 0)
+        // Bytes by encoding (the default exchange): sign pushes, then q8 weights once and sign deltas.
+        let pushed = second.metric(#"downpour_push_values_bytes_total{encoding="sign"}"#)
+        let (whole, deltas) = (second.metric(#"downpour_weights_sent_bytes_total{encoding="q8"}"#),
+                               second.metric(#"downpour_weights_sent_bytes_total{encoding="delta-sign"}"#))
+        #expect(pushed > first.metric(#"downpour_push_values_bytes_total{encoding="sign"}"#), "sign push bytes did not move")
+        #expect(whole > 0 && deltas > 0, "q8 weights \(whole), sign deltas \(deltas)")
+        #expect(pushed + whole + deltas <= second.metric("downpour_frame_bytes_received_total")
+            + second.metric("downpour_frame_bytes_sent_total"), "more bytes by encoding than in frames")
         // The test accuracy of epoch 1 arrives after its evaluation; the epoch line prints it.
         #expect((0.3...1).contains(second.metric("downpour_test_accuracy")))
         #expect(second.metric("downpour_test_loss") > 0)
