@@ -84,13 +84,13 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Optimiser for pushed updates: sgd, momentum, nesterov, adam or delayed-nesterov. With --local-steps > 1 it is the outer optimiser, applied to each delta as a pseudo-gradient (DiLoCo). Default: momentum in sync mode, adam in async and ssp; with local steps, nesterov in sync mode and delayed-nesterov (each delta at --lr x max(1, sqrt(N / 4)) / N with N workers present, momentum once per N deltas) in async and ssp.")
     var optimizer: OptimizerKind?
 
-    @Option(help: "Peak learning rate (default: adam 0.0005 in async and ssp, 0.001 in sync; otherwise the model family's: 0.05 for the MLP, 0.01 for the CNN; with local steps, the outer rate: 1.5 for delayed-nesterov under the scaled staleness policy, else 1; in async and ssp, delayed-nesterov takes it times max(1, sqrt(workers / 4))).")
+    @Option(help: "Peak learning rate (default: adam 0.0005 in async and ssp, 0.001 in sync; otherwise the model family's: 0.05 for the MLP, 0.01 for the CNN; with local steps, the outer rate: 1.5 for delayed-nesterov under the scaled staleness policy, else 1, and 1 with --workers 1; in async and ssp, delayed-nesterov takes it times max(1, sqrt(workers / 4))).")
     var lr: Float?
 
     // Asynchrony itself acts like momentum (Mitliagkas et al., "Asynchrony begets momentum", 2016), so the
     // explicit momentum that suits one process (0.9) overshoots in async and ssp modes, where 0.5 measured
     // best for 1 to 2 workers. Sync rounds have no staleness and keep 0.9.
-    @Option(help: "Momentum for momentum and nesterov (default: 0.9 in sync mode; 0.5 in async and ssp, since stale updates add momentum of their own).")
+    @Option(help: "Momentum for momentum and nesterov (default: with local steps, 0.5 for sync rounds' Nesterov, none with --workers 1 (plain SGD on the delta), and none for delayed-nesterov; with gradients, 0.9 in sync mode and 0.5 in async and ssp, since stale updates add momentum of their own).")
     var momentum: Float?
 
     @Option(help: "L2 weight decay.")

@@ -49,6 +49,31 @@ import Testing
         #expect(Self.settings(mode: .sync, steps: 8).effectiveLearningRate(defaults: defaults) == 1)
     }
 
+    /// A session planned for one worker applies its delta as it is: rate 1 async, plain SGD (no outer
+    /// momentum) in sync rounds; from two workers on, the steps that make up for averaging.
+    @Test func oneWorkersDeltaIsAppliedAsItIs() throws {
+        let defaults = ModelTrainingDefaults()
+        func settings(_ mode: TrainingMode, workers: Int, momentum: Float? = nil) -> ServerSettings {
+            var settings = Self.settings(mode: mode, steps: 16, momentum: momentum)
+            settings.workers = workers
+            return settings
+        }
+        #expect(settings(.async, workers: 1).effectiveOptimizer == .delayedNesterov)
+        #expect(settings(.async, workers: 1).effectiveLearningRate(defaults: defaults) == 1)
+        #expect(settings(.async, workers: 2).effectiveLearningRate(defaults: defaults) == 1.5)
+        let sync = settings(.sync, workers: 1)
+        #expect(sync.effectiveOptimizer == .sgd && sync.effectiveMomentum == 0)
+        #expect(sync.effectiveLearningRate(defaults: defaults) == 1)
+        try sync.validate(registry: ModelCatalog.registry)
+        let recipe = sync.recipe(model: ModelConfiguration(family: "mlp"), defaults: defaults, trainAvailable: 1000, testAvailable: 100)
+        #expect(recipe.optimizerSummary.hasPrefix("sgd"), "\(recipe.optimizerSummary)")
+        _ = recipe.makeOptimizer()
+        #expect(settings(.sync, workers: 2).effectiveOptimizer == .nesterov && settings(.sync, workers: 2).effectiveMomentum == 0.5)
+        // Momentum asked for is momentum given, with one worker too.
+        #expect(settings(.sync, workers: 1, momentum: 0.5).effectiveOptimizer == .nesterov)
+        #expect(settings(.sync, workers: 1, momentum: 0.5).effectiveMomentum == 0.5)
+    }
+
     @Test func momentumZeroMakesASyncSessionsDefaultOuterOptimiserPlainSGD() throws {
         let settings = Self.settings(mode: .sync, steps: 8, momentum: 0)
         #expect(settings.effectiveOptimizer == .sgd)

@@ -194,10 +194,25 @@ public struct ServerSettings: Sendable {
     /// The optimiser: as given, else by mode and by whether workers take local steps.
     public var effectiveOptimizer: OptimizerKind {
         if let optimizer { return optimizer }
-        // `--momentum 0` asks for none: plain SGD on the averaged delta, not Nesterov without momentum.
-        if steps > 1 { return mode == .sync ? (momentum == 0 ? .sgd : .nesterov) : .delayedNesterov }
+        // Momentum 0 (`--momentum 0`, or one worker's default) is plain SGD on the averaged delta, not
+        // Nesterov without momentum.
+        if steps > 1 { return mode == .sync ? ((momentum ?? syncOuterMomentum) == 0 ? .sgd : .nesterov) : .delayedNesterov }
         return mode == .sync ? .momentum : .adam
     }
+
+    /// Whether the session is planned for one worker (`--workers 1`). Its delta is then the whole
+    /// trajectory rather than one of several to average: applied as it is (outer rate 1, no outer
+    /// momentum), it trains as one process does. The larger steps that make up for averaging several
+    /// workers overshoot it: the MLP (5 epochs, 5 seeds) ended 0.22 point under `ps-train` async at
+    /// rate 1.5 and 0.05 above at 1, 0.78 under in sync rounds with Nesterov 0.5 and 0.12 above without;
+    /// the spirals example gained 0.12 point in sync rounds and was level async, the CNN ended 0.04
+    /// lower in either mode (2 seeds, still 0.13 above `ps-train`) (BENCHMARKS.md, "The outer step
+    /// grows with the workers"). Workers who join later do not change it.
+    var plannedForOneWorker: Bool { workers == 1 }
+
+    /// A sync round's outer Nesterov momentum when `--momentum` is not given: DiLoCo's, at 0.5, for
+    /// several workers; none for one.
+    private var syncOuterMomentum: Float { plannedForOneWorker ? 0 : 0.5 }
 
     // With local steps the optimiser is the outer one. In async mode averaging (delayed Nesterov
     // without momentum: each delta at lr / the workers present, and beyond four workers times
@@ -209,7 +224,7 @@ public struct ServerSettings: Sendable {
     public var effectiveMomentum: Float {
         if let momentum { return momentum }
         // Only delayed Nesterov runs without momentum; a named `nesterov` or `momentum` gets some.
-        if steps > 1 { return mode == .sync ? 0.5 : (effectiveOptimizer == .delayedNesterov ? 0 : 0.5) }
+        if steps > 1 { return mode == .sync ? syncOuterMomentum : (effectiveOptimizer == .delayedNesterov ? 0 : 0.5) }
         return mode == .sync ? 0.9 : 0.5
     }
 
@@ -221,10 +236,12 @@ public struct ServerSettings: Sendable {
         // its steps. Under the `scaled` policy 1.5 measured best (MLP-512, 4 async workers, H = 8, 4 paired
         // seeds: 97.92 to 98.02% against 97.80 to 97.96 at 1 unscaled; prefetching workers 97.69 to 97.76, as
         // at 1 unscaled, where 1.5 unscaled cost them 0.3 to 0.7 point); without it, 1. More than four workers
-        // take it times the gain. With one or two, 1 suits the MLP (0.1 to 0.3 point more) but cost two
-        // workers of the spirals example 2 to 7 points: 1.5 stays (BENCHMARKS.md, "The outer step grows
-        // with the workers").
-        if steps > 1, optimizer == .delayedNesterov { return effectiveStalenessPolicy == .scaled ? 1.5 : 1 }
+        // take it times the gain. With two, 1 suits the MLP (0.1 point more) but cost two workers of the
+        // spirals example 2 to 7 points: 1.5 stays. A session planned for one worker takes 1
+        // (`plannedForOneWorker`).
+        if steps > 1, optimizer == .delayedNesterov {
+            return effectiveStalenessPolicy == .scaled && !plannedForOneWorker ? 1.5 : 1
+        }
         // Any other outer optimiser but Adam (nesterov, momentum, sgd on the averaged delta): plain averaging's 1.
         if steps > 1, optimizer != .adam { return 1 }
         if optimizer == .adam { return mode == .sync ? 0.001 : 0.0005 }
