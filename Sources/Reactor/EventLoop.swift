@@ -91,6 +91,12 @@ public final class EventLoop: @unchecked Sendable {
     static let chunkSize = 64 * 1024
     private var chunkPool: [UnsafeMutableRawPointer] = []
     private static let maxPooledChunks = 64
+    /// Buffers of large writes, kept for the next ones (oldest first); see ``takeLargeBuffer(minimumCapacity:)``.
+    private var largeBuffers: [(base: UnsafeMutableRawPointer, capacity: Int)] = []
+    private var largeBufferBytes = 0
+    /// At most this many bytes, in at most `maxLargeBuffers` buffers, wait for reuse.
+    static let maxLargeBufferBytes = 64 << 20
+    static let maxLargeBuffers = 32
     /// Scratch memory of the loop's TLS connections, allocated when the first one needs it.
     private(set) lazy var tlsBuffers = TLSBuffers()
 
@@ -137,6 +143,7 @@ public final class EventLoop: @unchecked Sendable {
             uv_loop_close(uvLoop)
         }
         for chunk in chunkPool { chunk.deallocate() }
+        for buffer in largeBuffers { buffer.base.deallocate() }
         uvLoop.deallocate(); wakeup.deallocate(); beforePoll.deallocate(); afterPoll.deallocate()
         readBuffer.deallocate(); writeBufs.deallocate()
     }
@@ -390,6 +397,53 @@ public final class EventLoop: @unchecked Sendable {
             chunk.deallocate()
         }
     }
+
+    // MARK: Large write buffers
+
+    /// A buffer for one large write (more than a quarter of a chunk): a kept one of at least
+    /// `minimumCapacity` bytes and at most twice that, else a new one rounded up to 64 KiB, so that
+    /// frames of nearly the same size share buffers.
+    ///
+    /// Why keep them: a parameter server's frames (weights, fp32 updates) are hundreds of KB to MBs,
+    /// above glibc's mmap threshold (128 KiB), so a fresh buffer per frame is mapped and unmapped
+    /// each time, and every page of it faults and is cleared again: it halved the rate of a fleet
+    /// pushing whole models (Benchmarks/parameter-server-fleet.md).
+    func takeLargeBuffer(minimumCapacity: Int) -> (base: UnsafeMutableRawPointer, capacity: Int) {
+        var best: Int?
+        for index in largeBuffers.indices {
+            let capacity = largeBuffers[index].capacity
+            guard capacity >= minimumCapacity, capacity <= 2 * minimumCapacity else { continue }
+            if best.map({ capacity < largeBuffers[$0].capacity }) ?? true { best = index }
+        }
+        if let best {
+            let buffer = largeBuffers.remove(at: best)
+            largeBufferBytes -= buffer.capacity
+            return buffer
+        }
+        let capacity = (minimumCapacity + 0xFFFF) & ~0xFFFF
+        return (.allocate(byteCount: capacity, alignment: 16), capacity)
+    }
+
+    /// Keeps a large write's buffer (from ``takeLargeBuffer(minimumCapacity:)``, or any buffer from
+    /// `UnsafeMutableRawPointer.allocate`) for the next one, making room by freeing the oldest kept;
+    /// frees it instead when it alone exceeds the bound.
+    func recycleLargeBuffer(_ base: UnsafeMutableRawPointer, capacity: Int) {
+        guard capacity <= Self.maxLargeBufferBytes else {
+            base.deallocate()
+            return
+        }
+        while !largeBuffers.isEmpty,
+              largeBuffers.count >= Self.maxLargeBuffers || largeBufferBytes + capacity > Self.maxLargeBufferBytes {
+            let oldest = largeBuffers.removeFirst()
+            largeBufferBytes -= oldest.capacity
+            oldest.base.deallocate()
+        }
+        largeBuffers.append((base, capacity))
+        largeBufferBytes += capacity
+    }
+
+    /// Bytes of large write buffers kept for reuse now (for tests and benchmarks).
+    var keptLargeBufferBytes: Int { largeBufferBytes }
 
     /// The loop's clock in milliseconds (`uv_now`), cached per iteration.
     var now: UInt64 { uv_now(uvLoop) }

@@ -281,7 +281,11 @@ public final class FrameConnection: StreamReadSink {
         gatheredPayload = nil
         if gatheredTaken {
             gatheredTaken = false
-            _ = decoder.releaseGatheredBuffer()  // the write queue owns it now
+            decoder.releaseGatheredBuffer()  // the write queue owns it now
+            // The next large frame is gathered in a buffer the loop kept from earlier writes (this
+            // one's, once written, goes back there): forwarding frames allocates nothing per frame.
+            let spare = stream.loop.takeLargeBuffer(minimumCapacity: frame.payload.count + 4)
+            decoder.adoptBuffer(spare.base, byteCount: spare.capacity)
         } else {
             // Give the reservation back now, not when the next gathered frame begins (maybe never).
             decoder.recycle()
@@ -357,7 +361,7 @@ public final class FrameConnection: StreamReadSink {
             // length prefix and payload, so hand it to the write queue instead of copying it.
             gatheredTaken = true
             let buffer = UnsafeMutableRawPointer(mutating: gatheredPayload - 4)
-            stream.writeOwned(buffer, capacity: payload.count + 4, byteCount: payload.count + 4)
+            stream.writeOwned(buffer, capacity: decoder.gatheredBufferByteCount, byteCount: payload.count + 4)
             return
         }
         let count = payload.count

@@ -275,6 +275,7 @@ public struct FrameDecoder: ~Copyable {
     /// delivered, and the write queue has bounds of its own.
     ///
     /// - Returns: The buffer's start.
+    @discardableResult
     mutating func releaseGatheredBuffer() -> UnsafeMutableRawPointer {
         precondition(returnedGathered && buffer != nil, "no gathered frame to release")
         returnedGathered = false
@@ -284,5 +285,19 @@ public struct FrameDecoder: ~Copyable {
             capacity = 0
         }
         return buffer!
+    }
+
+    /// The size of the buffer holding the gathered frame just returned, length prefix included (at
+    /// least the frame's): what a caller taking it over with ``releaseGatheredBuffer()`` owns.
+    var gatheredBufferByteCount: Int { capacity + 4 }
+
+    /// Gives the decoder a buffer of `byteCount` bytes (from `UnsafeMutableRawPointer.allocate`) to
+    /// gather the next large frame in, when it holds none: after ``releaseGatheredBuffer()``, so that
+    /// a connection forwarding its large frames reuses buffers instead of allocating one per frame.
+    /// A buffer too small for that frame is freed then, as the decoder's own would be.
+    mutating func adoptBuffer(_ base: UnsafeMutableRawPointer, byteCount: Int) {
+        precondition(buffer == nil && !gathering && byteCount >= 4, "the decoder holds a buffer already")
+        buffer = base
+        capacity = byteCount - 4
     }
 }

@@ -79,7 +79,7 @@ public final class TCPConnection: LoopResource {
     }
 
     /// A piece of memory holding bytes to write: a pooled chunk packed with small frames, or a
-    /// buffer of its own for one big frame.
+    /// buffer of its own for one big frame (from the loop's cache of large buffers, or handed over).
     private struct Chunk {
         var base: UnsafeMutableRawPointer
         var capacity: Int
@@ -404,11 +404,12 @@ public final class TCPConnection: LoopResource {
             tail = Chunk(base: chunk, capacity: EventLoop.chunkSize, start: 0, end: byteCount, pooled: true)
             target = chunk
         } else {
-            // A large write gets a buffer of its own, after what the tail chunk holds.
+            // A large write gets a buffer of its own (one the loop kept from an earlier large write, if
+            // it has one that fits), after what the tail chunk holds.
             sealTail()
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 16)
-            pending.append(Chunk(base: buffer, capacity: byteCount, start: 0, end: byteCount, pooled: false))
-            target = buffer
+            let buffer = loop.takeLargeBuffer(minimumCapacity: byteCount)
+            pending.append(Chunk(base: buffer.base, capacity: buffer.capacity, start: 0, end: byteCount, pooled: false))
+            target = buffer.base
         }
         enqueued(byteCount)
         return target
@@ -445,11 +446,17 @@ public final class TCPConnection: LoopResource {
         }
     }
 
+    /// Gives a written chunk back: a pooled one to the loop's pool, a large one to the loop's cache of
+    /// large buffers (see ``EventLoop/takeLargeBuffer(minimumCapacity:)``), either freed without a loop.
     private static func release(_ chunk: Chunk, loop: EventLoop?) {
-        if chunk.pooled, let loop {
+        guard let loop else {
+            chunk.base.deallocate()
+            return
+        }
+        if chunk.pooled {
             loop.recycleChunk(chunk.base)
         } else {
-            chunk.base.deallocate()
+            loop.recycleLargeBuffer(chunk.base, capacity: chunk.capacity)
         }
     }
 
