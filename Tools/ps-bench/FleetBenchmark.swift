@@ -50,7 +50,7 @@ final class FleetBenchmark {
         output.line("exchange: batch \(options.batch) x \(options.steps) local step(s) per push "
             + "(\(options.steps == 1 ? "gradients" : "deltas"), \(options.samplesPerUnit) samples); server pushes \(encodings.push), "
             + "weights \(encodings.pull); workers offer \(options.offeredEncodings.isEmpty ? "none" : options.offeredEncodings.joined(separator: ","))"
-            + "\(options.pullEveryUnit ? "; a pull per unit" : ""); workers' malloc \(options.workersDefaultMalloc ? "default" : "GLIBC_TUNABLES")")
+            + "\(options.pullEveryUnit ? "; a pull per unit" : "")")
 
         let loop = try EventLoop.startOnNewThread(name: "fleet-server")
         let server = try makeServer(loop: loop)
@@ -181,16 +181,6 @@ final class FleetBenchmark {
             process.arguments? += ["--tls-cert", cert, "--tls-key", key, "--tls-ca", ca]
             if let name = options.clientTLS.serverName { process.arguments? += ["--tls-server-name", name] }
         }
-        // The workers' process only generates load: glibc keeps its freed large buffers mapped, so it
-        // does not spend its share of the machine on a page fault per pushed page (every push over
-        // 128 KiB gets a write buffer of its own, which glibc would otherwise map and unmap each time).
-        // The server's process keeps the default allocator, as in production.
-        // `--workers-default-malloc` leaves the allocator alone, to see whether an exchange needs this.
-        var environment = ProcessInfo.processInfo.environment
-        if !options.workersDefaultMalloc {
-            environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
-        }
-        process.environment = environment
         do {
             try process.run()
         } catch {
@@ -412,7 +402,6 @@ struct FleetResult {
         summary.add("push_encoding", encodings.map { "\($0.push)" } ?? "?")
         summary.add("pull_encoding", encodings.map { "\($0.pull)" } ?? "?")
         summary.add("pull_every_unit", options.pullEveryUnit ? 1 : 0)
-        summary.add("workers_malloc", options.workersDefaultMalloc ? "default" : "tunables")
         summary.add("seconds", options.seconds, digits: 1)
         summary.add("runs", windows.count)
         summary.add("updates_per_s", updates, digits: 0)
