@@ -27,6 +27,12 @@ public struct EvaluationCadence: Sendable, Equatable {
     /// Whether it asks for any evaluation besides epoch ends.
     public var isEnabled: Bool { everySteps != nil || intervalSeconds != nil }
 
+    /// Forgets the next mark, for a run whose training time went back (restored from a snapshot): the
+    /// next check sets it from the training time then, as at the start.
+    public mutating func restart() {
+        nextMark = nil
+    }
+
     /// Whether to evaluate now, after `step` steps and `trainedSeconds` of training; call it after
     /// every step. A mark passed is used up: after a pause longer than several intervals the next
     /// mark is the first multiple after now, so the run evaluates once, not once per mark missed.

@@ -284,8 +284,11 @@ public final class FrameConnection: StreamReadSink {
             decoder.releaseGatheredBuffer()  // the write queue owns it now
             // The next large frame is gathered in a buffer the loop kept from earlier writes (this
             // one's, once written, goes back there): forwarding frames allocates nothing per frame.
-            let spare = stream.loop.takeLargeBuffer(minimumCapacity: frame.payload.count + 4)
-            decoder.adoptBuffer(spare.base, byteCount: spare.capacity)
+            // Not where the decoder keeps no buffer between frames (a budget, or a huge frame).
+            if decoder.keepsBuffer(forPayload: frame.payload.count) {
+                let spare = stream.loop.takeLargeBuffer(minimumCapacity: frame.payload.count + 4)
+                decoder.adoptBuffer(spare.base, byteCount: spare.capacity)
+            }
         } else {
             // Give the reservation back now, not when the next gathered frame begins (maybe never).
             decoder.recycle()

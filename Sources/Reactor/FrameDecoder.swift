@@ -287,6 +287,12 @@ public struct FrameDecoder: ~Copyable {
         return buffer!
     }
 
+    /// Whether the decoder keeps a buffer between frames after gathering one of `count` payload bytes:
+    /// not while a budget is attached, nor above the size it retains.
+    func keepsBuffer(forPayload count: Int) -> Bool {
+        budget == nil && count <= min(Self.retainedCapacity, limit)
+    }
+
     /// The size of the buffer holding the gathered frame just returned, length prefix included (at
     /// least the frame's): what a caller taking it over with ``releaseGatheredBuffer()`` owns.
     var gatheredBufferByteCount: Int { capacity + 4 }
@@ -294,7 +300,8 @@ public struct FrameDecoder: ~Copyable {
     /// Gives the decoder a buffer of `byteCount` bytes (from `UnsafeMutableRawPointer.allocate`) to
     /// gather the next large frame in, when it holds none: after ``releaseGatheredBuffer()``, so that
     /// a connection forwarding its large frames reuses buffers instead of allocating one per frame.
-    /// A buffer too small for that frame is freed then, as the decoder's own would be.
+    /// A buffer too small for that frame is freed then, as the decoder's own would be. Only where
+    /// ``keepsBuffer(forPayload:)`` says the decoder would have kept its own.
     mutating func adoptBuffer(_ base: UnsafeMutableRawPointer, byteCount: Int) {
         precondition(buffer == nil && !gathering && byteCount >= 4, "the decoder holds a buffer already")
         buffer = base

@@ -81,7 +81,7 @@ struct ServerOptions: ParsableArguments {
     // Adam's per-parameter step sizes tolerate stale gradients well: with 2 async workers it reached
     // 98.0% in 5 epochs where momentum SGD stopped near 97.5%. Sync rounds are fresh large batches,
     // where the single-process recipe (momentum 0.9, lr 0.05) does best.
-    @Option(help: "Optimiser for pushed updates: sgd, momentum, nesterov, adam or delayed-nesterov. With --local-steps > 1 it is the outer optimiser, applied to each delta as a pseudo-gradient (DiLoCo). Default: momentum in sync mode, adam in async and ssp; with local steps, nesterov in sync mode and delayed-nesterov (each delta at --lr x max(1, sqrt(N / 4)) / N with N workers present, momentum once per N deltas) in async and ssp.")
+    @Option(help: "Optimiser for pushed updates: sgd, momentum, nesterov, adam or delayed-nesterov. With --local-steps > 1 it is the outer optimiser, applied to each delta as a pseudo-gradient (DiLoCo). Default: momentum in sync mode, adam in async and ssp; with local steps, nesterov in sync mode (sgd with --momentum 0 or --workers 1) and delayed-nesterov (each delta at --lr x max(1, sqrt(N / 4)) / N with N workers present, momentum once per N deltas) in async and ssp.")
     var optimizer: OptimizerKind?
 
     @Option(help: "Peak learning rate (default: adam 0.0005 in async and ssp, 0.001 in sync; otherwise the model family's: 0.05 for the MLP, 0.01 for the CNN; with local steps, the outer rate: 1.5 for delayed-nesterov under the scaled staleness policy, else 1, and 1 with --workers 1; in async and ssp, delayed-nesterov takes it times max(1, sqrt(workers / 4))).")

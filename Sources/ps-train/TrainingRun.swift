@@ -37,10 +37,11 @@ struct TrainingRun {
                 if callbackEvery > 1 || done % 50 == 0 || done == total {
                     progress?.show(epoch: epoch + 1, of: epochs, done: done, total: total, loss: loss)
                 }
-                guard cadence.isEnabled, done < total else { return }
+                guard cadence.isEnabled else { return }
                 let evaluationStart = clock.now
                 let trained = trainingSeconds + (evaluationStart - epochStart - evaluating).seconds
-                guard cadence.isDue(step: UInt64(done), trainedSeconds: trained) else { return }
+                // The epoch's last batch uses up a mark too: its end-of-epoch evaluation follows.
+                guard cadence.isDue(step: UInt64(done), trainedSeconds: trained), done < total else { return }
                 let evaluation = trainer.evaluate(on: test)
                 evaluating += clock.now - evaluationStart
                 if secondsToTarget == nil, evaluation.accuracy >= targetAccuracy { secondsToTarget = trained }

@@ -39,7 +39,8 @@ struct EncodingTests {
         let interval = 0.01
         let (server, port) = try startServer(compressedSession + ["--workers", "1", "--eval-interval", "\(interval)"])
         defer { server.end() }
-        let worker = try startWorker(port: port, name: "timed", ["--once"])
+        // 5 ms more per unit: at least 0.1 s of training on any machine, 10 intervals.
+        let worker = try startWorker(port: port, name: "timed", ["--once", "--inject", "delay=5ms"])
         defer { worker.end() }
         let fields = try summary(of: server)
         #expect(fields.int("units") == fields.int("units_expected"))

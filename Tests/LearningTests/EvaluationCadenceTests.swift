@@ -41,6 +41,16 @@ import Learning
         #expect(dueSteps(EvaluationCadence(intervalSeconds: 1), seconds: [10.2, 10.5, 10.9, 11.0, 11.4]) == [4])
     }
 
+    @Test func afterARestartItCountsFromTheTimeItWentBackTo() {
+        var cadence = EvaluationCadence(intervalSeconds: 1)
+        let first = cadence.isDue(step: 1, trainedSeconds: 4.2)  // sets the mark: 5 s
+        #expect(!first)
+        // Rolled back to 2.5 s: without a restart nothing would fall due until 5 s.
+        cadence.restart()
+        let due = [2.5, 2.9, 3.1, 3.5, 4.0].enumerated().filter { cadence.isDue(step: UInt64($0.offset + 2), trainedSeconds: $0.element) }
+        #expect(due.map(\.element) == [3.1, 4.0])
+    }
+
     @Test func stepsAndSecondsTogetherMakeOneEvaluationWhenBothFallDue() {
         // Every 2 steps, and every second: step 4 at 1.2 s is due both ways, once.
         let seconds = [0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.4]

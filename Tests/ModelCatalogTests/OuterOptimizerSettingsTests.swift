@@ -69,6 +69,13 @@ import Testing
         #expect(recipe.optimizerSummary.hasPrefix("sgd"), "\(recipe.optimizerSummary)")
         _ = recipe.makeOptimizer()
         #expect(settings(.sync, workers: 2).effectiveOptimizer == .nesterov && settings(.sync, workers: 2).effectiveMomentum == 0.5)
+        // A named Nesterov or momentum keeps its momentum with one worker (it would be refused without).
+        for named in [OptimizerKind.nesterov, .momentum] {
+            var settings = settings(.sync, workers: 1)
+            settings.optimizer = named
+            #expect(settings.effectiveMomentum == 0.5)
+            try settings.validate(registry: ModelCatalog.registry)
+        }
         // Momentum asked for is momentum given, with one worker too.
         #expect(settings(.sync, workers: 1, momentum: 0.5).effectiveOptimizer == .nesterov)
         #expect(settings(.sync, workers: 1, momentum: 0.5).effectiveMomentum == 0.5)

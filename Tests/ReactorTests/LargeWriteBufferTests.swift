@@ -33,7 +33,7 @@ struct LargeWriteBufferTests {
             #expect(loop.keptLargeBufferBytes <= EventLoop.maxLargeBufferBytes)
         }
         #expect(loop.keptLargeBufferBytes == EventLoop.maxLargeBuffers * size)
-        // The newest is kept (and comes back first among equals); the oldest went.
+        // The newest are kept; the oldest went.
         let taken = loop.takeLargeBuffer(minimumCapacity: size)
         #expect(bases.suffix(EventLoop.maxLargeBuffers).contains(taken.base))
         taken.base.deallocate()

@@ -224,7 +224,11 @@ public struct ServerSettings: Sendable {
     public var effectiveMomentum: Float {
         if let momentum { return momentum }
         // Only delayed Nesterov runs without momentum; a named `nesterov` or `momentum` gets some.
-        if steps > 1 { return mode == .sync ? syncOuterMomentum : (effectiveOptimizer == .delayedNesterov ? 0 : 0.5) }
+        // One worker's default of none is for the default optimiser only: a named one keeps its 0.5.
+        if steps > 1 {
+            if mode == .sync { return optimizer == nil ? syncOuterMomentum : 0.5 }
+            return effectiveOptimizer == .delayedNesterov ? 0 : 0.5
+        }
         return mode == .sync ? 0.9 : 0.5
     }
 

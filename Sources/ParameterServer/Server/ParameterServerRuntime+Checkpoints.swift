@@ -78,6 +78,7 @@ extension ParameterServerRuntime {
         trainingEndedAt = nil
         finishing = false
         dropPeriodicEvaluations()
+        restartEvaluationCadence()
         deadlineTimer?.cancel()
         deadlineTimer = nil
         armedDeadline = nil

@@ -25,6 +25,12 @@ extension ParameterServerRuntime {
         evaluatePeriodically(version: version)
     }
 
+    /// Training time went back (a rollback to a snapshot): count `--eval-interval`'s marks from the
+    /// restored time again, or none would fall due until training passed the old mark.
+    func restartEvaluationCadence() {
+        evaluationCadence.restart()
+    }
+
     /// Takes a snapshot of the current version for evaluation, unless `periodicEvaluationLimit` wait.
     func evaluatePeriodically(version: UInt64) {
         guard periodicEvaluationsPending < periodicEvaluationLimit, !finishing, !finished else { return }
