@@ -222,7 +222,7 @@ public struct FrameDecoder: ~Copyable {
         guard returnedGathered else { return }
         returnedGathered = false
         releaseReservation()
-        if budget != nil || capacity > min(Self.retainedCapacity, limit) { freeBuffer() }
+        if !keepsBuffer(forPayload: capacity) { freeBuffer() }
     }
 
     /// Forgets any partial frame and frees everything held, giving back its reservation: for a

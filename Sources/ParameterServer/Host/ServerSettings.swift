@@ -195,8 +195,8 @@ public struct ServerSettings: Sendable {
     public var effectiveOptimizer: OptimizerKind {
         if let optimizer { return optimizer }
         // Momentum 0 (`--momentum 0`, or one worker's default) is plain SGD on the averaged delta, not
-        // Nesterov without momentum.
-        if steps > 1 { return mode == .sync ? ((momentum ?? syncOuterMomentum) == 0 ? .sgd : .nesterov) : .delayedNesterov }
+        // Nesterov without momentum. (A sync session's `effectiveMomentum` does not ask for the optimiser.)
+        if steps > 1 { return mode == .sync ? (effectiveMomentum == 0 ? .sgd : .nesterov) : .delayedNesterov }
         return mode == .sync ? .momentum : .adam
     }
 
